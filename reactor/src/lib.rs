@@ -1,0 +1,31 @@
+//! weft-reactor: the part of weft that waits.
+//!
+//! This crate owns everything a worker thread blocks on — today the park/unpark surface
+//! ([`driver`]), later the io_uring ring and the timer wheel. It knows nothing of the
+//! scheduler: only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle,
+//! [`std::task::Waker`] and completion callbacks cross the line to `weft-runtime`.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::time::Duration;
+//! use weft_reactor::{Driver, ThreadParker, Unpark};
+//!
+//! let mut parker = ThreadParker::new();
+//! let unparker = parker.unparker();
+//! std::thread::spawn(move || unparker.unpark());
+//! // Returns once the other thread has unparked us (or after the timeout).
+//! parker.park(Some(Duration::from_secs(5))).unwrap();
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
+
+pub mod driver;
+mod loom;
+
+pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};
