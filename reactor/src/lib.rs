@@ -26,6 +26,7 @@
 )]
 
 pub mod driver;
+pub mod time;
 mod loom;
 
 pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};

@@ -1,0 +1,215 @@
+//! Timers: a hierarchical hashed timing wheel with 1 ms resolution.
+//!
+//! This is scheme 7 ("hierarchical timing wheels") of George Varghese and Tony Lauck,
+//! *Hashed and Hierarchical Timing Wheels: Data Structures for the Efficient Implementation
+//! of a Timer Facility*, Proc. 11th ACM Symposium on Operating Systems Principles (SOSP '87),
+//! pp. 25–38; extended in IEEE/ACM Transactions on Networking 5(6), 1997. Like their scheme, it
+//! trades exact ordering for O(1) start and stop: a timer is filed under a slot of coarse
+//! granularity when it is far off, and moved ("cascaded") to finer slots as time approaches
+//! it.
+//!
+//! The reactor knows nothing of the scheduler: the wheel is generic over its payload `T`. The
+//! runtime stores a [`std::task::Waker`] (or a boxed callback) and wakes it when the timer
+//! fires; the tests store integers.
+//!
+//! # Time
+//!
+//! Time is a `u64` count of 1 ms *ticks* since a [`Clock`]'s start `Instant`. Conversions
+//! round so that a timer never fires early: a deadline rounds **up**
+//! ([`Clock::deadline_to_tick`]) and the current time rounds **down** ([`Clock::now_tick`]),
+//! so `now_tick(now) >= deadline_to_tick(deadline)` implies `now >= deadline`. The wheel
+//! itself is pure: the caller passes "now" in ticks, which keeps it deterministic and testable.
+//!
+//! # Layout
+//!
+//! [`LEVELS`] = 6 levels of [`SLOTS_PER_LEVEL`] = 64 slots each; a slot of level `l` spans
+//! `64^l` ticks, so the wheel spans `64^6 = 2^36` ticks ([`RANGE`]), about 795 days — more than
+//! two years at 1 ms. A timer due at `deadline` goes to the level of the highest bit in which
+//! `deadline` differs from the wheel's current tick (`elapsed`), in the slot given by that
+//! level's 6-bit digit of `deadline`. Hence every occupied slot lies after `elapsed`, and the
+//! first occupied slot of the lowest non-empty level (one `trailing_zeros` on a per-level
+//! 64-bit occupancy mask) holds the earliest timer.
+//!
+//! Besides the 384 slots there are two lists: *pending* (deadline `<= elapsed`: inserted in the
+//! past, or reached during a poll; they fire on the next poll) and *overflow* (beyond the
+//! current turn of the top level). The overflow list behaves as one more, coarsest slot: when
+//! time reaches the turn of its earliest timer it is cascaded like any other slot, its timers
+//! re-inserted into the levels (or back into overflow if they are further still).
+//!
+//! Polling at `now` repeatedly takes the earliest non-empty slot whose start is `<= now`,
+//! moves the wheel to that start, and re-files each of its timers: to *pending* if due, else to
+//! a strictly finer level. Then it fires the pending list. A jump of any length visits only
+//! non-empty slots, and each timer is moved at most once per level over its life.
+//!
+//! # Storage and memory per timer
+//!
+//! Timers live in a slab (a `Vec` of entries plus a free list) and are threaded into
+//! intrusive doubly-linked lists, one per bucket, by `u32` index — no allocation per timer
+//! once the slab has grown, O(1) insert and cancel, and no `unsafe`. A [`Key`] is an index and
+//! a generation (8 bytes, `Copy`); the generation changes whenever a slot is freed, so
+//! cancelling a fired or cancelled timer, even after its slot was reused, is a no-op returning
+//! `None`.
+//!
+//! One slab entry is **40 bytes** on 64-bit targets for `T = usize`, `T = Waker` and
+//! `T = Box<dyn FnOnce()>` alike: deadline 8, `Option<T>` 16, two links 8, generation 4,
+//! bucket tag 2, padding 2 (the `size_of_entry` test asserts it). A wheel also has a fixed
+//! ~6 KiB of list heads. The slab does not shrink; freed entries are reused.
+//!
+//! # Examples
+//!
+//! Driving a wheel of wakers from a worker loop, roughly as the runtime does:
+//!
+//! ```
+//! use std::sync::atomic::{AtomicBool, Ordering};
+//! use std::sync::Arc;
+//! use std::task::{Wake, Waker};
+//! use std::time::{Duration, Instant};
+//! use weft_reactor::time::Wheel;
+//!
+//! struct Flag(AtomicBool);
+//! impl Wake for Flag {
+//!     fn wake(self: Arc<Self>) {
+//!         self.0.store(true, Ordering::SeqCst);
+//!     }
+//! }
+//!
+//! let mut wheel: Wheel<Waker> = Wheel::new();
+//! let flag = Arc::new(Flag(AtomicBool::new(false)));
+//! let deadline = Instant::now() + Duration::from_millis(3);
+//! let key = wheel.insert(wheel.deadline_to_tick(deadline), Waker::from(flag.clone()));
+//!
+//! // The park timeout: time until the next deadline.
+//! let timeout = wheel
+//!     .next_deadline()
+//!     .map(|tick| wheel.clock().duration_until(tick, Instant::now()));
+//! // At most 3 ms away, plus under 1 ms of rounding up to a whole tick.
+//! assert!(timeout.unwrap() < Duration::from_millis(4));
+//!
+//! std::thread::sleep(Duration::from_millis(5)); // stands in for park(timeout)
+//! let now = wheel.now_tick(Instant::now());
+//! let fired = wheel.poll_expired(now, |_key, waker| waker.wake());
+//! assert_eq!(fired, 1);
+//! assert!(flag.0.load(Ordering::SeqCst));
+//! assert!(wheel.cancel(key).is_none()); // already fired: a no-op
+//! ```
+
+mod entry;
+mod wheel;
+
+use std::time::{Duration, Instant};
+
+pub use entry::Key;
+pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
+
+/// Maps [`Instant`]s to 1 ms wheel ticks counted from a fixed start.
+///
+/// Rounding never lets a timer fire early: deadlines round up, "now" rounds down. Instants
+/// before the start map to tick 0; ticks beyond `u64::MAX` ms saturate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    /// A clock whose tick 0 is the current instant.
+    pub fn new() -> Self {
+        Self::with_start(Instant::now())
+    }
+
+    /// A clock whose tick 0 is `start`.
+    pub fn with_start(start: Instant) -> Self {
+        Clock { start }
+    }
+
+    /// The instant of tick 0.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// The first tick at or after `deadline` (whole milliseconds since the start, rounded
+    /// up), so a timer filed at this tick never fires before `deadline`.
+    pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.start);
+        let mut millis = since.as_millis();
+        if since.subsec_nanos() % 1_000_000 != 0 {
+            millis += 1;
+        }
+        u64::try_from(millis).unwrap_or(u64::MAX)
+    }
+
+    /// The last tick at or before `now` (whole milliseconds since the start, rounded down):
+    /// the value to pass to [`Wheel::poll_expired`].
+    pub fn now_tick(&self, now: Instant) -> u64 {
+        let since = now.saturating_duration_since(self.start);
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The instant at which `tick` begins, or `None` if it is not representable.
+    pub fn tick_to_instant(&self, tick: u64) -> Option<Instant> {
+        self.start.checked_add(Duration::from_millis(tick))
+    }
+
+    /// How long from `now` until `tick` begins: zero if it has passed, `Duration::MAX` if it
+    /// is not representable. Suitable as a park timeout for [`Wheel::next_deadline`].
+    pub fn duration_until(&self, tick: u64, now: Instant) -> Duration {
+        self.tick_to_instant(tick)
+            .map_or(Duration::MAX, |at| at.saturating_duration_since(now))
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_round_up_and_now_rounds_down() {
+        let start = Instant::now();
+        let clock = Clock::with_start(start);
+        let ms = Duration::from_millis;
+        let us = Duration::from_micros;
+        assert_eq!(clock.start(), start);
+        assert_eq!(clock.deadline_to_tick(start), 0);
+        assert_eq!(clock.deadline_to_tick(start + ms(5)), 5);
+        assert_eq!(clock.deadline_to_tick(start + ms(5) + us(1)), 6);
+        assert_eq!(clock.deadline_to_tick(start + Duration::from_nanos(1)), 1);
+        assert_eq!(clock.now_tick(start + ms(5)), 5);
+        assert_eq!(clock.now_tick(start + ms(6) - Duration::from_nanos(1)), 5);
+        assert_eq!(clock.tick_to_instant(7), Some(start + ms(7)));
+        assert_eq!(clock.duration_until(7, start + ms(2)), ms(5));
+        assert_eq!(clock.duration_until(7, start + ms(9)), Duration::ZERO);
+        // Representable or saturated to `Duration::MAX`, depending on the platform.
+        assert!(clock.duration_until(u64::MAX, start) >= Duration::from_secs(1 << 40));
+    }
+
+    #[test]
+    fn instants_before_start_are_tick_zero() {
+        let clock = Clock::new();
+        if let Some(earlier) = clock.start().checked_sub(Duration::from_secs(1)) {
+            assert_eq!(clock.deadline_to_tick(earlier), 0);
+            assert_eq!(clock.now_tick(earlier), 0);
+        }
+    }
+
+    #[test]
+    fn a_tick_reached_by_now_implies_the_deadline_passed() {
+        let start = Instant::now();
+        let clock = Clock::with_start(start);
+        // Offsets in microseconds around millisecond boundaries.
+        let offsets = [0u64, 1, 999, 1000, 1001, 1999, 2000, 2001, 123_456];
+        for &d in &offsets {
+            for &n in &offsets {
+                let deadline = start + Duration::from_micros(d);
+                let now = start + Duration::from_micros(n);
+                if clock.now_tick(now) >= clock.deadline_to_tick(deadline) {
+                    assert!(now >= deadline, "deadline {d}us fired at {n}us");
+                }
+            }
+        }
+    }
+}
