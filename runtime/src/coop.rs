@@ -1,0 +1,95 @@
+//! The cooperative budget: a task may make at most [`BUDGET`] units of progress through
+//! weft's own leaf futures (join handles, and later timers and I/O) per poll. Once spent,
+//! those futures return `Pending` after waking the task, so a task that is always ready goes
+//! to the back of the queue and its peers get the worker.
+//!
+//! Outside a worker (a thread that is not polling a task) the budget is unconstrained.
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::task::{Context, Poll};
+
+/// Units of progress per task poll.
+pub(crate) const BUDGET: u8 = 128;
+
+thread_local! {
+    static CURRENT: Cell<Option<u8>> = const { Cell::new(None) };
+}
+
+/// Runs `f` (one task poll) with a fresh budget, restoring the previous one afterwards.
+#[inline]
+pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<u8>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            CURRENT.with(|c| c.set(self.0));
+        }
+    }
+    let _reset = Reset(CURRENT.with(|c| c.replace(Some(BUDGET))));
+    f()
+}
+
+/// Spends one unit, or (budget exhausted) wakes the task and returns `Pending`.
+///
+/// The returned guard gives the unit back unless [`RestoreOnPending::made_progress`] is
+/// called, so a leaf that ends up `Pending` anyway costs nothing.
+#[inline]
+pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
+    CURRENT.with(|c| match c.get() {
+        None => Poll::Ready(RestoreOnPending(None)),
+        Some(0) => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        Some(n) => {
+            c.set(Some(n - 1));
+            Poll::Ready(RestoreOnPending(Some(n)))
+        }
+    })
+}
+
+/// See [`poll_proceed`].
+#[derive(Debug)]
+pub(crate) struct RestoreOnPending(Option<u8>);
+
+impl RestoreOnPending {
+    pub(crate) fn made_progress(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RestoreOnPending {
+    fn drop(&mut self) {
+        if let Some(n) = self.0 {
+            CURRENT.with(|c| c.set(Some(n)));
+        }
+    }
+}
+
+/// Spends one unit of the task's cooperative budget, yielding to other tasks once it is
+/// exhausted.
+///
+/// Call it in loops that do a lot of work without awaiting anything that could be pending,
+/// so that they still let their worker's other tasks run.
+///
+/// # Examples
+///
+/// ```
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let mut sum = 0u64;
+///     for i in 0..10_000 {
+///         sum += i;
+///         weft_runtime::task::consume_budget().await;
+///     }
+///     assert_eq!(sum, 49_995_000);
+/// });
+/// ```
+pub async fn consume_budget() {
+    poll_fn(|cx| {
+        let guard = std::task::ready!(poll_proceed(cx));
+        guard.made_progress();
+        Poll::Ready(())
+    })
+    .await
+}

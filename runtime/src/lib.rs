@@ -1,0 +1,79 @@
+//! weft-runtime: tasks, the work-stealing scheduler, `block_on`/`spawn`, the blocking pool
+//! and metrics.
+//!
+//! Most users depend on the `weft` facade crate, which re-exports this one.
+//!
+//! # Quick start
+//!
+//! ```
+//! use weft_runtime::Runtime;
+//!
+//! let rt = Runtime::builder().worker_threads(2).build()?;
+//! let answer = rt.block_on(async {
+//!     let a = weft_runtime::spawn(async { 40 });
+//!     let b = weft_runtime::spawn(async { 2 });
+//!     a.await.unwrap() + b.await.unwrap()
+//! });
+//! assert_eq!(answer, 42);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Map
+//!
+//! - [`task`]: the task cell and its state machine, [`JoinHandle`], [`task::yield_now`],
+//!   [`task::spawn_blocking`].
+//! - [`Runtime`], [`Builder`], [`Handle`]: starting, entering and stopping a runtime.
+//! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(
+    missing_docs,
+    missing_debug_implementations,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
+
+mod blocking;
+mod context;
+mod coop;
+mod loom;
+mod metrics;
+mod park;
+mod runtime;
+mod scheduler;
+pub mod task;
+
+pub use metrics::{RuntimeMetrics, WorkerMetrics};
+pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};
+pub use scheduler::{EnterGuard, Handle, TryCurrentError};
+pub use task::{JoinError, JoinHandle};
+
+use std::future::Future;
+
+/// Spawns a task onto the current runtime.
+///
+/// Inside a worker the task goes to that worker's queue; inside `block_on` or after
+/// [`Handle::enter`], to the global queue.
+///
+/// # Panics
+///
+/// Outside a runtime, with a message saying how to get into one. Use [`Handle::spawn`] to
+/// spawn from a thread that is not in the runtime.
+///
+/// # Examples
+///
+/// ```
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let v = rt.block_on(async { weft_runtime::spawn(async { 7 }).await.unwrap() });
+/// assert_eq!(v, 7);
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match context::with_current(|h| h.spawn(future)) {
+        Some(j) => j,
+        None => panic!("weft::spawn: {}", scheduler::NO_RUNTIME),
+    }
+}

@@ -1,0 +1,444 @@
+//! [`Runtime`] and its [`Builder`].
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+use weft_reactor::Driver;
+
+use crate::blocking::BlockingPool;
+use crate::metrics::WorkerCounters;
+use crate::scheduler::worker::{self, Core};
+use crate::scheduler::{self, queue::Inject, Config, Handle, Remote, Shared};
+use crate::task::list::OwnedTasks;
+use crate::task::JoinHandle;
+
+/// The environment variable that sets the number of worker threads when the builder does
+/// not (a positive integer).
+pub const WORKER_THREADS_ENV: &str = "WEFT_WORKER_THREADS";
+
+type Callback = Arc<dyn Fn() + Send + Sync>;
+
+/// Names, stack size and start/stop hooks shared by worker and blocking threads.
+#[derive(Clone)]
+pub(crate) struct ThreadHooks {
+    pub(crate) name: String,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) on_start: Option<Callback>,
+    pub(crate) on_stop: Option<Callback>,
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// # Examples
+///
+/// ```
+/// let rt = weft_runtime::Runtime::builder()
+///     .worker_threads(2)
+///     .thread_name("my-app")
+///     .on_thread_start(|| println!("worker started"))
+///     .build()
+///     .unwrap();
+/// assert_eq!(rt.metrics().num_workers(), 2);
+/// ```
+pub struct Builder {
+    worker_threads: Option<usize>,
+    hooks: ThreadHooks,
+    max_blocking_threads: usize,
+    keep_alive: Duration,
+    global_queue_interval: u32,
+    event_interval: u32,
+    lifo_slot: bool,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder::new()
+    }
+}
+
+impl Builder {
+    /// A builder with the defaults: one worker per available CPU (honouring cgroup quotas and
+    /// affinity, or [`WORKER_THREADS_ENV`]), up to 512 blocking threads kept alive 10 s.
+    pub fn new() -> Builder {
+        Builder {
+            worker_threads: None,
+            hooks: ThreadHooks {
+                name: "weft-worker".to_string(),
+                stack_size: None,
+                on_start: None,
+                on_stop: None,
+            },
+            max_blocking_threads: 512,
+            keep_alive: Duration::from_secs(10),
+            global_queue_interval: 61,
+            event_interval: 61,
+            lifo_slot: true,
+        }
+    }
+
+    /// The number of worker threads (at least 1; 0 makes [`build`](Builder::build) fail).
+    pub fn worker_threads(&mut self, n: usize) -> &mut Self {
+        self.worker_threads = Some(n);
+        self
+    }
+
+    /// The name prefix of the runtime's threads (workers are `NAME-N`).
+    pub fn thread_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.hooks.name = name.into();
+        self
+    }
+
+    /// The stack size of the runtime's threads, in bytes.
+    pub fn thread_stack_size(&mut self, bytes: usize) -> &mut Self {
+        self.hooks.stack_size = Some(bytes);
+        self
+    }
+
+    /// Runs `f` on every worker and blocking thread as it starts.
+    pub fn on_thread_start(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
+        self.hooks.on_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on every worker and blocking thread as it stops.
+    pub fn on_thread_stop(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
+        self.hooks.on_stop = Some(Arc::new(f));
+        self
+    }
+
+    /// The most threads the blocking pool may start (at least 1).
+    pub fn max_blocking_threads(&mut self, n: usize) -> &mut Self {
+        self.max_blocking_threads = n;
+        self
+    }
+
+    /// How long an idle blocking thread waits for work before it exits.
+    pub fn thread_keep_alive(&mut self, d: Duration) -> &mut Self {
+        self.keep_alive = d;
+        self
+    }
+
+    /// Every `n` ticks a worker takes a task from the global queue before its own (default
+    /// 61), so remote spawns cannot starve.
+    pub fn global_queue_interval(&mut self, n: u32) -> &mut Self {
+        self.global_queue_interval = n;
+        self
+    }
+
+    /// Every `n` ticks a busy worker checks for shutdown and polls its driver (default 61).
+    pub fn event_interval(&mut self, n: u32) -> &mut Self {
+        self.event_interval = n;
+        self
+    }
+
+    /// Whether a task woken by a task goes to the worker's LIFO slot (default `true`):
+    /// lower latency for message passing, at some cost in fairness (bounded, see the
+    /// scheduler's docs).
+    pub fn lifo_slot(&mut self, enabled: bool) -> &mut Self {
+        self.lifo_slot = enabled;
+        self
+    }
+
+    fn resolve_workers(&self) -> io::Result<usize> {
+        let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
+        let n = match self.worker_threads {
+            Some(n) => n,
+            None => match std::env::var(WORKER_THREADS_ENV) {
+                Ok(v) => v.trim().parse::<usize>().map_err(|_| {
+                    invalid(format!(
+                        "{WORKER_THREADS_ENV}={v:?} is not a number of worker threads \
+                         (expected a positive integer)"
+                    ))
+                })?,
+                Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            },
+        };
+        if n == 0 {
+            return Err(invalid(
+                "a runtime needs at least one worker thread (worker_threads or \
+                 WEFT_WORKER_THREADS was 0)"
+                    .to_string(),
+            ));
+        }
+        for (what, v) in [
+            ("global_queue_interval", self.global_queue_interval),
+            ("event_interval", self.event_interval),
+        ] {
+            if v == 0 {
+                return Err(invalid(format!("{what} must be at least 1")));
+            }
+        }
+        if self.max_blocking_threads == 0 {
+            return Err(invalid("max_blocking_threads must be at least 1".into()));
+        }
+        Ok(n)
+    }
+
+    /// Starts the worker threads.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a setting out of range (0 workers, a malformed
+    /// `WEFT_WORKER_THREADS`); the operating system's error if a thread cannot be started.
+    pub fn build(&mut self) -> io::Result<Runtime> {
+        let n = self.resolve_workers()?;
+        let mut locals = Vec::with_capacity(n);
+        let mut remotes = Vec::with_capacity(n);
+        for index in 0..n {
+            let local = worker::new_local();
+            let driver = worker::new_driver();
+            remotes.push(Remote {
+                stealer: local.stealer(),
+                unpark: driver.unparker(),
+                counters: CachePadded::new(WorkerCounters::default()),
+            });
+            locals.push(Core::new(index, local, driver));
+        }
+        let shared = Arc::new(Shared {
+            remotes: remotes.into_boxed_slice(),
+            inject: Inject::new(),
+            idle: scheduler_idle(n),
+            owned: OwnedTasks::new(n * 4),
+            shutdown: AtomicBool::new(false),
+            blocking: BlockingPool::new(
+                self.max_blocking_threads,
+                self.keep_alive,
+                self.hooks.clone(),
+            ),
+            config: Config {
+                global_queue_interval: self.global_queue_interval,
+                event_interval: self.event_interval,
+                max_lifo_polls: if self.lifo_slot { 3 } else { 0 },
+            },
+            remote_schedules: AtomicU64::new(0),
+            spawned: CachePadded::new(AtomicU64::new(0)),
+            running: Mutex::new(0),
+            exited: Condvar::new(),
+        });
+        let handle = Handle { shared };
+        let mut rt = Runtime {
+            handle,
+            threads: Vec::with_capacity(n),
+            shut_down: false,
+        };
+        for (index, core) in locals.into_iter().enumerate() {
+            let shared = rt.handle.shared.clone();
+            let hooks = self.hooks.clone();
+            let mut builder = std::thread::Builder::new().name(format!("{}-{index}", hooks.name));
+            if let Some(size) = hooks.stack_size {
+                builder = builder.stack_size(size);
+            }
+            *rt.handle.shared.running.lock() += 1;
+            let spawned = builder.spawn(move || {
+                let _enter = crate::context::enter_runtime();
+                let _current = crate::context::set_current(Handle {
+                    shared: shared.clone(),
+                });
+                if let Some(f) = &hooks.on_start {
+                    f();
+                }
+                worker::run(shared, index, core);
+                if let Some(f) = &hooks.on_stop {
+                    f();
+                }
+            });
+            match spawned {
+                Ok(t) => rt.threads.push(t),
+                Err(e) => {
+                    *rt.handle.shared.running.lock() -= 1;
+                    // `rt` is dropped here: the workers already started are shut down.
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("weft: could not start worker thread {index} of {n}: {e}"),
+                    ));
+                }
+            }
+        }
+        Ok(rt)
+    }
+}
+
+fn scheduler_idle(n: usize) -> scheduler::Idle {
+    scheduler::Idle::new(n)
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("worker_threads", &self.worker_threads)
+            .field("thread_name", &self.hooks.name)
+            .field("max_blocking_threads", &self.max_blocking_threads)
+            .field("keep_alive", &self.keep_alive)
+            .field("global_queue_interval", &self.global_queue_interval)
+            .field("event_interval", &self.event_interval)
+            .field("lifo_slot", &self.lifo_slot)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A multi-thread work-stealing runtime: worker threads with local queues that steal from
+/// each other, a global queue, and a blocking pool.
+///
+/// Dropping the runtime shuts it down: workers stop, every task that has not completed has
+/// its future dropped (its destructors run, on the dropping thread), blocking jobs that have
+/// started are waited for, and all threads are joined.
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::Runtime;
+///
+/// let rt = Runtime::new().unwrap();
+/// let sum = rt.block_on(async {
+///     let handles: Vec<_> = (0..10u64).map(|i| weft_runtime::spawn(async move { i * i })).collect();
+///     let mut sum = 0;
+///     for h in handles {
+///         sum += h.await.unwrap();
+///     }
+///     sum
+/// });
+/// assert_eq!(sum, 285);
+/// ```
+pub struct Runtime {
+    handle: Handle,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    shut_down: bool,
+}
+
+impl Runtime {
+    /// A runtime with the default settings (see [`Builder::new`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Builder::build`].
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// A [`Builder`] to configure one.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    /// The runtime's [`Handle`]: cloneable, `Send + Sync`, spawns from any thread.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Spawns a task onto the workers; see [`Handle::spawn`].
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.handle.spawn(future)
+    }
+
+    /// Runs `f` on the blocking pool; see [`crate::task::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.handle.spawn_blocking(f)
+    }
+
+    /// Runs `future` to completion on the calling thread, with this runtime current (so
+    /// [`spawn`](crate::spawn) and [`Handle::current`] work inside it). The future need not be
+    /// `Send`; tasks it spawns run on the workers.
+    ///
+    /// # Panics
+    ///
+    /// If called from inside a runtime (a task, or another `block_on`): that would block
+    /// the thread that drives it.
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle.block_on(future)
+    }
+
+    /// Enters the runtime's context without blocking; see [`Handle::enter`].
+    pub fn enter(&self) -> scheduler::EnterGuard<'_> {
+        self.handle.enter()
+    }
+
+    /// The runtime's counters.
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        self.handle.metrics()
+    }
+
+    /// Shuts down, waiting at most `timeout` for workers to finish their current poll and
+    /// for started blocking jobs. Threads still busy after it are left to finish on their
+    /// own (detached); every task not being polled has its future dropped.
+    pub fn shutdown_timeout(mut self, timeout: Duration) {
+        self.shutdown(Some(Instant::now() + timeout));
+    }
+
+    /// Shuts down without waiting for busy threads (`shutdown_timeout(0)`).
+    pub fn shutdown_background(self) {
+        self.shutdown_timeout(Duration::ZERO)
+    }
+
+    fn shutdown(&mut self, deadline: Option<Instant>) {
+        if std::mem::replace(&mut self.shut_down, true) {
+            return;
+        }
+        let shared = &self.handle.shared;
+        if deadline.is_none() && crate::context::in_runtime() {
+            panic!(
+                "a weft runtime was dropped inside a runtime (a task or block_on), where \
+                 waiting for its threads could deadlock: drop it outside, or use \
+                 `shutdown_background()`"
+            );
+        }
+        // Step 1.
+        shared.shutdown.store(true, std::sync::atomic::Ordering::Release);
+        for r in shared.remotes.iter() {
+            weft_reactor::Unpark::unpark(&r.unpark);
+        }
+        // Step 2: wait for the workers.
+        let all_exited = {
+            let mut running = shared.running.lock();
+            while *running > 0 {
+                match deadline {
+                    None => shared.exited.wait(&mut running),
+                    Some(d) => {
+                        if shared.exited.wait_until(&mut running, d).timed_out() {
+                            break;
+                        }
+                    }
+                }
+            }
+            *running == 0
+        };
+        // Step 3: every remaining future is dropped here.
+        shared.owned.close_and_shutdown_all();
+        // Step 4.
+        shared.inject.close_and_drain();
+        shared.blocking.shutdown(deadline);
+        if all_exited {
+            for t in self.threads.drain(..) {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}

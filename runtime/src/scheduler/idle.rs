@@ -1,0 +1,154 @@
+//! Which workers are parked, and how many are searching for work.
+//!
+//! One atomic word counts *unparked* workers (upper bits) and *searching* workers (lower 16
+//! bits); a mutex-protected list holds the indices of parked workers. The rules:
+//!
+//! - At most half the workers search at once (`2 * searching < workers`), so stealing does not
+//!   turn into every idle core hammering every queue.
+//! - A worker is woken only if *no* worker is searching (a searcher will find the work) and
+//!   some worker is parked: one at a time, never all (no thundering herd). The woken worker
+//!   is counted as searching *before* it runs, so a burst of spawns wakes one worker, which
+//!   wakes the next only when it finds work itself.
+//! - The last searcher to park re-checks every queue after it has stopped counting as a
+//!   searcher; see `worker.rs` for why that means no wake-up is lost.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+use parking_lot::Mutex;
+
+const UNPARK_SHIFT: usize = 16;
+const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;
+
+pub(crate) struct Idle {
+    state: AtomicUsize,
+    num_workers: usize,
+    sleepers: Mutex<Vec<usize>>,
+}
+
+fn searching(s: usize) -> usize {
+    s & SEARCH_MASK
+}
+
+fn unparked(s: usize) -> usize {
+    s >> UNPARK_SHIFT
+}
+
+impl Idle {
+    pub(crate) fn new(num_workers: usize) -> Idle {
+        assert!(num_workers < SEARCH_MASK, "too many workers");
+        Idle {
+            state: AtomicUsize::new(num_workers << UNPARK_SHIFT),
+            num_workers,
+            sleepers: Mutex::new(Vec::with_capacity(num_workers)),
+        }
+    }
+
+    fn notify_should_wakeup(&self) -> bool {
+        let s = self.state.load(SeqCst);
+        searching(s) == 0 && unparked(s) < self.num_workers
+    }
+
+    /// The parked worker to wake for new work, if one should be woken. It is removed from
+    /// the sleepers and counted as unparked and searching.
+    pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+        if !self.notify_should_wakeup() {
+            return None;
+        }
+        let mut sleepers = self.sleepers.lock();
+        if !self.notify_should_wakeup() {
+            return None;
+        }
+        let index = sleepers.pop()?;
+        self.state.fetch_add(1 | (1 << UNPARK_SHIFT), SeqCst);
+        Some(index)
+    }
+
+    /// A worker wants to steal. `false`: enough workers search already.
+    pub(crate) fn transition_worker_to_searching(&self) -> bool {
+        let s = self.state.load(SeqCst);
+        if 2 * searching(s) >= self.num_workers {
+            return false;
+        }
+        self.state.fetch_add(1, SeqCst);
+        true
+    }
+
+    /// A searcher found work. `true` if it was the last searcher (the caller then wakes
+    /// another worker, since more work may be waiting).
+    pub(crate) fn transition_worker_from_searching(&self) -> bool {
+        let prev = self.state.fetch_sub(1, SeqCst);
+        debug_assert!(searching(prev) > 0);
+        searching(prev) == 1
+    }
+
+    /// A worker parks. `true` if it was the last searcher (the caller must then re-check
+    /// all queues before blocking).
+    pub(crate) fn transition_worker_to_parked(&self, index: usize, is_searching: bool) -> bool {
+        let mut sleepers = self.sleepers.lock();
+        let dec = (1 << UNPARK_SHIFT) + usize::from(is_searching);
+        let prev = self.state.fetch_sub(dec, SeqCst);
+        debug_assert!(unparked(prev) > 0);
+        sleepers.push(index);
+        is_searching && searching(prev) == 1
+    }
+
+    /// A worker returned from park on its own (time-out, spurious wake, a stale token).
+    /// If it is still listed as a sleeper, unlists it and counts it unparked (not
+    /// searching) and returns `true`; `false` means it was woken by `worker_to_notify` and
+    /// is already counted as a searcher.
+    pub(crate) fn unpark_self(&self, index: usize) -> bool {
+        let mut sleepers = self.sleepers.lock();
+        match sleepers.iter().position(|&i| i == index) {
+            Some(pos) => {
+                sleepers.swap_remove(pos);
+                self.state.fetch_add(1 << UNPARK_SHIFT, SeqCst);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Workers currently searching.
+    #[cfg(test)]
+    pub(crate) fn num_searching(&self) -> usize {
+        searching(self.state.load(SeqCst))
+    }
+
+    /// Workers currently parked.
+    pub(crate) fn num_parked(&self) -> usize {
+        self.num_workers - unparked(self.state.load(SeqCst))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_half_search_and_one_wakes_at_a_time() {
+        let idle = Idle::new(4);
+        assert!(idle.transition_worker_to_searching());
+        assert!(idle.transition_worker_to_searching());
+        assert!(!idle.transition_worker_to_searching());
+        // Workers 2 and 3 park (not searching); a searcher exists, so nobody is woken.
+        assert!(!idle.transition_worker_to_parked(2, false));
+        assert!(!idle.transition_worker_to_parked(3, false));
+        assert_eq!(idle.worker_to_notify(), None);
+        // Both searchers park; the second is the last searcher.
+        assert!(!idle.transition_worker_to_parked(0, true));
+        assert!(idle.transition_worker_to_parked(1, true));
+        assert_eq!(idle.num_parked(), 4);
+        // New work wakes exactly one, which counts as searching: the next notify is a no-op.
+        let first = idle.worker_to_notify().unwrap();
+        assert_eq!(idle.num_searching(), 1);
+        assert_eq!(idle.worker_to_notify(), None);
+        // It finds work and was the last searcher: now another may be woken.
+        assert!(idle.transition_worker_from_searching());
+        let second = idle.worker_to_notify().unwrap();
+        assert_ne!(first, second);
+        // A spurious return of a still-listed worker unlists it.
+        let listed = (0..4).find(|i| *i != first && *i != second).unwrap();
+        assert!(idle.unpark_self(listed));
+        assert!(!idle.unpark_self(first));
+    }
+}

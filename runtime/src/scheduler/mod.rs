@@ -1,0 +1,242 @@
+//! The multi-thread work-stealing scheduler.
+//!
+//! - `worker.rs`: the worker loop and its protocol (read that first);
+//! - `queue.rs`: the global queue and the local-queue policy;
+//! - `idle.rs`: parked/searching accounting;
+//! - this file: the state the workers share, and the [`Handle`] that spawns onto them.
+
+pub(crate) mod idle;
+pub(crate) mod queue;
+pub(crate) mod worker;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
+use std::sync::Arc;
+
+use crossbeam_deque::Stealer;
+use crossbeam_utils::CachePadded;
+use parking_lot::{Condvar, Mutex};
+use weft_reactor::{ThreadUnparker, Unpark};
+
+use crate::blocking::BlockingPool;
+use crate::metrics::WorkerCounters;
+use crate::task::list::OwnedTasks;
+use crate::task::{self, JoinHandle, Notified, Schedule, Task};
+pub(crate) use idle::Idle;
+use queue::Inject;
+
+/// Futures larger than this are boxed by `spawn`, so that moving them through the spawn
+/// path cannot overflow a thread's stack. Debug builds copy futures more, so box sooner.
+const BOX_FUTURE_THRESHOLD: usize = if cfg!(debug_assertions) { 2048 } else { 16384 };
+
+/// Settings the workers read.
+pub(crate) struct Config {
+    pub(crate) global_queue_interval: u32,
+    pub(crate) event_interval: u32,
+    pub(crate) max_lifo_polls: u8,
+}
+
+/// One worker as the other threads see it.
+pub(crate) struct Remote {
+    pub(crate) stealer: Stealer<Notified>,
+    pub(crate) unpark: ThreadUnparker,
+    pub(crate) counters: CachePadded<WorkerCounters>,
+}
+
+/// What all workers and handles share.
+pub(crate) struct Shared {
+    pub(crate) remotes: Box<[Remote]>,
+    pub(crate) inject: Inject,
+    pub(crate) idle: Idle,
+    pub(crate) owned: OwnedTasks,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) blocking: BlockingPool,
+    pub(crate) config: Config,
+    pub(crate) remote_schedules: AtomicU64,
+    pub(crate) spawned: CachePadded<AtomicU64>,
+    /// Workers still running; the runtime's drop waits on `exited`.
+    pub(crate) running: Mutex<usize>,
+    pub(crate) exited: Condvar,
+}
+
+/// A cheap, cloneable reference to a runtime, usable from any thread: spawn onto it, enter
+/// it, read its metrics.
+///
+/// # Examples
+///
+/// ```
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let handle = rt.handle().clone();
+/// let joined = std::thread::spawn(move || handle.spawn(async { 1 + 1 }))
+///     .join()
+///     .unwrap();
+/// assert_eq!(rt.block_on(joined).unwrap(), 2);
+/// ```
+#[derive(Clone)]
+pub struct Handle {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// The error of [`Handle::try_current`]: this thread is not inside a runtime.
+#[derive(Debug, Clone)]
+pub struct TryCurrentError(());
+
+impl fmt::Display for TryCurrentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(NO_RUNTIME)
+    }
+}
+
+impl std::error::Error for TryCurrentError {}
+
+pub(crate) const NO_RUNTIME: &str = "there is no weft runtime on this thread: call this from \
+     inside `Runtime::block_on` or a task spawned on a runtime, or enter one first with \
+     `Handle::enter()`";
+
+impl Handle {
+    /// The runtime of the current thread (inside `block_on`, a task, or `enter`).
+    ///
+    /// # Panics
+    ///
+    /// Outside a runtime, with a message saying how to get into one.
+    #[track_caller]
+    pub fn current() -> Handle {
+        match Handle::try_current() {
+            Ok(h) => h,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The runtime of the current thread, or an error outside one.
+    pub fn try_current() -> Result<Handle, TryCurrentError> {
+        crate::context::with_current(Handle::clone).ok_or(TryCurrentError(()))
+    }
+
+    /// Makes this runtime current on this thread until the guard is dropped, so that
+    /// [`spawn`](crate::spawn) and [`Handle::current`] work outside `block_on`.
+    pub fn enter(&self) -> EnterGuard<'_> {
+        EnterGuard {
+            _guard: crate::context::set_current(self.clone()),
+            _handle: std::marker::PhantomData,
+        }
+    }
+
+    /// Spawns a task onto the runtime's workers.
+    ///
+    /// From a worker thread the task goes to that worker's queue (its LIFO slot, so a task
+    /// that spawns and then waits hands over at once); from any other thread, to the global
+    /// queue, waking a parked worker if none is searching.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if std::mem::size_of::<F>() > BOX_FUTURE_THRESHOLD {
+            self.spawn_inner(Box::pin(future))
+        } else {
+            self.spawn_inner(future)
+        }
+    }
+
+    fn spawn_inner<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (task, notified, join) = task::new_task(future, self.clone(), true);
+        let task = task.expect("owned tasks have a list reference");
+        if let Some(notified) = self.shared.owned.bind(task, notified) {
+            let c = &self.shared.spawned;
+            c.fetch_add(1, Relaxed);
+            self.schedule_task(notified, false);
+        }
+        join
+    }
+
+    /// Runs `f` on the blocking pool; see [`crate::task::spawn_blocking`].
+    pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.shared.blocking.spawn(self, f)
+    }
+
+    /// Runs `future` to completion on the current thread; see [`crate::Runtime::block_on`].
+    #[track_caller]
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let _enter = crate::context::enter_runtime();
+        let _current = crate::context::set_current(self.clone());
+        crate::park::block_on(future)
+    }
+
+    /// The runtime's counters; see [`RuntimeMetrics`](crate::RuntimeMetrics).
+    pub fn metrics(&self) -> crate::RuntimeMetrics {
+        crate::RuntimeMetrics::new(self.clone())
+    }
+
+    #[inline]
+    fn schedule_task(&self, task: Notified, is_yield: bool) {
+        worker::with_worker(|cx| match cx {
+            Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => {
+                cx.schedule_local(task, is_yield)
+            }
+            _ => self.shared.schedule_remote(task),
+        })
+    }
+}
+
+impl Schedule for Handle {
+    fn schedule(&self, task: Notified) {
+        self.schedule_task(task, false)
+    }
+
+    fn yield_now(&self, task: Notified) {
+        self.schedule_task(task, true)
+    }
+
+    fn release(&self, task: &Task) -> Option<Task> {
+        self.shared.owned.remove(task)
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("workers", &self.shared.remotes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Returned by [`Handle::enter`]; leaves the runtime when dropped.
+#[derive(Debug)]
+pub struct EnterGuard<'a> {
+    _guard: crate::context::SetCurrentGuard,
+    _handle: std::marker::PhantomData<&'a Handle>,
+}
+
+impl Shared {
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Acquire)
+    }
+
+    /// From a thread that is not one of this runtime's workers.
+    pub(crate) fn schedule_remote(&self, task: Notified) {
+        self.remote_schedules.fetch_add(1, Relaxed);
+        self.inject.push(task);
+        self.notify_parked();
+    }
+
+    /// Wakes one parked worker if there is work no searcher will find.
+    pub(crate) fn notify_parked(&self) {
+        if let Some(index) = self.idle.worker_to_notify() {
+            self.remotes[index].unpark.unpark();
+        }
+    }
+
+    /// Whether any queue another worker could take from is non-empty.
+    pub(crate) fn has_remote_work(&self) -> bool {
+        !self.inject.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
+    }
+}

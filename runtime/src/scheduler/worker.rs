@@ -1,0 +1,318 @@
+//! The worker loop.
+//!
+//! # Protocol
+//!
+//! Each worker thread owns a `Core`: a local FIFO deque, a LIFO slot, a tick counter, a
+//! random number generator and its driver (what it parks on). The loop, per tick:
+//!
+//! 1. Every `event_interval` ticks: check for shutdown, and poll the driver without blocking
+//!    (`park(Some(0))`), so that I/O completions and timers are handled even when the worker
+//!    never runs out of tasks.
+//! 2. Every `global_queue_interval` ticks, take one task from the global queue first, so that
+//!    tasks spawned from outside cannot starve behind local work.
+//! 3. Otherwise take the LIFO slot, unless it has run `max_lifo_polls` times in a row (two
+//!    tasks waking each other would otherwise keep the worker to themselves): then the slot's
+//!    task goes to the back of the local queue.
+//! 4. Otherwise the local queue; then a batch from the global queue.
+//! 5. Nothing local: become a searcher (at most half the workers search at once) and steal
+//!    half of a victim's queue, visiting victims from a random start; then the global queue.
+//!    A searcher that finds work stops searching and, if it was the last searcher, wakes one
+//!    parked worker, since there may be more.
+//! 6. Still nothing: park. The worker stops counting as unparked (and as searching) and adds
+//!    itself to the sleepers. If it was the last searcher it re-checks every queue and wakes a
+//!    worker if it sees work: whoever queued that work looked at the counters before this
+//!    worker stopped searching and so woke nobody; after this re-check, any new push sees
+//!    zero searchers and wakes a sleeper itself. Then it blocks in the driver until unparked.
+//!    On return it either was woken (already counted as a searcher) or returned by itself
+//!    (then it unlists itself).
+//!
+//! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
+//! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
+//! goes to the back of the local queue. Whenever stealable work is added, one parked worker is
+//! woken if no worker is searching. From any other thread the task goes to the global queue,
+//! with the same wake-up rule.
+//!
+//! # Shutdown
+//!
+//! 1. The runtime sets `shutdown` and unparks every worker.
+//! 2. Each worker notices at its next tick or park, drops its LIFO slot and local-queue
+//!    entries (the tasks stay in the owned list) and exits, counting down `running`.
+//! 3. The runtime waits for the count to reach zero (or its timeout), then closes the owned
+//!    list and cancels every task in it on the calling thread: each future's destructor runs
+//!    exactly once. A task spawned after this point is cancelled at once.
+//! 4. It closes and drains the global queue, then shuts the blocking pool down: queued
+//!    blocking jobs are dropped, running ones are waited for (up to the timeout).
+
+use std::cell::{Cell, RefCell};
+use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_deque::{Steal, Worker};
+use weft_reactor::{Driver, ThreadParker};
+
+use super::queue::push_local;
+use super::Shared;
+use crate::task::Notified;
+
+/// What a worker thread owns.
+pub(crate) struct Core {
+    local: Worker<Notified>,
+    lifo: Option<Notified>,
+    lifo_polls: u8,
+    tick: u32,
+    rng: u32,
+    is_searching: bool,
+    driver: ThreadParker,
+}
+
+impl Core {
+    pub(crate) fn new(index: usize, local: Worker<Notified>, driver: ThreadParker) -> Box<Core> {
+        Box::new(Core {
+            local,
+            lifo: None,
+            lifo_polls: 0,
+            tick: 0,
+            rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
+            is_searching: false,
+            driver,
+        })
+    }
+
+    fn next_rand(&mut self) -> u32 {
+        // xorshift32
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        self.rng = x;
+        x
+    }
+}
+
+/// The per-thread context of a running worker.
+pub(crate) struct WorkerCx {
+    shared: Arc<Shared>,
+    index: usize,
+    core: RefCell<Box<Core>>,
+}
+
+thread_local! {
+    static WORKER: Cell<*const WorkerCx> = const { Cell::new(ptr::null()) };
+}
+
+/// Runs `f` with this thread's worker context, if it is a worker.
+#[inline]
+pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCx>) -> R) -> R {
+    let p = WORKER.with(|w| w.get());
+    // SAFETY: the pointer is set by `run` to a `WorkerCx` on its own stack frame and reset
+    // to null before that frame ends; only this thread reads it.
+    f(unsafe { p.as_ref() })
+}
+
+#[inline]
+fn bump(c: &AtomicU64, n: u64) {
+    // Single writer (the owning worker): a plain load and store, no locked instruction.
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// The body of worker thread `index`.
+pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
+    let cx = WorkerCx {
+        shared,
+        index,
+        core: RefCell::new(core),
+    };
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WORKER.with(|w| w.set(ptr::null()));
+        }
+    }
+    WORKER.with(|w| w.set(&cx));
+    let reset = Reset;
+    cx.run();
+    drop(reset);
+    cx.exit();
+}
+
+impl WorkerCx {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    fn counters(&self) -> &crate::metrics::WorkerCounters {
+        &self.shared.remotes[self.index].counters
+    }
+
+    fn run(&self) {
+        let config = &self.shared.config;
+        loop {
+            let task = {
+                let mut core = self.core.borrow_mut();
+                core.tick = core.tick.wrapping_add(1);
+                if core.tick % config.event_interval == 0 {
+                    if self.shared.is_shutdown() {
+                        return;
+                    }
+                    let _ = core.driver.park(Some(Duration::ZERO));
+                }
+                self.next_task(&mut core)
+            };
+            if let Some(task) = task {
+                self.run_task(task);
+                continue;
+            }
+            if let Some(task) = self.steal_work() {
+                self.run_task(task);
+                continue;
+            }
+            if self.shared.is_shutdown() {
+                return;
+            }
+            self.park();
+        }
+    }
+
+    /// Steps 2–4.
+    fn next_task(&self, core: &mut Core) -> Option<Notified> {
+        let config = &self.shared.config;
+        if core.tick % config.global_queue_interval == 0 {
+            if let Some(t) = self.shared.inject.pop() {
+                return Some(t);
+            }
+        }
+        if let Some(t) = core.lifo.take() {
+            if core.lifo_polls < config.max_lifo_polls {
+                core.lifo_polls += 1;
+                bump(&self.counters().lifo_hits, 1);
+                return Some(t);
+            }
+            let moved = push_local(&core.local, &self.shared.inject, t);
+            bump(&self.counters().overflows, (moved > 0) as u64);
+        }
+        core.lifo_polls = 0;
+        if let Some(t) = core.local.pop() {
+            return Some(t);
+        }
+        self.shared.inject.pop_batch(&core.local)
+    }
+
+    fn run_task(&self, task: Notified) {
+        {
+            let mut core = self.core.borrow_mut();
+            if core.is_searching {
+                core.is_searching = false;
+                drop(core);
+                if self.shared.idle.transition_worker_from_searching() {
+                    self.shared.notify_parked();
+                }
+            }
+        }
+        bump(&self.counters().polls, 1);
+        crate::coop::with_budget(|| task.run());
+    }
+
+    /// Step 5.
+    fn steal_work(&self) -> Option<Notified> {
+        let mut core = self.core.borrow_mut();
+        if !core.is_searching {
+            if !self.shared.idle.transition_worker_to_searching() {
+                return None;
+            }
+            core.is_searching = true;
+        }
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        let start = core.next_rand() as usize % n;
+        let counters = self.counters();
+        for i in 0..n {
+            let victim = (start + i) % n;
+            if victim == self.index {
+                continue;
+            }
+            bump(&counters.steal_operations, 1);
+            let before = core.local.len();
+            loop {
+                match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
+                    Steal::Success(t) => {
+                        bump(&counters.steals, (core.local.len() - before + 1) as u64);
+                        return Some(t);
+                    }
+                    Steal::Retry => std::hint::spin_loop(),
+                    Steal::Empty => break,
+                }
+            }
+        }
+        self.shared.inject.pop_batch(&core.local)
+    }
+
+    /// Step 6.
+    fn park(&self) {
+        let shared = &*self.shared;
+        let mut core = self.core.borrow_mut();
+        let was_searching = std::mem::replace(&mut core.is_searching, false);
+        if shared
+            .idle
+            .transition_worker_to_parked(self.index, was_searching)
+            && shared.has_remote_work()
+        {
+            shared.notify_parked();
+        }
+        bump(&self.counters().parks, 1);
+        let _ = core.driver.park(None);
+        if shared.is_shutdown() {
+            return;
+        }
+        if !shared.idle.unpark_self(self.index) {
+            core.is_searching = true;
+        }
+    }
+
+    /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield.
+    pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
+        let mut core = self.core.borrow_mut();
+        let counters = self.counters();
+        bump(&counters.local_schedules, 1);
+        let pushed = if is_yield || self.shared.config.max_lifo_polls == 0 {
+            Some(task)
+        } else {
+            core.lifo.replace(task)
+        };
+        let Some(task) = pushed else {
+            // Only the LIFO slot was filled: nothing another worker could steal.
+            return;
+        };
+        let moved = push_local(&core.local, &self.shared.inject, task);
+        bump(&counters.overflows, (moved > 0) as u64);
+        drop(core);
+        self.shared.notify_parked();
+    }
+
+    /// Shutdown step 2.
+    fn exit(self) {
+        let WorkerCx { shared, core, .. } = self;
+        let mut core = core.into_inner();
+        drop(core.lifo.take());
+        while let Some(t) = core.local.pop() {
+            drop(t);
+        }
+        drop(core);
+        let mut running = shared.running.lock();
+        *running -= 1;
+        if *running == 0 {
+            shared.exited.notify_all();
+        }
+    }
+}
+
+/// The local queue a new worker starts with.
+pub(crate) fn new_local() -> Worker<Notified> {
+    Worker::new_fifo()
+}
+
+/// The driver a new worker parks on.
+pub(crate) fn new_driver() -> ThreadParker {
+    ThreadParker::new()
+}
