@@ -19,6 +19,7 @@ pub(crate) struct WorkerCounters {
     pub(crate) lifo_hits: AtomicU64,
     pub(crate) local_schedules: AtomicU64,
     pub(crate) overflows: AtomicU64,
+    pub(crate) spawns: AtomicU64,
 }
 
 /// A snapshot of one worker's counters; see [`RuntimeMetrics::worker`].
@@ -80,7 +81,13 @@ impl RuntimeMetrics {
 
     /// Tasks ever spawned (not counting blocking jobs).
     pub fn spawned_tasks_count(&self) -> u64 {
-        self.handle.shared.spawned.load(Relaxed)
+        let shared = &self.handle.shared;
+        let local: u64 = shared
+            .remotes
+            .iter()
+            .map(|r| r.counters.spawns.load(Relaxed))
+            .sum();
+        local + shared.remote_spawns.load(Relaxed)
     }
 
     /// Tasks spawned or woken from threads that are not this runtime's workers.

@@ -217,7 +217,7 @@ impl Builder {
                 max_lifo_polls: if self.lifo_slot { 3 } else { 0 },
             },
             remote_schedules: AtomicU64::new(0),
-            spawned: CachePadded::new(AtomicU64::new(0)),
+            remote_spawns: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
         });

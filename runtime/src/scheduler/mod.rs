@@ -45,6 +45,11 @@ pub(crate) struct Remote {
 }
 
 /// What all workers and handles share.
+///
+/// Aligned to a cache line pair so that the `Arc`'s counts (written on every spawn and
+/// every task free, since each task holds a `Handle`) do not share a line with the fields
+/// every worker reads.
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) remotes: Box<[Remote]>,
     pub(crate) inject: Inject,
@@ -54,7 +59,8 @@ pub(crate) struct Shared {
     pub(crate) blocking: BlockingPool,
     pub(crate) config: Config,
     pub(crate) remote_schedules: AtomicU64,
-    pub(crate) spawned: CachePadded<AtomicU64>,
+    /// Tasks spawned from threads that are not workers (workers count their own).
+    pub(crate) remote_spawns: AtomicU64,
     /// Workers still running; the runtime's drop waits on `exited`.
     pub(crate) running: Mutex<usize>,
     pub(crate) exited: Condvar,
@@ -147,9 +153,16 @@ impl Handle {
         let (task, notified, join) = task::new_task(future, self.clone(), true);
         let task = task.expect("owned tasks have a list reference");
         if let Some(notified) = self.shared.owned.bind(task, notified) {
-            let c = &self.shared.spawned;
-            c.fetch_add(1, Relaxed);
-            self.schedule_task(notified, false);
+            worker::with_worker(|cx| match cx {
+                Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => {
+                    cx.count_spawn();
+                    cx.schedule_local(notified, false)
+                }
+                _ => {
+                    self.shared.remote_spawns.fetch_add(1, Relaxed);
+                    self.shared.schedule_remote(notified)
+                }
+            });
         }
         join
     }

@@ -142,6 +142,11 @@ impl WorkerCx {
         &self.shared
     }
 
+    /// Counts a task spawned from this worker.
+    pub(crate) fn count_spawn(&self) {
+        bump(&self.counters().spawns, 1);
+    }
+
     fn counters(&self) -> &crate::metrics::WorkerCounters {
         &self.shared.remotes[self.index].counters
     }

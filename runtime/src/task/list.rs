@@ -16,22 +16,22 @@
 //!    nothing.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
-
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 
 use super::raw::Header;
 use super::{Notified, Task};
 
 pub(crate) struct OwnedTasks {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     shift: u32,
-    len: AtomicUsize,
 }
 
 struct Shard {
     head: Option<NonNull<Header>>,
     closed: bool,
+    /// Linked tasks (counted under the lock, so no shared counter is written per spawn).
+    len: usize,
 }
 
 // SAFETY: the raw pointers are task headers whose links are only touched under this shard's
@@ -45,14 +45,14 @@ impl OwnedTasks {
         OwnedTasks {
             shards: (0..n)
                 .map(|_| {
-                    Mutex::new(Shard {
+                    CachePadded::new(Mutex::new(Shard {
                         head: None,
                         closed: false,
-                    })
+                        len: 0,
+                    }))
                 })
                 .collect(),
             shift: 64 - n.trailing_zeros(),
-            len: AtomicUsize::new(0),
         }
     }
 
@@ -84,7 +84,7 @@ impl OwnedTasks {
             }
         }
         shard.head = Some(ptr);
-        self.len.fetch_add(1, Relaxed);
+        shard.len += 1;
         Some(notified)
     }
 
@@ -111,7 +111,7 @@ impl OwnedTasks {
                 (*l).next = None;
             })
         };
-        self.len.fetch_sub(1, Relaxed);
+        shard.len -= 1;
         // SAFETY: the list's reference is handed back.
         Some(unsafe { Task::from_raw(ptr) })
     }
@@ -128,7 +128,7 @@ impl OwnedTasks {
             shard.head = next;
             ptr.as_ref().links.with_mut(|l| (*l).next = None);
         }
-        self.len.fetch_sub(1, Relaxed);
+        shard.len -= 1;
         // SAFETY: the list's reference is handed to the caller.
         Some(unsafe { Task::from_raw(ptr) })
     }
@@ -147,7 +147,7 @@ impl OwnedTasks {
 
     /// Tasks spawned and not yet completed.
     pub(crate) fn len(&self) -> usize {
-        self.len.load(Relaxed)
+        self.shards.iter().map(|s| s.lock().len).sum()
     }
 }
 
