@@ -46,6 +46,9 @@ pub trait Driver: Send + 'static {
     /// `Some(Duration::ZERO)` never blocks: it only processes whatever the driver has ready
     /// (for an I/O driver, completions), which is how a busy worker keeps I/O moving.
     /// Returning early (spuriously) is allowed; the caller re-checks its queues.
+    ///
+    /// A driver may run wakers during `park` (fired timers, I/O completions), so the caller
+    /// must not hold anything those wakers need — for a worker, its own run queue.
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()>;
 
     /// A handle that wakes this driver from any thread.

@@ -30,3 +30,4 @@ pub mod time;
 mod loom;
 
 pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};
+pub use time::{TimeDriver, TimerHandle};

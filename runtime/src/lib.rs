@@ -24,6 +24,8 @@
 //!   [`task::spawn_blocking`].
 //! - [`Runtime`], [`Builder`], [`Handle`]: starting, entering and stopping a runtime.
 //! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
+//! - [`time`]: [`time::sleep`], [`time::timeout`], [`time::interval`] on per-worker timing
+//!   wheels.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -41,6 +43,7 @@ mod park;
 mod runtime;
 mod scheduler;
 pub mod task;
+pub mod time;
 
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use weft_reactor::{Driver, ThreadParker, ThreadUnparker, Unpark};
+use weft_reactor::{Driver, ThreadParker, ThreadUnparker, TimeDriver, Unpark};
 
 struct UnparkWaker(ThreadUnparker);
 
@@ -18,9 +18,10 @@ impl Wake for UnparkWaker {
 }
 
 thread_local! {
-    /// One parker and its waker per thread, made on first use.
-    static PARKER: (std::cell::RefCell<ThreadParker>, Waker) = {
-        let parker = ThreadParker::new();
+    /// One driver (a timing wheel around a parker) and its waker per thread, made on first
+    /// use: timers polled inside `block_on` live in this thread's own wheel.
+    static PARKER: (std::cell::RefCell<TimeDriver<ThreadParker>>, Waker) = {
+        let parker = TimeDriver::new(ThreadParker::new());
         let waker = Waker::from(Arc::new(UnparkWaker(parker.unparker())));
         (std::cell::RefCell::new(parker), waker)
     };
@@ -31,6 +32,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     PARKER.with(|(parker, waker)| {
         let mut cx = Context::from_waker(waker);
+        let _timer = crate::time::set_thread_timer(parker.borrow().handle());
         loop {
             if let Poll::Ready(out) = crate::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
                 return out;

@@ -196,6 +196,7 @@ impl Builder {
             remotes.push(Remote {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),
+                timer: driver.remote_handle(),
                 counters: CachePadded::new(WorkerCounters::default()),
             });
             locals.push(Core::new(index, local, driver));

@@ -93,11 +93,13 @@
 //! assert!(wheel.cancel(key).is_none()); // already fired: a no-op
 //! ```
 
+mod driver;
 mod entry;
 mod wheel;
 
 use std::time::{Duration, Instant};
 
+pub use driver::{TimeDriver, TimerHandle};
 pub use entry::Key;
 pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use crossbeam_deque::Stealer;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
-use weft_reactor::{ThreadUnparker, Unpark};
+use weft_reactor::{ThreadUnparker, TimerHandle, Unpark};
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
@@ -41,6 +41,8 @@ pub(crate) struct Config {
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
     pub(crate) unpark: ThreadUnparker,
+    /// The worker's wheel, for threads that park on no wheel of their own.
+    pub(crate) timer: TimerHandle,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
 
@@ -246,6 +248,16 @@ impl Shared {
         if let Some(index) = self.idle.worker_to_notify() {
             self.remotes[index].unpark.unpark();
         }
+    }
+
+    /// A worker's wheel for a timer first polled on a thread with no wheel (a blocking-pool
+    /// or foreign thread): spread over the workers by thread.
+    pub(crate) fn remote_timer(&self) -> TimerHandle {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        std::thread::current().id().hash(&mut h);
+        let i = h.finish() as usize % self.remotes.len();
+        self.remotes[i].timer.clone()
     }
 
     /// Whether any queue another worker could take from is non-empty.

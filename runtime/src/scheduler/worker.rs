@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_deque::{Steal, Worker};
-use weft_reactor::{Driver, ThreadParker};
+use weft_reactor::{Driver, ThreadParker, TimeDriver};
 
 use super::queue::push_local;
 use super::Shared;
@@ -64,11 +64,16 @@ pub(crate) struct Core {
     tick: u32,
     rng: u32,
     is_searching: bool,
-    driver: ThreadParker,
+    /// Taken out while the worker parks or polls it, so that wakes the driver runs (fired
+    /// timers, completions) can schedule onto this core.
+    driver: Option<WorkerDriver>,
 }
 
+/// What a worker parks on: its timing wheel around a thread parker.
+pub(crate) type WorkerDriver = TimeDriver<ThreadParker>;
+
 impl Core {
-    pub(crate) fn new(index: usize, local: Worker<Notified>, driver: ThreadParker) -> Box<Core> {
+    pub(crate) fn new(index: usize, local: Worker<Notified>, driver: WorkerDriver) -> Box<Core> {
         Box::new(Core {
             local,
             lifo: None,
@@ -76,8 +81,12 @@ impl Core {
             tick: 0,
             rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             is_searching: false,
-            driver,
+            driver: Some(driver),
         })
+    }
+
+    fn driver(&self) -> &WorkerDriver {
+        self.driver.as_ref().expect("the driver is only out during park")
     }
 
     fn next_rand(&mut self) -> u32 {
@@ -132,7 +141,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     }
     WORKER.with(|w| w.set(&cx));
     let reset = Reset;
+    let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
     cx.run();
+    drop(timer);
     drop(reset);
     cx.exit();
 }
@@ -154,17 +165,18 @@ impl WorkerCx {
     fn run(&self) {
         let config = &self.shared.config;
         loop {
-            let task = {
+            let maintenance = {
                 let mut core = self.core.borrow_mut();
                 core.tick = core.tick.wrapping_add(1);
-                if core.tick % config.event_interval == 0 {
-                    if self.shared.is_shutdown() {
-                        return;
-                    }
-                    let _ = core.driver.park(Some(Duration::ZERO));
-                }
-                self.next_task(&mut core)
+                core.tick % config.event_interval == 0
             };
+            if maintenance {
+                if self.shared.is_shutdown() {
+                    return;
+                }
+                self.park_driver(Some(Duration::ZERO));
+            }
+            let task = self.next_task(&mut self.core.borrow_mut());
             if let Some(task) = task {
                 self.run_task(task);
                 continue;
@@ -266,13 +278,23 @@ impl WorkerCx {
             shared.notify_parked();
         }
         bump(&self.counters().parks, 1);
-        let _ = core.driver.park(None);
+        drop(core);
+        self.park_driver(None);
         if shared.is_shutdown() {
             return;
         }
         if !shared.idle.unpark_self(self.index) {
-            core.is_searching = true;
+            self.core.borrow_mut().is_searching = true;
         }
+    }
+
+    /// Parks on the driver with the core released, so that the wakes it runs can schedule
+    /// onto this worker.
+    fn park_driver(&self, timeout: Option<Duration>) {
+        let mut driver = self.core.borrow_mut().driver.take().expect("driver present");
+        // An error here is the driver's to report; the worker re-checks its queues either way.
+        let _ = driver.park(timeout);
+        self.core.borrow_mut().driver = Some(driver);
     }
 
     /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield.
@@ -318,6 +340,6 @@ pub(crate) fn new_local() -> Worker<Notified> {
 }
 
 /// The driver a new worker parks on.
-pub(crate) fn new_driver() -> ThreadParker {
-    ThreadParker::new()
+pub(crate) fn new_driver() -> WorkerDriver {
+    TimeDriver::new(ThreadParker::new())
 }

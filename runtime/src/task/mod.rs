@@ -152,11 +152,6 @@ impl Notified {
     pub(crate) fn shutdown(self) {
         self.0.shutdown()
     }
-
-    #[cfg(test)]
-    pub(crate) fn task(&self) -> &Task {
-        &self.0
-    }
 }
 
 /// Allocates a task. Returns the list's reference, the first queue entry and the handle;

@@ -1,0 +1,392 @@
+//! Timers: [`sleep`], [`timeout`] and [`interval`], with tokio's names and semantics.
+//!
+//! Each worker (and each thread inside `block_on`) owns a hierarchical timing wheel with 1 ms
+//! resolution (`weft_reactor::time`). A timer is filed in the wheel of the thread that first
+//! polls it; if its task later moves to another worker, polling or dropping it updates or
+//! cancels the entry in the original wheel under that wheel's own lock — there is no global
+//! timer lock. A worker fires its due timers whenever it parks, and a busy worker also on a
+//! fixed cadence between tasks; it never parks past its earliest deadline.
+//!
+//! **A timer never fires early**: deadlines round up to the next millisecond and `Sleep`
+//! checks the clock itself before it reports completion. It may fire late by up to about a
+//! millisecond plus scheduling delay.
+//!
+//! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
+//! pinning. Its size and the 40 bytes of its wheel entry are the memory per timer.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+pub use std::time::Instant;
+
+use weft_reactor::time::Key;
+use weft_reactor::TimerHandle;
+
+thread_local! {
+    /// The wheel of the driver this thread parks on, if any.
+    static TIMER: RefCell<Option<TimerHandle>> = const { RefCell::new(None) };
+}
+
+/// Makes `handle` this thread's wheel until the guard drops.
+pub(crate) fn set_thread_timer(handle: TimerHandle) -> ThreadTimerGuard {
+    ThreadTimerGuard(TIMER.with(|t| t.borrow_mut().replace(handle)))
+}
+
+pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
+
+impl Drop for ThreadTimerGuard {
+    fn drop(&mut self) {
+        let prev = self.0.take();
+        let old = TIMER.with(|t| std::mem::replace(&mut *t.borrow_mut(), prev));
+        drop(old);
+    }
+}
+
+/// The wheel a timer first polled on this thread goes to: the thread's own, or (on a thread
+/// that parks on no driver of ours, such as a blocking-pool thread) one of the runtime's
+/// workers, reached through a handle that unparks it if needed.
+#[track_caller]
+fn current_timer() -> TimerHandle {
+    if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
+        return h;
+    }
+    match crate::context::with_current(|h| h.shared.remote_timer()) {
+        Some(h) => h,
+        None => panic!(
+            "a weft timer was polled outside a weft runtime: {}",
+            crate::scheduler::NO_RUNTIME
+        ),
+    }
+}
+
+/// A far-off instant for durations too large to add (about 30 years ahead).
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
+}
+
+fn deadline_after(d: Duration) -> Instant {
+    Instant::now().checked_add(d).unwrap_or_else(far_future)
+}
+
+/// Waits until `duration` has elapsed.
+///
+/// Equivalent to `sleep_until(Instant::now() + duration)`. A zero duration completes on its
+/// first poll; an enormous one sleeps (about) forever rather than overflowing.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let start = Instant::now();
+///     weft_runtime::time::sleep(Duration::from_millis(10)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+/// });
+/// ```
+pub fn sleep(duration: Duration) -> Sleep {
+    sleep_until(deadline_after(duration))
+}
+
+/// Waits until `deadline`.
+pub fn sleep_until(deadline: Instant) -> Sleep {
+    Sleep {
+        deadline,
+        entry: None,
+        elapsed: false,
+    }
+}
+
+/// The future of [`sleep`] and [`sleep_until`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Sleep {
+    deadline: Instant,
+    entry: Option<(TimerHandle, Key)>,
+    elapsed: bool,
+}
+
+impl Sleep {
+    /// When it completes.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deadline has been seen to pass (by a poll).
+    pub fn is_elapsed(&self) -> bool {
+        self.elapsed
+    }
+
+    /// Moves the deadline (earlier or later), re-arming a sleep that has completed.
+    pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        let this = self.get_mut();
+        this.deadline = deadline;
+        this.elapsed = false;
+        if let Some((h, key)) = &this.entry {
+            if !h.reset(*key, deadline) {
+                this.entry = None;
+            }
+        }
+    }
+
+    fn cancel(&mut self) {
+        if let Some((h, key)) = self.entry.take() {
+            h.cancel(key);
+        }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
+        if !this.elapsed && Instant::now() < this.deadline {
+            let registered = match &this.entry {
+                Some((h, key)) => h.update_waker(*key, cx.waker()),
+                None => false,
+            };
+            if !registered {
+                let h = current_timer();
+                let key = h.register(this.deadline, cx.waker().clone());
+                this.entry = Some((h, key));
+            }
+            return Poll::Pending;
+        }
+        this.elapsed = true;
+        this.cancel();
+        coop.made_progress();
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl fmt::Debug for Sleep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sleep")
+            .field("deadline", &self.deadline)
+            .field("elapsed", &self.elapsed)
+            .finish()
+    }
+}
+
+/// The error of [`timeout`]: the deadline passed first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Elapsed(());
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+impl From<Elapsed> for std::io::Error {
+    fn from(e: Elapsed) -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::TimedOut, e)
+    }
+}
+
+/// Runs `future` for at most `duration`: its output, or [`Elapsed`] if time ran out first —
+/// in which case `future` is dropped (cancelled) when the `Timeout` is.
+///
+/// The inner future is polled before the clock is checked, so a future that is ready in
+/// time is never reported as timed out.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft_runtime::time::{sleep, timeout};
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     assert_eq!(timeout(Duration::from_millis(50), async { 5 }).await, Ok(5));
+///     let slow = sleep(Duration::from_secs(60));
+///     assert!(timeout(Duration::from_millis(1), slow).await.is_err());
+/// });
+/// ```
+pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
+    timeout_at(deadline_after(duration), future)
+}
+
+/// Like [`timeout`], with a deadline.
+pub fn timeout_at<F: IntoFuture>(deadline: Instant, future: F) -> Timeout<F::IntoFuture> {
+    Timeout {
+        future: future.into_future(),
+        sleep: sleep_until(deadline),
+    }
+}
+
+/// The future of [`timeout`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Timeout<F> {
+    future: F,
+    sleep: Sleep,
+}
+
+impl<F> Timeout<F> {
+    /// The inner future.
+    pub fn get_ref(&self) -> &F {
+        &self.future
+    }
+
+    /// The inner future, mutably.
+    pub fn get_mut(&mut self) -> &mut F {
+        &mut self.future
+    }
+
+    /// The inner future, dropping the timer.
+    pub fn into_inner(self) -> F {
+        self.future
+    }
+}
+
+impl<F: Future> Future for Timeout<F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `future` is structurally pinned: it is never moved out of a pinned
+        // `Timeout` (only `into_inner`, which takes `self` by value and so requires `Unpin`
+        // or an unpinned value), and `Timeout` has no `Drop` impl that could move it.
+        let (future, sleep) = unsafe {
+            let this = self.get_unchecked_mut();
+            (Pin::new_unchecked(&mut this.future), &mut this.sleep)
+        };
+        if let Poll::Ready(v) = future.poll(cx) {
+            return Poll::Ready(Ok(v));
+        }
+        // The budget must not keep the timer from being seen: check it unconstrained.
+        match crate::coop::unconstrained(|| Pin::new(sleep).poll(cx)) {
+            Poll::Ready(()) => Poll::Ready(Err(Elapsed(()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<F: fmt::Debug> fmt::Debug for Timeout<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("future", &self.future)
+            .field("deadline", &self.sleep.deadline)
+            .finish()
+    }
+}
+
+/// What an [`Interval`] does when ticks were missed (the task was busy past them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MissedTickBehavior {
+    /// Fire the missed ticks back to back, then keep the original schedule (the default).
+    #[default]
+    Burst,
+    /// Fire once now, then schedule the next tick a full period after now.
+    Delay,
+    /// Fire once now, then continue on the original schedule's next multiple of the period
+    /// after now.
+    Skip,
+}
+
+/// A stream of ticks every `period`; the first tick completes at once.
+///
+/// # Panics
+///
+/// If `period` is zero.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// rt.block_on(async {
+///     let mut iv = weft_runtime::time::interval(Duration::from_millis(2));
+///     let t0 = iv.tick().await;
+///     let t1 = iv.tick().await;
+///     assert_eq!(t1 - t0, Duration::from_millis(2));
+/// });
+/// ```
+#[track_caller]
+pub fn interval(period: Duration) -> Interval {
+    interval_at(Instant::now(), period)
+}
+
+/// A stream of ticks every `period`, the first at `start`.
+///
+/// # Panics
+///
+/// If `period` is zero.
+#[track_caller]
+pub fn interval_at(start: Instant, period: Duration) -> Interval {
+    assert!(period > Duration::ZERO, "interval period must be non-zero");
+    Interval {
+        sleep: sleep_until(start),
+        period,
+        missed: MissedTickBehavior::default(),
+    }
+}
+
+/// The stream of [`interval`]; call [`tick`](Interval::tick).
+#[derive(Debug)]
+pub struct Interval {
+    sleep: Sleep,
+    period: Duration,
+    missed: MissedTickBehavior,
+}
+
+impl Interval {
+    /// Completes at the next tick and returns the instant it was scheduled for.
+    pub async fn tick(&mut self) -> Instant {
+        std::future::poll_fn(|cx| self.poll_tick(cx)).await
+    }
+
+    /// Polls for the next tick (for use in hand-written futures).
+    pub fn poll_tick(&mut self, cx: &mut Context<'_>) -> Poll<Instant> {
+        std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
+        let scheduled = self.sleep.deadline();
+        let now = Instant::now();
+        let next = if now > scheduled + self.period {
+            match self.missed {
+                MissedTickBehavior::Burst => scheduled + self.period,
+                MissedTickBehavior::Delay => now + self.period,
+                MissedTickBehavior::Skip => {
+                    let behind = (now - scheduled).as_nanos();
+                    let p = self.period.as_nanos();
+                    let periods = (behind / p + 1) as u32;
+                    scheduled + self.period * periods
+                }
+            }
+        } else {
+            scheduled + self.period
+        };
+        Pin::new(&mut self.sleep).reset(next);
+        Poll::Ready(scheduled)
+    }
+
+    /// Restarts the schedule: the next tick is one period from now.
+    pub fn reset(&mut self) {
+        Pin::new(&mut self.sleep).reset(Instant::now() + self.period);
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// The current missed-tick behaviour.
+    pub fn missed_tick_behavior(&self) -> MissedTickBehavior {
+        self.missed
+    }
+
+    /// Sets the missed-tick behaviour.
+    pub fn set_missed_tick_behavior(&mut self, behavior: MissedTickBehavior) {
+        self.missed = behavior;
+    }
+}
