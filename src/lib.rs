@@ -1,7 +1,8 @@
 //! # weft
 //!
-//! A Rust async runtime: per-core worker threads with local work-stealing deques, and (in
-//! progress) an io_uring reactor for file I/O and timers. Beside the runtime, weft carries
+//! A Rust async runtime: per-core worker threads with local work-stealing deques, timers on
+//! per-worker timing wheels, and file I/O (on the blocking pool today; an io_uring reactor
+//! is in progress). Beside the runtime, weft carries
 //! the patterns of asynchronous JavaScript — callbacks, promises, async/await,
 //! `Promise.all`/`race`/`any`, retry, timeout — written three ways in Rust and benchmarked
 //! side by side.
@@ -30,6 +31,8 @@
 //! | [`spawn`], [`task::spawn_blocking`], [`task::yield_now`] | run work on it |
 //! | [`JoinHandle`], [`JoinError`], [`task::AbortHandle`] | await or cancel that work |
 //! | [`RuntimeMetrics`] | what the scheduler did |
+//! | [`time`] | `sleep`, `timeout`, `interval` on per-worker timing wheels |
+//! | [`fs`] | `File` with owned-buffer positioned I/O, `OpenOptions`, `read`, `write`, ... |
 //!
 //! This crate re-exports `weft-runtime`; the reactor lives in `weft-reactor`.
 

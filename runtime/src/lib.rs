@@ -26,6 +26,7 @@
 //! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
 //! - [`time`]: [`time::sleep`], [`time::timeout`], [`time::interval`] on per-worker timing
 //!   wheels.
+//! - [`fs`]: [`fs::File`], [`fs::OpenOptions`], [`fs::read`]: positioned I/O, owned buffers.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -37,6 +38,7 @@
 mod blocking;
 mod context;
 mod coop;
+pub mod fs;
 mod loom;
 mod metrics;
 mod park;

@@ -1,0 +1,335 @@
+//! The fallback backend: every operation is one job on the runtime's blocking pool, using
+//! positioned I/O (`pread`/`pwrite` through `std::os::unix::fs::FileExt`), so no file has a
+//! cursor and one [`Fd`] serves any number of concurrent operations.
+//!
+//! # Ownership while in flight
+//!
+//! A job owns everything it touches: the buffer moves into the closure and comes back in
+//! its output, and the descriptor is an `Arc<std::fs::File>` the closure holds a clone of.
+//! So a future dropped mid-flight (a `timeout`, a `select`, a task aborted or dropped at
+//! shutdown) only detaches the job: the pool thread finishes the system call on a buffer
+//! and a descriptor that are still alive, then drops its clone. The descriptor is closed
+//! by whoever drops the last clone — never while a job still uses it, and never early
+//! enough for its number to be reused under a running `pread`.
+//!
+//! A detached job's `JoinHandle` is kept in its `Fd` (the "orphans"), so that
+//! [`close`] can wait for those jobs and then be the one that closes, and so report the
+//! error of `close(2)`. Finished orphans are pruned whenever a new one is added.
+//!
+//! A job the runtime drops unrun (it shut down with the job still queued) drops its buffer
+//! with it; the caller then gets a "runtime shut down" error and an empty `Vec`.
+
+use std::fs::Metadata;
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use parking_lot::Mutex;
+
+use crate::fs::OpenOptions;
+use crate::task::{JoinError, JoinHandle};
+
+/// An open file as the backend sees it: the descriptor, shared with the jobs using it, and
+/// the jobs whose futures were dropped before they completed.
+pub(crate) struct Fd {
+    file: Arc<std::fs::File>,
+    orphans: Mutex<Vec<Box<dyn Orphan>>>,
+}
+
+impl Fd {
+    fn new(file: std::fs::File) -> Fd {
+        Fd {
+            file: Arc::new(file),
+            orphans: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The descriptor's number, for `Debug`.
+    pub(crate) fn raw(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+
+    /// Runs `f` on the pool with a clone of the descriptor.
+    fn run<R, F>(&self, f: F) -> InFlight<'_, R>
+    where
+        F: FnOnce(&std::fs::File) -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        let file = self.file.clone();
+        InFlight {
+            fd: self,
+            join: Some(spawn(move || f(&file))),
+        }
+    }
+
+    fn adopt(&self, orphan: Box<dyn Orphan>) {
+        let mut orphans = self.orphans.lock();
+        orphans.retain(|o| !o.is_finished());
+        orphans.push(orphan);
+    }
+}
+
+/// A detached job that may still hold the descriptor.
+trait Orphan: Send {
+    fn is_finished(&self) -> bool;
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+impl<R: Send + 'static> Orphan for JoinHandle<R> {
+    fn is_finished(&self) -> bool {
+        JoinHandle::is_finished(self)
+    }
+
+    fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // The output (a buffer, a result) is dropped: nobody asked for it any more.
+        Pin::new(self).poll(cx).map(drop)
+    }
+}
+
+/// A job on an [`Fd`]: `Some(output)`, or `None` if the runtime dropped it unrun. Dropped
+/// before it completes, it hands its handle to the `Fd` (see the module docs).
+struct InFlight<'a, R: Send + 'static> {
+    fd: &'a Fd,
+    join: Option<JoinHandle<R>>,
+}
+
+impl<R: Send + 'static> Future for InFlight<'_, R> {
+    type Output = Option<R>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<R>> {
+        let join = self
+            .join
+            .as_mut()
+            .expect("InFlight polled after completion");
+        let res = ready!(Pin::new(join).poll(cx));
+        self.join = None;
+        Poll::Ready(finish(res))
+    }
+}
+
+impl<R: Send + 'static> Drop for InFlight<'_, R> {
+    fn drop(&mut self) {
+        if let Some(join) = self.join.take() {
+            if !join.is_finished() {
+                self.fd.adopt(Box::new(join));
+            }
+        }
+    }
+}
+
+/// Queues `f` on the current runtime's blocking pool.
+fn spawn<R, F>(f: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    match crate::context::with_current(|h| h.spawn_blocking(f)) {
+        Some(j) => j,
+        None => panic!("weft::fs: {}", crate::scheduler::NO_RUNTIME),
+    }
+}
+
+/// A job's output; `None` if it was dropped unrun at shutdown. A panic in the job (none of
+/// ours panics) is resumed in the caller, as a panic in the caller's own code would be.
+fn finish<R>(res: Result<R, JoinError>) -> Option<R> {
+    match res {
+        Ok(r) => Some(r),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => None,
+    }
+}
+
+fn shut_down() -> io::Error {
+    io::Error::other("the weft runtime shut down before the operation ran")
+}
+
+/// The answer of a buffer operation the runtime dropped unrun: the buffer went with it.
+fn lost<T>() -> (io::Result<T>, Vec<u8>) {
+    (Err(shut_down()), Vec::new())
+}
+
+/// Runs a job that needs no descriptor.
+async fn run<R, F>(f: F) -> io::Result<R>
+where
+    F: FnOnce() -> io::Result<R> + Send + 'static,
+    R: Send + 'static,
+{
+    finish(spawn(f).await).unwrap_or_else(|| Err(shut_down()))
+}
+
+/// Retries `f` while it fails with `Interrupted` (nothing was transferred).
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            res => return res,
+        }
+    }
+}
+
+pub(crate) async fn open(path: PathBuf, opts: OpenOptions) -> io::Result<Fd> {
+    run(move || opts.to_std().open(path)).await.map(Fd::new)
+}
+
+pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    fd.run(move |file| {
+        let mut buf = buf;
+        // Without `unsafe`, the spare capacity must be initialised before it is read into.
+        buf.resize(buf.capacity(), 0);
+        let res = retry(|| file.read_at(&mut buf, pos));
+        buf.truncate(*res.as_ref().unwrap_or(&0));
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    fd.run(move |file| {
+        let mut buf = buf;
+        let want = buf.capacity();
+        buf.resize(want, 0);
+        let mut filled = 0;
+        let res = loop {
+            if filled == want {
+                break Ok(());
+            }
+            let at = pos.saturating_add(filled as u64);
+            match file.read_at(&mut buf[filled..], at) {
+                Ok(0) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "end of file after {filled} of {want} bytes read from offset {pos}"
+                        ),
+                    ))
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        buf.truncate(filled);
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    fd.run(move |file| {
+        let res = retry(|| file.write_at(&buf, pos));
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    fd.run(move |file| {
+        let mut done = 0;
+        let res = loop {
+            if done == buf.len() {
+                break Ok(());
+            }
+            let at = pos.saturating_add(done as u64);
+            match file.write_at(&buf[done..], at) {
+                Ok(0) => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!(
+                            "wrote nothing after {done} of {} bytes at offset {pos}",
+                            buf.len()
+                        ),
+                    ))
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+pub(crate) async fn metadata(fd: &Fd) -> io::Result<Metadata> {
+    fd.run(|file| file.metadata())
+        .await
+        .unwrap_or_else(|| Err(shut_down()))
+}
+
+pub(crate) async fn sync_all(fd: &Fd) -> io::Result<()> {
+    fd.run(|file| file.sync_all())
+        .await
+        .unwrap_or_else(|| Err(shut_down()))
+}
+
+pub(crate) async fn sync_data(fd: &Fd) -> io::Result<()> {
+    fd.run(|file| file.sync_data())
+        .await
+        .unwrap_or_else(|| Err(shut_down()))
+}
+
+pub(crate) async fn set_len(fd: &Fd, size: u64) -> io::Result<()> {
+    fd.run(move |file| file.set_len(size))
+        .await
+        .unwrap_or_else(|| Err(shut_down()))
+}
+
+/// Waits for the orphans (so that this is the last holder of the descriptor), then closes
+/// it on the pool and reports `close(2)`'s error.
+pub(crate) async fn close(fd: Fd) -> io::Result<()> {
+    let Fd { file, orphans } = fd;
+    for mut orphan in orphans.into_inner() {
+        std::future::poll_fn(|cx| orphan.poll_done(cx)).await;
+    }
+    match Arc::try_unwrap(file) {
+        Ok(file) => run(move || close_reporting(file)).await,
+        // Only a job whose future was leaked (`mem::forget`) mid-flight can still hold it:
+        // it closes the descriptor when it ends, with no error to report.
+        Err(_still_held) => Ok(()),
+    }
+}
+
+/// `close(2)`, with its error. std's `File` ignores close errors on drop, and std has no
+/// other way to close, so this is the crate's one file system `unsafe` block. The
+/// descriptor is released whatever the result (Linux never leaves it open, even on `EINTR`),
+/// so the caller must not retry.
+fn close_reporting(file: std::fs::File) -> io::Result<()> {
+    let fd = file.into_raw_fd();
+    // SAFETY: `into_raw_fd` gave this function sole ownership of `fd`: no `File` or
+    // `OwnedFd` refers to it any more, so nothing else will use or close it.
+    if unsafe { libc::close(fd) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+pub(crate) async fn read(path: PathBuf) -> io::Result<Vec<u8>> {
+    run(move || std::fs::read(path)).await
+}
+
+pub(crate) async fn read_to_string(path: PathBuf) -> io::Result<String> {
+    run(move || {
+        let bytes = std::fs::read(path)?;
+        String::from_utf8(bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.utf8_error()))
+    })
+    .await
+}
+
+pub(crate) async fn write(path: PathBuf, contents: Vec<u8>) -> io::Result<()> {
+    run(move || std::fs::write(path, contents)).await
+}
+
+pub(crate) async fn path_metadata(path: PathBuf) -> io::Result<Metadata> {
+    run(move || std::fs::metadata(path)).await
+}

@@ -1,0 +1,43 @@
+//! The seam between `weft::fs`'s public API and the code that does the I/O.
+//!
+//! Every file system operation is one function here, `async`, taking and returning owned
+//! values (paths, buffers, the descriptor type [`Fd`]) and returning the *raw* `io::Error`
+//! (the public layer names the path, once). Today every function is the blocking-pool
+//! fallback in [`blocking`]; the io_uring backend will sit beside it, and these re-exports
+//! will become functions that pick one of the two (per runtime, by whether a ring could be
+//! set up). The public types hold nothing but an [`Fd`] and a path, so they do not change.
+//!
+//! The operations:
+//!
+//! | function | what it does | blocking fallback |
+//! |---|---|---|
+//! | `open(path, opts) -> io::Result<Fd>` | open or create | `std::fs::OpenOptions::open` |
+//! | `read_at(&Fd, Vec<u8>, u64) -> (io::Result<usize>, Vec<u8>)` | one positioned read | `pread` |
+//! | `read_exact_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | fill the buffer | `pread` loop |
+//! | `write_at(&Fd, Vec<u8>, u64) -> (io::Result<usize>, Vec<u8>)` | one positioned write | `pwrite` |
+//! | `write_all_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | write it all | `pwrite` loop |
+//! | `metadata(&Fd)` | `fstat` | `File::metadata` |
+//! | `sync_all(&Fd)`, `sync_data(&Fd)` | `fsync`, `fdatasync` | the same |
+//! | `set_len(&Fd, u64)` | `ftruncate` | the same |
+//! | `close(Fd)` | close, reporting the error | `close(2)` on the pool |
+//! | `read`, `read_to_string`, `write`, `path_metadata` | whole-file helpers | `std::fs` |
+//!
+//! Rules every backend keeps:
+//!
+//! - **A buffer or fd handed to an operation belongs to it until the operation completes**,
+//!   whether or not its future is still alive. (The reactor's rule for the kernel; here the
+//!   "kernel" is a blocking-pool thread.) Dropping a future therefore never frees a buffer
+//!   or closes a descriptor that is still in use.
+//! - `read_at` reads up to `buf.capacity()` bytes into the front of `buf` and leaves
+//!   `buf.len()` equal to the number of bytes read; `write_at` writes `buf[..buf.len()]`.
+//! - `close` waits until no in-flight operation holds the descriptor, then closes it and
+//!   reports `close(2)`'s error.
+//! - `metadata` returns `std::fs::Metadata`, which only std can build: an io_uring backend
+//!   keeps `metadata` on the blocking pool (or the public type grows a weft-owned one).
+
+mod blocking;
+
+pub(crate) use blocking::{
+    close, metadata, open, path_metadata, read, read_at, read_exact_at, read_to_string, set_len,
+    sync_all, sync_data, write, write_all_at, write_at, Fd,
+};

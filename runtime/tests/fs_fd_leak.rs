@@ -1,0 +1,236 @@
+//! weft::fs closes every descriptor it opens: after reads, `close().await`, drops, and
+//! operations whose futures were dropped mid-flight (including ones the runtime drops unrun
+//! at shutdown), and never closes one while an operation still uses it.
+//!
+//! Alone in its binary, with one test, because it counts the process's descriptors. It also
+//! counts the descriptors that point into its own directory, which no other code opens.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::task::Poll;
+use std::time::Duration;
+
+use weft_runtime::fs::File;
+use weft_runtime::time::timeout;
+use weft_runtime::Runtime;
+
+const FILES: usize = 1000;
+
+/// Every open descriptor of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The open descriptors that refer to `dir` or files under it.
+fn fds_under(dir: &Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target.starts_with(dir))
+        .count()
+}
+
+/// Occupies the runtime's (one-thread) blocking pool until the returned sender is used or
+/// dropped, so that operations queue behind it. Returns once the blocking job is running.
+fn block_pool(rt: &Runtime) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    drop(rt.spawn_blocking(move || {
+        started_tx.send(()).unwrap();
+        let _ = rx.recv();
+    }));
+    started_rx.recv().unwrap();
+    tx
+}
+
+/// Removes the test's directory, even when an assertion fails.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn contents(i: usize) -> Vec<u8> {
+    format!("file number {i}").into_bytes()
+}
+
+#[test]
+fn no_descriptor_leaks() {
+    let dir = std::env::temp_dir().join(format!("weft-fs-fd-leak-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    let _cleanup = RemoveOnDrop(dir.clone());
+    let paths: Vec<PathBuf> = (0..FILES)
+        .map(|i| {
+            let p = dir.join(format!("f{i}"));
+            std::fs::write(&p, contents(i)).unwrap();
+            p
+        })
+        .collect();
+
+    let before = open_fds();
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+
+    // 1. In sequence: open, read, then drop half and close the other half.
+    rt.block_on(async {
+        for (i, p) in paths.iter().enumerate() {
+            let f = File::open(p).await.unwrap();
+            let (res, buf) = f.read_at(Vec::with_capacity(64), 0).await;
+            res.unwrap();
+            assert_eq!(buf, contents(i));
+            if i % 2 == 0 {
+                drop(f);
+            } else {
+                f.close().await.unwrap();
+            }
+        }
+    });
+    assert_eq!(fds_under(&dir), 0, "after open/read/drop/close in sequence");
+
+    // 2. The same from 1000 concurrent tasks on the workers.
+    rt.block_on(async {
+        let handles: Vec<_> = paths
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(i, p)| {
+                weft_runtime::spawn(async move {
+                    let f = File::open(&p).await.unwrap();
+                    let (res, buf) = f.read_exact_at(Vec::with_capacity(4), 0).await;
+                    res.unwrap();
+                    assert_eq!(buf, b"file");
+                    if i % 2 == 0 {
+                        drop(f);
+                    } else {
+                        f.close().await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    assert_eq!(fds_under(&dir), 0, "after concurrent open/read/drop/close");
+
+    // 3. Operations dropped while queued (the only pool thread is busy): the descriptor
+    //    belongs to them until they run, even after the File is dropped.
+    let files: Vec<File> = rt.block_on(async {
+        let mut files = Vec::new();
+        for p in &paths[..100] {
+            files.push(File::open(p).await.unwrap());
+        }
+        files
+    });
+    assert_eq!(fds_under(&dir), 100);
+    let release = block_pool(&rt);
+    let closes = rt.block_on(async {
+        for f in &files {
+            let r = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), 0)).await;
+            assert!(r.is_err(), "a queued read cannot have completed");
+        }
+        let mut closes = Vec::new();
+        for (i, f) in files.into_iter().enumerate() {
+            if i % 2 == 0 {
+                drop(f);
+            } else {
+                // close must wait for the queued read before it closes.
+                let mut close = Box::pin(f.close());
+                let first = std::future::poll_fn(|cx| Poll::Ready(close.as_mut().poll(cx))).await;
+                assert!(
+                    first.is_pending(),
+                    "close returned while a read held the descriptor"
+                );
+                let path = paths[i].clone();
+                closes.push(weft_runtime::spawn(async move {
+                    close.await.unwrap();
+                    assert_eq!(fds_under(&path), 0, "close returned with {path:?} open");
+                }));
+            }
+        }
+        closes
+    });
+    assert_eq!(
+        fds_under(&dir),
+        100,
+        "a descriptor was closed while a queued read still held it"
+    );
+    release.send(()).unwrap();
+    rt.block_on(async {
+        for h in closes {
+            h.await.unwrap();
+        }
+    });
+    // The pool runs jobs in order on its one thread, so the dropped files' reads (queued
+    // before any close) have run, and released their descriptors, by now.
+    assert_eq!(
+        fds_under(&dir),
+        0,
+        "after queued reads on dropped/closed files"
+    );
+
+    // 4. Racy drops: futures dropped before, during or after their reads, on a pool with
+    //    several threads.
+    let rt4 = Runtime::builder().worker_threads(2).build().unwrap();
+    rt4.block_on(async {
+        for (i, p) in paths[..200].iter().enumerate() {
+            let f = File::open(p).await.unwrap();
+            for pos in 0..4 {
+                let _ = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), pos)).await;
+            }
+            if i % 2 == 0 {
+                f.close().await.unwrap();
+            }
+        }
+    });
+    drop(rt4);
+    drop(rt);
+    assert_eq!(
+        fds_under(&dir),
+        0,
+        "after the racy drops and the runtimes' drop"
+    );
+    assert_eq!(
+        open_fds(),
+        before,
+        "descriptors leaked across the runtime's life"
+    );
+
+    // 5. Operations the runtime drops unrun at shutdown release their descriptors.
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .build()
+        .unwrap();
+    let files: Vec<File> = rt.block_on(async {
+        let mut files = Vec::new();
+        for p in &paths[..50] {
+            files.push(File::open(p).await.unwrap());
+        }
+        files
+    });
+    let release = block_pool(&rt);
+    rt.block_on(async {
+        for f in &files {
+            let r = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), 0)).await;
+            assert!(r.is_err());
+        }
+    });
+    drop(files);
+    assert_eq!(fds_under(&dir), 50, "queued reads hold their descriptors");
+    // Drops the queued jobs without waiting for the busy pool thread.
+    rt.shutdown_timeout(Duration::ZERO);
+    assert_eq!(
+        fds_under(&dir),
+        0,
+        "jobs dropped at shutdown kept descriptors"
+    );
+    release.send(()).unwrap();
+}
