@@ -27,6 +27,7 @@
 
 pub mod driver;
 pub mod time;
+pub mod uring;
 mod loom;
 
 pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};

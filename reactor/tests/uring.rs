@@ -1,0 +1,243 @@
+//! The io_uring driver against the real kernel. A test that cannot get a ring fails with
+//! the reason: it never passes silently.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
+use std::time::Duration;
+
+use io_uring::{opcode, types};
+use weft_reactor::uring::lifecycle::keep_until_complete;
+use weft_reactor::uring::Uring;
+use weft_reactor::{Driver, Unpark};
+
+fn ring(entries: u32) -> Uring {
+    Uring::new(entries).unwrap_or_else(|e| panic!("this test needs io_uring: {e}"))
+}
+
+struct Count(AtomicUsize);
+impl Wake for Count {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+fn counter() -> (Arc<Count>, Waker) {
+    let c = Arc::new(Count(AtomicUsize::new(0)));
+    (c.clone(), Waker::from(c))
+}
+
+struct Dropped(Arc<AtomicUsize>);
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+fn data_file(len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+    let path = std::env::temp_dir().join(format!(
+        "weft-uring-{}-{}",
+        std::process::id(),
+        std::thread::current().name().unwrap_or("t").replace(':', "_")
+    ));
+    std::fs::File::create(&path)
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    (path, data)
+}
+
+#[test]
+fn reads_a_file_and_wakes_the_waiting_future() {
+    let mut ring = ring(8);
+    let handle = ring.handle();
+    let (path, data) = data_file(10_000);
+    let file = std::fs::File::open(&path).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), buf.as_mut_ptr(), 4096)
+        .offset(4097)
+        .build();
+    // SAFETY: `buf` and `file` outlive the op: we poll it to completion below.
+    let ud = unsafe { ring.submit(entry) };
+    let (woken, waker) = counter();
+    assert!(handle.poll(ud, &waker).is_pending());
+    let n = loop {
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+        if let Poll::Ready(r) = handle.poll(ud, &waker) {
+            break r.result.unwrap() as usize;
+        }
+    };
+    assert_eq!(n, 4096);
+    assert_eq!(&buf[..], &data[4097..4097 + 4096]);
+    assert_eq!(woken.0.load(SeqCst), 1);
+    assert_eq!(ring.in_flight(), 0);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn errors_come_back_as_io_errors() {
+    let mut ring = ring(8);
+    let handle = ring.handle();
+    let mut buf = [0u8; 8];
+    let entry = opcode::Read::new(types::Fd(-1), buf.as_mut_ptr(), 8).build();
+    // SAFETY: `buf` outlives the op.
+    let ud = unsafe { ring.submit(entry) };
+    let (_, waker) = counter();
+    let r = loop {
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+        if let Poll::Ready(r) = handle.poll(ud, &waker) {
+            break r;
+        }
+    };
+    assert_eq!(r.result.unwrap_err().raw_os_error(), Some(libc::EBADF));
+}
+
+#[test]
+fn a_callback_op_runs_on_the_reaping_thread_without_a_future() {
+    let mut ring = ring(8);
+    let (path, data) = data_file(100);
+    let file = Arc::new(std::fs::File::open(&path).unwrap());
+    let mut buf = Box::new([0u8; 100]);
+    let ptr = buf.as_mut_ptr();
+    let got = Arc::new(parking_lot::Mutex::new(None));
+    let g = got.clone();
+    let keep = file.clone();
+    let entry = opcode::Read::new(types::Fd(file.as_raw_fd()), ptr, 100).build();
+    let caller = std::thread::current().id();
+    // SAFETY: the callback owns `buf` and the file until the completion.
+    unsafe {
+        ring.submit_with_callback(
+            entry,
+            Box::new(move |r| {
+                let _keep = keep;
+                assert_eq!(std::thread::current().id(), caller);
+                *g.lock() = Some((r.result.unwrap(), buf.to_vec()));
+            }),
+        )
+    };
+    while got.lock().is_none() {
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+    }
+    let (n, bytes) = got.lock().take().unwrap();
+    assert_eq!(n, 100);
+    assert_eq!(bytes, data);
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn unpark_from_another_thread_ends_an_untimed_park() {
+    let mut ring = ring(8);
+    for _ in 0..100 {
+        let u = ring.unparker();
+        let t = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_micros(200));
+            u.unpark();
+        });
+        ring.park(None).unwrap();
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn unpark_before_park_is_not_lost() {
+    let mut ring = ring(8);
+    ring.unparker().unpark();
+    // Would block forever if the token were lost.
+    ring.park(None).unwrap();
+}
+
+fn pipe() -> (std::fs::File, std::fs::File) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors are fresh and owned by nothing else.
+    unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    }
+}
+
+#[test]
+fn an_abandoned_op_keeps_its_buffer_until_the_kernel_lets_go() {
+    let mut ring = ring(8);
+    let handle = ring.handle();
+    let (rx, _tx) = pipe();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let mut buf = vec![0u8; 64];
+    let entry = opcode::Read::new(types::Fd(rx.as_raw_fd()), buf.as_mut_ptr(), 64).build();
+    // SAFETY: `buf` is handed to the cleanup below and lives until the completion.
+    let ud = unsafe { ring.submit(entry) };
+    ring.park(Some(Duration::ZERO)).unwrap(); // submitted, blocked on the empty pipe
+    let (_, waker) = counter();
+    assert!(handle.poll(ud, &waker).is_pending());
+    // Dropped from another thread, as a future on another worker would be.
+    let h = handle.clone();
+    let d = drops.clone();
+    std::thread::spawn(move || h.abandon(ud, keep_until_complete((buf, Dropped(d)))))
+        .join()
+        .unwrap();
+    assert_eq!(drops.load(SeqCst), 0, "freed before the kernel completed");
+    while ring.in_flight() > 0 {
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+    }
+    assert_eq!(drops.load(SeqCst), 1);
+}
+
+#[test]
+fn more_ops_than_submission_slots() {
+    let mut ring = ring(4);
+    let handle = ring.handle();
+    let (path, data) = data_file(64 * 1024);
+    let file = std::fs::File::open(&path).unwrap();
+    let mut bufs: Vec<Vec<u8>> = (0..256).map(|_| vec![0u8; 256]).collect();
+    let mut uds = Vec::new();
+    for (i, b) in bufs.iter_mut().enumerate() {
+        let e = opcode::Read::new(types::Fd(file.as_raw_fd()), b.as_mut_ptr(), 256)
+            .offset(i as u64 * 256)
+            .build();
+        // SAFETY: the buffers outlive every op: we wait for all of them below.
+        uds.push(unsafe { ring.submit(e) });
+    }
+    let (_, waker) = counter();
+    let mut done = vec![false; uds.len()];
+    while done.iter().any(|d| !d) {
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+        for (i, ud) in uds.iter().enumerate() {
+            if !done[i] {
+                if let Poll::Ready(r) = handle.poll(*ud, &waker) {
+                    assert_eq!(r.result.unwrap(), 256);
+                    done[i] = true;
+                }
+            }
+        }
+    }
+    for (i, b) in bufs.iter().enumerate() {
+        assert_eq!(&b[..], &data[i * 256..(i + 1) * 256]);
+    }
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn dropping_the_ring_with_ops_in_flight_cancels_and_frees_them() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (rx, _tx) = pipe();
+    {
+        let mut ring = ring(8);
+        let handle = ring.handle();
+        for _ in 0..4 {
+            let mut buf = vec![0u8; 16];
+            let e = opcode::Read::new(types::Fd(rx.as_raw_fd()), buf.as_mut_ptr(), 16).build();
+            // SAFETY: the buffer goes to the cleanup, which lives until the completion.
+            let ud = unsafe { ring.submit(e) };
+            handle.abandon(ud, keep_until_complete((buf, Dropped(drops.clone()))));
+        }
+        ring.park(Some(Duration::ZERO)).unwrap();
+    }
+    assert_eq!(drops.load(SeqCst), 4);
+}
