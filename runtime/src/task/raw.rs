@@ -245,13 +245,27 @@ fn cancel_in_place<F: Future, S>(cell: &Cell<F, S>) {
     set_stage(cell, Stage::Finished(Err(err)));
 }
 
-/// RUNNING → COMPLETE, then: hand the output to the handle (waking it) or drop it, leave the
-/// owned list, and drop the poll's reference (and the list's).
+/// Leave the owned list, then RUNNING → COMPLETE; then hand the output to the handle
+/// (waking it) or drop it, and drop the poll's reference (and the list's).
+///
+/// The list is left *before* completion is published, so that once a `JoinHandle` has seen
+/// the output the task no longer counts as alive (`RuntimeMetrics::num_alive_tasks`). A
+/// task out of the list while still `RUNNING` is safe from shutdown: shutdown only cancels
+/// tasks it finds in the list, and this one is finishing anyway.
 fn complete<F, S>(ptr: NonNull<Header>, cell: &Cell<F, S>)
 where
     F: Future + Send + 'static,
     S: Schedule,
 {
+    // SAFETY: we hold a reference (the poll's), so borrowing the task is sound.
+    let me = ManuallyDrop::new(unsafe { Task::from_raw(ptr) });
+    let refs = match cell.scheduler.release(&me) {
+        Some(list_ref) => {
+            std::mem::forget(list_ref);
+            2
+        }
+        None => 1,
+    };
     let snapshot = cell.header.state.transition_to_complete();
     if !snapshot.is(JOIN_INTEREST) {
         // Nobody will read the output: drop it here (invariant 2).
@@ -265,15 +279,6 @@ where
             }
         });
     }
-    // SAFETY: we hold a reference (the poll's), so borrowing the task is sound.
-    let me = ManuallyDrop::new(unsafe { Task::from_raw(ptr) });
-    let released = cell.scheduler.release(&me);
-    let refs = if let Some(t) = released {
-        std::mem::forget(t);
-        2
-    } else {
-        1
-    };
     if cell.header.state.ref_dec_by(refs) {
         // SAFETY: those were the last references.
         unsafe { dealloc::<F, S>(ptr) };
