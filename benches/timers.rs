@@ -1,0 +1,144 @@
+//! Timer benchmarks, weft against tokio in the same criterion group.
+//!
+//! - `timers/timers_100k`: 100 000 tasks each sleeping 1..=10 ms; the total time. Guards
+//!   the fire path (wheel cascade, wake, schedule) and the park timeout computation: a
+//!   regression shows as time well past the 10 ms floor.
+//! - `timers/timer_churn_1m`: one task creates a million 10 s sleeps, registers each (one
+//!   poll), holds them all, then drops them all. Guards insert and cancel cost and the
+//!   memory per timer (see `examples/timer_memory.rs` for peak RSS).
+//!
+//! Both runtimes use `WEFT_BENCH_WORKERS` workers (default 2).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Context;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+
+fn workers() -> usize {
+    std::env::var("WEFT_BENCH_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
+fn weft_rt() -> weft::Runtime {
+    weft::Runtime::builder()
+        .worker_threads(workers())
+        .build()
+        .unwrap()
+}
+
+fn tokio_rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers())
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+const TASKS: u64 = 100_000;
+const CHURN: usize = 1_000_000;
+
+/// Polls every sleep once, in place, registering its timer.
+///
+/// tokio's `Sleep` is `!Unpin`; rather than box each one (which would charge tokio an
+/// allocation weft's `Unpin` sleep does not need), both are pinned where they lie: the `Vec`
+/// was sized up front and is never grown, and its elements are dropped in place.
+fn register_all<F: Future>(v: &mut [F]) {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    for f in v.iter_mut() {
+        // SAFETY: the element is not moved again: the Vec is never grown, and dropping the
+        // Vec drops its elements in place.
+        let pinned = unsafe { Pin::new_unchecked(f) };
+        assert!(pinned.poll(&mut cx).is_pending());
+    }
+}
+
+fn timers_100k(c: &mut Criterion) {
+    let mut g = c.benchmark_group("timers/timers_100k");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(TASKS));
+    let rt = weft_rt();
+    g.bench_function("weft", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|i| {
+                        weft::spawn(async move {
+                            weft::time::sleep(Duration::from_millis(1 + i % 10)).await
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            })
+        })
+    });
+    let rt = tokio_rt();
+    g.bench_function("tokio", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let hs: Vec<_> = (0..TASKS)
+                    .map(|i| {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(Duration::from_millis(1 + i % 10)).await
+                        })
+                    })
+                    .collect();
+                for h in hs {
+                    h.await.unwrap();
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+fn timer_churn_1m(c: &mut Criterion) {
+    let mut g = c.benchmark_group("timers/timer_churn_1m");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    g.throughput(Throughput::Elements(CHURN as u64));
+    let rt = weft_rt();
+    g.bench_function("weft", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(rt.spawn(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut v = Vec::with_capacity(CHURN);
+                    for _ in 0..CHURN {
+                        v.push(weft::time::sleep(Duration::from_secs(10)));
+                    }
+                    register_all(&mut v);
+                    drop(v);
+                }
+                start.elapsed()
+            }))
+            .unwrap()
+        })
+    });
+    let rt = tokio_rt();
+    g.bench_function("tokio", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(rt.spawn(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut v = Vec::with_capacity(CHURN);
+                    for _ in 0..CHURN {
+                        v.push(tokio::time::sleep(Duration::from_secs(10)));
+                    }
+                    register_all(&mut v);
+                    drop(v);
+                }
+                start.elapsed()
+            }))
+            .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, timers_100k, timer_churn_1m);
+criterion_main!(benches);
