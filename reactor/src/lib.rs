@@ -26,9 +26,9 @@
 )]
 
 pub mod driver;
+mod loom;
 pub mod time;
 pub mod uring;
-mod loom;
 
 pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};
 pub use time::{TimeDriver, TimerHandle};

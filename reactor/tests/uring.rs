@@ -41,7 +41,10 @@ fn data_file(len: usize) -> (std::path::PathBuf, Vec<u8>) {
     let path = std::env::temp_dir().join(format!(
         "weft-uring-{}-{}",
         std::process::id(),
-        std::thread::current().name().unwrap_or("t").replace(':', "_")
+        std::thread::current()
+            .name()
+            .unwrap_or("t")
+            .replace(':', "_")
     ));
     std::fs::File::create(&path)
         .unwrap()
@@ -240,4 +243,35 @@ fn dropping_the_ring_with_ops_in_flight_cancels_and_frees_them() {
         ring.park(Some(Duration::ZERO)).unwrap();
     }
     assert_eq!(drops.load(SeqCst), 4);
+}
+
+#[test]
+fn a_disabled_ring_is_owned_by_the_thread_that_enables_it() {
+    let ring = Uring::new_disabled(8).unwrap_or_else(|e| panic!("this test needs io_uring: {e}"));
+    let handle = ring.handle();
+    let mut buf = [0u8; 8];
+    let entry = opcode::Read::new(types::Fd(-1), buf.as_mut_ptr(), 8).build();
+    // SAFETY: rejected before anything is pushed: this thread does not own the ring.
+    assert!(unsafe { handle.submit(entry.clone()) }.is_none());
+    let res = std::thread::spawn(move || {
+        let mut ring = ring;
+        ring.enable().unwrap();
+        let h = ring.handle();
+        assert!(h.is_owner());
+        let mut buf = [0u8; 8];
+        let entry = opcode::Read::new(types::Fd(-1), buf.as_mut_ptr(), 8).build();
+        // SAFETY: `buf` outlives the op: polled to completion below.
+        let ud = unsafe { h.submit(entry) }.unwrap();
+        let (_, waker) = counter();
+        loop {
+            ring.park(Some(Duration::from_secs(5))).unwrap();
+            if let Poll::Ready(r) = h.poll(ud, &waker) {
+                break r.result.unwrap_err().raw_os_error();
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    assert_eq!(res, Some(libc::EBADF));
+    assert!(!handle.is_owner());
 }

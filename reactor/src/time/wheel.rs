@@ -572,7 +572,7 @@ mod tests {
                         // Polling at next_deadline makes progress: something fires, or the
                         // answer moves on.
                         let after = wheel.next_deadline();
-                        assert!(n > 0 || after.map_or(true, |a| a > t), "{t} -> {after:?}");
+                        assert!(n > 0 || after.is_none_or(|a| a > t), "{t} -> {after:?}");
                     }
                 }
             }

@@ -6,9 +6,12 @@
 //!
 //! # Threads
 //!
-//! Only the owning thread submits (the ring is set up `SINGLE_ISSUER | DEFER_TASKRUN`, so it
-//! must also be the thread that created it). Any thread may poll or abandon an op through a
-//! [`UringHandle`]: the op table sits behind this ring's own mutex — there is no lock shared
+//! Only the owning thread submits and reaps (the ring is set up `SINGLE_ISSUER |
+//! DEFER_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
+//! [`Uring::enable`] on a ring made with [`Uring::new_disabled`] — which is how a runtime
+//! builds its workers' rings on one thread and hands each to its worker. The owner submits
+//! through the driver while parking, or through [`UringHandle::submit`] while it runs a
+//! task. Any thread may poll or abandon an op through a [`UringHandle`]: the op table sits behind this ring's own mutex — there is no lock shared
 //! between rings — and an abandoned op's cancellation is posted to the ring's mailbox and
 //! submitted by the owner at its next park or maintenance pass (the owner is unparked if it
 //! sleeps).
@@ -36,7 +39,7 @@ pub mod lifecycle;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -57,20 +60,25 @@ const NOTIFIED: usize = 2;
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
 struct Shared {
+    /// Its submission and completion queues are touched only by the owner thread, one
+    /// `SubmissionQueue`/`CompletionQueue` at a time (see `Uring::sq`).
+    ring: IoUring,
+    /// The thread that submits; set when the ring is enabled.
+    owner: std::sync::OnceLock<std::thread::ThreadId>,
     ops: Mutex<Ops>,
     /// `user_data` of abandoned ops whose cancellation the owner must submit.
     cancels: Mutex<Vec<u64>>,
     eventfd: OwnedFd,
+    /// Whether the eventfd read is in the kernel (owner thread only; atomic for `Sync`).
+    eventfd_armed: AtomicBool,
     state: AtomicUsize,
 }
 
 /// An io_uring instance owned by one thread; see the module docs.
 pub struct Uring {
-    ring: IoUring,
     shared: Arc<Shared>,
     /// Where the armed eventfd read writes; kernel-visible while `eventfd_armed`.
     eventfd_buf: Box<u64>,
-    eventfd_armed: bool,
     reaped: Vec<(u64, i32, u32)>,
     actions: Vec<Reaped>,
 }
@@ -126,16 +134,57 @@ impl Uring {
     /// Why the kernel refused a ring, and the fix (see the module docs); or the eventfd's
     /// error.
     pub fn new(entries: u32) -> io::Result<Uring> {
-        let ring = IoUring::builder()
-            .setup_cqsize(entries * 2)
-            .setup_single_issuer()
-            .setup_defer_taskrun()
-            .setup_taskrun_flag()
-            .build(entries)
+        let ring = Uring::build(entries, false)?;
+        ring.shared
+            .owner
+            .set(std::thread::current().id())
+            .expect("a new ring has no owner");
+        Ok(ring)
+    }
+
+    /// Like [`new`](Uring::new), but disabled until [`enable`](Uring::enable) is called on
+    /// the thread that will own it.
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Uring::new).
+    pub fn new_disabled(entries: u32) -> io::Result<Uring> {
+        Uring::build(entries, true)
+    }
+
+    /// Enables a ring made by [`new_disabled`](Uring::new_disabled); the calling thread
+    /// becomes its owner.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's, if the ring cannot be enabled.
+    pub fn enable(&mut self) -> io::Result<()> {
+        self.shared.ring.submitter().register_enable_rings()?;
+        self.shared
+            .owner
+            .set(std::thread::current().id())
+            .map_err(|_| io::Error::other("this io_uring was already enabled"))
+    }
+
+    fn build(entries: u32, disabled: bool) -> io::Result<Uring> {
+        let builder = |full: bool| {
+            let mut b = IoUring::builder();
+            b.setup_cqsize(entries * 2);
+            if full {
+                b.setup_single_issuer()
+                    .setup_defer_taskrun()
+                    .setup_taskrun_flag();
+            }
+            if disabled {
+                b.setup_r_disabled();
+            }
+            b.build(entries)
+        };
+        let ring = builder(true)
             .or_else(|e| {
                 // Kernels before 6.1 reject DEFER_TASKRUN with EINVAL: try plain flags.
                 if e.raw_os_error() == Some(libc::EINVAL) {
-                    IoUring::builder().setup_cqsize(entries * 2).build(entries)
+                    builder(false)
                 } else {
                     Err(e)
                 }
@@ -149,15 +198,16 @@ impl Uring {
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Uring {
-            ring,
             shared: Arc::new(Shared {
+                ring,
+                owner: std::sync::OnceLock::new(),
                 ops: Mutex::new(Ops::new()),
                 cancels: Mutex::new(Vec::new()),
                 eventfd,
+                eventfd_armed: AtomicBool::new(false),
                 state: AtomicUsize::new(AWAKE),
             }),
             eventfd_buf: Box::new(0),
-            eventfd_armed: false,
             reaped: Vec::new(),
             actions: Vec::new(),
         })
@@ -175,63 +225,40 @@ impl Uring {
         self.shared.ops.lock().live()
     }
 
-    /// Submits `entry` as an op that a future will poll (see [`UringHandle::poll`]) and
-    /// returns its `user_data`.
+    /// Submits `entry` as an op that a future will poll; see [`UringHandle::submit`].
     ///
     /// # Safety
     ///
-    /// Every buffer, path, fd and struct that `entry` points to must stay valid and
-    /// unmoved until the op's completion is reaped: held by the op's owner until
-    /// [`UringHandle::poll`] returns `Ready`, or handed to [`UringHandle::abandon`] as part
-    /// of its cleanup.
+    /// As [`UringHandle::submit`].
     pub unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
-        let ud = self.shared.ops.lock().insert(Lifecycle::Submitted);
-        // SAFETY: forwarded to our caller.
-        unsafe { self.push(entry.user_data(ud)) };
-        ud
+        // SAFETY: `&mut self` is the owner's driver; the rest is our caller's contract.
+        unsafe { self.handle().submit(entry) }.expect("submit from the ring's owner")
     }
 
-    /// Submits `entry` so that its completion runs `callback` on this thread when reaped —
-    /// no future, no task.
+    /// Submits `entry` so that its completion runs `callback`; see
+    /// [`UringHandle::submit_with_callback`].
     ///
     /// # Safety
     ///
-    /// As [`submit`](Uring::submit): what `entry` points to must stay valid until the
-    /// completion; `callback` may own it.
+    /// As [`UringHandle::submit_with_callback`].
     pub unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
     ) -> u64 {
-        let ud = self
-            .shared
-            .ops
-            .lock()
-            .insert(Lifecycle::Callback(callback));
-        // SAFETY: forwarded to our caller.
-        unsafe { self.push(entry.user_data(ud)) };
-        ud
+        // SAFETY: as `submit`.
+        unsafe { self.handle().submit_with_callback(entry, callback) }
+            .expect("submit from the ring's owner")
     }
 
-    /// Pushes an SQE, making room by submitting (and reaping, if the kernel is busy) when
-    /// the submission queue is full.
+    /// Pushes an SQE on the owner thread; see [`Shared::push`].
     ///
     /// # Safety
     ///
-    /// As [`submit`](Uring::submit).
+    /// As [`Shared::push`].
     unsafe fn push(&mut self, entry: squeue::Entry) {
-        loop {
-            // SAFETY: the caller keeps what the entry points to alive until completion.
-            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                return;
-            }
-            match self.ring.submit() {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => self.reap(),
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
-                Err(e) => panic!("io_uring_enter failed while the SQ was full: {e}"),
-            }
-        }
+        // SAFETY: forwarded.
+        unsafe { self.shared.push(&entry) }
     }
 
     /// Step 1: the mailbox's cancellations and the eventfd read.
@@ -242,7 +269,7 @@ impl Uring {
             // SAFETY: a cancel SQE points to no memory.
             unsafe { self.push(entry) };
         }
-        if !self.eventfd_armed {
+        if !self.shared.eventfd_armed.load(Relaxed) {
             let entry = opcode::Read::new(
                 types::Fd(self.shared.eventfd.as_raw_fd()),
                 (&mut *self.eventfd_buf as *mut u64).cast(),
@@ -254,7 +281,7 @@ impl Uring {
             // read: `Drop` for `Uring` tears the ring down (the kernel cancels and waits for
             // in-flight requests when the ring's fd closes) before the box is freed.
             unsafe { self.push(entry) };
-            self.eventfd_armed = true;
+            self.shared.eventfd_armed.store(true, Relaxed);
         }
     }
 
@@ -264,15 +291,16 @@ impl Uring {
             Some(t) if want > 0 => {
                 let ts = types::Timespec::from(t);
                 let args = types::SubmitArgs::new().timespec(&ts);
-                self.ring.submitter().submit_with_args(want, &args)
+                self.shared.ring.submitter().submit_with_args(want, &args)
             }
-            _ if want > 0 => self.ring.submitter().submit_and_wait(want),
+            _ if want > 0 => self.shared.ring.submitter().submit_and_wait(want),
             _ => {
-                let pending = self.ring.submission().len() as u32;
+                // SAFETY: owner thread; the queue view lives only for this statement.
+                let pending = unsafe { self.shared.ring.submission_shared() }.len() as u32;
                 // SAFETY: `enter` with no argument struct; the SQEs it submits were pushed
                 // under `push`'s contract.
                 unsafe {
-                    self.ring.submitter().enter::<libc::sigset_t>(
+                    self.shared.ring.submitter().enter::<libc::sigset_t>(
                         pending,
                         0,
                         IORING_ENTER_GETEVENTS,
@@ -292,34 +320,10 @@ impl Uring {
         }
     }
 
-    /// Reaps every completion and runs what they call for, outside the op table's lock.
+    /// Reaps every completion and runs what it calls for.
     fn reap(&mut self) {
-        {
-            let mut cq = self.ring.completion();
-            cq.sync();
-            self.reaped
-                .extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
-        }
-        if self.reaped.is_empty() {
-            return;
-        }
-        {
-            let mut ops = self.shared.ops.lock();
-            for (ud, res, flags) in self.reaped.drain(..) {
-                match ud {
-                    EVENTFD => self.eventfd_armed = false,
-                    CANCEL => {}
-                    _ => self.actions.push(ops.complete(ud, CqeResult::new(res, flags))),
-                }
-            }
-        }
-        for action in self.actions.drain(..) {
-            match action {
-                Reaped::Wake(w) => w.wake(),
-                Reaped::Run(f, r) => f(r),
-                Reaped::Nothing | Reaped::Unknown => {}
-            }
-        }
+        // SAFETY: `&mut self` is the owner's driver.
+        unsafe { self.shared.reap(&mut self.reaped, &mut self.actions) }
     }
 }
 
@@ -330,9 +334,11 @@ impl Driver for Uring {
         self.prepare();
         if timeout == Some(Duration::ZERO) {
             // Step 2: a syscall only if the kernel has something for us or we for it.
-            let must_enter = !self.ring.submission().is_empty()
-                || self.ring.submission().taskrun()
-                || self.ring.submission().cq_overflow();
+            let must_enter = {
+                // SAFETY: owner thread; one queue view, dropped at the end of this block.
+                let sq = unsafe { self.shared.ring.submission_shared() };
+                !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+            };
             if must_enter {
                 self.enter(0, None);
             }
@@ -382,7 +388,122 @@ impl Unpark for UringUnparker {
     }
 }
 
+impl Shared {
+    /// Reaps every completion and runs what each calls for, outside the op table's lock.
+    ///
+    /// # Safety
+    ///
+    /// Owner thread only, with no completion-queue view alive.
+    unsafe fn reap(&self, reaped: &mut Vec<(u64, i32, u32)>, actions: &mut Vec<Reaped>) {
+        {
+            // SAFETY: owner thread, and no other completion-queue view exists: this one is
+            // dropped before any action (which may submit or reap) runs.
+            let mut cq = unsafe { self.ring.completion_shared() };
+            cq.sync();
+            reaped.extend(cq.map(|c| (c.user_data(), c.result(), c.flags())));
+        }
+        if reaped.is_empty() {
+            return;
+        }
+        {
+            let mut ops = self.ops.lock();
+            for (ud, res, flags) in reaped.drain(..) {
+                match ud {
+                    EVENTFD => self.eventfd_armed.store(false, Relaxed),
+                    CANCEL => {}
+                    _ => actions.push(ops.complete(ud, CqeResult::new(res, flags))),
+                }
+            }
+        }
+        for action in actions.drain(..) {
+            match action {
+                Reaped::Wake(w) => w.wake(),
+                Reaped::Run(f, r) => f(r),
+                Reaped::Nothing | Reaped::Unknown => {}
+            }
+        }
+    }
+
+    fn is_owner(&self) -> bool {
+        self.owner.get() == Some(&std::thread::current().id())
+    }
+
+    /// Pushes an SQE, making room by submitting when the submission queue is full.
+    ///
+    /// # Safety
+    ///
+    /// Called on the owner thread only, with no other submission-queue view alive; what
+    /// `entry` points to stays valid until its completion is reaped.
+    unsafe fn push(&self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: owner thread, one view at a time (this statement); the entry's memory
+            // is our caller's to keep alive.
+            if unsafe { self.ring.submission_shared().push(entry) }.is_ok() {
+                return;
+            }
+            // Full: hand what is queued to the kernel. EBUSY means completions are backed
+            // up (the kernel keeps overflowed ones, IORING_FEAT_NODROP, so none is lost):
+            // reap, then try again.
+            match self.ring.submit() {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // SAFETY: owner thread (our caller's contract); no queue view is alive.
+                    unsafe { self.reap(&mut Vec::new(), &mut Vec::new()) }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => panic!("io_uring_enter failed while the SQ was full: {e}"),
+            }
+        }
+    }
+}
+
 impl UringHandle {
+    /// Whether the calling thread owns this ring (and so may submit to it).
+    pub fn is_owner(&self) -> bool {
+        self.shared.is_owner()
+    }
+
+    /// Submits `entry` as an op a future will [`poll`](UringHandle::poll), and returns its
+    /// `user_data`. The SQE reaches the kernel at the owner's next park or maintenance pass
+    /// (batched: one `io_uring_enter` for many ops). Returns `None` on a thread that does
+    /// not own the ring.
+    ///
+    /// # Safety
+    ///
+    /// Every buffer, path, fd and struct that `entry` points to must stay valid and
+    /// unmoved until the op's completion is reaped: held by the op's owner until `poll`
+    /// returns `Ready`, or handed to [`abandon`](UringHandle::abandon) as part of its
+    /// cleanup.
+    pub unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
+        if !self.is_owner() {
+            return None;
+        }
+        let ud = self.shared.ops.lock().insert(Lifecycle::Submitted);
+        // SAFETY: owner thread (checked); the entry's memory is our caller's contract.
+        unsafe { self.shared.push(&entry.user_data(ud)) };
+        Some(ud)
+    }
+
+    /// Submits `entry` so that its completion runs `callback` on the owner thread when
+    /// reaped — no future, no task. `None` on a thread that does not own the ring.
+    ///
+    /// # Safety
+    ///
+    /// As [`submit`](UringHandle::submit); `callback` may own the resources.
+    pub unsafe fn submit_with_callback(
+        &self,
+        entry: squeue::Entry,
+        callback: lifecycle::Callback,
+    ) -> Option<u64> {
+        if !self.is_owner() {
+            return None;
+        }
+        let ud = self.shared.ops.lock().insert(Lifecycle::Callback(callback));
+        // SAFETY: as `submit`.
+        unsafe { self.shared.push(&entry.user_data(ud)) };
+        Some(ud)
+    }
+
     /// Polls the op `user_data`: its result, or `Pending` with `waker` stored.
     ///
     /// # Panics
@@ -424,7 +545,7 @@ impl Drop for Uring {
         // SAFETY: a cancel SQE points to no memory.
         unsafe { self.push(cancel_all) };
         for _ in 0..100 {
-            if self.in_flight() == 0 && !self.eventfd_armed {
+            if self.in_flight() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
                 return;
             }
             self.enter(1, Some(Duration::from_millis(10)));
