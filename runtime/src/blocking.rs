@@ -266,7 +266,9 @@ where
 {
     match crate::context::with_current(|h| h.spawn_blocking(f)) {
         Some(j) => j,
-        None => panic!("weft::task::spawn_blocking: {}", crate::scheduler::NO_RUNTIME),
+        None => panic!(
+            "weft::task::spawn_blocking: {}",
+            crate::scheduler::NO_RUNTIME
+        ),
     }
 }
-

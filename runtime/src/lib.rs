@@ -39,6 +39,7 @@ mod blocking;
 mod context;
 mod coop;
 pub mod fs;
+mod io;
 mod loom;
 mod metrics;
 mod park;
@@ -47,6 +48,7 @@ mod scheduler;
 pub mod task;
 pub mod time;
 
+pub use io::{IoUring, IO_DRIVER_ENV};
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};
 pub use scheduler::{EnterGuard, Handle, TryCurrentError};
@@ -77,7 +79,23 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    match context::with_current(|h| h.spawn(future)) {
+    // Boxed here, before the future is moved through any other frame: in a debug build
+    // every move is a stack copy, and a large future copied a few times overflows a small
+    // thread stack.
+    if std::mem::size_of::<F>() > scheduler::BOX_FUTURE_THRESHOLD {
+        spawn_unboxed(Box::pin(future))
+    } else {
+        spawn_unboxed(future)
+    }
+}
+
+#[track_caller]
+fn spawn_unboxed<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match context::with_current(|h| h.spawn_inner(future)) {
         Some(j) => j,
         None => panic!("weft::spawn: {}", scheduler::NO_RUNTIME),
     }

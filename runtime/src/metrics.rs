@@ -69,6 +69,11 @@ impl RuntimeMetrics {
         RuntimeMetrics { handle }
     }
 
+    /// Whether the workers park on io_uring rings (`false`: the fallback driver).
+    pub fn io_uring(&self) -> bool {
+        self.handle.shared.io_uring
+    }
+
     /// Worker threads.
     pub fn num_workers(&self) -> usize {
         self.handle.shared.remotes.len()

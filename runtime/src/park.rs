@@ -4,7 +4,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
-use weft_reactor::{Driver, ThreadParker, ThreadUnparker, TimeDriver, Unpark};
+use weft_reactor::{Driver, ThreadParker, ThreadUnparker, Unpark};
 
 struct UnparkWaker(ThreadUnparker);
 
@@ -18,10 +18,14 @@ impl Wake for UnparkWaker {
 }
 
 thread_local! {
-    /// One driver (a timing wheel around a parker) and its waker per thread, made on first
-    /// use: timers polled inside `block_on` live in this thread's own wheel.
-    static PARKER: (std::cell::RefCell<TimeDriver<ThreadParker>>, Waker) = {
-        let parker = TimeDriver::new(ThreadParker::new());
+    /// One parker and its waker per thread, made on first use.
+    ///
+    /// A `block_on` thread owns no timing wheel and no ring: a timer or an I/O op it
+    /// registered would be serviced only while it sits in `block_on`, and a future polled
+    /// here may move to a task and outlive the call. So its timers go to a worker's wheel
+    /// (which wakes it back through this parker) and its file ops to the blocking pool.
+    static PARKER: (std::cell::RefCell<ThreadParker>, Waker) = {
+        let parker = ThreadParker::new();
         let waker = Waker::from(Arc::new(UnparkWaker(parker.unparker())));
         (std::cell::RefCell::new(parker), waker)
     };
@@ -32,7 +36,6 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = std::pin::pin!(future);
     PARKER.with(|(parker, waker)| {
         let mut cx = Context::from_waker(waker);
-        let _timer = crate::time::set_thread_timer(parker.borrow().handle());
         loop {
             if let Poll::Ready(out) = crate::coop::with_budget(|| future.as_mut().poll(&mut cx)) {
                 return out;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
-use weft_reactor::Driver;
+use weft_reactor::{Driver, TimeDriver};
+
+use crate::io::IoUring;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
@@ -54,6 +56,7 @@ pub struct Builder {
     global_queue_interval: u32,
     event_interval: u32,
     lifo_slot: bool,
+    io_uring: IoUring,
 }
 
 impl Default for Builder {
@@ -79,7 +82,24 @@ impl Builder {
             global_queue_interval: 61,
             event_interval: 61,
             lifo_slot: true,
+            io_uring: IoUring::Auto,
         }
+    }
+
+    /// Whether workers use io_uring (default [`IoUring::Auto`]: if the kernel allows it).
+    /// The `WEFT_IO_DRIVER` environment variable overrides this (see [`IoUring`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_runtime::{IoUring, Runtime};
+    /// // A runtime that never touches io_uring (file I/O on the blocking pool):
+    /// let rt = Runtime::builder().io_uring(IoUring::Disabled).build().unwrap();
+    /// assert!(!rt.metrics().io_uring());
+    /// ```
+    pub fn io_uring(&mut self, mode: IoUring) -> &mut Self {
+        self.io_uring = mode;
+        self
     }
 
     /// The number of worker threads (at least 1; 0 makes [`build`](Builder::build) fail).
@@ -188,11 +208,14 @@ impl Builder {
     /// `WEFT_WORKER_THREADS`); the operating system's error if a thread cannot be started.
     pub fn build(&mut self) -> io::Result<Runtime> {
         let n = self.resolve_workers()?;
+        let mode = self.io_uring.resolve()?;
+        let drivers = crate::io::worker_drivers(n, mode)?;
+        let io_uring = drivers.iter().any(|d| d.ring().is_some());
         let mut locals = Vec::with_capacity(n);
         let mut remotes = Vec::with_capacity(n);
-        for index in 0..n {
+        for (index, driver) in drivers.into_iter().enumerate() {
             let local = worker::new_local();
-            let driver = worker::new_driver();
+            let driver = TimeDriver::new(driver);
             remotes.push(Remote {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),
@@ -217,6 +240,7 @@ impl Builder {
                 event_interval: self.event_interval,
                 max_lifo_polls: if self.lifo_slot { 3 } else { 0 },
             },
+            io_uring,
             remote_schedules: AtomicU64::new(0),
             remote_spawns: AtomicU64::new(0),
             running: Mutex::new(0),
@@ -228,15 +252,29 @@ impl Builder {
             threads: Vec::with_capacity(n),
             shut_down: false,
         };
-        for (index, core) in locals.into_iter().enumerate() {
+        // Each worker enables its ring (becoming its single issuer) and reports back before
+        // `build` returns, so a ring that cannot be enabled is a build error, not a panic.
+        let (started_tx, started_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+        for (index, mut core) in locals.into_iter().enumerate() {
             let shared = rt.handle.shared.clone();
             let hooks = self.hooks.clone();
+            let started = started_tx.clone();
             let mut builder = std::thread::Builder::new().name(format!("{}-{index}", hooks.name));
             if let Some(size) = hooks.stack_size {
                 builder = builder.stack_size(size);
             }
             *rt.handle.shared.running.lock() += 1;
             let spawned = builder.spawn(move || {
+                if let Err(e) = core.enable_driver() {
+                    let _ = started.send(Err(io::Error::new(
+                        e.kind(),
+                        format!("weft: worker {index} could not enable its io_uring: {e}"),
+                    )));
+                    worker::exit_core(&shared, core);
+                    return;
+                }
+                let _ = started.send(Ok(()));
+                drop(started);
                 let _enter = crate::context::enter_runtime();
                 let _current = crate::context::set_current(Handle {
                     shared: shared.clone(),
@@ -261,6 +299,15 @@ impl Builder {
                 }
             }
         }
+        drop(started_tx);
+        for _ in 0..rt.threads.len() {
+            match started_rx.recv() {
+                Ok(Ok(())) => {}
+                // `rt` is dropped here: the workers that did start are shut down.
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other("weft: a worker thread died at start")),
+            }
+        }
         Ok(rt)
     }
 }
@@ -279,6 +326,7 @@ impl fmt::Debug for Builder {
             .field("global_queue_interval", &self.global_queue_interval)
             .field("event_interval", &self.event_interval)
             .field("lifo_slot", &self.lifo_slot)
+            .field("io_uring", &self.io_uring)
             .finish_non_exhaustive()
     }
 }
@@ -398,7 +446,9 @@ impl Runtime {
             );
         }
         // Step 1.
-        shared.shutdown.store(true, std::sync::atomic::Ordering::Release);
+        shared
+            .shutdown
+            .store(true, std::sync::atomic::Ordering::Release);
         for r in shared.remotes.iter() {
             weft_reactor::Unpark::unpark(&r.unpark);
         }

@@ -127,6 +127,11 @@ impl<D: Driver> TimeDriver<D> {
         &self.inner
     }
 
+    /// The wrapped driver, mutably.
+    pub fn inner_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
     /// Fires due timers; when `parking`, also records how long the owner will sleep and
     /// returns that timeout (step 1), otherwise marks the owner awake (step 2). Also returns
     /// whether any timer fired.

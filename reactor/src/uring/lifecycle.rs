@@ -72,6 +72,9 @@ pub(crate) enum Lifecycle {
     Completed(CqeResult),
     /// Done by running a callback, with no future and no task.
     Callback(Callback),
+    /// The ring was dropped while the kernel still held this op: whatever it used is leaked
+    /// (never freed), and a future still waiting on it never completes.
+    Leaked,
 }
 
 /// What the reaper must do after recording a completion.
@@ -96,6 +99,8 @@ pub(crate) struct Ops {
     slots: Vec<Slot>,
     free: Vec<u32>,
     live: usize,
+    /// Live slots whose completion has been reaped (waiting for their future's poll).
+    completed: usize,
 }
 
 /// `user_data` values at or above this are the reactor's own.
@@ -114,12 +119,36 @@ impl Ops {
             slots: Vec::new(),
             free: Vec::new(),
             live: 0,
+            completed: 0,
         }
     }
 
-    /// Ops whose completion has not been reaped (futures may be gone).
+    /// Ops whose slot is still allocated (in the kernel, or completed and not yet polled).
     pub(crate) fn live(&self) -> usize {
         self.live
+    }
+
+    /// Ops the kernel may still be using.
+    pub(crate) fn in_kernel(&self) -> usize {
+        self.live - self.completed
+    }
+
+    /// The ring is going away with ops still in the kernel: leak what they use. Cleanups
+    /// and callbacks are forgotten, not run (running them would free memory the kernel may
+    /// still write to); waiting futures are left pending.
+    pub(crate) fn leak_in_kernel(&mut self) {
+        for slot in &mut self.slots {
+            match slot.state.take() {
+                Some(Lifecycle::Ignored(f) | Lifecycle::Callback(f)) => {
+                    std::mem::forget(f);
+                    slot.state = Some(Lifecycle::Leaked);
+                }
+                Some(Lifecycle::Submitted | Lifecycle::Waiting(_)) => {
+                    slot.state = Some(Lifecycle::Leaked);
+                }
+                other => slot.state = other,
+            }
+        }
     }
 
     /// Allocates a slot for an op about to be submitted and returns its `user_data`.
@@ -154,6 +183,9 @@ impl Ops {
         slot.generation = slot.generation.wrapping_add(1);
         self.free.push(index as u32);
         self.live -= 1;
+        if matches!(state, Lifecycle::Completed(_)) {
+            self.completed -= 1;
+        }
         state
     }
 
@@ -178,6 +210,7 @@ impl Ops {
                 *state = Lifecycle::Waiting(waker.clone());
                 Poll::Pending
             }
+            Some(Lifecycle::Leaked) => Poll::Pending,
             Some(Lifecycle::Ignored(_) | Lifecycle::Callback(_)) | None => {
                 unreachable!("an op future polled a slot it gave away")
             }
@@ -201,6 +234,11 @@ impl Ops {
                 *state = Lifecycle::Ignored(cleanup);
                 Ok(true)
             }
+            Some(Lifecycle::Leaked) => {
+                // The ring is gone and the kernel may still use the resources: leak them.
+                std::mem::forget(cleanup);
+                Ok(false)
+            }
             _ => unreachable!("an op future dropped a slot it gave away"),
         }
     }
@@ -213,10 +251,12 @@ impl Ops {
         match slot.state.take() {
             Some(Lifecycle::Waiting(w)) => {
                 slot.state = Some(Lifecycle::Completed(result));
+                self.completed += 1;
                 Reaped::Wake(w)
             }
             Some(Lifecycle::Submitted) => {
                 slot.state = Some(Lifecycle::Completed(result));
+                self.completed += 1;
                 Reaped::Nothing
             }
             Some(Lifecycle::Ignored(f) | Lifecycle::Callback(f)) => {
@@ -228,6 +268,10 @@ impl Ops {
                 // A second CQE for one op (multishot): keep the first until it is polled.
                 slot.state = Some(Lifecycle::Completed(prev));
                 Reaped::Nothing
+            }
+            Some(Lifecycle::Leaked) => {
+                slot.state = Some(Lifecycle::Leaked);
+                Reaped::Unknown
             }
             None => Reaped::Unknown,
         }

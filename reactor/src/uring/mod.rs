@@ -536,8 +536,10 @@ impl UringHandle {
 impl Drop for Uring {
     /// Cancels every op still in the kernel and waits for their completions, so that no
     /// memory the kernel may write to is freed. Closing the ring's fd alone would not do:
-    /// the kernel tears a ring down asynchronously. If some op will not finish within about
-    /// a second, its resources (and the eventfd buffer) are leaked rather than freed.
+    /// the kernel tears a ring down asynchronously. Completed ops whose futures have not
+    /// polled yet keep their slots (handles stay valid after the ring is gone). If some op
+    /// will not finish within about a second, what it uses (and the eventfd buffer) is
+    /// leaked rather than freed.
     fn drop(&mut self) {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
@@ -545,15 +547,15 @@ impl Drop for Uring {
         // SAFETY: a cancel SQE points to no memory.
         unsafe { self.push(cancel_all) };
         for _ in 0..100 {
-            if self.in_flight() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
+            if self.shared.ops.lock().in_kernel() == 0
+                && !self.shared.eventfd_armed.load(Relaxed)
+            {
                 return;
             }
             self.enter(1, Some(Duration::from_millis(10)));
             self.reap();
         }
-        // The kernel still holds something: leak it.
-        let ops = std::mem::replace(&mut *self.shared.ops.lock(), Ops::new());
-        std::mem::forget(ops);
+        self.shared.ops.lock().leak_in_kernel();
         std::mem::forget(std::mem::take(&mut self.eventfd_buf));
     }
 }

@@ -17,7 +17,9 @@ use std::sync::Arc;
 use crossbeam_deque::Stealer;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
-use weft_reactor::{ThreadUnparker, TimerHandle, Unpark};
+use weft_reactor::{TimerHandle, Unpark};
+
+use crate::io::IoUnparker;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
@@ -28,7 +30,7 @@ use queue::Inject;
 
 /// Futures larger than this are boxed by `spawn`, so that moving them through the spawn
 /// path cannot overflow a thread's stack. Debug builds copy futures more, so box sooner.
-const BOX_FUTURE_THRESHOLD: usize = if cfg!(debug_assertions) { 2048 } else { 16384 };
+pub(crate) const BOX_FUTURE_THRESHOLD: usize = if cfg!(debug_assertions) { 2048 } else { 16384 };
 
 /// Settings the workers read.
 pub(crate) struct Config {
@@ -40,7 +42,7 @@ pub(crate) struct Config {
 /// One worker as the other threads see it.
 pub(crate) struct Remote {
     pub(crate) stealer: Stealer<Notified>,
-    pub(crate) unpark: ThreadUnparker,
+    pub(crate) unpark: IoUnparker,
     /// The worker's wheel, for threads that park on no wheel of their own.
     pub(crate) timer: TimerHandle,
     pub(crate) counters: CachePadded<WorkerCounters>,
@@ -60,6 +62,8 @@ pub(crate) struct Shared {
     pub(crate) shutdown: AtomicBool,
     pub(crate) blocking: BlockingPool,
     pub(crate) config: Config,
+    /// Whether the workers park on io_uring (and file ops may use their rings).
+    pub(crate) io_uring: bool,
     pub(crate) remote_schedules: AtomicU64,
     /// Tasks spawned from threads that are not workers (workers count their own).
     pub(crate) remote_spawns: AtomicU64,
@@ -147,7 +151,7 @@ impl Handle {
         }
     }
 
-    fn spawn_inner<F>(&self, future: F) -> JoinHandle<F::Output>
+    pub(crate) fn spawn_inner<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

@@ -50,7 +50,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_deque::{Steal, Worker};
-use weft_reactor::{Driver, ThreadParker, TimeDriver};
+use weft_reactor::{Driver, TimeDriver};
+
+use crate::io::IoDriver;
 
 use super::queue::push_local;
 use super::Shared;
@@ -69,8 +71,8 @@ pub(crate) struct Core {
     driver: Option<WorkerDriver>,
 }
 
-/// What a worker parks on: its timing wheel around a thread parker.
-pub(crate) type WorkerDriver = TimeDriver<ThreadParker>;
+/// What a worker parks on: its timing wheel around its I/O driver (its ring, or a parker).
+pub(crate) type WorkerDriver = TimeDriver<IoDriver>;
 
 impl Core {
     pub(crate) fn new(index: usize, local: Worker<Notified>, driver: WorkerDriver) -> Box<Core> {
@@ -86,7 +88,18 @@ impl Core {
     }
 
     fn driver(&self) -> &WorkerDriver {
-        self.driver.as_ref().expect("the driver is only out during park")
+        self.driver
+            .as_ref()
+            .expect("the driver is only out during park")
+    }
+
+    /// Makes the calling thread the owner of the worker's ring (before `run`).
+    pub(crate) fn enable_driver(&mut self) -> std::io::Result<()> {
+        self.driver
+            .as_mut()
+            .expect("driver present")
+            .inner_mut()
+            .enable()
     }
 
     fn next_rand(&mut self) -> u32 {
@@ -142,7 +155,9 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     WORKER.with(|w| w.set(&cx));
     let reset = Reset;
     let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
+    let ring = crate::io::set_thread_ring(cx.core.borrow().driver().inner().ring());
     cx.run();
+    drop(ring);
     drop(timer);
     drop(reset);
     cx.exit();
@@ -291,7 +306,12 @@ impl WorkerCx {
     /// Parks on the driver with the core released, so that the wakes it runs can schedule
     /// onto this worker.
     fn park_driver(&self, timeout: Option<Duration>) {
-        let mut driver = self.core.borrow_mut().driver.take().expect("driver present");
+        let mut driver = self
+            .core
+            .borrow_mut()
+            .driver
+            .take()
+            .expect("driver present");
         // An error here is the driver's to report; the worker re-checks its queues either way.
         let _ = driver.park(timeout);
         self.core.borrow_mut().driver = Some(driver);
@@ -320,26 +340,25 @@ impl WorkerCx {
     /// Shutdown step 2.
     fn exit(self) {
         let WorkerCx { shared, core, .. } = self;
-        let mut core = core.into_inner();
-        drop(core.lifo.take());
-        while let Some(t) = core.local.pop() {
-            drop(t);
-        }
-        drop(core);
-        let mut running = shared.running.lock();
-        *running -= 1;
-        if *running == 0 {
-            shared.exited.notify_all();
-        }
+        exit_core(&shared, core.into_inner());
+    }
+}
+
+/// Shutdown step 2 for a core (also used by a worker that failed to start).
+pub(crate) fn exit_core(shared: &Shared, mut core: Box<Core>) {
+    drop(core.lifo.take());
+    while let Some(t) = core.local.pop() {
+        drop(t);
+    }
+    drop(core);
+    let mut running = shared.running.lock();
+    *running -= 1;
+    if *running == 0 {
+        shared.exited.notify_all();
     }
 }
 
 /// The local queue a new worker starts with.
 pub(crate) fn new_local() -> Worker<Notified> {
     Worker::new_fifo()
-}
-
-/// The driver a new worker parks on.
-pub(crate) fn new_driver() -> WorkerDriver {
-    TimeDriver::new(ThreadParker::new())
 }

@@ -258,11 +258,11 @@ impl JoinError {
     fn panic_message(&self) -> Option<&str> {
         match &self.repr {
             // Only `Sync` types are read through `&` here; see `SyncWrapper`.
-            Repr::Panic(p) => p
-                .0
-                .downcast_ref::<&'static str>()
-                .copied()
-                .or_else(|| p.0.downcast_ref::<String>().map(|s| s.as_str())),
+            Repr::Panic(p) => {
+                p.0.downcast_ref::<&'static str>()
+                    .copied()
+                    .or_else(|| p.0.downcast_ref::<String>().map(|s| s.as_str()))
+            }
             Repr::Cancelled => None,
         }
     }

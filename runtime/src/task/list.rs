@@ -15,9 +15,9 @@
 //!    and cancels each in place. A popped task is no longer linked, so its own `remove` finds
 //!    nothing.
 
-use std::ptr::NonNull;
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
+use std::ptr::NonNull;
 
 use super::raw::Header;
 use super::{Notified, Task};

@@ -116,7 +116,10 @@ fn wake_while_running() {
         let flag = StdArc::new(Flag(AtomicBool::new(false)));
         match poll_join(&mut join, &flag) {
             Poll::Ready(Ok(2)) => {}
-            other => panic!("unexpected {:?}", other.map(|r| r.map_err(|e| e.to_string()))),
+            other => panic!(
+                "unexpected {:?}",
+                other.map(|r| r.map_err(|e| e.to_string()))
+            ),
         }
         assert_eq!(drops.load(SeqCst), 1);
     });
@@ -243,7 +246,10 @@ fn join_waker_handoff() {
             Poll::Ready(r) => r.unwrap(),
             Poll::Pending => {
                 t.join().unwrap();
-                assert!(flag.0.load(SeqCst), "completion did not wake the join handle");
+                assert!(
+                    flag.0.load(SeqCst),
+                    "completion did not wake the join handle"
+                );
                 match poll_join(&mut join, &flag) {
                     Poll::Ready(r) => r.unwrap(),
                     Poll::Pending => panic!("woken but not ready"),

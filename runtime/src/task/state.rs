@@ -85,7 +85,10 @@ impl Snapshot {
         self.0 &= !flag;
     }
     fn ref_inc(&mut self) {
-        assert!(self.0 <= isize::MAX as usize, "task reference count overflow");
+        assert!(
+            self.0 <= isize::MAX as usize,
+            "task reference count overflow"
+        );
         self.0 += REF_ONE;
     }
     fn ref_dec(&mut self) {

@@ -61,4 +61,3 @@ unsafe fn drop_waker(data: *const ()) {
         unsafe { (h.vtable.dealloc)(NonNull::from(h)) };
     }
 }
-

@@ -37,7 +37,7 @@ use crate::task::{JoinError, JoinHandle};
 /// An open file as the backend sees it: the descriptor, shared with the jobs using it, and
 /// the jobs whose futures were dropped before they completed.
 pub(crate) struct Fd {
-    file: Arc<std::fs::File>,
+    pub(super) file: Arc<std::fs::File>,
     orphans: Mutex<Vec<Box<dyn Orphan>>>,
 }
 
@@ -67,15 +67,15 @@ impl Fd {
         }
     }
 
-    fn adopt(&self, orphan: Box<dyn Orphan>) {
+    pub(super) fn adopt(&self, orphan: Box<dyn Orphan>) {
         let mut orphans = self.orphans.lock();
         orphans.retain(|o| !o.is_finished());
         orphans.push(orphan);
     }
 }
 
-/// A detached job that may still hold the descriptor.
-trait Orphan: Send {
+/// A detached job (or ring op) that may still hold the descriptor.
+pub(super) trait Orphan: Send {
     fn is_finished(&self) -> bool;
     fn poll_done(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }

@@ -2,10 +2,11 @@
 //!
 //! Every file system operation is one function here, `async`, taking and returning owned
 //! values (paths, buffers, the descriptor type [`Fd`]) and returning the *raw* `io::Error`
-//! (the public layer names the path, once). Today every function is the blocking-pool
-//! fallback in [`blocking`]; the io_uring backend will sit beside it, and these re-exports
-//! will become functions that pick one of the two (per runtime, by whether a ring could be
-//! set up). The public types hold nothing but an [`Fd`] and a path, so they do not change.
+//! (the public layer names the path, once). The data path (`read_at`, `read_exact_at`,
+//! `write_at`, `write_all_at`) picks per call: the [`uring`] backend on a thread that owns a
+//! ring (workers and `block_on` threads, when the runtime uses io_uring), else the
+//! [`blocking`] fallback. The rest is on the blocking pool for now. The public types hold
+//! nothing but an [`Fd`] and a path, so they do not change with the backend.
 //!
 //! The operations:
 //!
@@ -36,8 +37,42 @@
 //!   keeps `metadata` on the blocking pool (or the public type grows a weft-owned one).
 
 mod blocking;
+mod uring;
 
 pub(crate) use blocking::{
-    close, metadata, open, path_metadata, read, read_at, read_exact_at, read_to_string, set_len,
-    sync_all, sync_data, write, write_all_at, write_at, Fd,
+    close, metadata, open, path_metadata, read, read_to_string, set_len, sync_all, sync_data,
+    write, Fd,
 };
+
+use std::io;
+
+/// The data path goes to the calling thread's ring when it has one and the runtime uses
+/// io_uring (decided at the op's first poll, on the thread that polls it); otherwise to the
+/// blocking pool.
+pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => uring::read_at(ring, fd, buf, pos).await,
+        None => blocking::read_at(fd, buf, pos).await,
+    }
+}
+
+pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => uring::read_exact_at(ring, fd, buf, pos).await,
+        None => blocking::read_exact_at(fd, buf, pos).await,
+    }
+}
+
+pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => uring::write_at(ring, fd, buf, pos).await,
+        None => blocking::write_at(fd, buf, pos).await,
+    }
+}
+
+pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => uring::write_all_at(ring, fd, buf, pos).await,
+        None => blocking::write_all_at(fd, buf, pos).await,
+    }
+}
