@@ -1,0 +1,176 @@
+//! Choosing the I/O driver: io_uring where the kernel allows it, the fallback where it does
+//! not — tested for real by denying `io_uring_setup` with a seccomp filter (as Docker's
+//! default profile does) in a child process.
+
+use std::process::Command;
+
+use weft_runtime::{IoUring, Runtime};
+
+const CHILD_ENV: &str = "WEFT_IO_DRIVER_CHILD";
+
+/// Runs test `name` of this binary in a child with `CHILD_ENV=case` (seccomp filters and
+/// environment variables are process state: they must not leak into other tests).
+fn run_child(name: &str, case: &str, extra_env: &[(&str, &str)]) -> (bool, String, String) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, case)
+        .env_remove("WEFT_IO_DRIVER");
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (
+        out.status.success() && stdout.contains("1 passed"),
+        stdout,
+        stderr,
+    )
+}
+
+fn child_case() -> Option<String> {
+    std::env::var(CHILD_ENV).ok()
+}
+
+/// Makes `io_uring_setup` fail with EPERM for this thread and the threads it starts.
+#[cfg(target_arch = "x86_64")]
+fn deny_io_uring_setup() {
+    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
+    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10 | 0x00;
+    const BPF_RET_K: u16 = 0x06 | 0x00;
+    let filter = [
+        // A = seccomp_data.nr
+        libc::sock_filter {
+            code: BPF_LD_W_ABS,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        // if A == io_uring_setup: next, else skip one
+        libc::sock_filter {
+            code: BPF_JMP_JEQ_K,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_io_uring_setup as u32,
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: BPF_RET_K,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: plain prctl calls; `prog` and `filter` outlive them (the kernel copies the
+    // program).
+    unsafe {
+        assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+        assert_eq!(
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &prog as *const libc::sock_fprog,
+            ),
+            0,
+            "installing the seccomp filter failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+#[test]
+fn io_uring_is_used_where_the_kernel_allows_it() {
+    if child_case().is_some() {
+        return;
+    }
+    // This machine allows io_uring: a test that cannot get it must fail with the reason.
+    let rt = Runtime::builder()
+        .worker_threads(2)
+        .io_uring(IoUring::Required)
+        .build()
+        .unwrap_or_else(|e| panic!("io_uring should work on this machine: {e}"));
+    assert!(rt.metrics().io_uring());
+    let rt = Runtime::builder()
+        .worker_threads(1)
+        .io_uring(IoUring::Disabled)
+        .build()
+        .unwrap();
+    assert!(!rt.metrics().io_uring());
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn seccomp_denied_io_uring_falls_back_or_fails_clearly() {
+    const NAME: &str = "seccomp_denied_io_uring_falls_back_or_fails_clearly";
+    match child_case().as_deref() {
+        None => {
+            let (ok, out, err) = run_child(NAME, "auto", &[]);
+            assert!(ok, "auto child failed:\n{out}\n{err}");
+            assert!(
+                err.contains("seccomp") && err.contains("falling back"),
+                "the fallback must say why, once, on stderr:\n{err}"
+            );
+            assert_eq!(err.matches("falling back").count(), 1, "{err}");
+            let (ok, out, err) = run_child(NAME, "required", &[]);
+            assert!(ok, "required child failed:\n{out}\n{err}");
+            let (ok, out, err) = run_child(NAME, "env_required", &[("WEFT_IO_DRIVER", "uring")]);
+            assert!(ok, "env child failed:\n{out}\n{err}");
+        }
+        Some("auto") => {
+            deny_io_uring_setup();
+            for _ in 0..2 {
+                let rt = Runtime::builder().worker_threads(2).build().unwrap();
+                assert!(!rt.metrics().io_uring());
+                // The fallback does real work: timers and file reads.
+                let len = rt.block_on(async {
+                    weft_runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+                    weft_runtime::spawn(async {
+                        let f = weft_runtime::fs::File::open("Cargo.toml").await.unwrap();
+                        f.read_at(Vec::with_capacity(64), 0).await.0.unwrap()
+                    })
+                    .await
+                    .unwrap()
+                });
+                assert!(len > 0);
+            }
+        }
+        Some("required") | Some("env_required") => {
+            deny_io_uring_setup();
+            let mut b = Runtime::builder();
+            if child_case().as_deref() == Some("required") {
+                b.io_uring(IoUring::Required);
+            }
+            let e = b.build().unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{msg}");
+            assert!(msg.contains("seccomp"), "the cause: {msg}");
+            assert!(msg.contains("WEFT_IO_DRIVER=fallback"), "the fix: {msg}");
+        }
+        Some(other) => panic!("unknown child case {other}"),
+    }
+}
+
+#[test]
+fn a_malformed_driver_variable_is_an_input_error() {
+    const NAME: &str = "a_malformed_driver_variable_is_an_input_error";
+    match child_case().as_deref() {
+        None => {
+            let (ok, out, err) = run_child(NAME, "bogus", &[("WEFT_IO_DRIVER", "bogus")]);
+            assert!(ok, "{out}\n{err}");
+        }
+        Some(_) => {
+            let e = Runtime::builder().build().unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("WEFT_IO_DRIVER"), "{e}");
+        }
+    }
+}
