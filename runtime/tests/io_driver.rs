@@ -35,9 +35,11 @@ fn child_case() -> Option<String> {
 /// Makes `io_uring_setup` fail with EPERM for this thread and the threads it starts.
 #[cfg(target_arch = "x86_64")]
 fn deny_io_uring_setup() {
-    const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10 | 0x00;
-    const BPF_RET_K: u16 = 0x06 | 0x00;
+    // Classic BPF opcodes: BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JEQ | BPF_K,
+    // BPF_RET | BPF_K.
+    const BPF_LD_W_ABS: u16 = 0x20;
+    const BPF_JMP_JEQ_K: u16 = 0x15;
+    const BPF_RET_K: u16 = 0x06;
     let filter = [
         // A = seccomp_data.nr
         libc::sock_filter {
