@@ -42,6 +42,8 @@ pub struct WorkerMetrics {
     pub overflows: u64,
     /// Tasks in the local queue now (not counting the LIFO slot).
     pub local_queue_depth: usize,
+    /// I/O operations submitted to this worker's io_uring (0 on the fallback driver).
+    pub io_submissions: u64,
 }
 
 /// A view of a runtime's counters. Obtained from [`Runtime::metrics`](crate::Runtime::metrics).
@@ -137,6 +139,7 @@ impl RuntimeMetrics {
             local_schedules: c.local_schedules.load(Relaxed),
             overflows: c.overflows.load(Relaxed),
             local_queue_depth: r.stealer.len(),
+            io_submissions: r.ring.as_ref().map_or(0, |h| h.submitted()),
         }
     }
 
@@ -158,6 +161,7 @@ impl RuntimeMetrics {
                 local_schedules: a.local_schedules + w.local_schedules,
                 overflows: a.overflows + w.overflows,
                 local_queue_depth: a.local_queue_depth + w.local_queue_depth,
+                io_submissions: a.io_submissions + w.io_submissions,
             })
     }
 }

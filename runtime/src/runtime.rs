@@ -220,6 +220,7 @@ impl Builder {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),
                 timer: driver.remote_handle(),
+                ring: driver.inner().ring(),
                 counters: CachePadded::new(WorkerCounters::default()),
             });
             locals.push(Core::new(index, local, driver));

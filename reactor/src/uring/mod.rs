@@ -71,6 +71,8 @@ struct Shared {
     eventfd: OwnedFd,
     /// Whether the eventfd read is in the kernel (owner thread only; atomic for `Sync`).
     eventfd_armed: AtomicBool,
+    /// Ops submitted over the ring's life (written by the owner only).
+    submitted: std::sync::atomic::AtomicU64,
     state: AtomicUsize,
 }
 
@@ -123,6 +125,43 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         _ => format!("io_uring_setup failed: {e}"),
     };
     io::Error::new(e.kind(), format!("cannot create an io_uring: {why} ({e})"))
+}
+
+/// The opcodes the reactor relies on, with the kernel release that added each.
+const REQUIRED_OPCODES: &[(u8, &str, &str)] = &[
+    (opcode::Read::CODE, "READ", "5.6"),
+    (opcode::Write::CODE, "WRITE", "5.6"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL", "5.5"),
+    (
+        opcode::AsyncCancel2::CODE,
+        "ASYNC_CANCEL (cancel-any)",
+        "5.19",
+    ),
+];
+
+/// Checks, once per ring, that the kernel supports every opcode the reactor submits: a
+/// kernel without one gets a setup error naming it (so a runtime falls back), never an
+/// `EINVAL` from the first read.
+fn probe_opcodes(ring: &IoUring) -> io::Result<()> {
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
+        )
+    })?;
+    for (code, name, since) in REQUIRED_OPCODES {
+        if !probe.is_supported(*code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!(
+                    "cannot use io_uring: the kernel lacks IORING_OP_{name} (Linux {since}+); \
+                     use the fallback driver"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 impl Uring {
@@ -190,6 +229,7 @@ impl Uring {
                 }
             })
             .map_err(explain_setup_error)?;
+        probe_opcodes(&ring)?;
         // SAFETY: eventfd(2) returns a new fd or -1; we check before taking ownership.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -205,6 +245,7 @@ impl Uring {
                 cancels: Mutex::new(Vec::new()),
                 eventfd,
                 eventfd_armed: AtomicBool::new(false),
+                submitted: std::sync::atomic::AtomicU64::new(0),
                 state: AtomicUsize::new(AWAKE),
             }),
             eventfd_buf: Box::new(0),
@@ -458,6 +499,17 @@ impl Shared {
 }
 
 impl UringHandle {
+    /// Ops submitted to this ring so far (the reactor's own excluded).
+    pub fn submitted(&self) -> u64 {
+        self.shared.submitted.load(Relaxed)
+    }
+
+    fn count_submit(&self) {
+        let c = &self.shared.submitted;
+        // Owner-only writer: a load and a store, no locked instruction.
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    }
+
     /// Whether the calling thread owns this ring (and so may submit to it).
     pub fn is_owner(&self) -> bool {
         self.shared.is_owner()
@@ -481,6 +533,7 @@ impl UringHandle {
         let ud = self.shared.ops.lock().insert(Lifecycle::Submitted);
         // SAFETY: owner thread (checked); the entry's memory is our caller's contract.
         unsafe { self.shared.push(&entry.user_data(ud)) };
+        self.count_submit();
         Some(ud)
     }
 
@@ -501,6 +554,7 @@ impl UringHandle {
         let ud = self.shared.ops.lock().insert(Lifecycle::Callback(callback));
         // SAFETY: as `submit`.
         unsafe { self.shared.push(&entry.user_data(ud)) };
+        self.count_submit();
         Some(ud)
     }
 
@@ -547,9 +601,7 @@ impl Drop for Uring {
         // SAFETY: a cancel SQE points to no memory.
         unsafe { self.push(cancel_all) };
         for _ in 0..100 {
-            if self.shared.ops.lock().in_kernel() == 0
-                && !self.shared.eventfd_armed.load(Relaxed)
-            {
+            if self.shared.ops.lock().in_kernel() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
                 return;
             }
             self.enter(1, Some(Duration::from_millis(10)));

@@ -45,6 +45,8 @@ pub(crate) struct Remote {
     pub(crate) unpark: IoUnparker,
     /// The worker's wheel, for threads that park on no wheel of their own.
     pub(crate) timer: TimerHandle,
+    /// The worker's ring, if it has one (for metrics).
+    pub(crate) ring: Option<weft_reactor::uring::UringHandle>,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
 
