@@ -4,9 +4,10 @@
 //! `tokio`, so the ratio between the runtimes is read from one run. Each runtime is built
 //! once per group (outside `b.iter`) with `WEFT_BENCH_WORKERS` worker threads (default 2).
 //! tokio's is a multi-thread runtime with the drivers weft's workers have, like for like:
-//! a timer (`enable_time()`) and no I/O reactor, so both park on a condvar.
-//! `WEFT_BENCH_TOKIO_ENABLE_ALL=1` builds tokio with `enable_all()` instead (its workers then
-//! park in `epoll_wait`), for comparing once weft's workers park on a reactor. Run them with
+//! timers and an I/O reactor (`enable_all()`), so weft's workers park in `io_uring_enter`
+//! and tokio's in `epoll_wait`. `WEFT_BENCH_TOKIO_ENABLE_ALL=0` gives tokio only its timer
+//! (its workers then park on a condvar), to compare with weft's fallback driver
+//! (`WEFT_IO_DRIVER=fallback`). Run them with
 //!
 //! ```text
 //! cargo bench --bench scheduler                         # all of them
@@ -137,7 +138,7 @@ impl Rt for Tokio {
         Tokio({
             let mut b = tokio::runtime::Builder::new_multi_thread();
             b.worker_threads(workers);
-            if std::env::var_os("WEFT_BENCH_TOKIO_ENABLE_ALL").is_some_and(|v| v == "1") {
+            if std::env::var_os("WEFT_BENCH_TOKIO_ENABLE_ALL").is_none_or(|v| v != "0") {
                 b.enable_all();
             } else {
                 b.enable_time();
