@@ -155,7 +155,13 @@ impl BlockingPool {
     }
 
     /// Drops queued jobs, then waits for running ones until `deadline`.
+    ///
+    /// Called from one of this pool's own threads (a job dropped the last reference to
+    /// its runtime), it waits for the others but not for itself, and leaves its own
+    /// thread to finish the job and exit on its own.
     pub(crate) fn shutdown(&self, deadline: Option<Instant>) {
+        let me = POOL_THREAD.with(|p| p.get()) == Arc::as_ptr(&self.inner);
+        let myself = usize::from(me);
         let mut state = self.inner.state.lock();
         state.shutdown = true;
         let queued: Vec<Notified> = state.queue.drain(..).collect();
@@ -165,7 +171,7 @@ impl BlockingPool {
         }
         self.inner.condvar.notify_all();
         let mut state = self.inner.state.lock();
-        while state.num_threads > 0 {
+        while state.num_threads > myself {
             match deadline {
                 None => self.inner.all_exited.wait(&mut state),
                 Some(d) => {
@@ -176,11 +182,15 @@ impl BlockingPool {
             }
         }
         let threads: Vec<_> = state.threads.drain().map(|(_, t)| t).collect();
-        let exited = state.num_threads == 0;
+        let exited = state.num_threads == myself;
         drop(state);
         if exited {
+            let current = std::thread::current().id();
             for t in threads {
-                let _ = t.join();
+                // Our own handle is dropped (detached): a thread cannot join itself.
+                if t.thread().id() != current {
+                    let _ = t.join();
+                }
             }
         }
     }
@@ -188,9 +198,12 @@ impl BlockingPool {
 
 impl Inner {
     fn run(self: Arc<Self>, id: usize, rt: Handle) {
+        POOL_THREAD.with(|p| p.set(Arc::as_ptr(&self)));
         let _current = crate::context::set_current(rt);
+        // A panicking hook must not take a queued job's only thread with it: the panic has
+        // been reported by the panic hook; the thread works anyway.
         if let Some(f) = &self.hooks.on_start {
-            f();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
         }
         let mut state = self.state.lock();
         loop {
@@ -221,12 +234,17 @@ impl Inner {
         let last = state.num_threads == 0;
         drop(state);
         if let Some(f) = &self.hooks.on_stop {
-            f();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
         }
         if last {
             self.all_exited.notify_all();
         }
     }
+}
+
+thread_local! {
+    /// The pool this thread belongs to, if it is a blocking-pool thread.
+    static POOL_THREAD: std::cell::Cell<*const Inner> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 impl fmt::Debug for BlockingPool {

@@ -121,12 +121,16 @@ impl Builder {
     }
 
     /// Runs `f` on every worker and blocking thread as it starts.
+    ///
+    /// If it panics on a worker, [`build`](Builder::build) fails with an error naming the
+    /// worker and the panic message. On a blocking-pool thread (started later, with no
+    /// caller to refuse) the panic is caught and the thread works anyway.
     pub fn on_thread_start(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.hooks.on_start = Some(Arc::new(f));
         self
     }
 
-    /// Runs `f` on every worker and blocking thread as it stops.
+    /// Runs `f` on every worker and blocking thread as it stops. A panic in it is caught.
     pub fn on_thread_stop(&mut self, f: impl Fn() + Send + Sync + 'static) -> &mut Self {
         self.hooks.on_stop = Some(Arc::new(f));
         self
@@ -266,27 +270,28 @@ impl Builder {
             }
             *rt.handle.shared.running.lock() += 1;
             let spawned = builder.spawn(move || {
-                if let Err(e) = core.enable_driver() {
-                    let _ = started.send(Err(io::Error::new(
+                let start = core.enable_driver().map_err(|e| {
+                    io::Error::new(
                         e.kind(),
                         format!("weft: worker {index} could not enable its io_uring: {e}"),
-                    )));
-                    worker::exit_core(&shared, core);
-                    return;
-                }
-                let _ = started.send(Ok(()));
-                drop(started);
+                    )
+                });
                 let _enter = crate::context::enter_runtime();
                 let _current = crate::context::set_current(Handle {
                     shared: shared.clone(),
                 });
-                if let Some(f) = &hooks.on_start {
-                    f();
+                // The start hook runs before the worker reports in: if it panics, the
+                // user's per-thread setup did not happen, and `build` says so.
+                let start = start.and_then(|()| run_hook(&hooks.on_start, index));
+                let failed = start.is_err();
+                let _ = started.send(start);
+                drop(started);
+                if failed {
+                    worker::exit_core(&shared, core);
+                    return;
                 }
                 worker::run(shared, index, core);
-                if let Some(f) = &hooks.on_stop {
-                    f();
-                }
+                let _ = run_hook(&hooks.on_stop, index);
             });
             match spawned {
                 Ok(t) => rt.threads.push(t),
@@ -311,6 +316,21 @@ impl Builder {
         }
         Ok(rt)
     }
+}
+
+/// Runs a thread hook, turning a panic into an error that names the worker.
+fn run_hook(hook: &Option<Callback>, index: usize) -> io::Result<()> {
+    let Some(f) = hook else { return Ok(()) };
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        io::Error::other(format!(
+            "weft: a thread hook panicked on worker {index}: {msg}"
+        ))
+    })
 }
 
 fn scheduler_idle(n: usize) -> scheduler::Idle {
@@ -387,7 +407,12 @@ impl Runtime {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        self.handle.spawn(future)
+        // Boxed here rather than in `Handle::spawn`, before another frame copies it.
+        if std::mem::size_of::<F>() > scheduler::BOX_FUTURE_THRESHOLD {
+            self.handle.spawn_inner(Box::pin(future))
+        } else {
+            self.handle.spawn_inner(future)
+        }
     }
 
     /// Runs `f` on the blocking pool; see [`crate::task::spawn_blocking`].
