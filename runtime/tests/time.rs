@@ -28,7 +28,11 @@ async fn poll_once<F: Future + Unpin>(mut fut: F) -> F {
 #[test]
 fn sleeps_on_every_worker_never_complete_early() {
     let rt = rt(2);
-    let n = if cfg!(debug_assertions) { 2_000 } else { 20_000 };
+    let n = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
     rt.block_on(async {
         let handles: Vec<_> = (0..n)
             .map(|i| {
@@ -210,8 +214,13 @@ fn interval_delay_restarts_from_now() {
     let (t0, ticks, woke) = missed(MissedTickBehavior::Delay);
     let p = Duration::from_millis(5);
     assert_eq!(ticks[0], t0 + p);
-    assert!(ticks[1] >= woke + p, "delay keeps a full period after the late tick");
-    assert_eq!(ticks[2], ticks[1] + p);
+    assert!(
+        ticks[1] >= woke + p,
+        "delay keeps a full period after the late tick"
+    );
+    // Exactly one period later, unless this thread was itself held up past it (a loaded
+    // machine): never earlier.
+    assert!(ticks[2] >= ticks[1] + p);
 }
 
 #[test]
@@ -222,7 +231,13 @@ fn interval_skip_stays_on_the_original_grid() {
     let off = ticks[1] - t0;
     assert_eq!(off.as_nanos() % p.as_nanos(), 0, "skip keeps the grid");
     assert!(ticks[1] > woke);
-    assert_eq!(ticks[2], ticks[1] + p);
+    // Next grid point after the previous tick (later ones only if this thread was held up).
+    assert!(ticks[2] >= ticks[1] + p);
+    assert_eq!(
+        (ticks[2] - t0).as_nanos() % p.as_nanos(),
+        0,
+        "skip keeps the grid"
+    );
 }
 
 #[test]
@@ -239,10 +254,7 @@ fn sleep_outside_a_runtime_panics_clearly() {
         let _ = Pin::new(&mut s).poll(&mut Context::from_waker(waker));
     })
     .unwrap_err();
-    let msg = err
-        .downcast_ref::<String>()
-        .cloned()
-        .unwrap_or_default();
+    let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.contains("block_on"), "{msg}");
 }
 
