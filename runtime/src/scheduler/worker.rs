@@ -65,7 +65,6 @@ pub(crate) struct Core {
     lifo_polls: u8,
     tick: u32,
     rng: u32,
-    is_searching: bool,
     /// Taken out while the worker parks or polls it, so that wakes the driver runs (fired
     /// timers, completions) can schedule onto this core.
     driver: Option<WorkerDriver>,
@@ -82,7 +81,6 @@ impl Core {
             lifo_polls: 0,
             tick: 0,
             rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
-            is_searching: false,
             driver: Some(driver),
         })
     }
@@ -118,6 +116,9 @@ pub(crate) struct WorkerCx {
     shared: Arc<Shared>,
     index: usize,
     core: RefCell<Box<Core>>,
+    /// Whether this worker counts as searching in `Idle`. A `Cell` beside the core, not in
+    /// it, so that reading it on every poll takes no borrow.
+    is_searching: Cell<bool>,
 }
 
 thread_local! {
@@ -145,6 +146,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         shared,
         index,
         core: RefCell::new(core),
+        is_searching: Cell::new(false),
     };
     struct Reset;
     impl Drop for Reset {
@@ -232,15 +234,8 @@ impl WorkerCx {
     }
 
     fn run_task(&self, task: Notified) {
-        {
-            let mut core = self.core.borrow_mut();
-            if core.is_searching {
-                core.is_searching = false;
-                drop(core);
-                if self.shared.idle.transition_worker_from_searching() {
-                    self.shared.notify_parked();
-                }
-            }
+        if self.is_searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
+            self.shared.notify_parked();
         }
         bump(&self.counters().polls, 1);
         crate::coop::with_budget(|| task.run());
@@ -249,11 +244,11 @@ impl WorkerCx {
     /// Step 5.
     fn steal_work(&self) -> Option<Notified> {
         let mut core = self.core.borrow_mut();
-        if !core.is_searching {
+        if !self.is_searching.get() {
             if !self.shared.idle.transition_worker_to_searching() {
                 return None;
             }
-            core.is_searching = true;
+            self.is_searching.set(true);
         }
         let remotes = &self.shared.remotes;
         let n = remotes.len();
@@ -283,8 +278,7 @@ impl WorkerCx {
     /// Step 6.
     fn park(&self) {
         let shared = &*self.shared;
-        let mut core = self.core.borrow_mut();
-        let was_searching = std::mem::replace(&mut core.is_searching, false);
+        let was_searching = self.is_searching.replace(false);
         if shared
             .idle
             .transition_worker_to_parked(self.index, was_searching)
@@ -293,13 +287,12 @@ impl WorkerCx {
             shared.notify_parked();
         }
         bump(&self.counters().parks, 1);
-        drop(core);
         self.park_driver(None);
         if shared.is_shutdown() {
             return;
         }
         if !shared.idle.unpark_self(self.index) {
-            self.core.borrow_mut().is_searching = true;
+            self.is_searching.set(true);
         }
     }
 
