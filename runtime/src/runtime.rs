@@ -322,11 +322,7 @@ impl Builder {
 fn run_hook(hook: &Option<Callback>, index: usize) -> io::Result<()> {
     let Some(f) = hook else { return Ok(()) };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f())).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string payload".into());
+        let msg = crate::task::panic_message(&*p).unwrap_or("a non-string payload");
         io::Error::other(format!(
             "weft: a thread hook panicked on worker {index}: {msg}"
         ))

@@ -258,14 +258,18 @@ impl JoinError {
     fn panic_message(&self) -> Option<&str> {
         match &self.repr {
             // Only `Sync` types are read through `&` here; see `SyncWrapper`.
-            Repr::Panic(p) => {
-                p.0.downcast_ref::<&'static str>()
-                    .copied()
-                    .or_else(|| p.0.downcast_ref::<String>().map(|s| s.as_str()))
-            }
+            Repr::Panic(p) => panic_message(&*p.0),
             Repr::Cancelled => None,
         }
     }
+}
+
+/// The message of a panic payload, if it is a `&str` or a `String` (what `panic!` makes).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&'static str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(|s| s.as_str()))
 }
 
 impl fmt::Display for JoinError {

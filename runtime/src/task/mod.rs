@@ -40,6 +40,7 @@ mod waker;
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::coop::consume_budget;
+pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use yield_now::yield_now;
 
