@@ -194,7 +194,40 @@ impl<D: Driver> Driver for TimeDriver<D> {
     }
 }
 
+/// A [`TimerHandle`] that does not keep the wheel alive: for a timer's own bookkeeping,
+/// which the wheel itself holds (through the timer's waker), so that a strong handle there
+/// would be a reference cycle that outlives the driver.
+#[derive(Clone)]
+pub struct WeakTimerHandle {
+    shared: std::sync::Weak<Shared>,
+    owner: Option<std::thread::ThreadId>,
+}
+
+impl WeakTimerHandle {
+    /// The handle, if the driver's wheel still exists.
+    pub fn upgrade(&self) -> Option<TimerHandle> {
+        Some(TimerHandle {
+            shared: self.shared.upgrade()?,
+            owner: self.owner,
+        })
+    }
+}
+
+impl fmt::Debug for WeakTimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WeakTimerHandle").finish_non_exhaustive()
+    }
+}
+
 impl TimerHandle {
+    /// A handle that does not keep the wheel alive; see [`WeakTimerHandle`].
+    pub fn downgrade(&self) -> WeakTimerHandle {
+        WeakTimerHandle {
+            shared: Arc::downgrade(&self.shared),
+            owner: self.owner,
+        }
+    }
+
     fn is_owner(&self) -> bool {
         self.owner == Some(std::thread::current().id())
     }

@@ -1,0 +1,3 @@
+//! `all_fail_fast`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `all_settled`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `any`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `error_chain`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `event_order`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `iterate`: not written yet.
+
+super::entries!();

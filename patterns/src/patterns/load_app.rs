@@ -1,0 +1,3 @@
+//! `load_app`: not written yet.
+
+super::entries!();

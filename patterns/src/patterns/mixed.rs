@@ -1,0 +1,3 @@
+//! `mixed`: not written yet.
+
+super::entries!();

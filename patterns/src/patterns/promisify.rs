@@ -1,0 +1,3 @@
+//! `promisify`: not written yet.
+
+super::entries!();

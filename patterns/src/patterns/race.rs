@@ -1,0 +1,3 @@
+//! `race`: not written yet.
+
+super::entries!();

@@ -1,0 +1,3 @@
+//! `retry`: not written yet.
+
+super::entries!();

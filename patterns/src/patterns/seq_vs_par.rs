@@ -1,0 +1,3 @@
+//! `seq_vs_par`: not written yet.
+
+super::entries!();

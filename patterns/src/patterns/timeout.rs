@@ -1,0 +1,3 @@
+//! `timeout`: not written yet.
+
+super::entries!();

@@ -1,0 +1,42 @@
+//! Every case, every kind the contract lists: the three styles produce identical outcomes
+//! (values, errors, counts of effects), on one worker and on two.
+
+use weft_patterns::cases;
+
+fn check(workers: usize) {
+    let rt = weft::Runtime::builder()
+        .worker_threads(workers)
+        .build()
+        .unwrap();
+    for case in cases() {
+        if case.one_worker_only() && workers > 1 {
+            continue;
+        }
+        for &kind in case.kinds() {
+            for x in [0u64, 7, 16_383, 1 << 40] {
+                let [cb, comb, af] = case.outcomes(&rt, kind, x);
+                assert_eq!(cb, af, "{} / {kind}: callback differs from async_fn (x = {x})", case.id());
+                assert_eq!(comb, af, "{} / {kind}: combinator differs from async_fn (x = {x})", case.id());
+            }
+        }
+    }
+}
+
+#[test]
+fn styles_agree_on_one_worker() {
+    check(1);
+}
+
+#[test]
+fn styles_agree_on_two_workers() {
+    check(2);
+}
+
+#[test]
+fn every_contract_pattern_has_a_case() {
+    let ids: Vec<_> = cases().iter().map(|c| c.id()).collect();
+    let mut seen = std::collections::HashSet::new();
+    for id in &ids {
+        assert!(seen.insert(*id), "duplicate case id {id}");
+    }
+}
