@@ -178,6 +178,7 @@ where
     // SAFETY: the poll's reference keeps the cell alive for as long as `waker` is used.
     let waker = ManuallyDrop::new(unsafe { waker::waker_ref(ptr) });
     let mut cx = Context::from_waker(&waker);
+    let polling = waker::PollGuard::enter(ptr);
     let res = cell.stage.with_mut(|stage| {
         // SAFETY: we hold RUNNING, so the stage is ours (invariant 2).
         let stage = unsafe { &mut *stage };
@@ -189,8 +190,9 @@ where
         let fut = unsafe { std::pin::Pin::new_unchecked(fut) };
         panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)))
     });
+    let self_woken = polling.finish();
     match res {
-        Ok(Poll::Pending) => match cell.header.state.transition_to_idle() {
+        Ok(Poll::Pending) => match cell.header.state.transition_to_idle(self_woken) {
             ToIdle::Ok(last) => {
                 if last {
                     // SAFETY: we dropped the last reference.

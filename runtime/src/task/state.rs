@@ -37,6 +37,7 @@
 //! | worker pops entry | idle, `NOTIFIED` | `RUNNING` | entry's ref becomes the poll's |
 //! | poll → `Pending` | `RUNNING` | idle | poll's ref dropped |
 //! | poll → `Pending` | `RUNNING \| NOTIFIED` | idle, `NOTIFIED` | poll's ref becomes the new entry's |
+//! | poll → `Pending` after a self-wake¹ | `RUNNING` | idle, `NOTIFIED` | poll's ref becomes the new entry's |
 //! | poll → `Ready` | `RUNNING` | `COMPLETE` | poll's ref (and the list's) dropped |
 //! | wake (by value) | idle | `NOTIFIED` | waker's ref becomes the entry's |
 //! | wake (by ref) | idle | `NOTIFIED` | +1 for the entry |
@@ -45,6 +46,10 @@
 //! | abort | idle | `NOTIFIED \| CANCELLED` | +1 for the entry |
 //! | abort | `RUNNING` | `+ NOTIFIED \| CANCELLED` | none |
 //! | shutdown | idle (even `NOTIFIED`) | `RUNNING \| CANCELLED`, cancelled in place | none |
+//!
+//! ¹ `wake_by_ref` of the task being polled, on the polling thread, is recorded in a
+//! thread-local instead of the state word and applied by the poll's end (see `waker.rs`): the
+//! same transitions as a wake at the very end of the poll.
 
 use std::fmt;
 
@@ -191,12 +196,17 @@ impl State {
         })
     }
 
-    /// The poll returned `Pending`.
-    pub(crate) fn transition_to_idle(&self) -> ToIdle {
+    /// The poll returned `Pending`. `self_woken`: the task woke itself during the poll on
+    /// the polling thread, which recorded it thread-locally instead of setting `NOTIFIED`
+    /// (see `waker.rs`); it is set here, in the same compare-and-swap.
+    pub(crate) fn transition_to_idle(&self, self_woken: bool) -> ToIdle {
         self.fetch_update(|mut s| {
             debug_assert!(s.is(RUNNING));
             if s.is(CANCELLED) {
                 return (ToIdle::Cancelled, None);
+            }
+            if self_woken {
+                s.set(NOTIFIED);
             }
             s.unset(RUNNING);
             if s.is(NOTIFIED) {
@@ -351,7 +361,7 @@ mod tests {
     fn poll_cycle() {
         let s = State::new(3);
         assert_eq!(s.transition_to_running(), ToRunning::Success);
-        assert_eq!(s.transition_to_idle(), ToIdle::Ok(false));
+        assert_eq!(s.transition_to_idle(false), ToIdle::Ok(false));
         assert_eq!(s.load().ref_count(), 2);
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::Submit);
         assert_eq!(s.load().ref_count(), 3);
@@ -359,7 +369,12 @@ mod tests {
         assert_eq!(s.transition_to_running(), ToRunning::Success);
         // Woken while running: re-queued with the poll's reference.
         assert_eq!(s.transition_to_notified_by_ref(), ToNotified::DoNothing);
-        assert_eq!(s.transition_to_idle(), ToIdle::OkNotified);
+        assert_eq!(s.transition_to_idle(false), ToIdle::OkNotified);
+        assert_eq!(s.load().ref_count(), 3);
+        // A self-wake recorded by the poller: the same outcome, folded into one CAS.
+        assert_eq!(s.transition_to_running(), ToRunning::Success);
+        assert_eq!(s.transition_to_idle(true), ToIdle::OkNotified);
+        assert!(s.load().is(NOTIFIED));
         assert_eq!(s.load().ref_count(), 3);
         assert_eq!(s.transition_to_running(), ToRunning::Success);
         let after = s.transition_to_complete();
@@ -374,7 +389,7 @@ mod tests {
     fn abort_idle_task_submits_once() {
         let s = State::new(2);
         assert_eq!(s.transition_to_running(), ToRunning::Success);
-        assert_eq!(s.transition_to_idle(), ToIdle::Ok(false));
+        assert_eq!(s.transition_to_idle(false), ToIdle::Ok(false));
         assert!(s.transition_to_notified_and_cancel());
         assert!(!s.transition_to_notified_and_cancel());
         assert_eq!(s.transition_to_running(), ToRunning::Cancelled);

@@ -6,6 +6,91 @@ use std::task::{RawWaker, RawWakerVTable, Waker};
 use super::raw::Header;
 use super::state::ToNotified;
 
+// Self-wakes.
+//
+// A task that wakes itself during its own poll (a yield, a future that is ready after one
+// more pass) would set `NOTIFIED` with an atomic read-modify-write, and the poll's end
+// would then read it back in `transition_to_idle`'s compare-and-swap. The worker records
+// instead, in a thread-local, which task it is polling; `wake_by_ref` of that task on that
+// thread only sets a thread-local flag, and the poll's end folds `NOTIFIED` into the one
+// compare-and-swap it makes anyway (`State::transition_to_idle(self_woken)`). The outcome is
+// the same as if the wake had happened at the end of the poll, which is a valid order: no
+// other thread can tell the two apart, since while `RUNNING` is set nobody but the poller
+// acts on `NOTIFIED`. Under loom the fast path is off, so the models check the atomic one.
+
+#[cfg(not(loom))]
+thread_local! {
+    /// The task this thread is polling (null when none) and whether it woke itself.
+    static POLLING: std::cell::Cell<(*const (), bool)> =
+        const { std::cell::Cell::new((std::ptr::null(), false)) };
+}
+
+/// If `data` is the task this thread is polling, records the wake and returns `true`.
+#[inline]
+fn self_wake(data: *const ()) -> bool {
+    #[cfg(not(loom))]
+    {
+        POLLING.with(|p| {
+            let (current, _) = p.get();
+            if current == data {
+                p.set((current, true));
+                true
+            } else {
+                false
+            }
+        })
+    }
+    #[cfg(loom)]
+    {
+        let _ = data;
+        false
+    }
+}
+
+/// Marks `ptr` as the task this thread polls until the guard's `finish`.
+pub(super) struct PollGuard {
+    #[cfg(not(loom))]
+    prev: (*const (), bool),
+}
+
+impl PollGuard {
+    #[inline]
+    pub(super) fn enter(ptr: NonNull<Header>) -> PollGuard {
+        #[cfg(not(loom))]
+        {
+            let prev = POLLING.with(|p| p.replace((ptr.as_ptr().cast(), false)));
+            PollGuard { prev }
+        }
+        #[cfg(loom)]
+        {
+            let _ = ptr;
+            PollGuard {}
+        }
+    }
+
+    /// Ends the poll: whether the task woke itself during it.
+    #[inline]
+    pub(super) fn finish(self) -> bool {
+        #[cfg(not(loom))]
+        {
+            let me = std::mem::ManuallyDrop::new(self);
+            POLLING.with(|p| p.replace(me.prev)).1
+        }
+        #[cfg(loom)]
+        {
+            false
+        }
+    }
+}
+
+impl Drop for PollGuard {
+    /// Restores the previous state if the poll unwound.
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        POLLING.with(|p| p.set(self.prev));
+    }
+}
+
 static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
 
 /// A waker for the task that borrows the caller's reference (the caller must not drop it
@@ -45,6 +130,9 @@ unsafe fn wake(data: *const ()) {
 }
 
 unsafe fn wake_by_ref(data: *const ()) {
+    if self_wake(data) {
+        return;
+    }
     // SAFETY: the waker holds a reference for the duration of this call.
     let h = unsafe { header(data) };
     if h.state.transition_to_notified_by_ref() == ToNotified::Submit {
