@@ -50,7 +50,7 @@ impl Drop for ThreadTimerGuard {
 /// that parks on no driver of ours, such as a blocking-pool thread) one of the runtime's
 /// workers, reached through a handle that unparks it if needed.
 #[track_caller]
-fn current_timer() -> TimerHandle {
+pub(crate) fn current_timer() -> TimerHandle {
     if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
         return h;
     }
@@ -68,7 +68,7 @@ fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
-fn deadline_after(d: Duration) -> Instant {
+pub(crate) fn deadline_after(d: Duration) -> Instant {
     Instant::now().checked_add(d).unwrap_or_else(far_future)
 }
 
@@ -182,6 +182,12 @@ impl fmt::Debug for Sleep {
 /// The error of [`timeout`]: the deadline passed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Elapsed(());
+
+impl Elapsed {
+    pub(crate) fn new() -> Elapsed {
+        Elapsed(())
+    }
+}
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -175,6 +175,28 @@ impl Handle {
         join
     }
 
+    /// Queues `f` to run on one of the runtime's workers, behind what is already queued
+    /// there; see [`crate::callback::defer`].
+    ///
+    /// From a worker of this runtime, `f` goes to the back of that worker's local queue
+    /// (never the LIFO slot), so deferred callbacks and yielding tasks run in the order
+    /// they were queued; from any other thread, to the global queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = weft_runtime::Runtime::new().unwrap();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// rt.handle().defer(move || tx.send(7).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), 7);
+    /// ```
+    pub fn defer<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.schedule_task(task::deferred::new(f), true)
+    }
+
     /// Runs `f` on the blocking pool; see [`crate::task::spawn_blocking`].
     pub fn spawn_blocking<F, R>(&self, f: F) -> JoinHandle<R>
     where
@@ -197,8 +219,10 @@ impl Handle {
         crate::RuntimeMetrics::new(self.clone())
     }
 
+    /// From a worker of this runtime, onto its queue (LIFO slot unless `is_yield`); from
+    /// anywhere else, onto the global queue.
     #[inline]
-    fn schedule_task(&self, task: Notified, is_yield: bool) {
+    pub(crate) fn schedule_task(&self, task: Notified, is_yield: bool) {
         worker::with_worker(|cx| match cx {
             Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => {
                 cx.schedule_local(task, is_yield)

@@ -8,7 +8,8 @@
 //! crossbeam's deque grows without bound; weft bounds it by policy: when a push finds more
 //! than [`LOCAL_QUEUE_CAPACITY`] tasks queued, the oldest half moves to the global queue, where
 //! every worker (and every parked worker, once woken) can get at it. A deep local queue is
-//! work that one core is hoarding.
+//! work that one core is hoarding. (The only worker of a one-worker runtime hoards from
+//! nobody: its queue is left unbounded, so that it stays FIFO; see `WorkerCx::push_local`.)
 //!
 //! The global queue (`Inject`) is crossbeam's lock-free `Injector` plus a close protocol:
 //! a push announces itself in `pushing` before it checks `closed`, and closing waits for

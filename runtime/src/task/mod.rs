@@ -32,6 +32,7 @@
 //! assert_eq!(out, 42);
 //! ```
 
+pub(crate) mod deferred;
 mod join;
 pub(crate) mod list;
 pub(crate) mod raw;
