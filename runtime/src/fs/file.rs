@@ -4,6 +4,7 @@ use std::fmt;
 use std::fs::Metadata;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::backend::{self, Fd};
 use super::error::with_path;
@@ -59,12 +60,34 @@ use super::OpenOptions;
 pub struct File {
     fd: Fd,
     /// For error messages.
-    path: PathBuf,
+    /// Shared, so that callback reads can name it in an error without copying it per op.
+    path: Arc<Path>,
 }
 
 impl File {
     pub(crate) fn from_parts(fd: Fd, path: PathBuf) -> File {
-        File { fd, path }
+        File {
+            fd,
+            path: Arc::from(path),
+        }
+    }
+
+    /// Wraps a file opened by `std` (or inherited), so that weft does its I/O. `path` is
+    /// only used to name the file in errors.
+    ///
+    /// Needs no runtime: a `File` is not tied to one, and each operation runs on the
+    /// runtime that polls it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let std_file = std::fs::File::open("/proc/self/stat")?;
+    /// let file = weft_runtime::fs::File::from_std(std_file, "/proc/self/stat");
+    /// assert_eq!(file.path(), std::path::Path::new("/proc/self/stat"));
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn from_std(file: std::fs::File, path: impl Into<PathBuf>) -> File {
+        File::from_parts(Fd::new(file), path.into())
     }
 
     /// Opens `path` read-only.
@@ -246,6 +269,19 @@ impl File {
         backend::set_len(&self.fd, size)
             .await
             .map_err(|e| with_path("set_len", &self.path, e))
+    }
+
+    pub(crate) fn fd(&self) -> &Fd {
+        &self.fd
+    }
+
+    pub(crate) fn shared_path(&self) -> &Arc<Path> {
+        &self.path
+    }
+
+    /// The path the file was opened with.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Closes the file, reporting `close(2)`'s error.

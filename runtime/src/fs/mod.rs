@@ -95,8 +95,8 @@
 //! - **Closing the descriptor when the `File` drops, even with operations in flight**: the
 //!   number could be reused by another `open` while a pool thread still reads from it.
 
-mod backend;
-mod error;
+pub(crate) mod backend;
+pub(crate) mod error;
 mod file;
 mod open_options;
 

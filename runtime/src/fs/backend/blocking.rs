@@ -42,7 +42,7 @@ pub(crate) struct Fd {
 }
 
 impl Fd {
-    fn new(file: std::fs::File) -> Fd {
+    pub(crate) fn new(file: std::fs::File) -> Fd {
         Fd {
             file: Arc::new(file),
             orphans: Mutex::new(Vec::new()),
@@ -332,4 +332,37 @@ pub(crate) async fn write(path: PathBuf, contents: Vec<u8>) -> io::Result<()> {
 
 pub(crate) async fn path_metadata(path: PathBuf) -> io::Result<Metadata> {
     run(move || std::fs::metadata(path)).await
+}
+
+/// `pread` on the blocking pool, then `cb` deferred onto the runtime's queues (callbacks
+/// run on workers, never on pool threads). The job holds a clone of the descriptor.
+pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
+where
+    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+{
+    let file = fd.file.clone();
+    let handle = crate::scheduler::Handle::current();
+    let rt = handle.clone();
+    // Detached: the job delivers through `cb`; its JoinHandle is not needed.
+    drop(handle.spawn_blocking(move || {
+        let mut buf = buf;
+        buf.resize(buf.capacity(), 0);
+        let res = retry(|| file.read_at(&mut buf, pos));
+        buf.truncate(*res.as_ref().unwrap_or(&0));
+        drop(file);
+        rt.defer(move || cb((res, buf)));
+    }));
+}
+
+/// Opens `path` on the blocking pool, then defers `cb` with the result.
+pub(crate) fn open_callback<F>(path: PathBuf, opts: OpenOptions, cb: F)
+where
+    F: FnOnce(io::Result<Fd>) + Send + 'static,
+{
+    let handle = crate::scheduler::Handle::current();
+    let rt = handle.clone();
+    drop(handle.spawn_blocking(move || {
+        let res = opts.to_std().open(path).map(Fd::new);
+        rt.defer(move || cb(res));
+    }));
 }

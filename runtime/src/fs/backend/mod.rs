@@ -76,3 +76,18 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
         None => blocking::write_all_at(fd, buf, pos).await,
     }
 }
+
+/// `read_at` for the callback API: on a thread that owns a ring, the reactor runs `cb` at
+/// the completion on this thread; otherwise the read runs on the blocking pool and `cb` is
+/// deferred onto the runtime's queues with its result. Either way no task is made.
+pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
+where
+    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+{
+    match crate::io::current_ring() {
+        Some(ring) => uring::read_at_callback(&ring, fd, buf, pos, cb),
+        None => blocking::read_at_callback(fd, buf, pos, cb),
+    }
+}
+
+pub(crate) use blocking::open_callback;

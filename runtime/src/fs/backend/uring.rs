@@ -252,3 +252,40 @@ pub(crate) async fn write_all_at(
     }
     (Ok(()), buf)
 }
+
+/// Submits one positioned read whose completion calls `cb` on this thread when the ring
+/// reaps it — no future, no task. The op's closure owns `buf` and a clone of the
+/// descriptor until the completion, so the kernel never writes into freed memory and the
+/// descriptor stays open while the read is in flight.
+pub(crate) fn read_at_callback<F>(ring: &UringHandle, fd: &Fd, mut buf: Vec<u8>, pos: u64, cb: F)
+where
+    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+{
+    buf.clear();
+    let len = buf.capacity().min(u32::MAX as usize) as u32;
+    let entry = opcode::Read::new(types::Fd(fd.raw()), buf.as_mut_ptr(), len)
+        .offset(pos)
+        .build();
+    let file = fd.file.clone();
+    let complete = Box::new(move |r: weft_reactor::uring::lifecycle::CqeResult| {
+        drop(file);
+        let out = match r.result {
+            Ok(n) => {
+                // SAFETY: the kernel initialised `n <= len <= capacity` bytes from the start
+                // of the buffer, and the completion has been reaped: it writes no more.
+                unsafe { buf.set_len(n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        };
+        cb(out)
+    });
+    // SAFETY: the entry points into `buf`'s heap allocation (within its capacity), which the
+    // completion closure owns and does not touch until the CQE is reaped; the closure also
+    // holds a clone of the descriptor, so it stays open until then.
+    let submitted = unsafe { ring.submit_with_callback(entry, complete) };
+    assert!(
+        submitted.is_some(),
+        "current_ring() hands out only rings this thread owns"
+    );
+}
