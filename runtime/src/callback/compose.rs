@@ -1,0 +1,839 @@
+//! Composition helpers in the spirit of the Node `async` library, written once for every
+//! callback-style caller.
+//!
+//! Each helper starts operations by calling an *operation function* with an index (and,
+//! for [`waterfall`], the previous value) and a [`Part`]: the callback that operation must
+//! call with its outcome. The helper's shared state decides what each outcome means and
+//! calls the final callback exactly once.
+//!
+//! The sets are homogeneous and indexed (`op(i, part)` for `i in 0..n`) rather than a list
+//! of boxed closures: one allocation per composite (its shared state) instead of one per
+//! operation, and the operation function is ordinary code that captures what it needs.
+//!
+//! # Once, and what happens to late outcomes
+//!
+//! The final callback sits in an `Option` inside the shared state; whoever settles the
+//! composite takes it under the lock and calls it after releasing the lock. Every later
+//! outcome finds the slot empty and is dropped — an `all` that failed fast ignores the
+//! stragglers, a `race` ignores the losers (and cancels those that returned a [`Cancel`]
+//! handle), a `timeout` that fired ignores the operation's eventual result.
+//!
+//! # Synchronous completion
+//!
+//! An operation may call its part before its `op` call returns, or from any thread.
+//! [`parallel`], [`parallel_settled`], [`any`], [`race`] and [`timeout`] then settle on the
+//! spot, so `done` may run before the helper returns, on whichever thread settled it.
+//! [`series`], [`waterfall`] and [`retry`] start their next operation only once the current
+//! `op` call has returned — never nested inside it — so a long chain of synchronous
+//! operations runs in constant stack, and (for `n > 0`) without a runtime.
+//!
+//! # Examples
+//!
+//! ```
+//! use weft_runtime::callback::{parallel, resolve_later};
+//!
+//! let rt = weft_runtime::Runtime::new().unwrap();
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! rt.block_on(async move {
+//!     parallel(
+//!         3,
+//!         |i, part| resolve_later(Ok::<u64, String>(i as u64 * 10), part),
+//!         move |r: Result<Vec<u64>, String>| tx.send(r).unwrap(),
+//!     );
+//! });
+//! assert_eq!(rx.recv().unwrap(), Ok(vec![0, 10, 20]));
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::{set_timeout, Callback, Cancel, TimeoutHandle};
+use crate::time::Elapsed;
+
+/// Where a [`Part`] delivers: the shared state of one composite.
+trait Sink<T, E>: Send + Sync {
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>);
+}
+
+/// The callback a composition helper hands to one of its operations.
+///
+/// Call it (it is a [`Callback`]) with the operation's outcome; it can be called only once,
+/// since calling consumes it. Dropping it uncalled means the operation never finished: the
+/// composite then never completes, as a Node callback that is never called.
+pub struct Part<T, E> {
+    sink: Arc<dyn Sink<T, E>>,
+    index: usize,
+}
+
+impl<T, E> Part<T, E> {
+    /// Which operation of the composite this is (counting from 0; for [`retry`], the
+    /// attempt counting from 1).
+    pub fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<T: 'static, E: 'static> Callback<T, E> for Part<T, E> {
+    #[inline]
+    fn call(self, result: Result<T, E>) {
+        self.sink.settle(self.index, result)
+    }
+}
+
+impl<T, E> fmt::Debug for Part<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Part")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E> {
+    Part {
+        sink: sink.clone(),
+        index,
+    }
+}
+
+// --- parallel ------------------------------------------------------------------------------
+
+struct Parallel<T, E, D> {
+    st: Mutex<ParallelState<T, D>>,
+    _e: std::marker::PhantomData<fn(E)>,
+}
+
+struct ParallelState<T, D> {
+    results: Vec<Option<T>>,
+    remaining: usize,
+    done: Option<D>,
+}
+
+impl<T, E, D> Sink<T, E> for Parallel<T, E, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let fire = {
+            let mut st = self.st.lock();
+            if st.done.is_none() {
+                return;
+            }
+            match result {
+                Ok(v) => {
+                    st.results[index] = Some(v);
+                    st.remaining -= 1;
+                    if st.remaining > 0 {
+                        return;
+                    }
+                    let values = st.results.drain(..).map(|v| v.expect("settled")).collect();
+                    (st.done.take(), Ok(values))
+                }
+                Err(e) => (st.done.take(), Err(e)),
+            }
+        };
+        if let (Some(done), r) = fire {
+            done.call(r);
+        }
+    }
+}
+
+/// Runs `op(0..n)` at once; `done` gets every value in input order, or the first error as
+/// soon as it occurs (later outcomes are ignored): `async.parallel`, `Promise.all`.
+///
+/// With `n == 0`, `done` gets `Ok(vec![])` on the next pass of the scheduler.
+///
+/// # Panics
+///
+/// Outside a runtime when `n == 0` (the empty result is deferred).
+pub fn parallel<T, E, Op, D>(n: usize, mut op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>),
+    D: Callback<Vec<T>, E>,
+{
+    if n == 0 {
+        return super::resolve_later(Ok(Vec::new()), done);
+    }
+    let sink = Arc::new(Parallel {
+        st: Mutex::new(ParallelState {
+            results: (0..n).map(|_| None).collect(),
+            remaining: n,
+            done: Some(done),
+        }),
+        _e: std::marker::PhantomData,
+    });
+    for i in 0..n {
+        op(i, part(&sink, i));
+    }
+}
+
+// --- parallel_settled ----------------------------------------------------------------------
+
+struct Settled<T, E, D> {
+    st: Mutex<SettledState<T, E, D>>,
+}
+
+struct SettledState<T, E, D> {
+    results: Vec<Option<Result<T, E>>>,
+    remaining: usize,
+    done: Option<D>,
+}
+
+impl<T, E, D> Sink<T, E> for Settled<T, E, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    D: FnOnce(Vec<Result<T, E>>) + Send + 'static,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let fire = {
+            let mut st = self.st.lock();
+            if st.done.is_none() || st.results[index].is_some() {
+                return;
+            }
+            st.results[index] = Some(result);
+            st.remaining -= 1;
+            if st.remaining > 0 {
+                return;
+            }
+            let all = st.results.drain(..).map(|r| r.expect("settled")).collect();
+            (st.done.take(), all)
+        };
+        if let (Some(done), all) = fire {
+            done(all);
+        }
+    }
+}
+
+/// Runs `op(0..n)` at once; `done` gets every outcome, in input order, once all have
+/// settled: `Promise.allSettled` (Node: `async.parallel` of `async.reflect`ed tasks).
+///
+/// # Panics
+///
+/// Outside a runtime when `n == 0`.
+pub fn parallel_settled<T, E, Op, D>(n: usize, mut op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>),
+    D: FnOnce(Vec<Result<T, E>>) + Send + 'static,
+{
+    if n == 0 {
+        return super::defer(move || done(Vec::new()));
+    }
+    let sink = Arc::new(Settled {
+        st: Mutex::new(SettledState {
+            results: (0..n).map(|_| None).collect(),
+            remaining: n,
+            done: Some(done),
+        }),
+    });
+    for i in 0..n {
+        op(i, part(&sink, i));
+    }
+}
+
+// --- any -----------------------------------------------------------------------------------
+
+struct Any<T, E, D> {
+    st: Mutex<AnyState<E, D>>,
+    _t: std::marker::PhantomData<fn(T)>,
+}
+
+struct AnyState<E, D> {
+    errors: Vec<Option<E>>,
+    remaining: usize,
+    done: Option<D>,
+}
+
+impl<T, E, D> Sink<T, E> for Any<T, E, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    D: Callback<T, Vec<E>>,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let fire = {
+            let mut st = self.st.lock();
+            if st.done.is_none() {
+                return;
+            }
+            match result {
+                Ok(v) => (st.done.take(), Ok(v)),
+                Err(e) => {
+                    st.errors[index] = Some(e);
+                    st.remaining -= 1;
+                    if st.remaining > 0 {
+                        return;
+                    }
+                    let errors = st.errors.drain(..).map(|e| e.expect("settled")).collect();
+                    (st.done.take(), Err(errors))
+                }
+            }
+        };
+        if let (Some(done), r) = fire {
+            done.call(r);
+        }
+    }
+}
+
+/// Runs `op(0..n)` at once; `done` gets the first success, or — if every operation fails —
+/// all the errors in input order: `Promise.any` (Node: `async.tryEach`, but concurrent).
+///
+/// # Panics
+///
+/// Outside a runtime when `n == 0` (the empty failure is deferred).
+pub fn any<T, E, Op, D>(n: usize, mut op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>),
+    D: Callback<T, Vec<E>>,
+{
+    if n == 0 {
+        return super::resolve_later(Err(Vec::new()), done);
+    }
+    let sink = Arc::new(Any {
+        st: Mutex::new(AnyState {
+            errors: (0..n).map(|_| None).collect(),
+            remaining: n,
+            done: Some(done),
+        }),
+        _t: std::marker::PhantomData,
+    });
+    for i in 0..n {
+        op(i, part(&sink, i));
+    }
+}
+
+// --- race ----------------------------------------------------------------------------------
+
+struct Race<T, E, C, D> {
+    st: Mutex<RaceState<C, D>>,
+    _te: std::marker::PhantomData<fn(T, E)>,
+}
+
+struct RaceState<C, D> {
+    /// The cancel handles of operations started and not yet settled.
+    cancels: Vec<Option<C>>,
+    done: Option<D>,
+    /// Which operation settled the race.
+    winner: Option<usize>,
+}
+
+impl<T, E, C, D> Sink<T, E> for Race<T, E, C, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    C: Cancel,
+    D: Callback<T, E>,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let (done, mut losers) = {
+            let mut st = self.st.lock();
+            let Some(done) = st.done.take() else { return };
+            st.winner = Some(index);
+            (done, std::mem::take(&mut st.cancels))
+        };
+        // The winner's own handle is dropped, not cancelled (and not under the lock: it is
+        // the caller's type, whose destructor may do anything).
+        drop(losers.get_mut(index).and_then(Option::take));
+        for c in losers.into_iter().flatten() {
+            c.cancel();
+        }
+        done.call(result);
+    }
+}
+
+/// Runs `op(0..n)` at once; the first to settle (success or error) decides, and every other
+/// operation is cancelled through the [`Cancel`] handle its `op` call returned (an
+/// operation that returns `()` is simply ignored): `async.race`, `Promise.race`.
+///
+/// With `n == 0`, `done` is never called (an empty race never settles, as in JavaScript).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use weft_runtime::callback::{race, set_timeout, Callback};
+///
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// rt.block_on(async move {
+///     let delays = [30u64, 1, 20];
+///     race(
+///         3,
+///         move |i, part| {
+///             set_timeout(Duration::from_millis(delays[i]), move || {
+///                 part.call(Ok::<usize, ()>(i))
+///             })
+///         },
+///         move |r: Result<usize, ()>| tx.send(r).unwrap(),
+///     );
+/// });
+/// assert_eq!(rx.recv().unwrap(), Ok(1));
+/// ```
+pub fn race<T, E, C, Op, D>(n: usize, mut op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    C: Cancel,
+    Op: FnMut(usize, Part<T, E>) -> C,
+    D: Callback<T, E>,
+{
+    let sink = Arc::new(Race {
+        st: Mutex::new(RaceState {
+            cancels: (0..n).map(|_| None).collect(),
+            done: Some(done),
+            winner: None,
+        }),
+        _te: std::marker::PhantomData,
+    });
+    for i in 0..n {
+        let c = op(i, part(&sink, i));
+        let late = {
+            let mut st = sink.st.lock();
+            if st.done.is_some() {
+                st.cancels[i] = Some(c);
+                None
+            } else {
+                Some((c, st.winner == Some(i)))
+            }
+        };
+        match late {
+            None => {}
+            // This operation settled the race before its handle was stored: nothing to stop.
+            Some((c, true)) => drop(c),
+            // Settled already by another operation: stop this one too.
+            Some((c, false)) => c.cancel(),
+        }
+    }
+}
+
+// --- series, waterfall and retry ----------------------------------------------------------
+//
+// One operation at a time, so the operation function is called again and again; it is a
+// `FnMut` and lives in the composite's state. Whoever delivers an outcome takes the state
+// out of its slot, calls the operation function for the next step outside the lock, and
+// puts the state back. An outcome may arrive while the state is out — its operation called
+// its `Part` before returning (synchronously), or from another thread before the operation
+// function returned — and is then parked in `pending` for the thread that holds the state:
+// that thread picks it up once the operation function has returned, and goes on with the
+// next step in the same loop. So no step starts inside the previous one's call, a chain of
+// synchronous operations runs in constant stack, and nothing needs a runtime.
+
+/// What a sequential helper does after an outcome.
+enum Flow<I, O> {
+    /// Start operation (or attempt) `index` with this input.
+    Start(usize, I),
+    /// The composite is over: deliver this to the final callback.
+    Finish(O),
+}
+
+/// The bookkeeping of one sequential helper, owned by whichever thread is driving it.
+trait Steps<T, E>: Send + 'static {
+    /// What an operation gets besides its index: `()`, or the previous value (waterfall).
+    type Input;
+    /// What the final callback gets.
+    type Out;
+    /// Calls the operation function.
+    fn start(&mut self, index: usize, input: Self::Input, part: Part<T, E>);
+    /// Folds in the outcome of operation `index`.
+    fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<Self::Input, Self::Out>;
+    /// Calls the final callback.
+    fn finish(self, out: Self::Out);
+}
+
+struct Sequence<T, E, S> {
+    st: Mutex<SequenceState<T, E, S>>,
+}
+
+struct SequenceState<T, E, S> {
+    /// `None` while a thread is calling the operation function (and once finished).
+    steps: Option<S>,
+    /// An outcome that came while `steps` was out, for the thread that has it.
+    pending: Option<(usize, Result<T, E>)>,
+}
+
+impl<T, E, S> Sink<T, E> for Sequence<T, E, S>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    S: Steps<T, E>,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let mut steps = {
+            let mut st = self.st.lock();
+            match st.steps.take() {
+                Some(steps) => steps,
+                None => {
+                    // Only the running operation holds a part, so nothing else is pending.
+                    debug_assert!(st.pending.is_none(), "two outcomes in flight");
+                    st.pending = Some((index, result));
+                    return;
+                }
+            }
+        };
+        let flow = steps.next(index, result);
+        drive(&self, steps, flow);
+    }
+}
+
+fn new_sequence<T, E, S>() -> Arc<Sequence<T, E, S>> {
+    Arc::new(Sequence {
+        st: Mutex::new(SequenceState {
+            steps: None,
+            pending: None,
+        }),
+    })
+}
+
+/// Runs steps from `flow` on, with `steps` out of the slot, until an operation is left
+/// running (the state goes back in its slot) or the composite finishes.
+fn drive<T, E, S>(sink: &Arc<Sequence<T, E, S>>, mut steps: S, mut flow: Flow<S::Input, S::Out>)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    S: Steps<T, E>,
+{
+    loop {
+        match flow {
+            Flow::Finish(out) => return steps.finish(out),
+            Flow::Start(index, input) => {
+                steps.start(index, input, part(sink, index));
+                let mut st = sink.st.lock();
+                match st.pending.take() {
+                    None => {
+                        st.steps = Some(steps);
+                        return;
+                    }
+                    Some((index, result)) => {
+                        drop(st);
+                        flow = steps.next(index, result);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct SeriesSteps<T, Op, D> {
+    op: Op,
+    done: D,
+    values: Vec<T>,
+    n: usize,
+}
+
+impl<T, E, Op, D> Steps<T, E> for SeriesSteps<T, Op, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>) + Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    type Input = ();
+    type Out = Result<Vec<T>, E>;
+
+    fn start(&mut self, index: usize, (): (), part: Part<T, E>) {
+        (self.op)(index, part)
+    }
+
+    fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<(), Self::Out> {
+        match result {
+            Ok(v) => {
+                self.values.push(v);
+                if index + 1 < self.n {
+                    Flow::Start(index + 1, ())
+                } else {
+                    Flow::Finish(Ok(std::mem::take(&mut self.values)))
+                }
+            }
+            Err(e) => Flow::Finish(Err(e)),
+        }
+    }
+
+    fn finish(self, out: Self::Out) {
+        let SeriesSteps { op, done, .. } = self;
+        drop(op);
+        done.call(out)
+    }
+}
+
+/// Runs `op(0)`, then `op(1)` once it succeeded, and so on; `done` gets all values in order,
+/// or the first error (the rest never start): `async.series`, or a `for` loop of `await`s.
+///
+/// An operation may call its part before returning (synchronously) or from any thread; the
+/// next operation then starts once `op` has returned, never inside it, so long chains of
+/// synchronous operations need no stack and (for `n > 0`) no runtime.
+///
+/// # Panics
+///
+/// Outside a runtime when `n == 0` (the empty result is deferred).
+pub fn series<T, E, Op, D>(n: usize, op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>) + Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    if n == 0 {
+        return super::resolve_later(Ok(Vec::new()), done);
+    }
+    let steps = SeriesSteps {
+        op,
+        done,
+        values: Vec::with_capacity(n),
+        n,
+    };
+    drive(&new_sequence(), steps, Flow::Start(0, ()));
+}
+
+struct WaterfallSteps<Op, D> {
+    op: Op,
+    done: D,
+    n: usize,
+}
+
+impl<T, E, Op, D> Steps<T, E> for WaterfallSteps<Op, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, T, Part<T, E>) + Send + 'static,
+    D: Callback<T, E>,
+{
+    type Input = T;
+    type Out = Result<T, E>;
+
+    fn start(&mut self, index: usize, input: T, part: Part<T, E>) {
+        (self.op)(index, input, part)
+    }
+
+    fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<T, Self::Out> {
+        match result {
+            Ok(v) if index + 1 < self.n => Flow::Start(index + 1, v),
+            r => Flow::Finish(r),
+        }
+    }
+
+    fn finish(self, out: Self::Out) {
+        let WaterfallSteps { op, done, .. } = self;
+        drop(op);
+        done.call(out)
+    }
+}
+
+/// Runs `n` dependent steps: step 0 gets `init`, step `i + 1` gets step `i`'s value;
+/// `done` gets the last value, or the first error (later steps never run):
+/// `async.waterfall`, a promise chain, callback hell flattened.
+///
+/// Operations may complete synchronously, as for [`series`].
+///
+/// # Panics
+///
+/// Outside a runtime when `n == 0` (`init` is then deferred to `done`).
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::callback::{resolve_later, waterfall};
+///
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// rt.block_on(async move {
+///     waterfall(
+///         1u64,
+///         4,
+///         |_, v, part| resolve_later(Ok::<u64, ()>(v * 2), part),
+///         move |r: Result<u64, ()>| tx.send(r).unwrap(),
+///     );
+/// });
+/// assert_eq!(rx.recv().unwrap(), Ok(16));
+/// ```
+pub fn waterfall<T, E, Op, D>(init: T, n: usize, op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, T, Part<T, E>) + Send + 'static,
+    D: Callback<T, E>,
+{
+    if n == 0 {
+        return super::resolve_later(Ok(init), done);
+    }
+    drive(
+        &new_sequence(),
+        WaterfallSteps { op, done, n },
+        Flow::Start(0, init),
+    );
+}
+
+// --- retry ---------------------------------------------------------------------------------
+
+struct RetrySteps<Op, D> {
+    op: Op,
+    done: D,
+    attempts: usize,
+}
+
+impl<T, E, Op, D> Steps<T, E> for RetrySteps<Op, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(u32, Part<T, E>) + Send + 'static,
+    D: Callback<T, E>,
+{
+    type Input = ();
+    type Out = Result<T, E>;
+
+    fn start(&mut self, attempt: usize, (): (), part: Part<T, E>) {
+        // `attempt <= attempts`, which came from a `u32`.
+        (self.op)(attempt as u32, part)
+    }
+
+    fn next(&mut self, attempt: usize, result: Result<T, E>) -> Flow<(), Self::Out> {
+        match result {
+            Err(_) if attempt < self.attempts => Flow::Start(attempt + 1, ()),
+            r => Flow::Finish(r),
+        }
+    }
+
+    fn finish(self, out: Self::Out) {
+        let RetrySteps { op, done, .. } = self;
+        drop(op);
+        done.call(out)
+    }
+}
+
+/// Calls `op(1, part)`; while an attempt fails and fewer than `attempts` have run, calls
+/// `op` again with the next attempt number. `done` gets the first success or the last
+/// error: `async.retry`, the article's `fetchWithRetry`. No delay between attempts.
+///
+/// Attempts may complete synchronously, as for [`series`].
+///
+/// # Panics
+///
+/// If `attempts` is 0.
+pub fn retry<T, E, Op, D>(attempts: u32, op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(u32, Part<T, E>) + Send + 'static,
+    D: Callback<T, E>,
+{
+    assert!(attempts > 0, "retry: at least one attempt is needed");
+    let steps = RetrySteps {
+        op,
+        done,
+        attempts: attempts as usize,
+    };
+    drive(&new_sequence(), steps, Flow::Start(1, ()));
+}
+
+// --- timeout -------------------------------------------------------------------------------
+
+struct Timeout<T, E, C, D> {
+    st: Mutex<TimeoutState<C, D>>,
+    _te: std::marker::PhantomData<fn(T, E)>,
+}
+
+struct TimeoutState<C, D> {
+    done: Option<D>,
+    cancel: Option<C>,
+    timer: Option<TimeoutHandle>,
+    /// Whether the timer (rather than the operation) settled it.
+    elapsed: bool,
+}
+
+impl<T, E, C, D> Sink<T, E> for Timeout<T, E, C, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    C: Cancel,
+    D: Callback<Result<T, E>, Elapsed>,
+{
+    fn settle(self: Arc<Self>, _: usize, result: Result<T, E>) {
+        let (done, timer, cancel) = {
+            let mut st = self.st.lock();
+            let Some(done) = st.done.take() else { return };
+            (done, st.timer.take(), st.cancel.take())
+        };
+        // The operation is over: its handle is dropped, not cancelled.
+        drop(cancel);
+        if let Some(t) = timer {
+            t.cancel();
+        }
+        done.call(Ok(result));
+    }
+}
+
+impl<T, E, C, D> Timeout<T, E, C, D>
+where
+    C: Cancel,
+    D: Callback<Result<T, E>, Elapsed>,
+{
+    fn elapse(&self) {
+        let (done, cancel, timer) = {
+            let mut st = self.st.lock();
+            let Some(done) = st.done.take() else { return };
+            st.elapsed = true;
+            (done, st.cancel.take(), st.timer.take())
+        };
+        drop(timer);
+        cancel.cancel();
+        done.call(Err(Elapsed::new()));
+    }
+}
+
+/// Runs `op` with a deadline: `done` gets `Ok(outcome)` if the operation settles within
+/// `limit` (the timer is then cancelled), or `Err(Elapsed)` if the time runs out first (the
+/// operation is then cancelled through the [`Cancel`] handle `op` returned, and its
+/// eventual outcome ignored): `async.timeout`, the article's `Promise.race` with a timer.
+///
+/// The timer is armed before `op` is called, so with a deadline that passes at once the
+/// operation may be cancelled as soon as it has started.
+///
+/// # Panics
+///
+/// Outside a runtime (before `op` is called).
+pub fn timeout<T, E, C, Op, D>(limit: Duration, op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    C: Cancel,
+    Op: FnOnce(Part<T, E>) -> C,
+    D: Callback<Result<T, E>, Elapsed>,
+{
+    let sink = Arc::new(Timeout {
+        st: Mutex::new(TimeoutState {
+            done: Some(done),
+            cancel: None,
+            timer: None,
+            elapsed: false,
+        }),
+        _te: std::marker::PhantomData,
+    });
+    let s = sink.clone();
+    let timer = set_timeout(limit, move || s.elapse());
+    let c = op(part(&sink, 0));
+    let mut st = sink.st.lock();
+    if st.done.is_some() {
+        st.cancel = Some(c);
+        st.timer = Some(timer);
+    } else {
+        // Settled while we were arming: by the operation (then there is nothing to stop but
+        // the timer), or by the timer (then stop the operation).
+        let elapsed = st.elapsed;
+        drop(st);
+        if elapsed {
+            c.cancel();
+        } else {
+            drop(c);
+            timer.cancel();
+        }
+    }
+}

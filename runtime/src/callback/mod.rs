@@ -1,0 +1,264 @@
+//! Error-first callbacks, Rust-shaped: the first of the article's three styles.
+//!
+//! A callback here is a `FnOnce(Result<T, E>) + Send + 'static` — Node's `(err, value)`
+//! pair as one `Result`, and `FnOnce`, so that the compiler already forbids calling one
+//! callback twice. Everything in this module runs callbacks straight from the runtime's
+//! queues and from reactor completions: no future and no task is made per operation.
+//!
+//! | JavaScript / Node | weft |
+//! |---|---|
+//! | `queueMicrotask(f)` | [`defer`] |
+//! | `setTimeout(f, ms)` / `clearTimeout` | [`set_timeout`] / [`TimeoutHandle::cancel`] |
+//! | `setInterval(f, ms)` / `clearInterval` | [`set_interval`] / [`IntervalHandle::cancel`] |
+//! | `fs.open`, `fs.read`, `fs.readFile` | [`fs::open`], [`fs::read_at`], [`fs::read`] |
+//! | `async.series/parallel/waterfall/race/retry/timeout` | [`series`], [`parallel`], [`waterfall`], [`race`], [`retry`], [`timeout`] |
+//! | `async.reflect` + `parallel`, `async.tryEach` | [`parallel_settled`], [`any`] |
+//!
+//! # Ordering
+//!
+//! [`defer`] queues at the back of the current worker's local queue — the same FIFO that
+//! woken and yielding tasks use — so a deferred callback runs after what is already queued
+//! and before any timer the worker has not yet fired (timers fire when the worker parks, or
+//! every `event_interval` ticks). That is the article's `A D C B`. On a runtime with one
+//! worker this is a strict FIFO; with more, idle workers steal the oldest half of a busy
+//! worker's queue (and a queue deeper than 256 entries spills its oldest half to the global
+//! queue), so callbacks deferred one after the other may run out of order, and in parallel.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use std::time::Duration;
+//! use weft_runtime::callback::{defer, set_timeout};
+//!
+//! let rt = weft_runtime::Runtime::builder().worker_threads(1).build()?;
+//! let log = Arc::new(Mutex::new(String::new()));
+//! let (tx, rx) = std::sync::mpsc::channel();
+//! let l = log.clone();
+//! rt.handle().defer(move || {
+//!     l.lock().unwrap().push('A');
+//!     let (l2, l3) = (l.clone(), l.clone());
+//!     set_timeout(Duration::ZERO, move || {
+//!         l2.lock().unwrap().push('B');
+//!         tx.send(()).unwrap();
+//!     });
+//!     defer(move || l3.lock().unwrap().push('C'));
+//!     l.lock().unwrap().push('D');
+//! });
+//! rx.recv().unwrap();
+//! assert_eq!(*log.lock().unwrap(), "ADCB");
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # Once
+//!
+//! A single `FnOnce` cannot run twice. Where several operations race to finish one
+//! composite (the helpers of this module), the final callback sits in a slot that is
+//! emptied by whoever settles first; later outcomes find it empty and are dropped. [`Once`]
+//! offers the same guarantee to user code.
+//!
+//! # Panics in callbacks
+//!
+//! A callback that panics is caught where the runtime calls it (the panic hook prints the
+//! message as usual); the worker goes on. The composite it belonged to never completes,
+//! exactly as a panicking task's `JoinHandle` would report a panic instead of a value.
+
+mod compose;
+pub mod fs;
+mod timer;
+
+pub use compose::{any, parallel, parallel_settled, race, retry, series, timeout, waterfall, Part};
+pub use timer::{set_interval, set_timeout, IntervalHandle, TimeoutHandle};
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// An error-first callback: anything that can be called once with a `Result`.
+///
+/// Every `FnOnce(Result<T, E>) + Send + 'static` closure is one; so is the [`Part`] the
+/// composition helpers hand to each operation. APIs take `impl Callback<T, E>`, so a
+/// closure and a `Part` pass through the same code without boxing.
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::callback::Callback;
+///
+/// fn twice(x: u64, cb: impl Callback<u64, String>) {
+///     cb.call(Ok(x * 2));
+/// }
+/// twice(21, |r: Result<u64, String>| assert_eq!(r, Ok(42)));
+/// ```
+pub trait Callback<T, E>: Send + 'static {
+    /// Delivers the outcome, consuming the callback.
+    fn call(self, result: Result<T, E>);
+}
+
+impl<T, E, F> Callback<T, E> for F
+where
+    F: FnOnce(Result<T, E>) + Send + 'static,
+{
+    #[inline]
+    fn call(self, result: Result<T, E>) {
+        self(result)
+    }
+}
+
+/// Something started that can be stopped: a pending timer, an operation in flight.
+///
+/// The helpers that cancel losers ([`race`], [`timeout`]) accept operations that return a
+/// `Cancel`; an operation with nothing to stop returns `()`.
+pub trait Cancel: Send + 'static {
+    /// Stops the operation if it has not completed; its callback will then not run.
+    fn cancel(self);
+}
+
+impl Cancel for () {
+    fn cancel(self) {}
+}
+
+impl<C: Cancel> Cancel for Option<C> {
+    fn cancel(self) {
+        if let Some(c) = self {
+            c.cancel()
+        }
+    }
+}
+
+/// Queues `f` on the current runtime's run queue: weft's `queueMicrotask`.
+///
+/// On a worker of the current runtime, `f` goes to the back of that worker's local queue,
+/// behind the tasks and callbacks already queued there, and runs on the next pass of the
+/// scheduler — never inline. From `block_on`, an entered thread (or a worker of another
+/// runtime that entered this one) it goes to the global queue. It costs one allocation (the
+/// closure and a 32-byte queue header) and no atomic read-modify-write on a worker. See
+/// [the ordering rules](self#ordering).
+///
+/// # Panics
+///
+/// Outside a runtime, with a message saying how to get into one; use
+/// [`Handle::defer`](crate::Handle::defer) from other threads.
+///
+/// # Examples
+///
+/// ```
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// rt.block_on(async move {
+///     weft_runtime::callback::defer(move || tx.send("ran later").unwrap());
+/// });
+/// assert_eq!(rx.recv().unwrap(), "ran later");
+/// ```
+#[track_caller]
+pub fn defer<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    let mut entry = Some(crate::task::deferred::new(f));
+    // The current runtime's queues: this worker's own if it is one of that runtime's.
+    crate::context::with_current(|h| h.schedule_task(entry.take().expect("unqueued"), true));
+    if let Some(entry) = entry {
+        // Dropped (with the closure) outside the context's borrow, before the panic.
+        drop(entry);
+        panic!("weft::callback::defer: {}", crate::scheduler::NO_RUNTIME)
+    }
+}
+
+/// Defers delivering `result` to `cb`: the "never call a callback synchronously" rule of
+/// Node APIs, as one call.
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::callback::resolve_later;
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// rt.block_on(async move {
+///     resolve_later(Ok::<_, ()>(5), move |r: Result<i32, ()>| tx.send(r).unwrap());
+/// });
+/// assert_eq!(rx.recv().unwrap(), Ok(5));
+/// ```
+#[track_caller]
+pub fn resolve_later<T, E>(result: Result<T, E>, cb: impl Callback<T, E>)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    defer(move || cb.call(result))
+}
+
+/// A callback that may be reached from several places but runs at most once.
+///
+/// Clones share one slot: the first [`call`](Once::call) takes the callback out and runs
+/// it; every later call (on any clone, from any thread) returns `false` and drops its
+/// argument. The guarantee Node's `once()` wrappers give, enforced by the type.
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::callback::Once;
+///
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let once = Once::new(move |r: Result<u32, ()>| tx.send(r).unwrap());
+/// let other = once.clone();
+/// assert!(once.call(Ok(1)));
+/// assert!(!other.call(Ok(2)));
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), vec![Ok(1)]);
+/// ```
+pub struct Once<T, E> {
+    slot: Arc<Mutex<Option<BoxedCallback<T, E>>>>,
+}
+
+type BoxedCallback<T, E> = Box<dyn FnOnce(Result<T, E>) + Send>;
+
+impl<T, E> Once<T, E> {
+    /// Wraps `cb`.
+    pub fn new(cb: impl Callback<T, E>) -> Self {
+        Once {
+            slot: Arc::new(Mutex::new(Some(Box::new(move |r| cb.call(r))))),
+        }
+    }
+
+    /// Runs the callback if nobody has; returns whether this call ran it.
+    ///
+    /// On an owned `Once` with [`Callback`] in scope, `once.call(r)` resolves to
+    /// `Callback::call` (which consumes it and returns nothing); write
+    /// `Once::call(&once, r)` there to get the `bool`.
+    pub fn call(&self, result: Result<T, E>) -> bool {
+        let cb = self.slot.lock().take();
+        match cb {
+            Some(cb) => {
+                cb(result);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the callback has run (or is running).
+    pub fn is_called(&self) -> bool {
+        self.slot.lock().is_none()
+    }
+}
+
+impl<T, E> Clone for Once<T, E> {
+    fn clone(&self) -> Self {
+        Once {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl<T, E> fmt::Debug for Once<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Once")
+            .field("called", &self.is_called())
+            .finish()
+    }
+}
+
+impl<T: 'static, E: 'static> Callback<T, E> for Once<T, E> {
+    fn call(self, result: Result<T, E>) {
+        Once::call(&self, result);
+    }
+}
