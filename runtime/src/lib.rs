@@ -26,7 +26,12 @@
 //! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
 //! - [`time`]: [`time::sleep`], [`time::timeout`], [`time::interval`] on per-worker timing
 //!   wheels.
+//! - [`callback`]: error-first callbacks: [`callback::defer`], [`callback::set_timeout`],
+//!   file callbacks, and `series`/`parallel`/`waterfall`/`race`/`retry`/`timeout`.
 //! - [`fs`]: [`fs::File`], [`fs::OpenOptions`], [`fs::read`]: positioned I/O, owned buffers.
+//! - [`promise`]: the Promise API as future combinators: [`promise::PromiseExt`]
+//!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
+//!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -36,6 +41,7 @@
 )]
 
 mod blocking;
+pub mod callback;
 mod context;
 mod coop;
 pub mod fs;
@@ -43,6 +49,7 @@ mod io;
 mod loom;
 mod metrics;
 mod park;
+pub mod promise;
 mod runtime;
 mod scheduler;
 pub mod task;
