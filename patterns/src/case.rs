@@ -36,8 +36,11 @@ pub trait Case: Send + Sync + 'static {
     fn combinator(kind: Kind, x: u64) -> impl Future<Output = Self::Out> + Send + 'static;
 
     /// The `async fn` style, on any [`Env`] (weft, or tokio as the baseline).
-    fn async_fn<E: Env>(env: E, kind: Kind, x: u64)
-        -> impl Future<Output = Self::Out> + Send + 'static;
+    fn async_fn<E: Env>(
+        env: E,
+        kind: Kind,
+        x: u64,
+    ) -> impl Future<Output = Self::Out> + Send + 'static;
 }
 
 /// The styles of the comparison.

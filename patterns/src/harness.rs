@@ -194,7 +194,8 @@ pub fn run_one<C: Case>(rt: &weft::Runtime, style: Style, kind: Kind, x: u64) ->
     match style {
         Style::Callback => {
             let (tx, rx) = std::sync::mpsc::channel();
-            rt.handle().defer(move || C::callback(kind, x, move |out| tx.send(out).unwrap()));
+            rt.handle()
+                .defer(move || C::callback(kind, x, move |out| tx.send(out).unwrap()));
             rx.recv_timeout(Duration::from_secs(60))
                 .unwrap_or_else(|e| panic!("{} callback op never completed: {e}", C::ID))
         }
@@ -231,9 +232,7 @@ impl<C: Case> Runner for Entry<C> {
     ) -> (Duration, u64) {
         match style {
             Style::Callback => weft_callbacks::<C>(rt, kind, inflight, ops),
-            Style::Combinator => {
-                weft_futures(rt, inflight, ops, move |x| C::combinator(kind, x))
-            }
+            Style::Combinator => weft_futures(rt, inflight, ops, move |x| C::combinator(kind, x)),
             Style::AsyncFn => weft_futures(rt, inflight, ops, move |x| C::async_fn(Weft, kind, x)),
             Style::TokioAsyncFn => panic!("run the tokio baseline with run_tokio"),
         }

@@ -221,7 +221,10 @@ pub fn file_value(x: u64, read: (io::Result<usize>, Vec<u8>)) -> u64 {
             let head = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
             step(x) ^ head
         }
-        Ok(n) => panic!("short read of the data file: {n} bytes for block {}", x % BLOCKS),
+        Ok(n) => panic!(
+            "short read of the data file: {n} bytes for block {}",
+            x % BLOCKS
+        ),
         Err(e) => panic!("reading the data file: {e}"),
     }
 }
@@ -449,12 +452,9 @@ pub fn call_cb(kind: Kind, x: u64, fail: bool, cb: impl Callback<u64, SvcError>)
         })),
         Kind::File => {
             let pos = (x % BLOCKS) * BLOCK_SIZE as u64;
-            callback::fs::read_at(
-                data_file(),
-                Vec::with_capacity(BLOCK_SIZE),
-                pos,
-                move |r| cb.call(outcome(kind, x, fail, file_value(x, r))),
-            );
+            callback::fs::read_at(data_file(), Vec::with_capacity(BLOCK_SIZE), pos, move |r| {
+                cb.call(outcome(kind, x, fail, file_value(x, r)))
+            });
             SvcHandle::Running
         }
     }

@@ -21,9 +21,13 @@ use crate::{Case, Env};
 
 /// Callback: `async.parallel` over `n` calls.
 pub fn callback(kind: Kind, x: u64, n: usize, done: impl Callback<Vec<u64>, SvcError>) {
-    parallel(n, move |i, part| {
-        svc_cb(kind, x + i as u64, part);
-    }, done);
+    parallel(
+        n,
+        move |i, part| {
+            svc_cb(kind, x + i as u64, part);
+        },
+        done,
+    );
 }
 
 /// Combinator: `Promise.all(calls)`; for three, an array (no allocation).
@@ -32,7 +36,11 @@ pub fn combinator_3(kind: Kind, x: u64) -> impl Future<Output = Result<Vec<u64>,
 }
 
 /// Combinator: `Promise.all(calls)` over a `Vec`.
-pub fn combinator(kind: Kind, x: u64, n: usize) -> impl Future<Output = Result<Vec<u64>, SvcError>> {
+pub fn combinator(
+    kind: Kind,
+    x: u64,
+    n: usize,
+) -> impl Future<Output = Result<Vec<u64>, SvcError>> {
     all((0..n as u64).map(|i| svc(kind, x + i)).collect::<Vec<_>>())
 }
 
@@ -45,7 +53,10 @@ pub async fn async_fn_3<E: Env>(env: E, kind: Kind, x: u64) -> Result<Vec<u64>, 
 
 /// `async fn`: `await Promise.all(items.map(fetch))`.
 pub async fn async_fn<E: Env>(env: E, kind: Kind, x: u64, n: usize) -> Result<Vec<u64>, SvcError> {
-    all((0..n as u64).map(|i| env.svc(kind, x + i)).collect::<Vec<_>>()).await
+    all((0..n as u64)
+        .map(|i| env.svc(kind, x + i))
+        .collect::<Vec<_>>())
+    .await
 }
 
 /// The `all_3` case.

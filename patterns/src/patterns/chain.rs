@@ -46,9 +46,14 @@ pub fn callback_nested(
 /// Callback, flattened with `waterfall` (what the benchmark runs: the helper every callback
 /// pattern shares).
 pub fn callback(kind: Kind, x: u64, done: impl Callback<u64, SvcError>) {
-    waterfall(x, STEPS, move |_, v, part| {
-        svc_cb(kind, v, part);
-    }, done);
+    waterfall(
+        x,
+        STEPS,
+        move |_, v, part| {
+            svc_cb(kind, v, part);
+        },
+        done,
+    );
 }
 
 /// Combinator: `step1().then(step2).then(step3).then(step4)`.

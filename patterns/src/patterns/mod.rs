@@ -5,22 +5,22 @@
 
 use crate::Runner;
 
-pub mod single;
-pub mod chain;
-pub mod error_chain;
 pub mod all;
 pub mod all_fail_fast;
 pub mod all_settled;
-pub mod race;
 pub mod any;
-pub mod promisify;
-pub mod retry;
-pub mod timeout;
-pub mod seq_vs_par;
-pub mod iterate;
+pub mod chain;
+pub mod error_chain;
 pub mod event_order;
-pub mod mixed;
+pub mod iterate;
 pub mod load_app;
+pub mod mixed;
+pub mod promisify;
+pub mod race;
+pub mod retry;
+pub mod seq_vs_par;
+pub mod single;
+pub mod timeout;
 
 /// The type-erased entries of a module's cases: `entries![CaseA, CaseB]`.
 macro_rules! entries {
