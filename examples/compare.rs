@@ -1,0 +1,490 @@
+//! The comparison: every pattern x kind x in-flight x workers x style, time per op and the
+//! ratio to `async_fn`, with tokio's `async fn` as the baseline.
+//!
+//! ```text
+//! cargo run --release --example compare                 # full: about 10 minutes
+//! cargo run --release --example compare -- --quick      # under 3 minutes
+//! cargo run --release --example compare -- --quick --json out.json --markdown out.md --svg out.svg
+//! cargo run --release --example compare -- --filter chain   # cases whose id contains "chain"
+//! ```
+//!
+//! Each measurement runs the shared harness (`weft_patterns::harness`, the code
+//! `benches/patterns.rs` gives to criterion): a calibration run picks an op count that
+//! takes about the target time, then the four styles are run in turn, A B C D A B C D, so
+//! that every ratio compares runs taken moments apart. The figure is the median ns/op over
+//! the repetitions; min and max go to the JSON.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write as _};
+use std::time::{Duration, Instant};
+
+use weft_patterns::harness::{tokio_runtime, weft_runtime};
+use weft_patterns::{cases, Kind, Runner, Style};
+
+struct Options {
+    quick: bool,
+    json: Option<String>,
+    markdown: Option<String>,
+    svg: Option<String>,
+    filter: Option<String>,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: compare [--quick] [--json PATH] [--markdown PATH] [--svg PATH] [--filter TEXT]"
+    );
+    std::process::exit(2)
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        quick: false,
+        json: None,
+        markdown: None,
+        svg: None,
+        filter: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().unwrap_or_else(|| usage());
+        match a.as_str() {
+            "--quick" => o.quick = true,
+            "--json" => o.json = Some(value()),
+            "--markdown" => o.markdown = Some(value()),
+            "--svg" => o.svg = Some(value()),
+            "--filter" => o.filter = Some(value()),
+            // `cargo bench`-style harness flags are ignored, so the example also runs
+            // under `cargo test --examples`.
+            "--bench" | "--test" => {}
+            "-h" | "--help" => usage(),
+            other => {
+                eprintln!("unknown argument {other:?}");
+                usage()
+            }
+        }
+    }
+    o
+}
+
+/// One (case, kind, in-flight, workers) point: a figure per style.
+struct Row {
+    case: &'static dyn Runner,
+    kind: Kind,
+    inflight: usize,
+    workers: usize,
+    /// Per style in `Style::ALL` order: ns/op of each repetition.
+    samples: [Vec<f64>; 4],
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let n = s.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+impl Row {
+    fn ns(&self, style: Style) -> f64 {
+        median(&self.samples[style_index(style)])
+    }
+}
+
+fn style_index(style: Style) -> usize {
+    Style::ALL.iter().position(|&s| s == style).expect("style")
+}
+
+struct Runtimes {
+    weft: Vec<(usize, weft::Runtime)>,
+    tokio: Vec<(usize, tokio::runtime::Runtime)>,
+}
+
+impl Runtimes {
+    fn run(
+        &self,
+        case: &dyn Runner,
+        style: Style,
+        kind: Kind,
+        inflight: usize,
+        workers: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        match style {
+            Style::TokioAsyncFn => {
+                let rt = &self
+                    .tokio
+                    .iter()
+                    .find(|(w, _)| *w == workers)
+                    .expect("rt")
+                    .1;
+                case.run_tokio(rt, kind, inflight, ops)
+            }
+            _ => {
+                let rt = &self.weft.iter().find(|(w, _)| *w == workers).expect("rt").1;
+                case.run_weft(rt, style, kind, inflight, ops)
+            }
+        }
+    }
+}
+
+/// An op count that takes about `target` with `async_fn` on weft.
+fn calibrate(
+    rts: &Runtimes,
+    case: &dyn Runner,
+    kind: Kind,
+    inflight: usize,
+    workers: usize,
+    target: Duration,
+) -> u64 {
+    let mut ops = inflight as u64;
+    loop {
+        let (d, ran) = rts.run(case, Style::AsyncFn, kind, inflight, workers, ops);
+        if d >= target / 4 || ops >= 1 << 24 {
+            let per_op = d.as_secs_f64() / ran as f64;
+            let want = (target.as_secs_f64() / per_op.max(1e-9)) as u64;
+            return want.clamp(inflight as u64, 1 << 26);
+        }
+        ops *= 4;
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores, Linux {kernel}, commit {commit}")
+}
+
+fn fmt_ns(ns: f64) -> String {
+    if !ns.is_finite() {
+        "-".into()
+    } else if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e4 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}
+
+fn main() {
+    let opts = options();
+    let (reps, target) = if opts.quick {
+        (3, Duration::from_millis(25))
+    } else {
+        (7, Duration::from_millis(150))
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let worker_counts: Vec<usize> = if cores > 1 { vec![1, cores] } else { vec![1] };
+    let rts = Runtimes {
+        weft: worker_counts
+            .iter()
+            .map(|&w| (w, weft_runtime(w)))
+            .collect(),
+        tokio: worker_counts
+            .iter()
+            .map(|&w| (w, tokio_runtime(w)))
+            .collect(),
+    };
+    weft_patterns::data_file();
+
+    let mut rows = Vec::new();
+    for case in cases() {
+        if let Some(f) = &opts.filter {
+            if !case.id().contains(f.as_str()) {
+                continue;
+            }
+        }
+        for &kind in case.kinds() {
+            for &inflight in &[1usize, 64] {
+                for &workers in &worker_counts {
+                    if case.one_worker_only() && workers > 1 {
+                        continue;
+                    }
+                    rows.push(Row {
+                        case,
+                        kind,
+                        inflight,
+                        workers,
+                        samples: Default::default(),
+                    });
+                }
+            }
+        }
+    }
+
+    let tty = std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let total = rows.len();
+    for (i, row) in rows.iter_mut().enumerate() {
+        let label = format!(
+            "{}/{} i{} w{}",
+            row.case.id(),
+            row.kind,
+            row.inflight,
+            row.workers
+        );
+        let ops = calibrate(&rts, row.case, row.kind, row.inflight, row.workers, target);
+        // Warm each style once (first-touch allocations, thread wake-ups), untimed.
+        for style in Style::ALL {
+            rts.run(
+                row.case,
+                style,
+                row.kind,
+                row.inflight,
+                row.workers,
+                row.inflight as u64,
+            );
+        }
+        for _ in 0..reps {
+            for style in Style::ALL {
+                let (d, ran) = rts.run(row.case, style, row.kind, row.inflight, row.workers, ops);
+                row.samples[style_index(style)].push(d.as_nanos() as f64 / ran as f64);
+            }
+        }
+        let line = format!(
+            "[{:>3}/{total}] {:<36} async_fn {:>10}  callback {:>6.2}x  combinator {:>6.2}x  tokio {:>6.2}x  ({:.0} s)",
+            i + 1,
+            label,
+            fmt_ns(row.ns(Style::AsyncFn)),
+            row.ns(Style::Callback) / row.ns(Style::AsyncFn),
+            row.ns(Style::Combinator) / row.ns(Style::AsyncFn),
+            row.ns(Style::TokioAsyncFn) / row.ns(Style::AsyncFn),
+            started.elapsed().as_secs_f64(),
+        );
+        if tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+    if tty {
+        eprintln!();
+    }
+
+    let machine = machine();
+    let table = markdown(&rows, &machine);
+    println!("{table}");
+    eprintln!("{total} points in {:.0} s", started.elapsed().as_secs_f64());
+    if let Some(p) = &opts.markdown {
+        write_file(p, &table);
+    }
+    if let Some(p) = &opts.json {
+        write_file(p, &json(&rows, &machine));
+    }
+    if let Some(p) = &opts.svg {
+        write_file(
+            p,
+            &svg(&rows, &machine, *worker_counts.last().expect("workers")),
+        );
+    }
+}
+
+fn write_file(path: &str, contents: &str) {
+    let res = std::fs::File::create(path).and_then(|mut f| f.write_all(contents.as_bytes()));
+    if let Err(e) = res {
+        eprintln!("cannot write {path}: {e}");
+        std::process::exit(1);
+    }
+    eprintln!("wrote {path}");
+}
+
+fn markdown(rows: &[Row], machine: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "Machine: {machine}. Time per op (median); ratio = style / async_fn on weft (below 1: faster than async_fn).\n");
+    let _ = writeln!(
+        s,
+        "| pattern | kind | in flight | workers | callback | combinator | async_fn | tokio async_fn | callback/async_fn | combinator/async_fn | tokio/async_fn |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let af = r.ns(Style::AsyncFn);
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
+            r.case.id(),
+            r.kind,
+            r.inflight,
+            r.workers,
+            fmt_ns(r.ns(Style::Callback)),
+            fmt_ns(r.ns(Style::Combinator)),
+            fmt_ns(af),
+            fmt_ns(r.ns(Style::TokioAsyncFn)),
+            r.ns(Style::Callback) / af,
+            r.ns(Style::Combinator) / af,
+            r.ns(Style::TokioAsyncFn) / af,
+        );
+    }
+    s
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn json(rows: &[Row], machine: &str) -> String {
+    let mut s = String::from("{\n");
+    let _ = writeln!(s, "  \"machine\": {},", json_str(machine));
+    s.push_str("  \"rows\": [\n");
+    let mut first = true;
+    for r in rows {
+        let af = r.ns(Style::AsyncFn);
+        for style in Style::ALL {
+            let v = &r.samples[style_index(style)];
+            let ns = median(v);
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(0.0, f64::max);
+            if !first {
+                s.push_str(",\n");
+            }
+            first = false;
+            let _ = write!(
+                s,
+                "    {{\"pattern\": {}, \"kind\": {}, \"inflight\": {}, \"workers\": {}, \"style\": {}, \"ns_per_op\": {:.1}, \"ops_per_sec\": {:.0}, \"ratio_to_async_fn\": {:.4}, \"min_ns_per_op\": {:.1}, \"max_ns_per_op\": {:.1}, \"reps\": {}}}",
+                json_str(r.case.id()),
+                json_str(&r.kind.name()),
+                r.inflight,
+                r.workers,
+                json_str(style.name()),
+                ns,
+                1e9 / ns,
+                ns / af,
+                min,
+                max,
+                v.len(),
+            );
+        }
+    }
+    s.push_str("\n  ]\n}\n");
+    s
+}
+
+/// A horizontal bar chart of each style's ratio to `async_fn` (log scale), one group of
+/// bars per pattern and kind, at 64 in flight on `workers` workers.
+fn svg(rows: &[Row], machine: &str, workers: usize) -> String {
+    let picked: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.inflight == 64 && (r.workers == workers || r.case.one_worker_only()))
+        .collect();
+    let colours = ["#d95f02", "#7570b3", "#1b9e77", "#888888"];
+    let bar = 7.0;
+    let group_h = bar * 4.0 + 8.0;
+    let left = 190.0;
+    let width = 760.0;
+    let plot_w = width - left - 30.0;
+    let top = 70.0;
+    let height = top + group_h * picked.len() as f64 + 40.0;
+    // Log2 scale from 1/8x to 8x.
+    let x_of = |ratio: f64| {
+        let l = ratio.clamp(0.125, 8.0).log2();
+        left + (l + 3.0) / 6.0 * plot_w
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="18" font-size="14">Time per op relative to async_fn on weft (64 in flight, {workers} workers; log scale, left is faster)</text>"#
+    );
+    let _ = writeln!(
+        s,
+        r##"<text x="10" y="34" fill="#555">{}</text>"##,
+        xml(machine)
+    );
+    for (i, (style, colour)) in Style::ALL.iter().zip(colours).enumerate() {
+        let x = 10.0 + i as f64 * 150.0;
+        let _ = writeln!(
+            s,
+            r#"<rect x="{x}" y="44" width="10" height="10" fill="{colour}"/><text x="{}" y="53">{}</text>"#,
+            x + 14.0,
+            style.name()
+        );
+    }
+    for tick in [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0] {
+        let x = x_of(tick);
+        let stroke = if tick == 1.0 { "#000" } else { "#ddd" };
+        let _ = writeln!(
+            s,
+            r#"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{:.1}" stroke="{stroke}"/><text x="{x:.1}" y="{:.1}" text-anchor="middle">{tick}x</text>"#,
+            height - 30.0,
+            height - 16.0
+        );
+    }
+    for (g, r) in picked.iter().enumerate() {
+        let y0 = top + g as f64 * group_h;
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}/{}</text>"#,
+            left - 6.0,
+            y0 + group_h / 2.0,
+            r.case.id(),
+            r.kind
+        );
+        let af = r.ns(Style::AsyncFn);
+        for (i, style) in Style::ALL.iter().enumerate() {
+            let ratio = r.ns(*style) / af;
+            let (x1, x2) = (x_of(1.0), x_of(ratio));
+            let (x, w) = if x2 < x1 {
+                (x2, x1 - x2)
+            } else {
+                (x1, x2 - x1)
+            };
+            let _ = writeln!(
+                s,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{:.1}" height="{bar}" fill="{}"><title>{} {}/{}: {} ({ratio:.2}x)</title></rect>"#,
+                y0 + i as f64 * bar,
+                w.max(1.0),
+                colours[i],
+                style.name(),
+                r.case.id(),
+                r.kind,
+                fmt_ns(r.ns(*style))
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
