@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the unsafe-heavy integration tests of weft-runtime (stress, shutdown, abort, panic)
+# Runs the unsafe-heavy integration tests of weft-runtime (stress, shutdown, abort, panic,
+# callback)
 # under valgrind's memcheck: invalid reads/writes, use of freed task cells, and definite
 # leaks (a task cell, future or output nobody frees) fail the run.
 #
@@ -30,7 +31,9 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 # syscall). Memcheck could not follow the kernel's writes into the rings anyway.
 export WEFT_IO_DRIVER="${WEFT_IO_DRIVER:-fallback}"
 
-TESTS=(stress shutdown abort panic)
+# callback: deferred closures behind task headers (task/deferred.rs), timer wakers and the
+# composite helpers' shared state.
+read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callback}"
 
 # Build, and map each test target's name to its executable. One JSON object per line; the
 # test targets are the artifacts with "kind":["test"] and a non-null executable.

@@ -816,7 +816,9 @@ fn any_where_a_success_follows_failures_reports_the_value_once() {
                     if i == 2 {
                         set_timeout(Duration::from_millis(10), move || part.call(Ok(i)));
                     } else if i == 3 {
-                        set_timeout(Duration::from_millis(20), move || part.call(Ok(i)));
+                        // Far enough after call 2 that a slow machine (or valgrind) cannot
+                        // see both due in one pass of the wheel.
+                        set_timeout(Duration::from_millis(200), move || part.call(Ok(i)));
                     } else {
                         resolve_later(Err(()), part);
                     }
@@ -825,7 +827,7 @@ fn any_where_a_success_follows_failures_reports_the_value_once() {
             );
         });
         assert_eq!(recv(&rx), Ok(2));
-        wait_past(&rt, Duration::from_millis(20));
+        wait_past(&rt, Duration::from_millis(200));
         assert_eq!(calls.load(SeqCst), 1);
     }
 }
