@@ -190,6 +190,35 @@ fn no_descriptor_leaks() {
             }
         }
     });
+    // 5. Opens dropped mid-flight on the workers (on io_uring: abandoned `openat`s, whose
+    //    late descriptors the ring's cleanup must close), and files created and synced.
+    rt4.block_on(async {
+        let handles: Vec<_> = paths[..200]
+            .iter()
+            .cloned()
+            .map(|p| {
+                weft_runtime::spawn(async move {
+                    for _ in 0..4 {
+                        let _ = timeout(Duration::ZERO, File::open(&p)).await;
+                    }
+                    let f = File::open(&p).await.unwrap();
+                    f.sync_all().await.unwrap();
+                    f.sync_data().await.unwrap();
+                    f.close().await.unwrap();
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+        // Let the abandoned opens' completions be reaped.
+        weft_runtime::time::sleep(Duration::from_millis(20)).await;
+    });
+    assert_eq!(
+        fds_under(&dir),
+        0,
+        "after opens dropped mid-flight on the workers"
+    );
     drop(rt4);
     drop(rt);
     assert_eq!(

@@ -127,10 +127,39 @@ fn explain_setup_error(e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("cannot create an io_uring: {why} ({e})"))
 }
 
+/// Which setup flags a ring asks for (falling back to none where the kernel rejects them).
+///
+/// Chosen by measurement (ARCHITECTURE.md, Decisions): `DeferTaskrun` — completions are
+/// posted only when the owner enters the kernel to wait or reap, which batches them and
+/// spares the worker the inter-processor interrupts that plain rings use to run task work —
+/// is the default. `WEFT_URING_SETUP=defer|coop|plain` selects another, for measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SetupFlags {
+    /// `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
+    DeferTaskrun,
+    /// `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG` (Linux 6.0+).
+    CoopTaskrun,
+    /// No flags.
+    Plain,
+}
+
+impl SetupFlags {
+    fn from_env() -> SetupFlags {
+        match std::env::var("WEFT_URING_SETUP").as_deref() {
+            Ok("coop") => SetupFlags::CoopTaskrun,
+            Ok("plain") => SetupFlags::Plain,
+            _ => SetupFlags::DeferTaskrun,
+        }
+    }
+}
+
 /// The opcodes the reactor relies on, with the kernel release that added each.
 const REQUIRED_OPCODES: &[(u8, &str, &str)] = &[
     (opcode::Read::CODE, "READ", "5.6"),
     (opcode::Write::CODE, "WRITE", "5.6"),
+    (opcode::OpenAt::CODE, "OPENAT", "5.6"),
+    (opcode::Close::CODE, "CLOSE", "5.6"),
+    (opcode::Fsync::CODE, "FSYNC", "5.1"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL", "5.5"),
     (
         opcode::AsyncCancel2::CODE,
@@ -206,13 +235,24 @@ impl Uring {
     }
 
     fn build(entries: u32, disabled: bool) -> io::Result<Uring> {
+        let flags = SetupFlags::from_env();
         let builder = |full: bool| {
             let mut b = IoUring::builder();
             b.setup_cqsize(entries * 2);
             if full {
-                b.setup_single_issuer()
-                    .setup_defer_taskrun()
-                    .setup_taskrun_flag();
+                match flags {
+                    SetupFlags::DeferTaskrun => {
+                        b.setup_single_issuer()
+                            .setup_defer_taskrun()
+                            .setup_taskrun_flag();
+                    }
+                    SetupFlags::CoopTaskrun => {
+                        b.setup_single_issuer()
+                            .setup_coop_taskrun()
+                            .setup_taskrun_flag();
+                    }
+                    SetupFlags::Plain => {}
+                }
             }
             if disabled {
                 b.setup_r_disabled();

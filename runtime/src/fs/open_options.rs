@@ -146,6 +146,35 @@ impl OpenOptions {
         }
     }
 
+    /// `open(2)` flags and mode for these options, with std's validation: the same
+    /// `InvalidInput` (`EINVAL`) where `std::fs::OpenOptions::open` would refuse them.
+    pub(crate) fn open_flags(&self) -> io::Result<(i32, u32)> {
+        let invalid = || Err(io::Error::from_raw_os_error(libc::EINVAL));
+        let access = match (self.read, self.write, self.append) {
+            (true, false, false) => libc::O_RDONLY,
+            (false, true, false) => libc::O_WRONLY,
+            (true, true, false) => libc::O_RDWR,
+            (false, _, true) => libc::O_WRONLY | libc::O_APPEND,
+            (true, _, true) => libc::O_RDWR | libc::O_APPEND,
+            (false, false, false) => return invalid(),
+        };
+        if !self.write && !self.append {
+            if self.truncate || self.create || self.create_new {
+                return invalid();
+            }
+        } else if self.append && self.truncate && !self.create_new {
+            return invalid();
+        }
+        let creation = match (self.create, self.truncate, self.create_new) {
+            (false, false, false) => 0,
+            (true, false, false) => libc::O_CREAT,
+            (false, true, false) => libc::O_TRUNC,
+            (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
+            (_, _, true) => libc::O_CREAT | libc::O_EXCL,
+        };
+        Ok((libc::O_CLOEXEC | access | creation, self.mode))
+    }
+
     /// The same options for `std::fs` (the blocking backend).
     pub(crate) fn to_std(&self) -> std::fs::OpenOptions {
         let mut o = std::fs::OpenOptions::new();

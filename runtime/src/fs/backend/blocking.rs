@@ -283,19 +283,21 @@ pub(crate) async fn set_len(fd: &Fd, size: u64) -> io::Result<()> {
         .unwrap_or_else(|| Err(shut_down()))
 }
 
-/// Waits for the orphans (so that this is the last holder of the descriptor), then closes
-/// it on the pool and reports `close(2)`'s error.
-pub(crate) async fn close(fd: Fd) -> io::Result<()> {
+/// Waits for the orphans (so that the caller is the last holder of the descriptor) and
+/// returns the file, or `None` if something still holds it: only a job whose future was
+/// leaked (`mem::forget`) mid-flight can, and it closes the descriptor when it ends, with no
+/// error to report.
+pub(crate) async fn release(fd: Fd) -> Option<std::fs::File> {
     let Fd { file, orphans } = fd;
     for mut orphan in orphans.into_inner() {
         std::future::poll_fn(|cx| orphan.poll_done(cx)).await;
     }
-    match Arc::try_unwrap(file) {
-        Ok(file) => run(move || close_reporting(file)).await,
-        // Only a job whose future was leaked (`mem::forget`) mid-flight can still hold it:
-        // it closes the descriptor when it ends, with no error to report.
-        Err(_still_held) => Ok(()),
-    }
+    Arc::try_unwrap(file).ok()
+}
+
+/// Closes `file` on the pool and reports `close(2)`'s error.
+pub(crate) async fn close_file(file: std::fs::File) -> io::Result<()> {
+    run(move || close_reporting(file)).await
 }
 
 /// `close(2)`, with its error. std's `File` ignores close errors on drop, and std has no

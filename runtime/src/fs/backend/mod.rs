@@ -2,10 +2,12 @@
 //!
 //! Every file system operation is one function here, `async`, taking and returning owned
 //! values (paths, buffers, the descriptor type [`Fd`]) and returning the *raw* `io::Error`
-//! (the public layer names the path, once). The data path (`read_at`, `read_exact_at`,
-//! `write_at`, `write_all_at`) picks per call: the [`uring`] backend on a thread that owns a
-//! ring (workers and `block_on` threads, when the runtime uses io_uring), else the
-//! [`blocking`] fallback. The rest is on the blocking pool for now. The public types hold
+//! (the public layer names the path, once). `open`, the data path (`read_at`,
+//! `read_exact_at`, `write_at`, `write_all_at`), `sync_all`, `sync_data` and `close` pick per
+//! call: the [`uring`] backend on a thread that owns a ring (a worker, when the runtime uses
+//! io_uring), else the [`blocking`] fallback. `metadata`, `set_len` and the whole-file
+//! helpers stay on the blocking pool (`metadata` returns `std::fs::Metadata`, which only std
+//! can build from `statx`). The public types hold
 //! nothing but an [`Fd`] and a path, so they do not change with the backend.
 //!
 //! The operations:
@@ -39,12 +41,47 @@
 mod blocking;
 mod uring;
 
-pub(crate) use blocking::{
-    close, metadata, open, path_metadata, read, read_to_string, set_len, sync_all, sync_data,
-    write, Fd,
-};
+pub(crate) use blocking::{metadata, path_metadata, read, read_to_string, set_len, write, Fd};
 
 use std::io;
+
+/// Opens on the thread's ring if it has one (`openat`; a future dropped mid-flight leaves
+/// the path to the ring, and a descriptor the kernel opens anyway is closed at the CQE),
+/// else on the blocking pool.
+pub(crate) async fn open(path: std::path::PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
+    match crate::io::current_ring() {
+        Some(ring) => uring::open(ring, &path, &opts).await,
+        None => blocking::open(path, opts).await,
+    }
+}
+
+/// `fsync` on the thread's ring, or on the pool.
+pub(crate) async fn sync_all(fd: &Fd) -> io::Result<()> {
+    match crate::io::current_ring() {
+        Some(ring) => uring::fsync(ring, fd, false).await,
+        None => blocking::sync_all(fd).await,
+    }
+}
+
+/// `fdatasync` on the thread's ring, or on the pool.
+pub(crate) async fn sync_data(fd: &Fd) -> io::Result<()> {
+    match crate::io::current_ring() {
+        Some(ring) => uring::fsync(ring, fd, true).await,
+        None => blocking::sync_data(fd).await,
+    }
+}
+
+/// Waits until no in-flight operation holds the descriptor, then closes it — with
+/// `IORING_OP_CLOSE` on the thread's ring, or `close(2)` on the pool — reporting the error.
+pub(crate) async fn close(fd: Fd) -> io::Result<()> {
+    let Some(file) = blocking::release(fd).await else {
+        return Ok(());
+    };
+    match crate::io::current_ring() {
+        Some(ring) => uring::close(ring, file).await,
+        None => blocking::close_file(file).await,
+    }
+}
 
 /// The data path goes to the calling thread's ring when it has one and the runtime uses
 /// io_uring (decided at the op's first poll, on the thread that polls it); otherwise to the

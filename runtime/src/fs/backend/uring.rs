@@ -11,9 +11,10 @@
 //! them to the ring as the op's cleanup (freed at the CQE, after the kernel is done), asks
 //! the kernel to cancel, and leaves an orphan in the [`Fd`] so that `close` waits for it.
 //!
-//! Only the data path is here; `open`, `close`, `metadata` and the `sync` calls stay on the
-//! blocking pool for now (`metadata` must: it returns `std::fs::Metadata`, which only std
-//! can build).
+//! `open` (`openat`), `close` and the `sync` calls are here too. An `open` future dropped
+//! mid-flight hands the path to the ring and, if the kernel opens the file anyway, the
+//! cleanup closes the new descriptor at the CQE. `metadata` stays on the blocking pool: it
+//! returns `std::fs::Metadata`, which only std can build.
 
 use std::future::Future;
 use std::io;
@@ -288,4 +289,131 @@ where
         submitted.is_some(),
         "current_ring() hands out only rings this thread owns"
     );
+}
+
+/// An `openat` in flight: owns the path the kernel reads until the completion.
+struct OpenOp {
+    ring: UringHandle,
+    user_data: u64,
+    path: Option<std::ffi::CString>,
+}
+
+impl Future for OpenOp {
+    type Output = io::Result<u32>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
+        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
+        coop.made_progress();
+        self.path = None;
+        Poll::Ready(r.result)
+    }
+}
+
+impl Drop for OpenOp {
+    fn drop(&mut self) {
+        let Some(path) = self.path.take() else { return };
+        self.ring.abandon(
+            self.user_data,
+            Box::new(move |r| {
+                drop(path);
+                if let Ok(fd) = r.result {
+                    // SAFETY: the abandoned openat succeeded after its future was dropped:
+                    // `fd` is a new descriptor that nothing else knows of, so closing it
+                    // here is its only use.
+                    unsafe { libc::close(fd as i32) };
+                }
+            }),
+        );
+    }
+}
+
+/// Opens `path` with `opts` through the ring.
+pub(crate) async fn open(
+    ring: UringHandle,
+    path: &std::path::Path,
+    opts: &crate::fs::OpenOptions,
+) -> io::Result<Fd> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::FromRawFd;
+    let (flags, mode) = opts.open_flags()?;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file name contained an unexpected NUL byte",
+        )
+    })?;
+    let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
+        .flags(flags)
+        .mode(mode)
+        .build();
+    // SAFETY: the entry points at `path`'s heap bytes, which the op owns until the
+    // completion is reaped (or hands to the ring's cleanup if it is dropped first).
+    let Some(user_data) = (unsafe { ring.submit(entry) }) else {
+        unreachable!("current_ring() hands out only rings this thread owns")
+    };
+    let fd = OpenOp {
+        ring,
+        user_data,
+        path: Some(path),
+    }
+    .await?;
+    // SAFETY: a successful openat returned a new descriptor that only this call knows of.
+    let file = unsafe { std::fs::File::from_raw_fd(fd as i32) };
+    Ok(Fd::new(file))
+}
+
+/// `fsync` (or `fdatasync`) of `fd` through the ring; the op holds the descriptor.
+pub(crate) async fn fsync(ring: UringHandle, fd: &Fd, data_only: bool) -> io::Result<()> {
+    let mut entry = opcode::Fsync::new(types::Fd(fd.raw()));
+    if data_only {
+        entry = entry.flags(types::FsyncFlags::DATASYNC);
+    }
+    // SAFETY: the entry points at no memory, only at `fd`, which the op keeps open.
+    let (res, _) = unsafe { run(ring, fd, entry.build(), Vec::new()) }.await;
+    res.map(drop)
+}
+
+/// `IORING_OP_CLOSE` of the last holder's file, reporting the error.
+pub(crate) async fn close(ring: UringHandle, file: std::fs::File) -> io::Result<()> {
+    use std::os::unix::io::IntoRawFd;
+    let fd = file.into_raw_fd();
+    let entry = opcode::Close::new(types::Fd(fd)).build();
+    // SAFETY: the entry points at no memory; `fd` is ours alone (from `into_raw_fd`) and is
+    // released by the kernel whatever happens to this future.
+    let Some(user_data) = (unsafe { ring.submit(entry) }) else {
+        unreachable!("current_ring() hands out only rings this thread owns")
+    };
+    CloseOp {
+        ring,
+        user_data,
+        done: false,
+    }
+    .await
+    .map(drop)
+}
+
+struct CloseOp {
+    ring: UringHandle,
+    user_data: u64,
+    done: bool,
+}
+
+impl Future for CloseOp {
+    type Output = io::Result<u32>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
+        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
+        self.done = true;
+        Poll::Ready(r.result)
+    }
+}
+
+impl Drop for CloseOp {
+    fn drop(&mut self) {
+        if !self.done {
+            // Nothing to keep alive: the kernel releases the descriptor either way.
+            self.ring.abandon(self.user_data, Box::new(drop));
+        }
+    }
 }
