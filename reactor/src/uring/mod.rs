@@ -52,6 +52,38 @@ use lifecycle::{Cleanup, CqeResult, Lifecycle, Ops, Reaped, RESERVED};
 
 const EVENTFD: u64 = RESERVED | 1;
 const CANCEL: u64 = RESERVED | 2;
+/// The CQE a `MSG_RING` wake posts in the parked ring.
+const MSG_WAKE: u64 = RESERVED | 3;
+
+/// How another thread wakes a parked ring; see [`Unpark for UringUnparker`](UringUnparker).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WakeMode {
+    /// `write(2)` to the ring's eventfd, whose read the ring keeps armed.
+    Eventfd,
+    /// From a thread that owns a ring of its own: an `IORING_OP_MSG_RING` SQE on that ring,
+    /// posting a CQE straight into the parked one (no eventfd, no re-arm). Other threads
+    /// still use the eventfd.
+    MsgRing,
+}
+
+impl WakeMode {
+    /// `WEFT_URING_WAKE=msg_ring` selects `MsgRing`, for measurement; the default is the
+    /// eventfd (ARCHITECTURE.md, Decisions).
+    fn get() -> WakeMode {
+        static MODE: std::sync::OnceLock<WakeMode> = std::sync::OnceLock::new();
+        *MODE.get_or_init(|| match std::env::var("WEFT_URING_WAKE").as_deref() {
+            Ok("msg_ring") => WakeMode::MsgRing,
+            _ => WakeMode::Eventfd,
+        })
+    }
+}
+
+thread_local! {
+    /// The ring this thread owns, for `MSG_RING` wakes (weak: the ring's life is its
+    /// driver's, not this thread's).
+    static OWN_RING: std::cell::RefCell<std::sync::Weak<Shared>> =
+        const { std::cell::RefCell::new(std::sync::Weak::new()) };
+}
 
 const AWAKE: usize = 0;
 const PARKED: usize = 1;
@@ -207,6 +239,7 @@ impl Uring {
             .owner
             .set(std::thread::current().id())
             .expect("a new ring has no owner");
+        OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(&ring.shared));
         Ok(ring)
     }
 
@@ -231,7 +264,9 @@ impl Uring {
         self.shared
             .owner
             .set(std::thread::current().id())
-            .map_err(|_| io::Error::other("this io_uring was already enabled"))
+            .map_err(|_| io::Error::other("this io_uring was already enabled"))?;
+        OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(&self.shared));
+        Ok(())
     }
 
     fn build(entries: u32, disabled: bool) -> io::Result<Uring> {
@@ -452,9 +487,36 @@ impl Driver for Uring {
     }
 }
 
+impl UringUnparker {
+    /// Wakes the parked ring with a `MSG_RING` from this thread's own ring; `false` if this
+    /// thread owns no (other) ring.
+    fn msg_ring(&self) -> bool {
+        let Some(own) = OWN_RING.with(|o| o.borrow().upgrade()) else {
+            return false;
+        };
+        if Arc::ptr_eq(&own, &self.shared) || !own.is_owner() {
+            return false;
+        }
+        let entry =
+            opcode::MsgRingData::new(types::Fd(self.shared.ring.as_raw_fd()), 0, MSG_WAKE, None)
+                .build()
+                // No completion on the sending ring when it succeeds.
+                .flags(squeue::Flags::SKIP_SUCCESS)
+                .user_data(MSG_WAKE);
+        // SAFETY: owner thread of `own` (checked); the SQE points to no memory.
+        unsafe { own.push(&entry) };
+        // On failure the SQE stays queued and goes with the sender's next submission; the
+        // caller then wakes through the eventfd too, so the wake is not late.
+        own.ring.submit().is_ok()
+    }
+}
+
 impl Unpark for UringUnparker {
     fn unpark(&self) {
         if self.shared.state.swap(NOTIFIED, SeqCst) == PARKED {
+            if WakeMode::get() == WakeMode::MsgRing && self.msg_ring() {
+                return;
+            }
             let one: u64 = 1;
             // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. EAGAIN (the
             // counter is saturated) means a wake-up is pending anyway.
@@ -491,6 +553,7 @@ impl Shared {
             for (ud, res, flags) in reaped.drain(..) {
                 match ud {
                     EVENTFD => self.eventfd_armed.store(false, Relaxed),
+                    MSG_WAKE => {}
                     CANCEL => {}
                     _ => actions.push(ops.complete(ud, CqeResult::new(res, flags))),
                 }
