@@ -7,13 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use weft::callback::parallel_limit;
 use weft::callback::Callback;
 use weft::promise::PromiseExt;
 use weft_patterns::harness::run_one;
 use weft_patterns::patterns::event_order::{EventOrder, Logged};
-use weft_patterns::patterns::iterate::{
-    self, map_bounded, map_bounded_async, parallel_limit, LIMIT,
-};
+use weft_patterns::patterns::iterate::{self, map_bounded, map_bounded_async, LIMIT};
 use weft_patterns::patterns::load_app::{self, App, LoadApp, Run, Runs, Ui};
 use weft_patterns::patterns::mixed::{Handled, Mixed, EVENTS};
 use weft_patterns::patterns::promisify::{self, Fail};

@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use common::{hang_guard, watchdog_limit, Counted, DropLog, Payload};
 use weft_runtime::callback::{
-    self, any, defer, parallel, parallel_settled, race, resolve_later, retry, series, set_interval,
-    set_timeout, timeout, waterfall, Callback, Cancel, IntervalHandle, Once, Part,
+    self, any, defer, parallel, parallel_limit, parallel_settled, race, resolve_later, retry,
+    series, set_interval, set_timeout, timeout, waterfall, Callback, Cancel, IntervalHandle, Once,
+    Part,
 };
 use weft_runtime::time::Elapsed;
 use weft_runtime::{IoUring, Runtime};
@@ -1711,4 +1712,67 @@ fn fs_a_panicking_read_callback_does_not_break_later_reads() {
         );
         drop(f);
     }
+}
+
+#[test]
+fn parallel_limit_keeps_at_most_limit_in_flight_and_the_input_order() {
+    hang_guard();
+    for workers in [1, 2] {
+        let rt = rt(workers);
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let started = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        let (f, p, s) = (in_flight.clone(), peak.clone(), started.clone());
+        on_worker(&rt, move || {
+            parallel_limit(
+                40,
+                4,
+                move |i, part: Part<usize, ()>| {
+                    s.fetch_add(1, SeqCst);
+                    let now = f.fetch_add(1, SeqCst) + 1;
+                    p.fetch_max(now, SeqCst);
+                    let f = f.clone();
+                    set_timeout(Duration::from_millis(1 + (i % 3) as u64), move || {
+                        f.fetch_sub(1, SeqCst);
+                        part.call(Ok(i * 10));
+                    });
+                },
+                move |r: Result<Vec<usize>, ()>| tx.send(r).unwrap(),
+            );
+        });
+        assert_eq!(recv(&rx), Ok((0..40).map(|i| i * 10).collect::<Vec<_>>()));
+        assert_eq!(started.load(SeqCst), 40);
+        assert!(peak.load(SeqCst) <= 4, "peak {}", peak.load(SeqCst));
+        assert!(peak.load(SeqCst) >= 2, "never ran operations together");
+    }
+}
+
+#[test]
+fn parallel_limit_stops_starting_after_the_first_error() {
+    hang_guard();
+    let rt = rt(1);
+    let started = Arc::new(AtomicUsize::new(0));
+    let (calls, rx, done) = counted::<Result<Vec<usize>, usize>>();
+    let s = started.clone();
+    on_worker(&rt, move || {
+        parallel_limit(
+            100,
+            2,
+            move |i, part: Part<usize, usize>| {
+                s.fetch_add(1, SeqCst);
+                resolve_later(if i == 5 { Err(i) } else { Ok(i) }, part);
+            },
+            done,
+        );
+    });
+    assert_eq!(recv(&rx), Err(5));
+    wait_past(&rt, Duration::from_millis(5));
+    assert_eq!(calls.load(SeqCst), 1);
+    // Item 5 failed with at most one other in flight: nothing past item 6 started.
+    assert!(
+        started.load(SeqCst) <= 7,
+        "{} started",
+        started.load(SeqCst)
+    );
 }

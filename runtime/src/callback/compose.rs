@@ -173,6 +173,153 @@ where
     }
 }
 
+// --- parallel_limit ------------------------------------------------------------------------
+
+struct Limit<T, E, Op, D> {
+    st: Mutex<LimitState<T, Op, D>>,
+    n: usize,
+    _e: std::marker::PhantomData<fn(E)>,
+}
+
+struct LimitState<T, Op, D> {
+    results: Vec<Option<T>>,
+    /// Operations not yet succeeded.
+    remaining: usize,
+    /// The next operation to start.
+    next: usize,
+    /// Free places in the window: operations that may start now, if any are left.
+    free: usize,
+    /// `None` while some thread is calling it.
+    op: Option<Op>,
+    done: Option<D>,
+}
+
+impl<T, E, Op, D> Limit<T, E, Op, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>) + Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    /// Starts operations while there are free places. The operation function is called
+    /// outside the lock (an operation may settle at once, and others settle on other
+    /// workers meanwhile); whoever holds it serves every free place before putting it
+    /// back, and a thread that finds it taken leaves its place to the holder, which sees
+    /// the place when it next takes the lock.
+    fn fill(self: &Arc<Self>) {
+        let mut held: Option<Op> = None;
+        loop {
+            let (mut op, i) = {
+                let mut st = self.st.lock();
+                if let Some(op) = held.take() {
+                    st.op = Some(op);
+                }
+                if st.done.is_none() || st.free == 0 || st.next == self.n {
+                    return;
+                }
+                let Some(op) = st.op.take() else { return };
+                st.free -= 1;
+                st.next += 1;
+                (op, st.next - 1)
+            };
+            op(i, part(self, i));
+            held = Some(op);
+        }
+    }
+}
+
+impl<T, E, Op, D> Sink<T, E> for Limit<T, E, Op, D>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>) + Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
+        let mut st = self.st.lock();
+        if st.done.is_none() {
+            return;
+        }
+        match result {
+            Err(e) => {
+                let done = st.done.take();
+                drop(st);
+                if let Some(done) = done {
+                    done.call(Err(e));
+                }
+            }
+            Ok(v) => {
+                st.results[index] = Some(v);
+                st.remaining -= 1;
+                if st.remaining == 0 {
+                    let values = st.results.drain(..).map(|v| v.expect("settled")).collect();
+                    let done = st.done.take();
+                    drop(st);
+                    if let Some(done) = done {
+                        done.call(Ok(values));
+                    }
+                    return;
+                }
+                st.free += 1;
+                drop(st);
+                self.fill();
+            }
+        }
+    }
+}
+
+/// Runs `op(0..n)` with at most `limit` operations in flight, starting the next as soon as
+/// one succeeds; `done` gets every value in input order, or the first error as soon as it
+/// occurs (no operation starts after it; those in flight are ignored): `async.mapLimit`,
+/// a bounded `Promise.all`.
+///
+/// # Panics
+///
+/// If `limit` is 0; outside a runtime when `n == 0` (the empty result is deferred).
+///
+/// # Examples
+///
+/// ```
+/// use weft_runtime::callback::{parallel_limit, resolve_later};
+///
+/// let rt = weft_runtime::Runtime::new().unwrap();
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// rt.block_on(async move {
+///     parallel_limit(
+///         10,
+///         3,
+///         |i, part| resolve_later(Ok::<usize, ()>(i * i), part),
+///         move |r: Result<Vec<usize>, ()>| tx.send(r).unwrap(),
+///     );
+/// });
+/// assert_eq!(rx.recv().unwrap(), Ok((0..10).map(|i| i * i).collect()));
+/// ```
+pub fn parallel_limit<T, E, Op, D>(n: usize, limit: usize, op: Op, done: D)
+where
+    T: Send + 'static,
+    E: Send + 'static,
+    Op: FnMut(usize, Part<T, E>) + Send + 'static,
+    D: Callback<Vec<T>, E>,
+{
+    assert!(limit > 0, "parallel_limit: the limit must be at least 1");
+    if n == 0 {
+        return super::resolve_later(Ok(Vec::new()), done);
+    }
+    let sink = Arc::new(Limit {
+        st: Mutex::new(LimitState {
+            results: (0..n).map(|_| None).collect(),
+            remaining: n,
+            next: 0,
+            free: limit.min(n),
+            op: Some(op),
+            done: Some(done),
+        }),
+        n,
+        _e: std::marker::PhantomData,
+    });
+    sink.fill();
+}
+
 // --- parallel_settled ----------------------------------------------------------------------
 
 struct Settled<T, E, D> {

@@ -13,6 +13,7 @@
 //! | `fs.open`, `fs.read`, `fs.readFile` | [`fs::open`], [`fs::read_at`], [`fs::read`] |
 //! | `async.series/parallel/waterfall/race/retry/timeout` | [`series`], [`parallel`], [`waterfall`], [`race`], [`retry`], [`timeout`] |
 //! | `async.reflect` + `parallel`, `async.tryEach` | [`parallel_settled`], [`any`] |
+//! | `async.mapLimit` | [`parallel_limit`] |
 //!
 //! # Ordering
 //!
@@ -65,7 +66,9 @@ mod compose;
 pub mod fs;
 mod timer;
 
-pub use compose::{any, parallel, parallel_settled, race, retry, series, timeout, waterfall, Part};
+pub use compose::{
+    any, parallel, parallel_limit, parallel_settled, race, retry, series, timeout, waterfall, Part,
+};
 pub use timer::{set_interval, set_timeout, IntervalHandle, TimeoutHandle};
 
 use std::fmt;

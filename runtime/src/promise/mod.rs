@@ -25,6 +25,7 @@
 //! | `new Promise(r => setTimeout(r, ms))` (`delay(ms)`) | [`delay`] |
 //! | `Promise.race([p, delay(ms).then(() => { throw … })])` | [`p.timeout(d)`](PromiseExt::timeout) |
 //! | a retry loop around `await` | [`retry`] |
+//! | `for (const x of xs) await f(x)`, a `reduce` of `.then`s | [`series`] |
 //!
 //! Two differences run through the whole table. Futures are **lazy**: nothing starts until
 //! the combinator is awaited (only [`promisify`] calls its start function at once, as a
@@ -93,11 +94,13 @@
 mod bridge;
 mod ext;
 mod retry;
+mod series;
 mod set;
 
 pub use bridge::{callbackify, promisify, Promisified, Resolver};
 pub use ext::{Catch, Finally, Map, MapOk, PromiseExt, Then};
 pub use retry::{retry, Retry};
+pub use series::{series, Series};
 pub use set::{all, all_settled, any, race, AggregateError, All, AllSettled, Any, FutureSet, Race};
 
 use std::future::Ready;
