@@ -231,10 +231,10 @@ impl<Fut: Future + ?Sized> PromiseExt for Fut {}
 /// pinned reference to the future and a plain reference to the slot.
 macro_rules! project {
     ($self:ident) => {{
-        // SAFETY: `fut` is structurally pinned: it is reached only through this projection,
-        // never moved out, and the combinator has no `Drop` impl that could move it. `f` is
-        // not structurally pinned: it is only moved out by `Option::take`, and no
-        // `Pin<&mut F>` is ever made.
+        // Pinning: `fut` is structurally pinned: it is reached only through this
+        // projection, never moved out, and the combinator has no `Drop` impl that could move
+        // it. `f` is not: it is only moved out by `Option::take`; no `Pin<&mut F>` is made.
+        // SAFETY: nothing reached through `this` is moved while pinned (the note above).
         let this = unsafe { $self.get_unchecked_mut() };
         // SAFETY: `this.fut` lives inside the pinned combinator and is never moved (above).
         let fut = unsafe { Pin::new_unchecked(&mut this.fut) };
@@ -382,11 +382,12 @@ where
     type Output = Result<U, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<U, E>> {
-        // SAFETY: the futures in `First` and `Second` are structurally pinned: they are
+        // Pinning: the futures in `First` and `Second` are structurally pinned: they are
         // reached only through the `Pin::new_unchecked` projections below and never moved
         // out; states change only by assigning to `*state`, which drops the old state (and
         // the future in it) in place, as `Pin::set` does. `Then` has no `Drop` impl. `f` is
         // not structurally pinned: it is only moved out by `Option::take`.
+        // SAFETY: nothing reached through `state` is moved while pinned (the note above).
         let state = unsafe { &mut self.get_unchecked_mut().state };
         loop {
             match state {

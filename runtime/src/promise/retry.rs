@@ -74,10 +74,11 @@ where
     type Output = Result<T, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
-        // SAFETY: `fut` is structurally pinned: it is reached only through the
+        // Pinning: `fut` is structurally pinned: it is reached only through the
         // `Pin::new_unchecked` below and never moved; it is replaced only by assignment,
         // which drops the old attempt in place, as `Pin::set` does. `Retry` has no `Drop`
         // impl. `factory` and the counters are not structurally pinned.
+        // SAFETY: nothing reached through `this` is moved while pinned (the note above).
         let this = unsafe { self.get_unchecked_mut() };
         loop {
             let Some(fut) = this.fut.as_mut() else {

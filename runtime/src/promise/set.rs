@@ -191,13 +191,14 @@ macro_rules! set_future {
 
             /// The slots, pinned in place, and the completion flag.
             fn project(self: Pin<&mut Self>) -> (&mut [MaybeDone<S::Future>], &mut bool) {
-                // SAFETY: the children in the slots are structurally pinned: they are
+                // Pinning: the children in the slots are structurally pinned: they are
                 // reached only through this projection, polled only through
                 // `MaybeDone::poll_pending`, and leave their slot only by being dropped in
                 // place (assignment); the combinator has no `Drop` impl. The only `Slots`
                 // types are `[MaybeDone<F>; N]` (inline, so pinned with the combinator) and
                 // `Box<[MaybeDone<F>]>` (on the heap, which does not move while the box
                 // lives), and `as_mut` of either returns that storage in place.
+                // SAFETY: no child reached through `this` is moved while pinned (above).
                 let this = unsafe { self.get_unchecked_mut() };
                 (this.slots.as_mut(), &mut this.done)
             }
