@@ -100,15 +100,59 @@ fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E
 
 // --- parallel ------------------------------------------------------------------------------
 
-struct Parallel<T, E, D> {
-    st: Mutex<ParallelState<T, D>>,
-    _e: std::marker::PhantomData<fn(E)>,
+/// The values of `n` operations in input order, for a final callback that gets them all or
+/// the first error: the bookkeeping `parallel` and `parallel_limit` share.
+struct Gather<T, D> {
+    results: Vec<Option<T>>,
+    /// Operations not yet succeeded.
+    remaining: usize,
+    /// `None` once the composite has settled.
+    done: Option<D>,
 }
 
-struct ParallelState<T, D> {
-    results: Vec<Option<T>>,
-    remaining: usize,
-    done: Option<D>,
+impl<T, D> Gather<T, D> {
+    fn new(n: usize, done: D) -> Self {
+        Gather {
+            results: (0..n).map(|_| None).collect(),
+            remaining: n,
+            done: Some(done),
+        }
+    }
+
+    fn is_settled(&self) -> bool {
+        self.done.is_none()
+    }
+
+    /// Records operation `index`'s outcome. Returns the final callback with its argument
+    /// when this outcome settles the composite (the last value, or the first error), for
+    /// the caller to call once it has released its lock.
+    #[inline]
+    fn record<E>(&mut self, index: usize, result: Result<T, E>) -> Option<(D, Result<Vec<T>, E>)> {
+        if self.is_settled() {
+            return None;
+        }
+        match result {
+            Ok(v) => {
+                self.results[index] = Some(v);
+                self.remaining -= 1;
+                if self.remaining > 0 {
+                    return None;
+                }
+                let values = self
+                    .results
+                    .drain(..)
+                    .map(|v| v.expect("settled"))
+                    .collect();
+                Some((self.done.take()?, Ok(values)))
+            }
+            Err(e) => Some((self.done.take()?, Err(e))),
+        }
+    }
+}
+
+struct Parallel<T, E, D> {
+    st: Mutex<Gather<T, D>>,
+    _e: std::marker::PhantomData<fn(E)>,
 }
 
 impl<T, E, D> Sink<T, E> for Parallel<T, E, D>
@@ -118,25 +162,8 @@ where
     D: Callback<Vec<T>, E>,
 {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let fire = {
-            let mut st = self.st.lock();
-            if st.done.is_none() {
-                return;
-            }
-            match result {
-                Ok(v) => {
-                    st.results[index] = Some(v);
-                    st.remaining -= 1;
-                    if st.remaining > 0 {
-                        return;
-                    }
-                    let values = st.results.drain(..).map(|v| v.expect("settled")).collect();
-                    (st.done.take(), Ok(values))
-                }
-                Err(e) => (st.done.take(), Err(e)),
-            }
-        };
-        if let (Some(done), r) = fire {
+        let fire = self.st.lock().record(index, result);
+        if let Some((done, r)) = fire {
             done.call(r);
         }
     }
@@ -161,11 +188,7 @@ where
         return super::resolve_later(Ok(Vec::new()), done);
     }
     let sink = Arc::new(Parallel {
-        st: Mutex::new(ParallelState {
-            results: (0..n).map(|_| None).collect(),
-            remaining: n,
-            done: Some(done),
-        }),
+        st: Mutex::new(Gather::new(n, done)),
         _e: std::marker::PhantomData,
     });
     for i in 0..n {
@@ -182,16 +205,13 @@ struct Limit<T, E, Op, D> {
 }
 
 struct LimitState<T, Op, D> {
-    results: Vec<Option<T>>,
-    /// Operations not yet succeeded.
-    remaining: usize,
+    gather: Gather<T, D>,
     /// The next operation to start.
     next: usize,
     /// Free places in the window: operations that may start now, if any are left.
     free: usize,
     /// `None` while some thread is calling it.
     op: Option<Op>,
-    done: Option<D>,
 }
 
 impl<T, E, Op, D> Limit<T, E, Op, D>
@@ -214,7 +234,7 @@ where
                 if let Some(op) = held.take() {
                     st.op = Some(op);
                 }
-                if st.done.is_none() || st.free == 0 || st.next == self.n {
+                if st.gather.is_settled() || st.free == 0 || st.next == self.n {
                     return;
                 }
                 let Some(op) = st.op.take() else { return };
@@ -237,33 +257,15 @@ where
 {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
         let mut st = self.st.lock();
-        if st.done.is_none() {
-            return;
+        let succeeded = result.is_ok();
+        if let Some((done, r)) = st.gather.record(index, result) {
+            drop(st);
+            return done.call(r);
         }
-        match result {
-            Err(e) => {
-                let done = st.done.take();
-                drop(st);
-                if let Some(done) = done {
-                    done.call(Err(e));
-                }
-            }
-            Ok(v) => {
-                st.results[index] = Some(v);
-                st.remaining -= 1;
-                if st.remaining == 0 {
-                    let values = st.results.drain(..).map(|v| v.expect("settled")).collect();
-                    let done = st.done.take();
-                    drop(st);
-                    if let Some(done) = done {
-                        done.call(Ok(values));
-                    }
-                    return;
-                }
-                st.free += 1;
-                drop(st);
-                self.fill();
-            }
+        if succeeded && !st.gather.is_settled() {
+            st.free += 1;
+            drop(st);
+            self.fill();
         }
     }
 }
@@ -307,12 +309,10 @@ where
     }
     let sink = Arc::new(Limit {
         st: Mutex::new(LimitState {
-            results: (0..n).map(|_| None).collect(),
-            remaining: n,
+            gather: Gather::new(n, done),
             next: 0,
             free: limit.min(n),
             op: Some(op),
-            done: Some(done),
         }),
         n,
         _e: std::marker::PhantomData,

@@ -157,6 +157,9 @@ pub fn defer<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
+    // What `Handle::defer` does, with the entry built before the context lookup: calling
+    // `Handle::defer` from inside the lookup measured about 5% slower on a callback-heavy
+    // pattern (`all_100/ready`, three runs each way), so it is not reused here.
     let mut entry = Some(crate::task::deferred::new(f));
     // The current runtime's queues: this worker's own if it is one of that runtime's.
     crate::context::with_current(|h| h.schedule_task(entry.take().expect("unqueued"), true));
