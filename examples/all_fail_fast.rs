@@ -5,6 +5,7 @@
 //! cargo run --example all_fail_fast
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::all_fail_fast;
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::TIMER;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || all_fail_fast::callback(kind, 1, move |r| tx.send(r).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        all_fail_fast::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(all_fail_fast::combinator(kind, 1)));

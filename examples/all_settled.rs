@@ -5,6 +5,7 @@
 //! cargo run --example all_settled
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::all_settled;
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::Ready;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || all_settled::callback(kind, 1, move |r| tx.send(r).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        all_settled::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(all_settled::combinator(kind, 1)));

@@ -5,6 +5,7 @@
 //! cargo run --example any
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::any::{self, AnyResult, Outcome};
 use weft_patterns::{Kind, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::TIMER;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || any::callback(kind, 1, move |out| tx.send(out).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        any::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(any::combinator(kind, 1)));

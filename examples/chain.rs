@@ -5,6 +5,7 @@
 //! cargo run --example chain
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::chain;
 use weft_patterns::{Kind, Weft};
 
@@ -13,17 +14,14 @@ fn main() {
     let kind = Kind::Ready;
 
     println!("-- callback (nested: the pyramid of doom) --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let t = tx.clone();
-    rt.handle().defer(move || {
-        chain::callback_nested(kind, 1, move |r| t.send(r).unwrap());
-    });
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        chain::callback_nested(kind, 1, done)
+    }));
 
     println!("-- callback (flattened with waterfall) --");
-    rt.handle()
-        .defer(move || chain::callback(kind, 1, move |r| tx.send(r).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        chain::callback(kind, 1, done)
+    }));
 
     println!("-- combinator: step1().then(step2).then(step3).then(step4) --");
     print(rt.block_on(chain::combinator(kind, 1)));

@@ -6,6 +6,7 @@
 //! cargo run --example error_chain
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::error_chain::{self, Outcome};
 use weft_patterns::{Kind, Weft};
 
@@ -14,10 +15,9 @@ fn main() {
     let kind = Kind::Ready;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || error_chain::callback(kind, 1, move |out| tx.send(out).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        error_chain::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(error_chain::combinator(kind, 1)));

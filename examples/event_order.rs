@@ -15,6 +15,7 @@
 //! ```
 
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::event_order;
 use weft_patterns::{Kind, Weft};
 
@@ -23,11 +24,9 @@ fn main() {
     let console = |s: &'static str| println!("{s}");
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle().defer(move || {
-        event_order::callback(Kind::Ready, 0, console, move |_| tx.send(()).unwrap())
+    let _ = await_callback(&rt, move |done| {
+        event_order::callback(Kind::Ready, 0, console, done)
     });
-    rx.recv().unwrap();
 
     println!("-- combinator --");
     let op = rt.spawn(event_order::combinator(Kind::Ready, 0, console));

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use weft::promise::PromiseExt;
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::iterate;
 use weft_patterns::{svc, svc_cb, Kind, SvcError, Weft};
 
@@ -57,24 +58,13 @@ fn wait_for_stragglers() {
     std::thread::sleep(Duration::from_millis(20));
 }
 
-/// Runs a callback-style op on the runtime and waits for its outcome.
-fn callback_op<T: Send + 'static>(
-    rt: &Runtime,
-    op: impl FnOnce(Box<dyn FnOnce(T) + Send>) + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || op(Box::new(move |out| tx.send(out).unwrap())));
-    rx.recv().unwrap()
-}
-
 fn main() {
     let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let users = || 0..USERS as u64;
 
     println!("-- callback --");
     let count = Arc::new(AtomicUsize::new(0));
-    callback_op(&rt, move |done| {
+    await_callback(&rt, move |done| {
         users().for_each(|user| {
             let c = count.clone();
             svc_cb(KIND, user, move |_: Result<u64, SvcError>| saved(&c, user));
@@ -85,13 +75,13 @@ fn main() {
     wait_for_stragglers();
     show(
         "for..of",
-        callback_op(&rt, |done| iterate::callback_seq(KIND, 0, USERS, done)),
+        await_callback(&rt, |done| iterate::callback_seq(KIND, 0, USERS, done)),
     );
     show(
         "Promise.all",
-        callback_op(&rt, |done| iterate::callback_par(KIND, 0, USERS, done)),
+        await_callback(&rt, |done| iterate::callback_par(KIND, 0, USERS, done)),
     );
-    let out = callback_op(&rt, |done| iterate::callback_bounded(KIND, 0, 100, 8, done));
+    let out = await_callback(&rt, |done| iterate::callback_bounded(KIND, 0, 100, 8, done));
     show("8 at a time", out);
 
     println!("-- combinator --");

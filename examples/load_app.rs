@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::load_app::{self, App, Ui};
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -41,13 +42,10 @@ fn main() {
 
     println!("-- callback --");
     for fail in [false, true] {
-        let (tx, rx) = std::sync::mpsc::channel();
-        rt.handle().defer(move || {
-            load_app::callback(kind, 1, fail, Console, move |r: Result<App, SvcError>| {
-                tx.send(r).unwrap()
-            })
-        });
-        rx.recv().unwrap().ok();
+        await_callback(&rt, move |done| {
+            load_app::callback(kind, 1, fail, Console, done)
+        })
+        .ok();
     }
 
     println!("-- combinator --");

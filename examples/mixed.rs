@@ -18,6 +18,7 @@
 //! ```
 
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::mixed::{self, Handled};
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -38,10 +39,9 @@ fn main() {
     let clicks = 3;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || mixed::callback(Kind::Ready, 1, clicks, log, move |h| tx.send(h).unwrap()));
-    report(rx.recv().unwrap());
+    report(await_callback(&rt, move |done| {
+        mixed::callback(Kind::Ready, 1, clicks, log, done)
+    }));
 
     println!("-- combinator --");
     let op = rt.spawn(mixed::combinator(Kind::Ready, 1, clicks, log));

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::all;
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -29,11 +30,9 @@ fn main() {
     let kind = Kind::TIMER;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
     let start = Instant::now();
-    rt.handle()
-        .defer(move || all::callback(kind, 1, 3, move |r| tx.send(r).unwrap()));
-    show("callback", start, rx.recv().unwrap());
+    let r = await_callback(&rt, move |done| all::callback(kind, 1, 3, done));
+    show("callback", start, r);
 
     println!("-- combinator --");
     let start = Instant::now();

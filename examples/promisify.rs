@@ -15,6 +15,7 @@
 //! ```
 
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::promisify::{self, Fail};
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -26,24 +27,13 @@ fn show(out: Result<(u64, u64), SvcError>) {
     }
 }
 
-/// Runs a callback-style op on the runtime and waits for its outcome.
-fn callback_op<T: Send + 'static>(
-    rt: &Runtime,
-    op: impl FnOnce(Box<dyn FnOnce(T) + Send>) + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || op(Box::new(move |out| tx.send(out).unwrap())));
-    rx.recv().unwrap()
-}
-
 fn main() {
     let rt = Runtime::new().unwrap();
     let kind = Kind::Ready;
 
     println!("-- callback --");
     for fail in [Fail::Neither, Fail::Promisified] {
-        show(callback_op(&rt, move |done| {
+        show(await_callback(&rt, move |done| {
             promisify::callback(kind, 1, fail, done)
         }));
     }

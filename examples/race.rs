@@ -5,6 +5,7 @@
 //! cargo run --example race
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::race;
 use weft_patterns::{expected, Kind, SvcError, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::TIMER;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || race::callback(kind, 1, move |r| tx.send(r).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        race::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(race::combinator(kind, 1)));

@@ -5,6 +5,7 @@
 //! cargo run --example retry
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::retry::{self, Outcome};
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::Ready;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || retry::callback(kind, 1, move |out| tx.send(out).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        retry::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(retry::combinator(kind, 1)));

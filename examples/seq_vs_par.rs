@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use weft::Runtime;
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::seq_vs_par::{self, Loaded};
 use weft_patterns::{Kind, SvcError, Weft};
 
@@ -24,27 +25,16 @@ fn report(name: &str, start: Instant, out: Result<Loaded, SvcError>) {
     }
 }
 
-/// Runs a callback-style op on the runtime and waits for its outcome.
-fn callback_op<T: Send + 'static>(
-    rt: &Runtime,
-    op: impl FnOnce(Box<dyn FnOnce(T) + Send>) + Send + 'static,
-) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || op(Box::new(move |out| tx.send(out).unwrap())));
-    rx.recv().unwrap()
-}
-
 fn main() {
     let rt = Runtime::new().unwrap();
     let kind = Kind::Timer(Duration::from_millis(10));
 
     println!("-- callback --");
     let t = Instant::now();
-    let out = callback_op(&rt, move |done| seq_vs_par::callback_seq(kind, 1, done));
+    let out = await_callback(&rt, move |done| seq_vs_par::callback_seq(kind, 1, done));
     report("loadSequentially", t, out);
     let t = Instant::now();
-    let out = callback_op(&rt, move |done| seq_vs_par::callback_par(kind, 1, done));
+    let out = await_callback(&rt, move |done| seq_vs_par::callback_par(kind, 1, done));
     report("loadInParallel", t, out);
 
     println!("-- combinator --");

@@ -5,6 +5,7 @@
 //! cargo run --example timeout
 //! ```
 
+use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::timeout::{self, Outcome};
 use weft_patterns::{Kind, Weft};
 
@@ -13,10 +14,9 @@ fn main() {
     let kind = Kind::TIMER;
 
     println!("-- callback --");
-    let (tx, rx) = std::sync::mpsc::channel();
-    rt.handle()
-        .defer(move || timeout::callback(kind, 1, move |out| tx.send(out).unwrap()));
-    print(rx.recv().unwrap());
+    print(await_callback(&rt, move |done| {
+        timeout::callback(kind, 1, done)
+    }));
 
     println!("-- combinator --");
     print(rt.block_on(timeout::combinator(kind, 1)));

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::case::{Case, Latch, Runner, Style};
-use crate::env::Weft;
+use crate::env::{Env, Weft};
 use crate::service::Kind;
 
 /// Inputs of different lanes are this far apart.
@@ -59,6 +59,33 @@ fn lanes(inflight: usize, ops: u64) -> (u64, u64) {
     (per, per * inflight)
 }
 
+/// Runs `inflight` lanes of `per` futures each, made by `make(x)` and spawned through
+/// `env`; the time from the first spawn to the last join. Awaited inside the runtime's
+/// `block_on`.
+async fn time_lanes<E, F, Fut>(env: E, inflight: usize, per: u64, make: F) -> Duration
+where
+    E: Env,
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let start = Instant::now();
+    let lanes: Vec<_> = (0..inflight as u64)
+        .map(|w| {
+            let make = make.clone();
+            env.spawn(async move {
+                for j in 0..per {
+                    black_box(make(w * LANE_STRIDE + j).await);
+                }
+            })
+        })
+        .collect();
+    for lane in lanes {
+        lane.await;
+    }
+    start.elapsed()
+}
+
 /// Runs lanes of futures made by `make(x)` on weft.
 fn weft_futures<F, Fut>(rt: &weft::Runtime, inflight: usize, ops: u64, make: F) -> (Duration, u64)
 where
@@ -67,24 +94,7 @@ where
     Fut::Output: Send + 'static,
 {
     let (per, total) = lanes(inflight, ops);
-    let elapsed = rt.block_on(async move {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..inflight as u64)
-            .map(|w| {
-                let make = make.clone();
-                weft::spawn(async move {
-                    for j in 0..per {
-                        black_box(make(w * LANE_STRIDE + j).await);
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.await.expect("a lane panicked");
-        }
-        start.elapsed()
-    });
-    (elapsed, total)
+    (rt.block_on(time_lanes(Weft, inflight, per, make)), total)
 }
 
 /// Runs lanes of futures made by `make(x)` on tokio.
@@ -101,24 +111,10 @@ where
     Fut::Output: Send + 'static,
 {
     let (per, total) = lanes(inflight, ops);
-    let elapsed = rt.block_on(async move {
-        let start = Instant::now();
-        let handles: Vec<_> = (0..inflight as u64)
-            .map(|w| {
-                let make = make.clone();
-                tokio::spawn(async move {
-                    for j in 0..per {
-                        black_box(make(w * LANE_STRIDE + j).await);
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.await.expect("a lane panicked");
-        }
-        start.elapsed()
-    });
-    (elapsed, total)
+    (
+        rt.block_on(time_lanes(crate::env::Tokio, inflight, per, make)),
+        total,
+    )
 }
 
 /// One lane of the callback style: runs op `next`, and from its `done` the one after.
@@ -189,16 +185,45 @@ impl<C> Entry<C> {
     }
 }
 
+/// Starts a callback-style op on one of `rt`'s workers, handing it `done`, and waits for
+/// the outcome it delivers there (for examples and tests; nothing here is timed).
+///
+/// # Panics
+///
+/// If the op has not called `done` within a minute.
+///
+/// # Examples
+///
+/// ```
+/// use weft_patterns::harness::await_callback;
+/// use weft_patterns::{expected, svc_cb, Kind};
+///
+/// let rt = weft::Runtime::new().unwrap();
+/// let v = await_callback(&rt, |done| {
+///     svc_cb(Kind::Ready, 3, done);
+/// });
+/// assert_eq!(v, Ok(expected(Kind::Ready, 3)));
+/// ```
+pub fn await_callback<T, S>(rt: &weft::Runtime, start: S) -> T
+where
+    T: Send + 'static,
+    S: FnOnce(Box<dyn FnOnce(T) + Send>) + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::channel();
+    rt.handle().defer(move || {
+        start(Box::new(move |out| {
+            // The receiver is gone only if the waiting thread gave up: nobody to tell.
+            let _ = tx.send(out);
+        }))
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("a callback op never completed: {e}"))
+}
+
 /// Runs one op in a style and returns its outcome.
 pub fn run_one<C: Case>(rt: &weft::Runtime, style: Style, kind: Kind, x: u64) -> C::Out {
     match style {
-        Style::Callback => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            rt.handle()
-                .defer(move || C::callback(kind, x, move |out| tx.send(out).unwrap()));
-            rx.recv_timeout(Duration::from_secs(60))
-                .unwrap_or_else(|e| panic!("{} callback op never completed: {e}", C::ID))
-        }
+        Style::Callback => await_callback(rt, move |done| C::callback(kind, x, done)),
         Style::Combinator => rt.block_on(rt.spawn(C::combinator(kind, x))).unwrap(),
         Style::AsyncFn => rt.block_on(rt.spawn(C::async_fn(Weft, kind, x))).unwrap(),
         Style::TokioAsyncFn => panic!("run_one runs weft styles only"),
