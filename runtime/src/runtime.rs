@@ -244,6 +244,7 @@ impl Builder {
                 global_queue_interval: self.global_queue_interval,
                 event_interval: self.event_interval,
                 max_lifo_polls: if self.lifo_slot { 3 } else { 0 },
+                local_capacity: crate::scheduler::queue::local_capacity(n),
             },
             io_uring,
             remote_schedules: AtomicU64::new(0),

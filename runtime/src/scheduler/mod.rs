@@ -37,6 +37,8 @@ pub(crate) struct Config {
     pub(crate) global_queue_interval: u32,
     pub(crate) event_interval: u32,
     pub(crate) max_lifo_polls: u8,
+    /// The bound on each local queue; see `queue::local_capacity`.
+    pub(crate) local_capacity: usize,
 }
 
 /// One worker as the other threads see it.

@@ -8,8 +8,9 @@
 //! crossbeam's deque grows without bound; weft bounds it by policy: when a push finds more
 //! than [`LOCAL_QUEUE_CAPACITY`] tasks queued, the oldest half moves to the global queue, where
 //! every worker (and every parked worker, once woken) can get at it. A deep local queue is
-//! work that one core is hoarding. (The only worker of a one-worker runtime hoards from
-//! nobody: its queue is left unbounded, so that it stays FIFO; see `WorkerCx::push_local`.)
+//! work that one core is hoarding. The only worker of a one-worker runtime hoards from
+//! nobody, and the spilled half would only come back out of order, so its queue is left
+//! unbounded and stays FIFO (and so do its deferred callbacks): see [`local_capacity`].
 //!
 //! The global queue (`Inject`) is crossbeam's lock-free `Injector` plus a close protocol:
 //! a push announces itself in `pushing` before it checks `closed`, and closing waits for
@@ -99,11 +100,26 @@ impl Inject {
     }
 }
 
-/// Pushes to a local queue, moving the oldest half to `inject` if it is over capacity.
-/// Returns how many tasks were moved.
-pub(crate) fn push_local(local: &Worker<Notified>, inject: &Inject, task: Notified) -> usize {
+/// The bound on each local queue of a runtime with `workers` workers: none for one worker
+/// (nobody else could take a spilled half), else [`LOCAL_QUEUE_CAPACITY`].
+pub(crate) fn local_capacity(workers: usize) -> usize {
+    if workers == 1 {
+        usize::MAX
+    } else {
+        LOCAL_QUEUE_CAPACITY
+    }
+}
+
+/// Pushes to a local queue, moving the oldest half to `inject` if it holds more than
+/// `capacity` (see [`local_capacity`]). Returns how many tasks were moved.
+pub(crate) fn push_local(
+    local: &Worker<Notified>,
+    inject: &Inject,
+    task: Notified,
+    capacity: usize,
+) -> usize {
     local.push(task);
-    if local.len() <= LOCAL_QUEUE_CAPACITY {
+    if local.len() <= capacity {
         return 0;
     }
     let half = local.len() / 2;

@@ -223,7 +223,7 @@ impl WorkerCx {
                 bump(&self.counters().lifo_hits, 1);
                 return Some(t);
             }
-            let moved = self.push_local(core, t);
+            let moved = push_local(&core.local, &self.shared.inject, t, config.local_capacity);
             bump(&self.counters().overflows, (moved > 0) as u64);
         }
         core.lifo_polls = 0;
@@ -324,23 +324,16 @@ impl WorkerCx {
             // Only the LIFO slot was filled: nothing another worker could steal.
             return;
         };
-        let moved = self.push_local(&core, task);
+        let config = &self.shared.config;
+        let moved = push_local(
+            &core.local,
+            &self.shared.inject,
+            task,
+            config.local_capacity,
+        );
         bump(&counters.overflows, (moved > 0) as u64);
         drop(core);
         self.shared.notify_parked();
-    }
-
-    /// Pushes to the back of the local queue, spilling its oldest half to the global queue
-    /// when it is over capacity — except on a runtime with one worker, where nobody else
-    /// could take the spilled half and it would only come back out of order (this keeps a
-    /// single worker's queue, and so its deferred callbacks, strictly FIFO).
-    fn push_local(&self, core: &Core, task: Notified) -> usize {
-        if self.shared.remotes.len() == 1 {
-            core.local.push(task);
-            0
-        } else {
-            push_local(&core.local, &self.shared.inject, task)
-        }
     }
 
     /// Shutdown step 2.
