@@ -291,40 +291,48 @@ where
     );
 }
 
-/// An `openat` in flight: owns the path the kernel reads until the completion.
-struct OpenOp {
+/// An op whose result is all its caller wants (`openat`, `close`): it owns `keep`, what the
+/// kernel reads until the completion, and if dropped before the completion hands `keep` to
+/// the ring with `on_late`, which runs at the CQE (and may undo a late success).
+struct SimpleOp<K: Send + 'static> {
     ring: UringHandle,
     user_data: u64,
-    path: Option<std::ffi::CString>,
+    keep: Option<K>,
+    on_late: fn(K, io::Result<u32>),
 }
 
-impl Future for OpenOp {
+impl<K: Send + 'static> Future for SimpleOp<K> {
     type Output = io::Result<u32>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
         let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
         coop.made_progress();
-        self.path = None;
+        self.keep = None;
         Poll::Ready(r.result)
     }
 }
 
-impl Drop for OpenOp {
+// `keep` is moved out only by `Option::take`; nothing in the op is pinned.
+impl<K: Send + 'static> Unpin for SimpleOp<K> {}
+
+impl<K: Send + 'static> Drop for SimpleOp<K> {
     fn drop(&mut self) {
-        let Some(path) = self.path.take() else { return };
-        self.ring.abandon(
-            self.user_data,
-            Box::new(move |r| {
-                drop(path);
-                if let Ok(fd) = r.result {
-                    // SAFETY: the abandoned openat succeeded after its future was dropped:
-                    // `fd` is a new descriptor that nothing else knows of, so closing it
-                    // here is its only use.
-                    unsafe { libc::close(fd as i32) };
-                }
-            }),
-        );
+        let Some(keep) = self.keep.take() else { return };
+        let on_late = self.on_late;
+        self.ring
+            .abandon(self.user_data, Box::new(move |r| on_late(keep, r.result)));
+    }
+}
+
+/// The late completion of an abandoned `openat`: frees the path and closes the descriptor
+/// the kernel opened after all.
+fn close_late_open(path: std::ffi::CString, res: io::Result<u32>) {
+    drop(path);
+    if let Ok(fd) = res {
+        // SAFETY: the abandoned openat succeeded after its future was dropped: `fd` is a
+        // new descriptor that nothing else knows of, so closing it here is its only use.
+        unsafe { libc::close(fd as i32) };
     }
 }
 
@@ -352,10 +360,11 @@ pub(crate) async fn open(
     let Some(user_data) = (unsafe { ring.submit(entry) }) else {
         unreachable!("current_ring() hands out only rings this thread owns")
     };
-    let fd = OpenOp {
+    let fd = SimpleOp {
         ring,
         user_data,
-        path: Some(path),
+        keep: Some(path),
+        on_late: close_late_open,
     }
     .await?;
     // SAFETY: a successful openat returned a new descriptor that only this call knows of.
@@ -384,36 +393,14 @@ pub(crate) async fn close(ring: UringHandle, file: std::fs::File) -> io::Result<
     let Some(user_data) = (unsafe { ring.submit(entry) }) else {
         unreachable!("current_ring() hands out only rings this thread owns")
     };
-    CloseOp {
+    // Nothing to keep alive (the kernel releases the descriptor either way): `keep` is
+    // only the marker that the op has not completed.
+    SimpleOp {
         ring,
         user_data,
-        done: false,
+        keep: Some(()),
+        on_late: |(), _| {},
     }
     .await
     .map(drop)
-}
-
-struct CloseOp {
-    ring: UringHandle,
-    user_data: u64,
-    done: bool,
-}
-
-impl Future for CloseOp {
-    type Output = io::Result<u32>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
-        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
-        self.done = true;
-        Poll::Ready(r.result)
-    }
-}
-
-impl Drop for CloseOp {
-    fn drop(&mut self) {
-        if !self.done {
-            // Nothing to keep alive: the kernel releases the descriptor either way.
-            self.ring.abandon(self.user_data, Box::new(drop));
-        }
-    }
 }
