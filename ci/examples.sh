@@ -9,6 +9,7 @@ for src in examples/*.rs; do
   case "$name" in
     compare) args=(--quick --filter single) ;;
     timer_memory) args=(weft) ;;
+    soak) args=(--seconds 2) ;;
     *) args=() ;;
   esac
   printf -- '--- example %s\n' "$name"
