@@ -33,6 +33,7 @@
 //!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
 //! - [`signal`]: [`signal::ctrl_c`] and [`signal::unix::signal`], any number of listeners.
+//! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -51,6 +52,7 @@ mod loom;
 mod metrics;
 mod park;
 mod poller;
+pub mod process;
 pub mod promise;
 mod runtime;
 mod scheduler;
