@@ -1,8 +1,9 @@
 //! weft::process: output and exit statuses, piped stdin through `cat`, children killed or
 //! dropped leave no zombie, a thousand children in parallel, and a missing program is
-//! `NotFound` naming it. Most tests wait from worker tasks (the ring's `POLL_ADD` on a ring
-//! worker) and some from `block_on` (the readiness thread); run them with
-//! `WEFT_IO_DRIVER=fallback` too.
+//! `NotFound` naming it. Most tests wait from worker tasks (`WAITID` and `POLL_ADD` on a
+//! ring worker's ring) and some from `block_on` (the readiness thread). Run them with
+//! `WEFT_IO_DRIVER=fallback` (the readiness thread everywhere) and `WEFT_PIDFD_WAIT=poll`
+//! (exits through `POLL_ADD`, as on kernels without `WAITID`) too.
 
 mod common;
 

@@ -7,10 +7,12 @@
 //!    the environment, the working directory and the stdio plumbing), then opens a pidfd
 //!    for the child with `pidfd_open(2)`. The child is not reaped yet, so its pid cannot
 //!    have been reused: the pidfd names this child.
-//! 2. [`Child::wait`] tries `waitpid(WNOHANG)`; while the child runs, it waits for the
-//!    pidfd to become readable (the kernel makes it so at exit) — with an
-//!    `IORING_OP_POLL_ADD` on a ring worker's ring, through the process's readiness thread
-//!    (`poller.rs`) on the fallback driver or a `block_on` thread — then reaps.
+//! 2. [`Child::wait`] tries `waitpid(WNOHANG)`; while the child runs, it waits for its
+//!    exit through the pidfd — on a ring worker with `IORING_OP_WAITID` (`WEXITED |
+//!    WNOWAIT`: the kernel reports the exit and leaves the reaping to us; Linux 6.7+) or,
+//!    on older kernels, an `IORING_OP_POLL_ADD` (the kernel makes a pidfd readable at
+//!    exit); on the fallback driver or a `block_on` thread, through the process's
+//!    readiness thread (`poller.rs`) — then reaps.
 //! 3. Piped stdin, stdout and stderr ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`])
 //!    are non-blocking pipe ends that wait for readiness the same way; their reads and
 //!    writes take and give back owned buffers, like [`fs::File`](crate::fs::File).
@@ -18,12 +20,11 @@
 //!    [`kill_on_drop`](Command::kill_on_drop) was set) is handed to the readiness thread,
 //!    which reaps it when its pidfd becomes readable: no zombie is left behind.
 //!
-//! Readiness of the pidfd, then `waitpid`, rather than `IORING_OP_WAITID` (Linux 6.7+):
-//! one path serves both drivers and every kernel with pidfds (5.3+), and the reap stays
-//! with `std::process::Child`, which builds the [`ExitStatus`]. Rejected: a `SIGCHLD`
-//! handler (it would take over a process-wide signal the user may want, and a handler
-//! cannot tell whose child exited without reaping), and a thread blocked in `waitpid` per
-//! child (a thread for each of a thousand children).
+//! The reap itself stays with `std::process::Child` (`waitpid`), which builds the
+//! [`ExitStatus`]; `WNOWAIT` is what lets the ring wait without taking that over.
+//! Rejected: a `SIGCHLD` handler (it would take over a process-wide signal the user may
+//! want, and a handler cannot tell whose child exited without reaping), and a thread
+//! blocked in `waitpid` per child (a thread for each of a thousand children).
 //!
 //! # Examples
 //!
@@ -362,7 +363,7 @@ impl Child {
                 return Ok(s);
             }
             let pidfd = self.inner.as_ref().expect("running child").pidfd.clone();
-            ring::ready(&pidfd, libc::POLLIN).await?;
+            ring::exited(&pidfd).await?;
         }
     }
 

@@ -8,7 +8,9 @@
 //! Readiness and then a plain syscall, rather than `IORING_OP_READ`/`WRITE` on the ring:
 //! io_uring honours `O_NONBLOCK` (it returns `EAGAIN` instead of arming its own poll), and
 //! the fallback needs non-blocking descriptors, so one non-blocking descriptor serves both
-//! drivers and a `Child` may move between runtimes of either kind.
+//! drivers and a `Child` may move between runtimes of either kind. It also makes reads
+//! cancel-safe: a ring `READ` dropped mid-flight could still take bytes from the pipe into
+//! its abandoned buffer; a dropped readiness wait takes nothing.
 
 use std::fmt;
 use std::io;

@@ -1,13 +1,22 @@
-//! The process module's one ring op: a one-shot `IORING_OP_POLL_ADD`, which waits for a
-//! pidfd to become readable (the child exited) or a pipe to become readable or writable.
+//! The process module's ring ops, each a small struct so that they move onto the
+//! reactor's op layer in one step:
 //!
-//! Kept as one small struct so that it moves onto the reactor's op layer in one step.
+//! - [`WaitId`]: `IORING_OP_WAITID` (Linux 6.7+) with `WEXITED | WNOWAIT` on the child's
+//!   pidfd: completes when the child exits, leaving it for `waitpid` to reap (so
+//!   `std::process::Child` keeps building the exit status).
+//! - [`PollAdd`]: a one-shot `IORING_OP_POLL_ADD`: a pipe becoming readable or writable,
+//!   and a pidfd becoming readable (the child exited) on kernels without `WAITID`.
+//!
+//! A kernel that rejects `WAITID` (`EINVAL`, an opcode it does not know) switches the
+//! process to `POLL_ADD` for good; `WEFT_PIDFD_WAIT=poll` does so from the start, so the
+//! tests can cover both paths.
 
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
@@ -60,6 +69,88 @@ impl Drop for PollAdd {
                 .abandon(self.user_data, Box::new(move |_| drop(fd)));
         }
     }
+}
+
+/// A submitted `WAITID` for the child behind `pidfd`; see the module docs.
+pub(super) struct WaitId {
+    ring: UringHandle,
+    user_data: u64,
+    /// What the kernel uses until the completion is reaped: the `siginfo_t` it writes and
+    /// the pidfd it names (handed to the cleanup if dropped first).
+    held: Option<(Box<SigInfo>, Arc<OwnedFd>)>,
+}
+
+/// Room for a `siginfo_t` (plain bytes, so the op stays `Send`).
+type SigInfo = [u64; 16];
+const _: () = assert!(std::mem::size_of::<libc::siginfo_t>() <= std::mem::size_of::<SigInfo>());
+
+impl WaitId {
+    /// Submits the op on `ring`, which the calling thread must own.
+    pub(super) fn submit(ring: UringHandle, pidfd: Arc<OwnedFd>) -> WaitId {
+        let info: Box<SigInfo> = Box::new([0; 16]);
+        let entry = opcode::WaitId::new(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            libc::WEXITED | libc::WNOWAIT,
+        )
+        .infop(info.as_ptr().cast())
+        .build();
+        // SAFETY: the entry points at `info`'s heap allocation (which does not move when
+        // the Box does) and names `pidfd`; the op holds both until the completion is
+        // reaped or hands them to the ring's cleanup (see `Drop`).
+        let Some(user_data) = (unsafe { ring.submit(entry) }) else {
+            unreachable!("current_ring() hands out only rings this thread owns")
+        };
+        WaitId {
+            ring,
+            user_data,
+            held: Some((info, pidfd)),
+        }
+    }
+}
+
+impl Future for WaitId {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
+        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
+        coop.made_progress();
+        self.held = None;
+        Poll::Ready(r.result.map(|_| ()))
+    }
+}
+
+impl Drop for WaitId {
+    fn drop(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.ring
+                .abandon(self.user_data, Box::new(move |_| drop(held)));
+        }
+    }
+}
+
+/// Whether `WAITID` is still worth trying (see the module docs).
+fn waitid_enabled() -> &'static AtomicBool {
+    static ON: OnceLock<AtomicBool> = OnceLock::new();
+    ON.get_or_init(|| AtomicBool::new(std::env::var("WEFT_PIDFD_WAIT").as_deref() != Ok("poll")))
+}
+
+/// Waits until the child behind `pidfd` has exited (not reaping it): `WAITID`, or
+/// `POLL_ADD` on kernels without it, on a ring worker's ring; the readiness thread
+/// elsewhere.
+pub(super) async fn exited(pidfd: &Arc<OwnedFd>) -> io::Result<()> {
+    if let Some(ring) = crate::io::current_ring() {
+        let on = waitid_enabled();
+        if on.load(Relaxed) {
+            match WaitId::submit(ring.clone(), pidfd.clone()).await {
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => on.store(false, Relaxed),
+                r => return r,
+            }
+        }
+        return PollAdd::submit(ring, pidfd.clone(), libc::POLLIN).await;
+    }
+    crate::poller::ready(pidfd.clone(), libc::POLLIN).await
 }
 
 /// Waits until `fd` reports one of `events`: on the calling thread's ring if it owns one
