@@ -12,23 +12,37 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use weft_runtime::process::{Command, Stdio};
-use weft_runtime::Runtime;
+use weft_runtime::{IoUring, Runtime};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
 }
 
-/// Runs `fut` as a task on a worker of a fresh runtime, under the watchdog.
-fn on_worker<F>(what: &str, fut: F) -> F::Output
+/// Both drivers: the ring where the kernel allows it, and the fallback.
+const DRIVERS: [IoUring; 2] = [IoUring::Auto, IoUring::Disabled];
+
+/// Runs the future `make` returns as a task on a worker, once on each driver, under the
+/// watchdog; returns the outputs in [`DRIVERS`] order.
+fn on_worker<F, Fut>(what: &str, make: F) -> Vec<Fut::Output>
 where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future + Send + 'static,
+    Fut::Output: Send + 'static,
 {
     common::hang_guard();
     common::watchdog(what, move || {
-        let rt = rt(2);
-        let h = rt.spawn(fut);
-        rt.block_on(h).unwrap()
+        DRIVERS
+            .iter()
+            .map(|&mode| {
+                let rt = Runtime::builder()
+                    .worker_threads(2)
+                    .io_uring(mode)
+                    .build()
+                    .unwrap();
+                let h = rt.spawn(make());
+                rt.block_on(h).unwrap()
+            })
+            .collect()
     })
 }
 
@@ -50,16 +64,17 @@ fn reaped(pid: u32) -> bool {
 
 #[test]
 fn echo_output_and_status() {
-    let out = on_worker("echo", async {
+    for out in on_worker("echo", || async {
         Command::new("echo")
             .args(["hello", "world"])
             .output()
             .await
             .unwrap()
-    });
-    assert!(out.status.success());
-    assert_eq!(out.stdout, b"hello world\n");
-    assert!(out.stderr.is_empty());
+    }) {
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"hello world\n");
+        assert!(out.stderr.is_empty());
+    }
 }
 
 #[test]
@@ -84,35 +99,62 @@ fn cat_with_piped_stdin_echoes_a_mebibyte() {
     // Larger than a pipe's buffer both ways, so reads and writes both wait for readiness.
     let data: Vec<u8> = (0..1 << 20).map(|i| (i * 7 % 251) as u8).collect();
     let expect = data.clone();
-    let got = on_worker("cat", async move {
-        let mut child = Command::new("cat")
-            .stdin(Stdio::piped())
+    for got in on_worker("cat", move || {
+        let data = data.clone();
+        async move {
+            let mut child = Command::new("cat")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let writer = weft_runtime::spawn(async move {
+                let (r, _) = stdin.write_all(data).await;
+                r.unwrap();
+                // stdin drops here: cat sees end of file.
+            });
+            let mut stdout = child.stdout.take().unwrap();
+            let (r, buf) = stdout.read_to_end(Vec::new()).await;
+            assert_eq!(r.unwrap(), buf.len());
+            writer.await.unwrap();
+            assert!(child.wait().await.unwrap().success());
+            buf
+        }
+    }) {
+        assert!(
+            got == expect,
+            "cat returned {} bytes, not the 1 MiB sent",
+            got.len()
+        );
+    }
+}
+
+#[test]
+fn a_childs_stdout_becomes_anothers_stdin() {
+    for out in on_worker("echo | tr", || async {
+        let mut echo = Command::new("echo")
+            .arg("pipeline")
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let writer = weft_runtime::spawn(async move {
-            let (r, _) = stdin.write_all(data).await;
-            r.unwrap();
-            // stdin drops here: cat sees end of file.
-        });
-        let mut stdout = child.stdout.take().unwrap();
-        let (r, buf) = stdout.read_to_end(Vec::new()).await;
-        assert_eq!(r.unwrap(), buf.len());
-        writer.await.unwrap();
-        assert!(child.wait().await.unwrap().success());
-        buf
-    });
-    assert!(
-        got == expect,
-        "cat returned {} bytes, not the 1 MiB sent",
-        got.len()
-    );
+        let stdout: Stdio = echo.stdout.take().unwrap().try_into().unwrap();
+        let out = Command::new("tr")
+            .args(["a-z", "A-Z"])
+            .stdin(stdout)
+            .output()
+            .await
+            .unwrap();
+        assert!(echo.wait().await.unwrap().success());
+        out
+    }) {
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"PIPELINE\n");
+    }
 }
 
 #[test]
 fn read_gives_what_is_there_and_zero_at_end_of_file() {
-    on_worker("read", async {
+    on_worker("read", || async {
         let mut child = Command::new("printf")
             .arg("abc")
             .stdout(Stdio::piped())
@@ -138,7 +180,7 @@ fn read_gives_what_is_there_and_zero_at_end_of_file() {
 
 #[test]
 fn exit_codes_and_signals_are_in_the_status() {
-    on_worker("statuses", async {
+    on_worker("statuses", || async {
         let s = Command::new("sh")
             .args(["-c", "exit 7"])
             .status()
@@ -165,7 +207,7 @@ fn exit_codes_and_signals_are_in_the_status() {
 
 #[test]
 fn env_and_current_dir_reach_the_child() {
-    let out = on_worker("env", async {
+    for out in on_worker("env", || async {
         Command::new("/bin/sh")
             .args(["-c", "echo \"$WEFT_A-$WEFT_B-$HOME\"; pwd"])
             .env_clear()
@@ -176,8 +218,9 @@ fn env_and_current_dir_reach_the_child() {
             .output()
             .await
             .unwrap()
-    });
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "a--h\n/\n");
+    }) {
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "a--h\n/\n");
+    }
 }
 
 #[test]
@@ -190,39 +233,46 @@ fn a_missing_program_is_not_found_naming_it() {
 
 #[test]
 fn a_child_killed_on_drop_leaves_no_zombie() {
-    let pid = on_worker("kill on drop", async {
+    for pid in on_worker("kill on drop", || async {
         let child = Command::new("sleep")
             .arg("1000")
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         child.id().unwrap()
-    });
-    common::wait_until("the killed child is reaped", || reaped(pid));
+    }) {
+        common::wait_until("the killed child is reaped", || reaped(pid));
+    }
 }
 
 #[test]
 fn a_child_dropped_by_a_dropped_runtime_is_killed_and_reaped() {
     common::hang_guard();
-    let pid = common::watchdog("runtime drop", || {
-        let rt = rt(2);
-        let (tx, rx) = std::sync::mpsc::channel();
-        rt.spawn(async move {
-            let mut child = Command::new("sleep")
-                .arg("1000")
-                .kill_on_drop(true)
-                .spawn()
+    for mode in DRIVERS {
+        let pid = common::watchdog("runtime drop", move || {
+            let rt = Runtime::builder()
+                .worker_threads(2)
+                .io_uring(mode)
+                .build()
                 .unwrap();
-            tx.send(child.id().unwrap()).unwrap();
-            // Never completes: the runtime's drop drops this future and the child.
-            child.wait().await.unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            rt.spawn(async move {
+                let mut child = Command::new("sleep")
+                    .arg("1000")
+                    .kill_on_drop(true)
+                    .spawn()
+                    .unwrap();
+                tx.send(child.id().unwrap()).unwrap();
+                // Never completes: the runtime's drop drops this future and the child.
+                child.wait().await.unwrap();
+            });
+            let pid = rx.recv().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            drop(rt);
+            pid
         });
-        let pid = rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(20));
-        drop(rt);
-        pid
-    });
-    common::wait_until("the child of a dropped runtime is reaped", || reaped(pid));
+        common::wait_until("the child of a dropped runtime is reaped", || reaped(pid));
+    }
 }
 
 #[test]
@@ -240,7 +290,7 @@ fn a_dropped_child_that_exits_is_reaped_in_the_background() {
 #[test]
 fn a_thousand_children_in_parallel() {
     let n = common::scaled(1000, 20);
-    let ok = on_worker("many children", async move {
+    let counts = on_worker("many children", move || async move {
         let tasks: Vec<_> = (0..n)
             .map(|i| {
                 weft_runtime::spawn(async move {
@@ -260,5 +310,5 @@ fn a_thousand_children_in_parallel() {
         }
         ok
     });
-    assert_eq!(ok, n);
+    assert_eq!(counts, [n, n]);
 }

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use weft_runtime::signal::unix::{signal, SignalKind};
-use weft_runtime::Runtime;
+use weft_runtime::{IoUring, Runtime};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
@@ -62,7 +62,18 @@ fn is_child() -> bool {
 #[test]
 fn every_sigusr1_reaches_every_listener() {
     common::hang_guard();
-    let rt = rt(2);
+    // Both drivers: the ring where the kernel allows it, and the fallback.
+    for mode in [IoUring::Auto, IoUring::Disabled] {
+        let rt = Runtime::builder()
+            .worker_threads(2)
+            .io_uring(mode)
+            .build()
+            .unwrap();
+        sigusr1_rounds(rt);
+    }
+}
+
+fn sigusr1_rounds(rt: Runtime) {
     let listeners = 4;
     let rounds = common::scaled(300, 20);
     let counts: Arc<Vec<AtomicUsize>> =

@@ -242,7 +242,8 @@ impl Command {
     }
 
     /// Spawns the child with stdout and stderr piped (and stdin null unless set), and
-    /// collects both and its exit status.
+    /// collects both and its exit status. Like tokio's, it leaves this command's stdout
+    /// and stderr set to piped.
     ///
     /// # Errors
     ///

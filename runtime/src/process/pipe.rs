@@ -36,6 +36,20 @@ impl Pipe {
         Ok(Pipe { fd: Arc::new(fd) })
     }
 
+    /// The descriptor, back in blocking mode, for another process's stdio. An abandoned
+    /// ring op may still hold the `Arc` (until its completion): then a duplicate.
+    fn into_stdio(self) -> io::Result<super::Stdio> {
+        let fd = Arc::try_unwrap(self.fd).or_else(|fd| fd.try_clone())?;
+        let raw = fd.as_raw_fd();
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own; no memory is passed.
+        let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+        // SAFETY: as above.
+        if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(super::Stdio::from(fd))
+    }
+
     /// Reads into `buf[len..capacity]`, appending; `Ok(0)` at end of file or with no spare
     /// capacity.
     async fn read_append(&self, mut buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
@@ -142,6 +156,16 @@ macro_rules! reader {
             }
         }
 
+        impl TryFrom<$name> for super::Stdio {
+            type Error = io::Error;
+
+            /// Hands the pipe to another child (`a | b`), in blocking mode as a child's
+            /// stdio expects.
+            fn try_from(pipe: $name) -> io::Result<super::Stdio> {
+                pipe.pipe.into_stdio()
+            }
+        }
+
         impl AsFd for $name {
             fn as_fd(&self) -> BorrowedFd<'_> {
                 self.pipe.fd.as_fd()
@@ -217,6 +241,15 @@ impl ChildStdin {
             }
         }
         (Ok(()), buf)
+    }
+}
+
+impl TryFrom<ChildStdin> for super::Stdio {
+    type Error = io::Error;
+
+    /// Hands the pipe to another child, in blocking mode as a child's stdio expects.
+    fn try_from(pipe: ChildStdin) -> io::Result<super::Stdio> {
+        pipe.pipe.into_stdio()
     }
 }
 
