@@ -229,6 +229,13 @@ fn a_missing_program_is_not_found_naming_it() {
     let e = Command::new("weft-no-such-program").spawn().unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("weft-no-such-program"), "{e}");
+
+    let e = Command::new("true")
+        .current_dir("/weft-no-such-dir")
+        .spawn()
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound);
+    assert!(e.to_string().contains("/weft-no-such-dir"), "{e}");
 }
 
 #[test]

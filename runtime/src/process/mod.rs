@@ -191,16 +191,20 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// The system's error, naming the program: [`NotFound`](io::ErrorKind::NotFound) for
-    /// a program that does not exist, [`PermissionDenied`](io::ErrorKind::PermissionDenied)
+    /// The system's error, naming the program (and the working directory if one was set):
+    /// [`NotFound`](io::ErrorKind::NotFound) for a program (or directory) that does not
+    /// exist, [`PermissionDenied`](io::ErrorKind::PermissionDenied)
     /// for one that is not executable; or `pidfd_open`'s (Linux older than 5.3).
     pub fn spawn(&mut self) -> io::Result<Child> {
         let program = self.std.get_program().to_owned();
+        let dir = self.std.get_current_dir().map(Path::to_owned);
         let named = |e: io::Error| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot spawn {}: {e}", Path::new(&program).display()),
-            )
+            let program = Path::new(&program).display();
+            let msg = match &dir {
+                Some(dir) => format!("cannot spawn {program} in {}: {e}", dir.display()),
+                None => format!("cannot spawn {program}: {e}"),
+            };
+            io::Error::new(e.kind(), msg)
         };
         let mut child = self.std.spawn().map_err(named)?;
         let pid = child.id();
