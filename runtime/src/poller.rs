@@ -12,7 +12,7 @@
 //!    registration) and sleeps in `poll(2)` with no timeout.
 //! 3. When an fd is ready, its registration leaves the table, its interest is marked fired
 //!    and its waker woken; a readable signal pipe is drained and
-//!    [`signal::dispatch`](crate::signal::unix) wakes the listeners whose counters moved.
+//!    `signal::unix::dispatch` wakes the listeners whose counters moved.
 //!    A dropped waiter removes its registration and kicks the thread.
 //! 4. An orphaned child (a [`Child`](crate::process::Child) dropped before it was
 //!    reaped) is a registration too: when its pidfd becomes readable the thread reaps it,
