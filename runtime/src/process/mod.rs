@@ -14,8 +14,9 @@
 //!    exit); on the fallback driver or a `block_on` thread, through the process's
 //!    readiness thread (`poller.rs`) — then reaps.
 //! 3. Piped stdin, stdout and stderr ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`])
-//!    are non-blocking pipe ends that wait for readiness the same way; their reads and
-//!    writes take and give back owned buffers, like [`fs::File`](crate::fs::File).
+//!    are non-blocking pipe ends that wait for readiness (`POLL_ADD` on a ring worker's
+//!    ring, the readiness thread elsewhere); their reads and writes take and give back
+//!    owned buffers, like [`fs::File`](crate::fs::File).
 //! 4. A [`Child`] dropped before it was reaped (killed first if
 //!    [`kill_on_drop`](Command::kill_on_drop) was set) is handed to the readiness thread,
 //!    which reaps it when its pidfd becomes readable: no zombie is left behind.
