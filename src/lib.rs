@@ -33,6 +33,8 @@
 //! | [`RuntimeMetrics`] | what the scheduler did |
 //! | [`time`] | `sleep`, `timeout`, `interval` on per-worker timing wheels |
 //! | [`fs`] | `File` with owned-buffer positioned I/O, `OpenOptions`, `read`, `write`, ... |
+//! | [`signal`] | `ctrl_c`, `unix::signal(SignalKind)`: any number of listeners, none lost |
+//! | [`process`] | `Command`, `Child`: exits watched through pidfds, owned-buffer pipes |
 //!
 //! This crate re-exports `weft-runtime`; the reactor lives in `weft-reactor`.
 

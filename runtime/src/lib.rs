@@ -32,6 +32,8 @@
 //! - [`promise`]: the Promise API as future combinators: [`promise::PromiseExt`]
 //!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
+//! - [`signal`]: [`signal::ctrl_c`] and [`signal::unix::signal`], any number of listeners.
+//! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -49,9 +51,12 @@ mod io;
 mod loom;
 mod metrics;
 mod park;
+mod poller;
+pub mod process;
 pub mod promise;
 mod runtime;
 mod scheduler;
+pub mod signal;
 pub mod task;
 pub mod time;
 
