@@ -33,6 +33,7 @@
 //! ```
 
 pub(crate) mod deferred;
+mod id;
 mod join;
 pub(crate) mod list;
 pub(crate) mod raw;
@@ -41,6 +42,7 @@ mod waker;
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::coop::consume_budget;
+pub use id::{id, try_id, Id};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use yield_now::yield_now;
