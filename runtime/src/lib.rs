@@ -40,6 +40,9 @@
     clippy::missing_safety_doc
 )]
 
+#[macro_use]
+mod macros;
+
 mod blocking;
 pub mod callback;
 mod context;
@@ -56,10 +59,13 @@ pub mod task;
 pub mod time;
 
 pub use io::{IoUring, IO_DRIVER_ENV};
+#[doc(hidden)]
+pub use macros::__macro_support;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};
 pub use scheduler::{EnterGuard, Handle, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
+pub use weft_macros::{main, test};
 
 use std::future::Future;
 
