@@ -35,6 +35,7 @@
 pub(crate) mod deferred;
 mod id;
 mod join;
+mod join_set;
 pub(crate) mod list;
 pub(crate) mod raw;
 pub(crate) mod state;
@@ -45,6 +46,7 @@ pub use crate::coop::consume_budget;
 pub use id::{id, try_id, Id};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
 pub use yield_now::yield_now;
 
 use std::fmt;
