@@ -39,6 +39,7 @@ mod join_set;
 pub(crate) mod list;
 pub(crate) mod raw;
 pub(crate) mod state;
+mod task_local;
 mod waker;
 
 pub use crate::blocking::spawn_blocking;
@@ -47,6 +48,7 @@ pub use id::{id, try_id, Id};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
 use std::fmt;
