@@ -5,7 +5,7 @@ use quote::{quote, quote_spanned, ToTokens};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{Expr, ExprLit, ItemFn, Lit, MetaNameValue, ReturnType, Token};
+use syn::{Expr, ExprLit, ItemFn, Lit, Meta, ReturnType, Token};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -35,17 +35,23 @@ fn error(span: Span, msg: impl std::fmt::Display) -> syn::Error {
 
 fn parse_config(kind: Kind, args: TokenStream) -> syn::Result<Config> {
     let name = kind.name();
-    let list = Punctuated::<MetaNameValue, Token![,]>::parse_terminated
+    let pairs = "arguments are `key = value` pairs separated by commas \
+                 (`worker_threads = 2`, `io = \"fallback\"`, `crate = \"weft\"`)";
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated
         .parse2(args)
-        .map_err(|e| {
-            error(
-                e.span(),
-                format!(
-                    "#[{name}]: arguments are `key = value` pairs separated by commas \
-                     (`worker_threads = 2`, `io = \"fallback\"`, `crate = \"weft\"`): {e}"
-                ),
-            )
-        })?;
+        .map_err(|e| error(e.span(), format!("#[{name}]: {pairs}: {e}")))?;
+    let mut list = Vec::new();
+    for meta in metas {
+        match meta {
+            Meta::NameValue(nv) => list.push(nv),
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!("#[{name}]: {pairs}; this one has no `= value`"),
+                ))
+            }
+        }
+    }
     let mut config = Config {
         worker_threads: None,
         io: None,
@@ -163,21 +169,21 @@ fn expand_fn(kind: Kind, args: TokenStream, func: ItemFn) -> syn::Result<TokenSt
         } else {
             "a test"
         };
-        return Err(error(
-            sig.inputs.span(),
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
             format!("#[{name}]: {what} takes no arguments"),
         ));
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-        return Err(error(
-            sig.generics.span(),
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
             format!("#[{name}]: the function cannot be generic"),
         ));
     }
     if kind == Kind::Test {
         if let Some(attr) = func.attrs.iter().find(|a| a.path().is_ident("test")) {
-            return Err(error(
-                attr.span(),
+            return Err(syn::Error::new_spanned(
+                attr,
                 "#[weft::test] already makes the function a test: remove the second `#[test]`",
             ));
         }
