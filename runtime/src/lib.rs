@@ -21,7 +21,9 @@
 //! # Map
 //!
 //! - [`task`]: the task cell and its state machine, [`JoinHandle`], [`task::yield_now`],
-//!   [`task::spawn_blocking`].
+//!   [`task::spawn_blocking`], [`task::JoinSet`], [`task::Id`], [`task_local!`].
+//! - [`main`], [`test`] (from `weft-macros`), [`select!`], [`join!`], [`try_join!`],
+//!   [`pin!`]: the attribute and future macros.
 //! - [`Runtime`], [`Builder`], [`Handle`]: starting, entering and stopping a runtime.
 //! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
 //! - [`time`]: [`time::sleep`], [`time::timeout`], [`time::interval`] on per-worker timing
