@@ -1,6 +1,7 @@
 //! weft's procedural macros. Use them through the `weft` facade (`#[weft::main]`,
 //! `#[weft::test]`, `weft::select!`, `weft::join!`, `weft::try_join!`) or through
-//! `weft-runtime`, which re-exports them; this crate names no runtime itself.
+//! `weft-runtime`, which re-exports them; this crate names no runtime itself. (The
+//! examples run as doctests of those re-exports: this crate cannot depend on the runtime.)
 //!
 //! # Design
 //!
@@ -35,7 +36,7 @@ mod select;
 ///   `Disabled` or `Auto`; the `WEFT_IO_DRIVER` variable still overrides it;
 /// - `crate = "path"`: where the runtime crate is (default `weft`).
 ///
-/// ```ignore
+/// ```text
 /// #[weft::main(worker_threads = 2)]
 /// async fn main() {
 ///     let h = weft::spawn(async { 40 + 2 });
@@ -50,7 +51,7 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Runs an `async fn` test on a fresh weft runtime; takes the arguments of [`main`]. The
 /// test may return `Result<(), E>` like any `#[test]`.
 ///
-/// ```ignore
+/// ```text
 /// #[weft::test(worker_threads = 1, io = "fallback")]
 /// async fn adds() -> Result<(), weft::JoinError> {
 ///     assert_eq!(weft::spawn(async { 1 + 1 }).await?, 2);

@@ -67,7 +67,30 @@ pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};
 pub use scheduler::{EnterGuard, Handle, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
-pub use weft_macros::{main, test};
+/// Inside this crate's own tests and examples, name the runtime with `crate`, or import it
+/// as `weft` (`use weft_runtime as weft;`): the expansion says `weft::Runtime`.
+///
+/// ```
+/// #[weft_runtime::main(crate = "weft_runtime", worker_threads = 2)]
+/// async fn main() {
+///     let h = weft_runtime::spawn(async { 40 + 2 });
+///     assert_eq!(h.await.unwrap(), 42);
+/// }
+/// ```
+pub use weft_macros::main;
+/// Inside this crate's own tests, name the runtime with `crate`, or import it as `weft`.
+///
+/// ```
+/// use weft_runtime as weft;
+///
+/// #[weft::test(io = "fallback")]
+/// async fn spawns() -> Result<(), weft::JoinError> {
+///     assert_eq!(weft::spawn(async { 2 }).await?, 2);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+pub use weft_macros::test;
 
 use std::future::Future;
 
