@@ -42,9 +42,6 @@
     clippy::missing_safety_doc
 )]
 
-#[macro_use]
-mod macros;
-
 mod blocking;
 pub mod callback;
 mod context;
@@ -52,6 +49,7 @@ mod coop;
 pub mod fs;
 mod io;
 mod loom;
+mod macros;
 mod metrics;
 mod park;
 pub mod promise;
