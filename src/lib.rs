@@ -30,6 +30,11 @@
 //! | [`Runtime`], [`Builder`], [`Handle`] | start, configure, enter and stop a runtime |
 //! | [`spawn`], [`task::spawn_blocking`], [`task::yield_now`] | run work on it |
 //! | [`JoinHandle`], [`JoinError`], [`task::AbortHandle`] | await or cancel that work |
+//! | [`task::JoinSet`] | a set of tasks, joined as they finish; dropping it aborts them |
+//! | [`task::Id`], [`task::id`], [`task::try_id`] | a unique id per task |
+//! | [`task_local!`], [`task::LocalKey`] | values scoped to a task (`scope`, `with`, `get`) |
+//! | [`main`], [`test`] | `#[weft::main]`, `#[weft::test]`: an `async fn` on a fresh runtime |
+//! | [`select!`], [`join!`], [`try_join!`], [`pin!`] | wait on several futures in one task |
 //! | [`RuntimeMetrics`] | what the scheduler did |
 //! | [`time`] | `sleep`, `timeout`, `interval` on per-worker timing wheels |
 //! | [`fs`] | `File` with owned-buffer positioned I/O, `OpenOptions`, `read`, `write`, ... |

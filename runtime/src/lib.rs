@@ -21,7 +21,9 @@
 //! # Map
 //!
 //! - [`task`]: the task cell and its state machine, [`JoinHandle`], [`task::yield_now`],
-//!   [`task::spawn_blocking`].
+//!   [`task::spawn_blocking`], [`task::JoinSet`], [`task::Id`], [`task_local!`].
+//! - [`main`], [`test`] (from `weft-macros`), [`select!`], [`join!`], [`try_join!`],
+//!   [`pin!`]: the attribute and future macros.
 //! - [`Runtime`], [`Builder`], [`Handle`]: starting, entering and stopping a runtime.
 //! - [`RuntimeMetrics`]: what the scheduler did (polls, steals, parks, queue depths).
 //! - [`time`]: [`time::sleep`], [`time::timeout`], [`time::interval`] on per-worker timing
@@ -49,6 +51,7 @@ mod coop;
 pub mod fs;
 mod io;
 mod loom;
+mod macros;
 mod metrics;
 mod park;
 mod poller;
@@ -61,10 +64,36 @@ pub mod task;
 pub mod time;
 
 pub use io::{IoUring, IO_DRIVER_ENV};
+#[doc(hidden)]
+pub use macros::__macro_support;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};
 pub use runtime::{Builder, Runtime, WORKER_THREADS_ENV};
 pub use scheduler::{EnterGuard, Handle, TryCurrentError};
 pub use task::{JoinError, JoinHandle};
+/// Inside this crate's own tests and examples, name the runtime with `crate`, or import it
+/// as `weft` (`use weft_runtime as weft;`): the expansion says `weft::Runtime`.
+///
+/// ```
+/// #[weft_runtime::main(crate = "weft_runtime", worker_threads = 2)]
+/// async fn main() {
+///     let h = weft_runtime::spawn(async { 40 + 2 });
+///     assert_eq!(h.await.unwrap(), 42);
+/// }
+/// ```
+pub use weft_macros::main;
+/// Inside this crate's own tests, name the runtime with `crate`, or import it as `weft`.
+///
+/// ```
+/// use weft_runtime as weft;
+///
+/// #[weft::test(io = "fallback")]
+/// async fn spawns() -> Result<(), weft::JoinError> {
+///     assert_eq!(weft::spawn(async { 2 }).await?, 2);
+///     Ok(())
+/// }
+/// # fn main() {}
+/// ```
+pub use weft_macros::test;
 
 use std::future::Future;
 

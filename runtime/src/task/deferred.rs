@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! Deferred<F> (repr(C), one Box):
-//!   Header { state (one reference: the queue entry's), vtable, unused links }
+//!   Header { state (one reference: the queue entry's), vtable, unused links, id 0 }
 //!   F
 //! ```
 //!
@@ -61,6 +61,7 @@ pub(crate) fn new<F: FnOnce() + Send + 'static>(f: F) -> Notified {
             state: State::new(1),
             vtable: &VtableFor::<F>::VTABLE,
             links: UnsafeCell::new(Links::default()),
+            id: 0,
         },
         f: ManuallyDrop::new(f),
     });

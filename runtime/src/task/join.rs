@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use super::raw::Header;
 use super::state::COMPLETE;
+use super::Id;
 
 /// An owned permission to await a spawned task's output.
 ///
@@ -72,11 +73,39 @@ impl<T> JoinHandle<T> {
         self.header().state.load().is(COMPLETE)
     }
 
+    /// The task's [`Id`]; the same as [`task::id()`](super::id) returns inside it.
+    pub fn id(&self) -> Id {
+        header_id(self.header())
+    }
+
     /// A handle that can abort the task but not await it; it does not keep the output.
     pub fn abort_handle(&self) -> AbortHandle {
         self.header().state.ref_inc();
         AbortHandle { raw: self.raw }
     }
+}
+
+impl<T> JoinHandle<T> {
+    /// The output if the task is complete, else registers `cx`'s waker as the join waker;
+    /// spends no cooperative budget (the caller accounts for it, as `JoinSet` does once per
+    /// `join_next`).
+    pub(crate) fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
+        // SAFETY: `out` has the type `try_read_output` writes for a task with output `T`,
+        // and the handle holds a reference.
+        unsafe {
+            (self.header().vtable.try_read_output)(
+                self.raw,
+                (&mut out as *mut Poll<Result<T, JoinError>>).cast(),
+                cx.waker(),
+            )
+        };
+        out
+    }
+}
+
+fn header_id(h: &Header) -> Id {
+    Id::from_raw(h.id).expect("every spawned task has an id")
 }
 
 fn abort(raw: NonNull<Header>) {
@@ -93,16 +122,7 @@ impl<T> Future for JoinHandle<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let mut out: Poll<Result<T, JoinError>> = Poll::Pending;
-        // SAFETY: `out` has the type `try_read_output` writes for a task with output `T`,
-        // and the handle holds a reference.
-        unsafe {
-            (self.header().vtable.try_read_output)(
-                self.raw,
-                (&mut out as *mut Poll<Result<T, JoinError>>).cast(),
-                cx.waker(),
-            )
-        };
+        let out = self.get_mut().poll_output(cx);
         if out.is_ready() {
             coop.made_progress();
         }
@@ -154,6 +174,12 @@ impl AbortHandle {
         // SAFETY: the handle holds a reference.
         unsafe { self.raw.as_ref() }.state.load().is(COMPLETE)
     }
+
+    /// See [`JoinHandle::id`].
+    pub fn id(&self) -> Id {
+        // SAFETY: the handle holds a reference.
+        header_id(unsafe { self.raw.as_ref() })
+    }
 }
 
 impl Clone for AbortHandle {
@@ -198,6 +224,7 @@ impl fmt::Debug for AbortHandle {
 /// ```
 pub struct JoinError {
     repr: Repr,
+    id: u64,
 }
 
 enum Repr {
@@ -214,16 +241,35 @@ struct SyncWrapper(Box<dyn Any + Send + 'static>);
 unsafe impl Sync for SyncWrapper {}
 
 impl JoinError {
-    pub(crate) fn cancelled() -> JoinError {
+    pub(crate) fn cancelled(id: u64) -> JoinError {
         JoinError {
             repr: Repr::Cancelled,
+            id,
         }
     }
 
-    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+    pub(crate) fn panic(id: u64, payload: Box<dyn Any + Send + 'static>) -> JoinError {
         JoinError {
             repr: Repr::Panic(SyncWrapper(payload)),
+            id,
         }
+    }
+
+    /// The [`Id`] of the task that failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let rt = weft_runtime::Runtime::new().unwrap();
+    /// rt.block_on(async {
+    ///     let h = weft_runtime::spawn(std::future::pending::<()>());
+    ///     let id = h.id();
+    ///     h.abort();
+    ///     assert_eq!(h.await.unwrap_err().id(), id);
+    /// });
+    /// ```
+    pub fn id(&self) -> Id {
+        Id::from_raw(self.id).expect("a join error comes from a task, which has an id")
     }
 
     /// The task was aborted, or dropped by runtime shutdown.
@@ -275,9 +321,11 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
 impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
-            (Repr::Cancelled, _) => f.write_str("task was cancelled"),
-            (Repr::Panic(_), Some(msg)) => write!(f, "task panicked with message {msg:?}"),
-            (Repr::Panic(_), None) => f.write_str("task panicked"),
+            (Repr::Cancelled, _) => write!(f, "task {} was cancelled", self.id),
+            (Repr::Panic(_), Some(msg)) => {
+                write!(f, "task {} panicked with message {msg:?}", self.id)
+            }
+            (Repr::Panic(_), None) => write!(f, "task {} panicked", self.id),
         }
     }
 }
@@ -285,9 +333,11 @@ impl fmt::Display for JoinError {
 impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
-            (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
-            (Repr::Panic(_), Some(msg)) => write!(f, "JoinError::Panic({msg:?})"),
-            (Repr::Panic(_), None) => f.write_str("JoinError::Panic(..)"),
+            (Repr::Cancelled, _) => write!(f, "JoinError::Cancelled(Id({}))", self.id),
+            (Repr::Panic(_), Some(msg)) => {
+                write!(f, "JoinError::Panic(Id({}), {msg:?}, ...)", self.id)
+            }
+            (Repr::Panic(_), None) => write!(f, "JoinError::Panic(Id({}), ...)", self.id),
         }
     }
 }

@@ -33,16 +33,22 @@
 //! ```
 
 pub(crate) mod deferred;
+mod id;
 mod join;
+mod join_set;
 pub(crate) mod list;
 pub(crate) mod raw;
 pub(crate) mod state;
+mod task_local;
 mod waker;
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::coop::consume_budget;
+pub use id::{id, try_id, Id};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
+pub use join_set::JoinSet;
+pub use task_local::{AccessError, LocalKey, TaskLocalFuture};
 pub use yield_now::yield_now;
 
 use std::fmt;

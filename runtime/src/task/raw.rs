@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! Cell<F, S> (repr(C), one Box):
-//!   Header  { state, vtable, owned-list links }   <- every handle points here
+//!   Header  { state, vtable, owned-list links, id } <- every handle points here
 //!   S                                              the scheduler (an Arc, or a ZST)
 //!   Stage<F> { Running(F) | Finished(Result<F::Output, JoinError>) | Consumed }
 //!   join waker: Option<Waker>
@@ -42,6 +42,8 @@ pub(crate) struct Header {
     pub(crate) vtable: &'static Vtable,
     /// Links of the owned-task list; guarded by the list shard's lock (invariant 4).
     pub(crate) links: UnsafeCell<Links>,
+    /// The task's [`Id`](super::Id) (0 for a deferred callback, which has none); immutable.
+    pub(crate) id: u64,
 }
 
 /// Intrusive doubly-linked list links.
@@ -51,8 +53,8 @@ pub(crate) struct Links {
     pub(crate) next: Option<NonNull<Header>>,
 }
 
-// SAFETY: the header is shared between threads by design: `state` is atomic, `vtable` is
-// immutable, and `links` are only accessed under the owned-list shard lock (invariant 4).
+// SAFETY: the header is shared between threads by design: `state` is atomic, `vtable` and
+// `id` are immutable, and `links` are only accessed under the owned-list shard lock (invariant 4).
 unsafe impl Send for Header {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Header {}
@@ -109,6 +111,7 @@ where
                 state: State::new(refs),
                 vtable: &Self::VTABLE,
                 links: UnsafeCell::new(Links::default()),
+                id: super::Id::next().as_u64(),
             },
             scheduler,
             stage: UnsafeCell::new(Stage::Running(future)),
@@ -214,7 +217,8 @@ where
             complete(ptr, cell);
         }
         Err(payload) => {
-            set_stage(cell, Stage::Finished(Err(JoinError::panic(payload))));
+            let err = JoinError::panic(cell.header.id, payload);
+            set_stage(cell, Stage::Finished(Err(err)));
             complete(ptr, cell);
         }
     }
@@ -241,8 +245,8 @@ fn cancel_in_place<F: Future, S>(cell: &Cell<F, S>) {
         panic::catch_unwind(AssertUnwindSafe(move || drop(old)))
     });
     let err = match res {
-        Ok(()) => JoinError::cancelled(),
-        Err(payload) => JoinError::panic(payload),
+        Ok(()) => JoinError::cancelled(cell.header.id),
+        Err(payload) => JoinError::panic(cell.header.id, payload),
     };
     set_stage(cell, Stage::Finished(Err(err)));
 }

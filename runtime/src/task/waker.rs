@@ -47,6 +47,26 @@ fn self_wake(data: *const ()) -> bool {
     }
 }
 
+/// The id of the task this thread is polling, if any (`task::try_id`).
+pub(super) fn current_task_id() -> Option<super::Id> {
+    #[cfg(not(loom))]
+    {
+        let current = POLLING.with(|p| p.get().0);
+        if current.is_null() {
+            return None;
+        }
+        // SAFETY: `POLLING` holds the header of the task this thread is polling right now
+        // (set by `PollGuard::enter`, restored when that poll ends); the poll holds a
+        // reference, so the header is live for the duration of this call.
+        let header = unsafe { &*current.cast::<Header>() };
+        super::Id::from_raw(header.id)
+    }
+    #[cfg(loom)]
+    {
+        None
+    }
+}
+
 /// Marks `ptr` as the task this thread polls until the guard's `finish`.
 pub(super) struct PollGuard {
     #[cfg(not(loom))]
