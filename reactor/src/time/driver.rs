@@ -159,7 +159,7 @@ impl<D: Driver> TimeDriver<D> {
         drop(locked);
         let fired_any = !self.fired.is_empty();
         for w in self.fired.drain(..) {
-            w.wake();
+            crate::wake::wake(w);
         }
         (timeout, fired_any)
     }
