@@ -72,6 +72,22 @@ pub(crate) fn deadline_after(d: Duration) -> Instant {
     Instant::now().checked_add(d).unwrap_or_else(far_future)
 }
 
+/// `t + d`, or the far-off instant if that is not representable.
+fn add_or_far(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(far_future)
+}
+
+/// `t + d * n`, or the far-off instant if that is not representable (`n` may exceed
+/// `u32::MAX`: a short period missed for a long time).
+fn add_periods(t: Instant, d: Duration, n: u128) -> Instant {
+    let nanos = d.as_nanos().saturating_mul(n);
+    let secs = u64::try_from(nanos / 1_000_000_000);
+    match secs {
+        Ok(secs) => add_or_far(t, Duration::new(secs, (nanos % 1_000_000_000) as u32)),
+        Err(_) => far_future(),
+    }
+}
+
 /// Waits until `duration` has elapsed.
 ///
 /// Equivalent to `sleep_until(Instant::now() + duration)`. A zero duration completes on its
@@ -301,7 +317,8 @@ pub enum MissedTickBehavior {
     Skip,
 }
 
-/// A stream of ticks every `period`; the first tick completes at once.
+/// A stream of ticks every `period`; the first tick completes at once. A period too long to
+/// add to the clock (`Duration::MAX`) ticks once and then (about) never.
 ///
 /// # Panics
 ///
@@ -358,19 +375,21 @@ impl Interval {
         std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
-        let next = if now > scheduled + self.period {
+        // Sums saturate at a far-off instant, so a period too long to add (`Duration::MAX`)
+        // means "not again", not an overflow.
+        let on_time = add_or_far(scheduled, self.period);
+        let next = if now > on_time {
             match self.missed {
-                MissedTickBehavior::Burst => scheduled + self.period,
-                MissedTickBehavior::Delay => now + self.period,
+                MissedTickBehavior::Burst => on_time,
+                MissedTickBehavior::Delay => add_or_far(now, self.period),
                 MissedTickBehavior::Skip => {
                     let behind = (now - scheduled).as_nanos();
-                    let p = self.period.as_nanos();
-                    let periods = (behind / p + 1) as u32;
-                    scheduled + self.period * periods
+                    let periods = behind / self.period.as_nanos() + 1;
+                    add_periods(scheduled, self.period, periods)
                 }
             }
         } else {
-            scheduled + self.period
+            on_time
         };
         Pin::new(&mut self.sleep).reset(next);
         Poll::Ready(scheduled)
@@ -378,7 +397,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        Pin::new(&mut self.sleep).reset(Instant::now() + self.period);
+        Pin::new(&mut self.sleep).reset(deadline_after(self.period));
     }
 
     /// The period.
