@@ -1,11 +1,19 @@
 //! Timers: [`sleep`], [`timeout`] and [`interval`], with tokio's names and semantics.
 //!
-//! Each worker (and each thread inside `block_on`) owns a hierarchical timing wheel with 1 ms
-//! resolution (`weft_reactor::time`). A timer is filed in the wheel of the thread that first
+//! Each worker owns a hierarchical timing wheel with 1 ms resolution (`weft_reactor::time`);
+//! a thread with no wheel (in `block_on`, on the blocking pool) uses a worker's. A timer is filed in the wheel of the thread that first
 //! polls it; if its task later moves to another worker, polling or dropping it updates or
 //! cancels the entry in the original wheel under that wheel's own lock — there is no global
 //! timer lock. A worker fires its due timers whenever it parks, and a busy worker also on a
 //! fixed cadence between tasks; it never parks past its earliest deadline.
+//!
+//! **After shutdown time still passes.** A worker leaving at shutdown closes its wheel: the
+//! timers in it are woken (early; each checks the clock, finds its entry gone and registers
+//! again), and a timer polled on a runtime that has shut down (`handle.block_on(sleep(..))`
+//! on a handle that outlived its `Runtime`) goes to one process-wide wheel fired by a thread
+//! of its own, started the first time it is needed. So `sleep`, `timeout` and `interval`
+//! complete on time rather than hang. A callback timer (`callback::set_timeout`) whose
+//! runtime has shut down is dropped unrun, like any callback deferred then.
 //!
 //! **A timer never fires early**: deadlines round up to the next millisecond and `Sleep`
 //! checks the clock itself before it reports completion. It may fire late by up to about a
@@ -54,13 +62,47 @@ pub(crate) fn current_timer() -> TimerHandle {
     if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
         return h;
     }
-    match crate::context::with_current(|h| h.shared.remote_timer()) {
-        Some(h) => h,
+    let remote =
+        |h: &crate::scheduler::Handle| (!h.shared.is_shutdown()).then(|| h.shared.remote_timer());
+    match crate::context::with_current(remote) {
+        Some(Some(h)) => h,
+        Some(None) => after_shutdown_timer(),
         None => panic!(
             "a weft timer was polled outside a weft runtime: {}",
             crate::scheduler::NO_RUNTIME
         ),
     }
+}
+
+/// The wheel for timers polled after their runtime shut down: one per process, fired by a
+/// thread of its own started on first use, so that time still passes for them.
+#[track_caller]
+fn after_shutdown_timer() -> TimerHandle {
+    static TIMER: std::sync::OnceLock<TimerHandle> = std::sync::OnceLock::new();
+    TIMER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let spawned = std::thread::Builder::new()
+                .name("weft-timer-after-shutdown".into())
+                .spawn(move || {
+                    use weft_reactor::Driver;
+                    let mut driver =
+                        weft_reactor::TimeDriver::new(weft_reactor::ThreadParker::new());
+                    let _ = tx.send(driver.remote_handle());
+                    loop {
+                        // A parker's park cannot fail; its wakes are caught (`wake.rs`).
+                        let _ = driver.park(None);
+                    }
+                });
+            match spawned.map(|_| rx.recv()) {
+                Ok(Ok(h)) => h,
+                Ok(Err(_)) | Err(_) => panic!(
+                    "a weft timer was polled after its runtime shut down, and the thread that \
+                     fires such timers could not be started"
+                ),
+            }
+        })
+        .clone()
 }
 
 /// A far-off instant for durations too large to add (about 30 years ahead).

@@ -349,6 +349,11 @@ pub(crate) fn exit_core(shared: &Shared, mut core: Box<Core>) {
     while let Some(t) = core.local.pop() {
         drop(t);
     }
+    // Nobody fires this wheel from now on: its timers are woken to find another (see
+    // `time.rs`).
+    if let Some(driver) = core.driver.as_mut() {
+        driver.close();
+    }
     drop(core);
     let mut running = shared.running.lock();
     *running -= 1;
