@@ -251,6 +251,7 @@ impl Builder {
             remote_spawns: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
+            built_in: crate::fork::BuiltIn::here()?,
         });
         let handle = Handle { shared };
         let mut rt = Runtime {
@@ -356,6 +357,11 @@ impl fmt::Debug for Builder {
 /// its future dropped (its destructors run, on the dropping thread), blocking jobs that have
 /// started are waited for, and all threads are joined.
 ///
+/// A runtime does not survive `fork(2)`: in the child (which has none of its threads),
+/// `spawn`, `defer`, `spawn_blocking` and `block_on` panic with a message saying so, and
+/// dropping it leaks it rather than wait for threads that are not there. Build a new runtime
+/// in the child.
+///
 /// # Examples
 ///
 /// ```
@@ -458,6 +464,13 @@ impl Runtime {
 
     fn shutdown(&mut self, deadline: Option<Instant>) {
         if std::mem::replace(&mut self.shut_down, true) {
+            return;
+        }
+        if self.handle.shared.built_in.is_forked() {
+            // A forked child: the threads do not exist here and the rings are the parent's.
+            // Leak all of it (see `fork.rs`).
+            std::mem::forget(self.handle.clone());
+            std::mem::forget(std::mem::take(&mut self.threads));
             return;
         }
         let shared = &self.handle.shared;

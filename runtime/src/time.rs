@@ -75,34 +75,39 @@ pub(crate) fn current_timer() -> TimerHandle {
 }
 
 /// The wheel for timers polled after their runtime shut down: one per process, fired by a
-/// thread of its own started on first use, so that time still passes for them.
+/// thread of its own, started on first use, so that time still passes for them. (Started
+/// again in a forked child, which does not have the parent's thread.)
 #[track_caller]
 fn after_shutdown_timer() -> TimerHandle {
-    static TIMER: std::sync::OnceLock<TimerHandle> = std::sync::OnceLock::new();
-    TIMER
-        .get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let spawned = std::thread::Builder::new()
-                .name("weft-timer-after-shutdown".into())
-                .spawn(move || {
-                    use weft_reactor::Driver;
-                    let mut driver =
-                        weft_reactor::TimeDriver::new(weft_reactor::ThreadParker::new());
-                    let _ = tx.send(driver.remote_handle());
-                    loop {
-                        // A parker's park cannot fail; its wakes are caught (`wake.rs`).
-                        let _ = driver.park(None);
-                    }
-                });
-            match spawned.map(|_| rx.recv()) {
-                Ok(Ok(h)) => h,
-                Ok(Err(_)) | Err(_) => panic!(
-                    "a weft timer was polled after its runtime shut down, and the thread that \
-                     fires such timers could not be started"
-                ),
+    static TIMER: parking_lot::Mutex<Option<(u64, TimerHandle)>> = parking_lot::Mutex::new(None);
+    let mut timer = TIMER.lock();
+    let generation = crate::fork::generation();
+    if let Some((g, h)) = &*timer {
+        if *g == generation {
+            return h.clone();
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("weft-timer-after-shutdown".into())
+        .spawn(move || {
+            use weft_reactor::Driver;
+            let mut driver = weft_reactor::TimeDriver::new(weft_reactor::ThreadParker::new());
+            let _ = tx.send(driver.remote_handle());
+            loop {
+                // A parker's park cannot fail; its wakes are caught (`wake.rs`).
+                let _ = driver.park(None);
             }
-        })
-        .clone()
+        });
+    let h = match spawned.map(|_| rx.recv()) {
+        Ok(Ok(h)) => h,
+        Ok(Err(_)) | Err(_) => panic!(
+            "a weft timer was polled after its runtime shut down, and the thread that fires \
+             such timers could not be started"
+        ),
+    };
+    *timer = Some((generation, h.clone()));
+    h
 }
 
 /// A far-off instant for durations too large to add (about 30 years ahead).

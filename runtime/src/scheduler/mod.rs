@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     /// Workers still running; the runtime's drop waits on `exited`.
     pub(crate) running: Mutex<usize>,
     pub(crate) exited: Condvar,
+    /// The process the runtime was built in; see `fork.rs`.
+    pub(crate) built_in: crate::fork::BuiltIn,
 }
 
 /// A cheap, cloneable reference to a runtime, usable from any thread: spawn onto it, enter
@@ -160,6 +162,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.shared.built_in.check("spawn");
         let (task, notified, join) = task::new_task(future, self.clone(), true);
         let task = task.expect("owned tasks have a list reference");
         if let Some(notified) = self.shared.owned.bind(task, notified) {
@@ -196,6 +199,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.shared.built_in.check("defer");
         self.schedule_task(task::deferred::new(f), true)
     }
 
@@ -205,12 +209,14 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.shared.built_in.check("spawn_blocking");
         self.shared.blocking.spawn(self, f)
     }
 
     /// Runs `future` to completion on the current thread; see [`crate::Runtime::block_on`].
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.shared.built_in.check("block_on");
         let _enter = crate::context::enter_runtime();
         let _current = crate::context::set_current(self.clone());
         crate::park::block_on(future)
