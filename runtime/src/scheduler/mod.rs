@@ -133,6 +133,24 @@ impl Handle {
 
     /// Makes this runtime current on this thread until the guard is dropped, so that
     /// [`spawn`](crate::spawn) and [`Handle::current`] work outside `block_on`.
+    ///
+    /// Guards may be dropped in any order: the current runtime is always the one entered
+    /// most recently whose guard is still alive (none once all are dropped). A guard is not
+    /// `Send`: it changes its own thread's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_runtime::{Handle, Runtime};
+    /// let one = Runtime::builder().worker_threads(1).build().unwrap();
+    /// let two = Runtime::builder().worker_threads(2).build().unwrap();
+    /// let g1 = one.enter();
+    /// let g2 = two.enter();
+    /// drop(g1); // out of order: `two` stays current
+    /// assert_eq!(Handle::current().metrics().num_workers(), 2);
+    /// drop(g2);
+    /// assert!(Handle::try_current().is_err());
+    /// ```
     pub fn enter(&self) -> EnterGuard<'_> {
         EnterGuard {
             _guard: crate::context::set_current(self.clone()),
