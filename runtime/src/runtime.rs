@@ -452,7 +452,10 @@ impl Runtime {
 
     /// Shuts down, waiting at most `timeout` for workers to finish their current poll and
     /// for started blocking jobs. Threads still busy after it are left to finish on their
-    /// own (detached); every task not being polled has its future dropped.
+    /// own (detached): the poll, callback or blocking job they are in runs to its end, and
+    /// nothing else of this runtime's starts after this returns (a busy worker drops the
+    /// tasks and deferred callbacks it still holds, unrun). Every task not being polled has
+    /// its future dropped.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(Instant::now() + timeout));
     }

@@ -36,7 +36,9 @@
 //!
 //! 1. The runtime sets `shutdown` and unparks every worker.
 //! 2. Each worker notices at its next tick or park, drops its LIFO slot and local-queue
-//!    entries (the tasks stay in the owned list) and exits, counting down `running`.
+//!    entries (the tasks stay in the owned list) and exits, counting down `running`. A
+//!    worker checks the flag before every task it runs, so one that was busy in a poll
+//!    when shutdown began runs nothing more (a deferred callback it finds is dropped).
 //! 3. The runtime waits for the count to reach zero (or its timeout), then closes the owned
 //!    list and cancels every task in it on the calling thread: each future's destructor runs
 //!    exactly once. A task spawned after this point is cancelled at once.
@@ -234,6 +236,13 @@ impl WorkerCx {
     }
 
     fn run_task(&self, task: Notified) {
+        if self.shared.is_shutdown() {
+            // Nothing starts once shutdown has begun: a worker that was stuck in a poll past
+            // `shutdown_timeout` drops what it finds instead of running it after the
+            // runtime said it had shut down.
+            drop(task);
+            return;
+        }
         if self.is_searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
             self.shared.notify_parked();
         }
