@@ -26,6 +26,10 @@ pub const WORKER_THREADS_ENV: &str = "WEFT_WORKER_THREADS";
 
 type Callback = Arc<dyn Fn() + Send + Sync>;
 
+/// The most worker threads a runtime may have: far above any machine's cores, and below
+/// what the idle accounting counts (16 bits of searching workers).
+const MAX_WORKER_THREADS: usize = 32_768;
+
 /// Names, stack size and start/stop hooks shared by worker and blocking threads.
 #[derive(Clone)]
 pub(crate) struct ThreadHooks {
@@ -102,7 +106,8 @@ impl Builder {
         self
     }
 
-    /// The number of worker threads (at least 1; 0 makes [`build`](Builder::build) fail).
+    /// The number of worker threads (1 to 32 768; outside that [`build`](Builder::build)
+    /// fails).
     pub fn worker_threads(&mut self, n: usize) -> &mut Self {
         self.worker_threads = Some(n);
         self
@@ -190,6 +195,12 @@ impl Builder {
                     .to_string(),
             ));
         }
+        if n > MAX_WORKER_THREADS {
+            return Err(invalid(format!(
+                "{n} worker threads requested (worker_threads or {WORKER_THREADS_ENV}): a \
+                 runtime has at most {MAX_WORKER_THREADS}"
+            )));
+        }
         for (what, v) in [
             ("global_queue_interval", self.global_queue_interval),
             ("event_interval", self.event_interval),
@@ -208,8 +219,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a setting out of range (0 workers, a malformed
-    /// `WEFT_WORKER_THREADS`); the operating system's error if a thread cannot be started.
+    /// `InvalidInput` for a setting out of range (0 or more than 32 768 workers, a malformed
+    /// `WEFT_WORKER_THREADS`); the operating system's error, naming the worker, if a thread
+    /// cannot be started (the threads already started are shut down and joined first).
     pub fn build(&mut self) -> io::Result<Runtime> {
         let n = self.resolve_workers()?;
         let mode = self.io_uring.resolve()?;
