@@ -208,6 +208,10 @@ impl WorkerCx {
                 return;
             }
             self.park();
+            // Woken for shutdown: leave now, without a scan of every queue first.
+            if self.shared.is_shutdown() {
+                return;
+            }
         }
     }
 
@@ -269,6 +273,13 @@ impl WorkerCx {
                 continue;
             }
             bump(&counters.steal_operations, 1);
+            // An empty victim is skipped on two loads: a steal attempt pins crossbeam's
+            // epoch, and pinning walks every thread that ever pinned now and then, so
+            // attempting every empty queue made each scan O(workers²) (a 10 000-worker
+            // runtime took most of a minute to start and stop).
+            if remotes[victim].stealer.is_empty() {
+                continue;
+            }
             let before = core.local.len();
             loop {
                 match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
