@@ -10,8 +10,10 @@
 //! - dropping it (or `shutdown_timeout`) leaks it: no waiting for workers that do not
 //!   exist, no joins, no ring teardown. The memory is the child's to lose, once.
 //!
-//! A runtime built in the child works normally. (tokio leaves this undefined; a child that
-//! only `exec`s never notices either way.)
+//! A child that only `exec`s or `_exit`s never notices. Building a new runtime in the child
+//! is as sound as any other work in the child of a threaded process: only if no other parent
+//! thread could have held a lock it takes (POSIX allows the child async-signal-safe calls
+//! only), so fork before starting runtimes, or `exec`. (tokio leaves all of this undefined.)
 //!
 //! Detection: a `pthread_atfork` child handler, registered when the first runtime is built,
 //! bumps a process-wide generation, and each runtime records the generation it was built
@@ -89,7 +91,7 @@ impl BuiltIn {
         panic!(
             "weft: `{what}` on a runtime built in process {} before a fork: this is the \
              forked child (process {}), where the runtime's worker threads do not exist, so \
-             it cannot run anything; build a new runtime in the child",
+             it cannot run anything (fork before starting a runtime, or exec in the child)",
             self.pid,
             std::process::id()
         )

@@ -371,8 +371,8 @@ impl fmt::Debug for Builder {
 ///
 /// A runtime does not survive `fork(2)`: in the child (which has none of its threads),
 /// `spawn`, `defer`, `spawn_blocking` and `block_on` panic with a message saying so, and
-/// dropping it leaks it rather than wait for threads that are not there. Build a new runtime
-/// in the child.
+/// dropping it leaks it rather than wait for threads that are not there. A forked child
+/// should `exec` (or fork before any runtime starts threads).
 ///
 /// # Examples
 ///
