@@ -1,7 +1,8 @@
 //! A panic in a user's waker never crosses a worker: wakers fired by the timer wheel, by a
 //! ring completion (or the blocking pool, under the fallback driver) and by a completing
 //! task's `JoinHandle` run under `catch_unwind`. With one worker, a worker killed by such a
-//! panic would leave every later task unrun and the runtime's drop waiting for it.
+//! panic would leave every later task unrun and the runtime's drop waiting for it. The same
+//! holds for the process-wide readiness thread that wakes signal listeners.
 
 mod common;
 
@@ -150,5 +151,44 @@ fn file_read_waker_panic_leaves_the_worker_running() {
         still_runs(&rt);
         drop(rt);
         let _ = std::fs::remove_file(&path);
+    });
+}
+
+#[test]
+fn signal_listener_waker_panic_leaves_the_poller_running() {
+    use weft_runtime::signal::unix::{signal, SignalKind};
+    common::hang_guard();
+    watchdog_within("signal waker panic", Duration::from_secs(20), || {
+        let rt = one_worker();
+        let (p, waker) = panicking_waker();
+        // SIGURG (default: ignored): nothing else in this binary raises it.
+        let kind = SignalKind::from_raw(libc::SIGURG);
+        let raise = || {
+            // SAFETY: sends SIGURG to this process, which has a handler for it by now.
+            unsafe { libc::raise(libc::SIGURG) };
+        };
+        rt.block_on(async move {
+            let mut first = signal(kind).unwrap();
+            // Woken (and panicking) on the process-wide readiness thread.
+            assert!(poll_with(&mut Box::pin(first.recv()), &waker).is_pending());
+            raise();
+            wait_until("the listener's waker fired", || p.0.load(SeqCst) == 1);
+            // The thread still dispatches signals.
+            let mut second = signal(kind).unwrap();
+            let mut recv = Box::pin(second.recv());
+            let mut raised = false;
+            // Raised only once `recv` waits, so that only the thread's dispatch can end it.
+            let got = std::future::poll_fn(|cx| {
+                let r = recv.as_mut().poll(cx);
+                if r.is_pending() && !std::mem::replace(&mut raised, true) {
+                    raise();
+                }
+                r
+            })
+            .await;
+            assert_eq!(got, Some(()));
+            drop(first);
+        });
+        drop(rt);
     });
 }
