@@ -48,6 +48,7 @@ mod blocking;
 pub mod callback;
 mod context;
 mod coop;
+mod fork;
 pub mod fs;
 mod io;
 mod loom;

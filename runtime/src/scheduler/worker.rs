@@ -36,7 +36,9 @@
 //!
 //! 1. The runtime sets `shutdown` and unparks every worker.
 //! 2. Each worker notices at its next tick or park, drops its LIFO slot and local-queue
-//!    entries (the tasks stay in the owned list) and exits, counting down `running`.
+//!    entries (the tasks stay in the owned list) and exits, counting down `running`. A
+//!    worker checks the flag before every task it runs, so one that was busy in a poll
+//!    when shutdown began runs nothing more (a deferred callback it finds is dropped).
 //! 3. The runtime waits for the count to reach zero (or its timeout), then closes the owned
 //!    list and cancels every task in it on the calling thread: each future's destructor runs
 //!    exactly once. A task spawned after this point is cancelled at once.
@@ -206,6 +208,10 @@ impl WorkerCx {
                 return;
             }
             self.park();
+            // Woken for shutdown: leave now, without a scan of every queue first.
+            if self.shared.is_shutdown() {
+                return;
+            }
         }
     }
 
@@ -234,6 +240,13 @@ impl WorkerCx {
     }
 
     fn run_task(&self, task: Notified) {
+        if self.shared.is_shutdown() {
+            // Nothing starts once shutdown has begun: a worker that was stuck in a poll past
+            // `shutdown_timeout` drops what it finds instead of running it after the
+            // runtime said it had shut down.
+            drop(task);
+            return;
+        }
         if self.is_searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
             self.shared.notify_parked();
         }
@@ -260,6 +273,13 @@ impl WorkerCx {
                 continue;
             }
             bump(&counters.steal_operations, 1);
+            // An empty victim is skipped on two loads: a steal attempt pins crossbeam's
+            // epoch, and pinning walks every thread that ever pinned now and then, so
+            // attempting every empty queue made each scan O(workers²) (a 10 000-worker
+            // runtime took most of a minute to start and stop).
+            if remotes[victim].stealer.is_empty() {
+                continue;
+            }
             let before = core.local.len();
             loop {
                 match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
@@ -348,6 +368,11 @@ pub(crate) fn exit_core(shared: &Shared, mut core: Box<Core>) {
     drop(core.lifo.take());
     while let Some(t) = core.local.pop() {
         drop(t);
+    }
+    // Nobody fires this wheel from now on: its timers are woken to find another (see
+    // `time.rs`).
+    if let Some(driver) = core.driver.as_mut() {
+        driver.close();
     }
     drop(core);
     let mut running = shared.running.lock();
