@@ -32,6 +32,8 @@
 //! - [`promise`]: the Promise API as future combinators: [`promise::PromiseExt`]
 //!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
+//! - [`sync`]: `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`,
+//!   `Notify`, `Barrier`, `OnceCell`, with tokio's names, usable on any executor.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -52,6 +54,7 @@ mod park;
 pub mod promise;
 mod runtime;
 mod scheduler;
+pub mod sync;
 pub mod task;
 pub mod time;
 
