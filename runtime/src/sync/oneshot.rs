@@ -16,11 +16,12 @@
 //! 1. `value`: written by the sender before it sets `COMPLETE` (a CAS that fails if
 //!    `CLOSED` is set, in which case the sender takes the value back); read by the receiver
 //!    only after it observed `COMPLETE` (acquire), never by the sender afterwards.
-//! 2. `rx_waker`: written by the receiver only while `RX_TASK` and `COMPLETE` are both
+//! 2. `rx_waker`: touched by the receiver only while `RX_TASK` and `COMPLETE` are both
 //!    clear (it clears `RX_TASK` with a CAS that fails on `COMPLETE` before replacing a
-//!    waker); read by the sender only if `RX_TASK` was set at the moment it set `COMPLETE`,
-//!    after which the receiver no longer writes it.
-//! 3. `tx_waker`: the mirror image, with `TX_TASK`, `CLOSED` and the receiver as reader.
+//!    waker, and never reads the cell while `RX_TASK` is set); taken and woken by the sender
+//!    only if `RX_TASK` was set at the moment it set `COMPLETE`, after which the receiver
+//!    never touches it again.
+//! 3. `tx_waker`: the mirror image, with `TX_TASK`, `CLOSED`, and the receiver taking it.
 
 use std::fmt;
 use std::future::{poll_fn, Future};
@@ -131,6 +132,9 @@ pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
 /// Registers `cx`'s waker in `cell` under flag `task`, unless `done` is (or becomes) set.
 /// Returns `true` if `done` was observed instead.
 ///
+/// A waker already registered is replaced, never compared: comparing would read the cell
+/// while `task` is set, when the other side may be taking it.
+///
 /// # Safety
 ///
 /// Only the side that owns `cell` as writer (rule 2 or 3) may call it.
@@ -142,28 +146,36 @@ unsafe fn register(
     cx: &Context<'_>,
 ) -> bool {
     let mut s = state.load(Acquire);
-    if s & done != 0 {
-        return true;
-    }
-    if s & task != 0 {
-        // SAFETY: shared read of our own waker; the other side only reads it too.
-        let same = cell.with(|w| unsafe { (*w).as_ref() }.is_some_and(|w| w.will_wake(cx.waker())));
-        if same {
-            return false;
+    loop {
+        if s & done != 0 {
+            return true;
         }
-        loop {
-            match state.compare_exchange_weak(s, s & !task, AcqRel, Acquire) {
-                Ok(_) => break,
-                Err(actual) if actual & done != 0 => return true,
-                Err(actual) => s = actual,
-            }
+        if s & task == 0 {
+            break;
+        }
+        match state.compare_exchange_weak(s, s & !task, AcqRel, Acquire) {
+            Ok(_) => break,
+            Err(actual) => s = actual,
         }
     }
-    // SAFETY: `task` is clear and `done` was clear when we cleared it, so the other side
-    // will not read the cell until we set `task` again (rules 2/3).
+    // SAFETY: `task` is clear and `done` was clear when we last looked, so the other side
+    // will not touch the cell until we set `task` again (rules 2/3).
     cell.with_mut(|w| unsafe { *w = Some(cx.waker().clone()) });
     let prev = state.fetch_or(task, AcqRel);
     prev & done != 0
+}
+
+/// Takes the waker out of `cell` and wakes it.
+///
+/// # Safety
+///
+/// The caller set the other side's `done` flag while that side's `task` flag was set, so
+/// the other side no longer touches `cell` (rules 2/3) and nobody else reads it.
+unsafe fn take_and_wake(cell: &UnsafeCell<Option<Waker>>) {
+    // SAFETY: the caller's contract: exclusive access to the cell.
+    if let Some(w) = cell.with_mut(|w| unsafe { (*w).take() }) {
+        w.wake();
+    }
 }
 
 impl<T> Sender<T> {
@@ -193,10 +205,8 @@ impl<T> Sender<T> {
         }
         if s & RX_TASK != 0 {
             // SAFETY: RX_TASK was set when we set COMPLETE, so the receiver wrote its waker
-            // and will not write it again (rule 2).
-            inner
-                .rx_waker
-                .with(|w| unsafe { (*w).as_ref() }.map(Waker::wake_by_ref));
+            // and will not touch the cell again (rule 2).
+            unsafe { take_and_wake(&inner.rx_waker) };
         }
         Ok(())
     }
@@ -232,9 +242,7 @@ impl<T> Drop for Sender<T> {
         let prev = inner.state.fetch_or(COMPLETE, AcqRel);
         if prev & RX_TASK != 0 && prev & CLOSED == 0 {
             // SAFETY: as in `send`: RX_TASK was set when COMPLETE was.
-            inner
-                .rx_waker
-                .with(|w| unsafe { (*w).as_ref() }.map(Waker::wake_by_ref));
+            unsafe { take_and_wake(&inner.rx_waker) };
         }
     }
 }
@@ -246,10 +254,8 @@ impl<T> Receiver<T> {
         let prev = self.inner.state.fetch_or(CLOSED, AcqRel);
         if prev & TX_TASK != 0 && prev & COMPLETE == 0 {
             // SAFETY: TX_TASK was set when we set CLOSED, so the sender wrote its waker and
-            // will not write it again (rule 3).
-            self.inner
-                .tx_waker
-                .with(|w| unsafe { (*w).as_ref() }.map(Waker::wake_by_ref));
+            // will not touch the cell again (rule 3).
+            unsafe { take_and_wake(&self.inner.tx_waker) };
         }
     }
 
