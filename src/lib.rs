@@ -33,6 +33,7 @@
 //! | [`RuntimeMetrics`] | what the scheduler did |
 //! | [`time`] | `sleep`, `timeout`, `interval` on per-worker timing wheels |
 //! | [`fs`] | `File` with owned-buffer positioned I/O, `OpenOptions`, `read`, `write`, ... |
+//! | [`sync`] | tokio's `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`, `Notify`, `Barrier`, `OnceCell` |
 //!
 //! This crate re-exports `weft-runtime`; the reactor lives in `weft-reactor`.
 

@@ -24,7 +24,7 @@
 //!   a release hands its permits to the oldest waiter rather than back to the pool, and a
 //!   waiter dropped mid-wait passes on what it was given. `Notify::notify_one` wakes the
 //!   oldest waiter.
-//! - **Fast paths.** An uncontended lock or acquire is one compare-and-swap ([`batch`]);
+//! - **Fast paths.** An uncontended lock or acquire is one compare-and-swap (`batch.rs`);
 //!   a oneshot is one allocation and one state word; an mpsc send is a short critical
 //!   section, and the receiver drains the whole queue per lock (see [`mpsc`]).
 //!

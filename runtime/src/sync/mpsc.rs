@@ -14,7 +14,7 @@
 //!    meanwhile comes over in one step, and the two buffers' allocations are reused in turn.
 //! 3. If both are empty, the receiver stores its waker under the lock and sleeps; a send
 //!    takes it (step 1), so a storm of sends wakes the receiver once.
-//! 4. A bounded channel adds a [batch semaphore](super::batch) of `capacity` permits: a send
+//! 4. A bounded channel adds a batch semaphore (`sync/batch.rs`) of `capacity` permits: a send
 //!    waits for one (FIFO among senders), a receive gives one back per message taken.
 //!
 //! Closing: the last sender's drop marks the channel closed for the receiver, which gets

@@ -1,4 +1,4 @@
-//! [`Mutex`]: an async mutex, a one-permit [batch semaphore](super::batch) beside the value.
+//! [`Mutex`]: an async mutex, a one-permit batch semaphore (`sync/batch.rs`) beside the value.
 //!
 //! Locking an unlocked mutex is one compare-and-swap; unlocking with nobody waiting is one
 //! more. With waiters, unlocking hands the lock straight to the oldest (FIFO): the permit

@@ -1,6 +1,6 @@
 //! [`OnceCell`]: a value set at most once, possibly by an async initialiser.
 //!
-//! A flag, the value slot, and a one-permit [batch semaphore](super::batch): an initialiser
+//! A flag, the value slot, and a one-permit batch semaphore (`sync/batch.rs`): an initialiser
 //! holds the permit while it runs, so concurrent `get_or_init` calls queue (FIFO) instead
 //! of running twice. Success stores the value, sets the flag (release) and *closes* the
 //! semaphore, which fails every queued acquire; those callers then find the flag set. An

@@ -1,4 +1,4 @@
-//! [`RwLock`]: readers take one permit of a [batch semaphore](super::batch) of
+//! [`RwLock`]: readers take one permit of a batch semaphore (`sync/batch.rs`) of
 //! `MAX_READS`, a writer takes all of them. The semaphore's FIFO order makes the lock
 //! fair: a queued writer is not starved by a stream of readers, and readers behind it wait.
 

@@ -1,5 +1,5 @@
 //! [`Semaphore`]: a counting semaphore with FIFO waiters, on the shared
-//! [batch semaphore](super::batch) (one CAS per uncontended acquire or release).
+//! batch semaphore (`sync/batch.rs`) (one CAS per uncontended acquire or release).
 
 use std::fmt;
 use std::sync::Arc;
