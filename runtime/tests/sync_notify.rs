@@ -109,3 +109,14 @@ fn ping_pong_across_two_workers() {
         })
     });
 }
+
+#[test]
+fn enable_queues_the_waiter_for_notify_one() {
+    let n = Notify::new();
+    let mut a = Box::pin(n.notified());
+    assert!(!a.as_mut().enable());
+    n.notify_one();
+    // The notification went to `a`, not into a stored permit.
+    assert!(poll_once(&mut Box::pin(n.notified())).is_pending());
+    assert!(poll_once(&mut a).is_ready());
+}

@@ -22,7 +22,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use super::wait_list::{Node, WaitList, WakeList};
 use crate::loom::sync::{Arc, AtomicUsize, Mutex, Ordering::*};
@@ -204,6 +204,13 @@ impl fmt::Debug for Notify {
 }
 
 impl Notified<'_> {
+    /// Queues this waiter now, without waiting, so that a `notify_one` from here on can pick
+    /// it; returns whether it is already notified. A later poll supplies the real waker.
+    pub fn enable(self: Pin<&mut Self>) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        self.get_mut().poll_notified(&mut cx).is_ready()
+    }
+
     fn poll_notified(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         if self.done {
             return Poll::Ready(());
