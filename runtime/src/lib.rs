@@ -36,6 +36,8 @@
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
 //! - [`signal`]: [`signal::ctrl_c`] and [`signal::unix::signal`], any number of listeners.
 //! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
+//! - [`sync`]: `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`,
+//!   `Notify`, `Barrier`, `OnceCell`, with tokio's names, usable on any executor.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -61,6 +63,7 @@ pub mod promise;
 mod runtime;
 mod scheduler;
 pub mod signal;
+pub mod sync;
 pub mod task;
 pub mod time;
 
