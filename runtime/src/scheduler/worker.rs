@@ -28,9 +28,22 @@
 //!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
 //! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
-//! goes to the back of the local queue. Whenever stealable work is added, one parked worker is
-//! woken if no worker is searching. From any other thread the task goes to the global queue,
-//! with the same wake-up rule.
+//! goes to the back of the local queue. From any other thread the task goes to the global
+//! queue, and one parked worker is woken if no worker is searching.
+//!
+//! # Wake-ups
+//!
+//! Stealable work added by a worker wakes one parked worker (if none is searching), except
+//! work that this worker will run next anyway: an entry queued during a poll (a yielding
+//! task, a deferred callback, a task woken by the one running) while the LIFO slot and the
+//! local queue hold nothing else. Waking another worker for it would only hand the task
+//! over: the woken worker steals what the first was about to run, and a lone task or a
+//! chain of callbacks bounces between cores. The wake-up is held back, not dropped: when
+//! the poll returns, the worker wakes one if that entry now waits behind another (the poll
+//! queued more, or filled the LIFO slot), and a second entry queued during the poll wakes
+//! one at once. So at most one entry waits unannounced, for the rest of one poll, on a
+//! worker that is running and will reach it next; the parking protocol (step 6) is
+//! unchanged, since a worker parks only with empty queues.
 //!
 //! # Shutdown
 //!
@@ -119,6 +132,10 @@ pub(crate) struct WorkerCx {
     /// Whether this worker counts as searching in `Idle`. A `Cell` beside the core, not in
     /// it, so that reading it on every poll takes no borrow.
     is_searching: Cell<bool>,
+    /// Whether this worker is running a queue entry (see "Wake-ups" above).
+    polling: Cell<bool>,
+    /// A wake-up held back during the current poll, for the entry this worker runs next.
+    notify_after_poll: Cell<bool>,
 }
 
 thread_local! {
@@ -147,6 +164,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         index,
         core: RefCell::new(core),
         is_searching: Cell::new(false),
+        polling: Cell::new(false),
+        notify_after_poll: Cell::new(false),
     };
     struct Reset;
     impl Drop for Reset {
@@ -238,7 +257,19 @@ impl WorkerCx {
             self.shared.notify_parked();
         }
         bump(&self.counters().polls, 1);
+        self.polling.set(true);
         crate::coop::with_budget(|| task.run());
+        self.polling.set(false);
+        if self.notify_after_poll.replace(false) && self.waiting_behind_next() {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Whether an entry this worker queued during a poll waits behind another one: the
+    /// LIFO slot runs first, and then the local queue in order.
+    fn waiting_behind_next(&self) -> bool {
+        let core = self.core.borrow();
+        core.local.len() + usize::from(core.lifo.is_some()) > 1
     }
 
     /// Step 5.
@@ -333,7 +364,13 @@ impl WorkerCx {
         );
         bump(&counters.overflows, (moved > 0) as u64);
         drop(core);
-        self.shared.notify_parked();
+        if self.polling.get() && !self.waiting_behind_next() {
+            // The only entry waiting here, and this worker runs it as soon as the poll
+            // returns: decide then, when it may have company.
+            self.notify_after_poll.set(true);
+        } else {
+            self.shared.notify_parked();
+        }
     }
 
     /// Shutdown step 2.
