@@ -1,6 +1,8 @@
 //! The fallback backend: every operation is one job on the runtime's blocking pool, using
 //! positioned I/O (`pread`/`pwrite` through `std::os::unix::fs::FileExt`), so no file has a
-//! cursor and one [`Fd`] serves any number of concurrent operations.
+//! cursor and one [`Fd`] serves any number of concurrent operations. A file that cannot
+//! seek (a FIFO, a pipe) is read and written as a stream, the offset ignored, as io_uring
+//! does.
 //!
 //! # Ownership while in flight
 //!
@@ -21,7 +23,7 @@
 
 use std::fs::Metadata;
 use std::future::Future;
-use std::io;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -172,6 +174,34 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
+/// `pread`, or `read(2)` on a file that cannot seek (`ESPIPE`: a FIFO, a pipe, a terminal,
+/// some `/proc` files), where the offset means nothing: what io_uring's `IORING_OP_READ`
+/// does, so both backends give the same answer for the same file.
+fn pread_once(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    match file.read_at(buf, pos) {
+        Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).read(buf),
+        res => res,
+    }
+}
+
+/// `pwrite`, or `write(2)` on a file that cannot seek (as [`pread_once`]).
+fn pwrite_once(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<usize> {
+    match file.write_at(buf, pos) {
+        Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).write(buf),
+        res => res,
+    }
+}
+
+/// [`pread_once`], retried while interrupted.
+fn pread(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    retry(|| pread_once(file, buf, pos))
+}
+
+/// [`pwrite_once`], retried while interrupted.
+fn pwrite(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<usize> {
+    retry(|| pwrite_once(file, buf, pos))
+}
+
 pub(crate) async fn open(path: PathBuf, opts: OpenOptions) -> io::Result<Fd> {
     run(move || opts.to_std().open(path)).await.map(Fd::new)
 }
@@ -181,8 +211,42 @@ pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usiz
         let mut buf = buf;
         // Without `unsafe`, the spare capacity must be initialised before it is read into.
         buf.resize(buf.capacity(), 0);
-        let res = retry(|| file.read_at(&mut buf, pos));
+        let res = pread(file, &mut buf, pos);
         buf.truncate(*res.as_ref().unwrap_or(&0));
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+/// One `pread` into `buf[start..capacity]` (for a ring op's loop that finds itself on a
+/// thread without a ring); the buffer comes back with its length set to `start + n`.
+pub(super) async fn read_into(
+    fd: &Fd,
+    buf: Vec<u8>,
+    start: usize,
+    pos: u64,
+) -> (io::Result<usize>, Vec<u8>) {
+    fd.run(move |file| {
+        let mut buf = buf;
+        buf.resize(buf.capacity(), 0);
+        let res = pread(file, &mut buf[start..], pos);
+        buf.truncate(start + *res.as_ref().unwrap_or(&0));
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+/// One `pwrite` of `buf[start..len]` (as [`read_into`], for writes).
+pub(super) async fn write_from(
+    fd: &Fd,
+    buf: Vec<u8>,
+    start: usize,
+    pos: u64,
+) -> (io::Result<usize>, Vec<u8>) {
+    fd.run(move |file| {
+        let res = pwrite(file, &buf[start..], pos);
         (res, buf)
     })
     .await
@@ -200,7 +264,7 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
                 break Ok(());
             }
             let at = pos.saturating_add(filled as u64);
-            match file.read_at(&mut buf[filled..], at) {
+            match pread_once(file, &mut buf[filled..], at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -223,7 +287,7 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
 
 pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
     fd.run(move |file| {
-        let res = retry(|| file.write_at(&buf, pos));
+        let res = pwrite(file, &buf, pos);
         (res, buf)
     })
     .await
@@ -238,7 +302,7 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
                 break Ok(());
             }
             let at = pos.saturating_add(done as u64);
-            match file.write_at(&buf[done..], at) {
+            match pwrite_once(file, &buf[done..], at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -349,7 +413,7 @@ where
     drop(handle.spawn_blocking(move || {
         let mut buf = buf;
         buf.resize(buf.capacity(), 0);
-        let res = retry(|| file.read_at(&mut buf, pos));
+        let res = pread(&file, &mut buf, pos);
         buf.truncate(*res.as_ref().unwrap_or(&0));
         drop(file);
         rt.defer(move || cb((res, buf)));

@@ -93,9 +93,11 @@ pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usiz
     }
 }
 
+/// On a ring, one op per short read, each on the ring of the thread polling when it is
+/// submitted; without one, the whole loop is one blocking-pool job.
 pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
     match crate::io::current_ring() {
-        Some(ring) => uring::read_exact_at(ring, fd, buf, pos).await,
+        Some(_) => uring::read_exact_at(fd, buf, pos).await,
         None => blocking::read_exact_at(fd, buf, pos).await,
     }
 }
@@ -107,9 +109,10 @@ pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usi
     }
 }
 
+/// As [`read_exact_at`], for writes.
 pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
     match crate::io::current_ring() {
-        Some(ring) => uring::write_all_at(ring, fd, buf, pos).await,
+        Some(_) => uring::write_all_at(fd, buf, pos).await,
         None => blocking::write_all_at(fd, buf, pos).await,
     }
 }

@@ -1,7 +1,11 @@
 //! The io_uring backend: positioned reads and writes submitted to the ring of the thread
-//! that first polls them (a worker's, or a `block_on` thread's), batched with that ring's
-//! other submissions and reaped by it. Any worker may poll the op afterwards (a stolen task
-//! still completes: the ring's owner reaps and the waker reschedules the task).
+//! that polls them when they are submitted, batched with that ring's other submissions and
+//! reaped by it. Any worker may poll the op afterwards (a stolen task still completes: the
+//! ring's owner reaps and the waker reschedules the task).
+//!
+//! `read_exact_at` and `write_all_at` submit one op per short transfer, each to the ring of
+//! the thread polling at that moment (the task may have moved to another worker since the
+//! last one), or to the blocking pool if that thread has no ring.
 //!
 //! # Ownership while in flight
 //!
@@ -132,9 +136,18 @@ async unsafe fn run(
     .await
 }
 
-/// Reads into `buf[start..capacity]` at `pos`; returns the bytes read and the buffer with
-/// its length set to `start + n`.
-async fn read_into(
+/// Reads into `buf[start..capacity]` at `pos` on the calling thread's ring (or the blocking
+/// pool if it has none); returns the bytes read and the buffer with its length set to
+/// `start + n`.
+async fn read_into(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => read_into_ring(ring, fd, buf, start, pos).await,
+        None => super::blocking::read_into(fd, buf, start, pos).await,
+    }
+}
+
+/// [`read_into`] on `ring`, which the calling thread owns.
+async fn read_into_ring(
     ring: UringHandle,
     fd: &Fd,
     mut buf: Vec<u8>,
@@ -167,11 +180,12 @@ pub(crate) async fn read_at(
     pos: u64,
 ) -> (io::Result<usize>, Vec<u8>) {
     buf.clear();
-    read_into(ring, fd, buf, 0, pos).await
+    read_into_ring(ring, fd, buf, 0, pos).await
 }
 
+/// Fills `buf` to its capacity, one read per short transfer, each submitted where
+/// [`read_into`] says.
 pub(crate) async fn read_exact_at(
-    ring: UringHandle,
     fd: &Fd,
     mut buf: Vec<u8>,
     pos: u64,
@@ -180,7 +194,7 @@ pub(crate) async fn read_exact_at(
     let want = buf.capacity();
     while buf.len() < want {
         let filled = buf.len();
-        let (res, b) = read_into(ring.clone(), fd, buf, filled, pos + filled as u64).await;
+        let (res, b) = read_into(fd, buf, filled, pos + filled as u64).await;
         buf = b;
         match res {
             Ok(0) => {
@@ -198,7 +212,17 @@ pub(crate) async fn read_exact_at(
     (Ok(()), buf)
 }
 
-async fn write_from(
+/// Writes `buf[start..len]` at `pos` on the calling thread's ring (or the blocking pool if
+/// it has none).
+async fn write_from(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    match crate::io::current_ring() {
+        Some(ring) => write_from_ring(ring, fd, buf, start, pos).await,
+        None => super::blocking::write_from(fd, buf, start, pos).await,
+    }
+}
+
+/// [`write_from`] on `ring`, which the calling thread owns.
+async fn write_from_ring(
     ring: UringHandle,
     fd: &Fd,
     buf: Vec<u8>,
@@ -222,18 +246,15 @@ pub(crate) async fn write_at(
     buf: Vec<u8>,
     pos: u64,
 ) -> (io::Result<usize>, Vec<u8>) {
-    write_from(ring, fd, buf, 0, pos).await
+    write_from_ring(ring, fd, buf, 0, pos).await
 }
 
-pub(crate) async fn write_all_at(
-    ring: UringHandle,
-    fd: &Fd,
-    mut buf: Vec<u8>,
-    pos: u64,
-) -> (io::Result<()>, Vec<u8>) {
+/// Writes all of `buf`, one write per short transfer, each submitted where [`write_from`]
+/// says.
+pub(crate) async fn write_all_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
     let mut done = 0;
     while done < buf.len() {
-        let (res, b) = write_from(ring.clone(), fd, buf, done, pos + done as u64).await;
+        let (res, b) = write_from(fd, buf, done, pos + done as u64).await;
         buf = b;
         match res {
             Ok(0) => {
