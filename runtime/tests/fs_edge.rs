@@ -163,3 +163,62 @@ fn short_transfers_survive_tasks_moving_between_workers() {
         drop(fifos);
     });
 }
+
+/// Bug: io_uring reads an offset of -1 (`u64::MAX`) as "the file's cursor", so
+/// `write_at(b"XXXX", u64::MAX)` returned `Ok(4)` and overwrote the start of the file. Every
+/// positioned call refuses an offset above `i64::MAX`, or one whose end overflows, with
+/// `InvalidInput` naming it, before the kernel sees it.
+#[test]
+fn offsets_past_i64_max_are_invalid_input_on_every_call() {
+    let path = TempPath::new("offsets");
+    std::fs::write(&*path, b"original").unwrap();
+    let rt = rt(2);
+    let p = path.0.clone();
+    rt.block_on(async move {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .await
+            .unwrap();
+        let big = i64::MAX as u64;
+        // (offset, buffer length) pairs: past i64::MAX, or ending past it.
+        let cases = [(u64::MAX, 4), (big + 1, 4), (big - 1, 4), (big, 1)];
+        for (pos, len) in cases {
+            let check = |what: &str, r: io::Result<()>| {
+                let e = r.expect_err(what);
+                assert_eq!(
+                    e.kind(),
+                    io::ErrorKind::InvalidInput,
+                    "{what} at {pos}: {e}"
+                );
+                assert!(e.to_string().contains(&pos.to_string()), "{what}: {e}");
+                assert!(e.to_string().contains(&*p.to_string_lossy()), "{what}: {e}");
+            };
+            let (r, buf) = f.write_at(vec![b'X'; len], pos).await;
+            check("write_at", r.map(drop));
+            assert_eq!(buf.len(), len, "the buffer comes back");
+            check("write_all_at", f.write_all_at(vec![b'X'; len], pos).await.0);
+            check(
+                "read_at",
+                f.read_at(Vec::with_capacity(len), pos).await.0.map(drop),
+            );
+            check(
+                "read_exact_at",
+                f.read_exact_at(Vec::with_capacity(len), pos).await.0,
+            );
+            let (tx, rx) = std::sync::mpsc::channel();
+            weft_runtime::callback::fs::read_at(&f, Vec::with_capacity(len), pos, move |r| {
+                tx.send(r).unwrap()
+            });
+            let (r, _) = weft_runtime::task::spawn_blocking(move || rx.recv().unwrap())
+                .await
+                .unwrap();
+            check("callback::fs::read_at", r.map(drop));
+        }
+        // Up to i64::MAX is a valid place to be (a read there finds the end of the file).
+        let (r, _) = f.read_at(Vec::with_capacity(1), big - 1).await;
+        assert_eq!(r.unwrap(), 0);
+    });
+    assert_eq!(std::fs::read(&*path).unwrap(), b"original");
+}

@@ -31,6 +31,8 @@
 //!   whether or not its future is still alive. (The reactor's rule for the kernel; here the
 //!   "kernel" is a blocking-pool thread.) Dropping a future therefore never frees a buffer
 //!   or closes a descriptor that is still in use.
+//! - An offset above `i64::MAX`, or a transfer ending past it, is `InvalidInput` before
+//!   any backend sees it (`check_range`).
 //! - `read_at` reads up to `buf.capacity()` bytes into the front of `buf` and leaves
 //!   `buf.len()` equal to the number of bytes read; `write_at` writes `buf[..buf.len()]`.
 //! - `close` waits until no in-flight operation holds the descriptor, then closes it and
@@ -83,10 +85,33 @@ pub(crate) async fn close(fd: Fd) -> io::Result<()> {
     }
 }
 
+/// Refuses a transfer of `len` bytes at `pos` that the kernel cannot express: an offset
+/// above `i64::MAX` (io_uring would read `u64::MAX`, which is -1, as "the file's cursor"),
+/// or one whose end passes it. Every positioned call checks here, before any backend.
+fn check_range(pos: u64, len: usize) -> io::Result<()> {
+    const MAX: u64 = i64::MAX as u64;
+    if pos > MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("offset {pos} is past the largest file offset, {MAX}"),
+        ));
+    }
+    if pos.checked_add(len as u64).is_none_or(|end| end > MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{len} bytes at offset {pos} end past the largest file offset, {MAX}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The data path goes to the calling thread's ring when it has one and the runtime uses
 /// io_uring (decided at the op's first poll, on the thread that polls it); otherwise to the
 /// blocking pool.
 pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        return (Err(e), buf);
+    }
     match crate::io::current_ring() {
         Some(ring) => uring::read_at(ring, fd, buf, pos).await,
         None => blocking::read_at(fd, buf, pos).await,
@@ -96,6 +121,9 @@ pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usiz
 /// On a ring, one op per short read, each on the ring of the thread polling when it is
 /// submitted; without one, the whole loop is one blocking-pool job.
 pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        return (Err(e), buf);
+    }
     match crate::io::current_ring() {
         Some(_) => uring::read_exact_at(fd, buf, pos).await,
         None => blocking::read_exact_at(fd, buf, pos).await,
@@ -103,6 +131,9 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
 }
 
 pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    if let Err(e) = check_range(pos, buf.len()) {
+        return (Err(e), buf);
+    }
     match crate::io::current_ring() {
         Some(ring) => uring::write_at(ring, fd, buf, pos).await,
         None => blocking::write_at(fd, buf, pos).await,
@@ -111,6 +142,9 @@ pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usi
 
 /// As [`read_exact_at`], for writes.
 pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    if let Err(e) = check_range(pos, buf.len()) {
+        return (Err(e), buf);
+    }
     match crate::io::current_ring() {
         Some(_) => uring::write_all_at(fd, buf, pos).await,
         None => blocking::write_all_at(fd, buf, pos).await,
@@ -124,6 +158,10 @@ pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
 where
     F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
 {
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        crate::scheduler::Handle::current().defer(move || cb((Err(e), buf)));
+        return;
+    }
     match crate::io::current_ring() {
         Some(ring) => uring::read_at_callback(&ring, fd, buf, pos, cb),
         None => blocking::read_at_callback(fd, buf, pos, cb),
