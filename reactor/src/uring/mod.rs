@@ -32,7 +32,11 @@
 //!
 //! [`Uring::new`] reports why a ring cannot be had — `ENOSYS` (old kernel), `EPERM` (seccomp,
 //! `kernel.io_uring_disabled`), `ENOMEM` (locked-memory limit) — with the fix, so a runtime
-//! can fall back or fail with a message a user can act on.
+//! can fall back or fail with a message a user can act on. It also enters the new ring once
+//! and registers a probe, so that a filter allowing `io_uring_setup` but denying
+//! `io_uring_enter` or `io_uring_register` (some container profiles) is a setup error too,
+//! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
+//! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
 pub mod lifecycle;
 
@@ -136,7 +140,9 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         .map(|s| s.trim().to_string());
     let why = match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel does not implement io_uring (older than 5.1, or \
-             built without CONFIG_IO_URING): upgrade the kernel, or use the fallback driver"
+             built without CONFIG_IO_URING), or a seccomp filter answers ENOSYS for it: \
+             upgrade the kernel or allow io_uring_setup, io_uring_enter and \
+             io_uring_register in the profile, or use the fallback driver"
             .to_string(),
         Some(libc::EPERM) => match disabled.as_deref() {
             Some("2") => "io_uring is disabled by the sysctl kernel.io_uring_disabled=2: \
@@ -157,6 +163,34 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         _ => format!("io_uring_setup failed: {e}"),
     };
     io::Error::new(e.kind(), format!("cannot create an io_uring: {why} ({e})"))
+}
+
+/// Explains a refused `io_uring_enter` or `io_uring_register` on a ring that was set up:
+/// only a filter (seccomp, an LSM) denies one of them and not `io_uring_setup`.
+fn explain_denied(call: &str, e: io::Error) -> io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => format!(
+            "{call} was denied although io_uring_setup was allowed, most likely by a seccomp \
+             filter (some container profiles allow only io_uring_setup): allow \
+             io_uring_setup, io_uring_enter and io_uring_register in the profile, or use the \
+             fallback driver"
+        ),
+        _ => format!("{call} failed on a new ring"),
+    };
+    io::Error::new(e.kind(), format!("cannot use an io_uring: {why} ({e})"))
+}
+
+/// Checks that this process may enter the ring: a filter that allows `io_uring_setup` but
+/// denies `io_uring_enter` would otherwise fail the first park of every worker. A disabled
+/// ring answers `EBADFD` to an allowed enter, an enabled one `0`.
+fn probe_enter(ring: &IoUring) -> io::Result<()> {
+    // SAFETY: an enter that submits nothing and waits for nothing, with no argument struct.
+    let res = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 0, 0, None) };
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBADFD) => Ok(()),
+        Err(e) => Err(explain_denied("io_uring_enter", e)),
+    }
 }
 
 /// Which setup flags a ring asks for (falling back to none where the kernel rejects them).
@@ -205,12 +239,15 @@ const REQUIRED_OPCODES: &[(u8, &str, &str)] = &[
 /// `EINVAL` from the first read.
 fn probe_opcodes(ring: &IoUring) -> io::Result<()> {
     let mut probe = io_uring::Probe::new();
-    ring.submitter().register_probe(&mut probe).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
-        )
-    })?;
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => explain_denied("io_uring_register", e),
+            _ => io::Error::new(
+                e.kind(),
+                format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
+            ),
+        })?;
     for (code, name, since) in REQUIRED_OPCODES {
         if !probe.is_supported(*code) {
             return Err(io::Error::new(
@@ -305,6 +342,7 @@ impl Uring {
             })
             .map_err(explain_setup_error)?;
         probe_opcodes(&ring)?;
+        probe_enter(&ring)?;
         // SAFETY: eventfd(2) returns a new fd or -1; we check before taking ownership.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -402,7 +440,19 @@ impl Uring {
     }
 
     /// Enters the kernel: submits, and waits for `want` completions up to `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `io_uring_enter` fails for another reason than a timeout or a signal (the ring
+    /// was probed when it was built: see [`probe_enter`]).
     fn enter(&mut self, want: usize, timeout: Option<Duration>) {
+        if let Err(e) = self.try_enter(want, timeout) {
+            panic!("io_uring_enter failed: {e}");
+        }
+    }
+
+    /// [`enter`](Uring::enter), returning its error instead of panicking.
+    fn try_enter(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
         let res = match timeout {
             Some(t) if want > 0 => {
                 let ts = types::Timespec::from(t);
@@ -426,13 +476,16 @@ impl Uring {
             }
         };
         match res {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                ) => {}
-            Err(e) => panic!("io_uring_enter failed: {e}"),
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -695,19 +748,29 @@ impl Drop for Uring {
     /// memory the kernel may write to is freed. Closing the ring's fd alone would not do:
     /// the kernel tears a ring down asynchronously. Completed ops whose futures have not
     /// polled yet keep their slots (handles stay valid after the ring is gone). If some op
-    /// will not finish within about a second, what it uses (and the eventfd buffer) is
-    /// leaked rather than freed.
+    /// will not finish within about a second, or the kernel refuses `io_uring_enter` (a
+    /// filter installed after the ring was built), what it uses (and the eventfd buffer) is
+    /// leaked rather than freed, and the failure is reported on stderr. It never panics: it
+    /// may run while a panic unwinds.
     fn drop(&mut self) {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
             .user_data(CANCEL);
-        // SAFETY: a cancel SQE points to no memory.
-        unsafe { self.push(cancel_all) };
+        // SAFETY: owner's driver (`&mut self`), one queue view for this statement; a cancel
+        // SQE points to no memory. A full queue is left alone: the waits below submit it.
+        let _ = unsafe { self.shared.ring.submission_shared().push(&cancel_all) };
         for _ in 0..100 {
             if self.shared.ops.lock().in_kernel() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
                 return;
             }
-            self.enter(1, Some(Duration::from_millis(10)));
+            if let Err(e) = self.try_enter(1, Some(Duration::from_millis(10))) {
+                eprintln!(
+                    "weft: io_uring_enter failed while a ring shut down ({e}); the memory its \
+                     {} in-flight ops may use is leaked",
+                    self.shared.ops.lock().in_kernel()
+                );
+                break;
+            }
             self.reap();
         }
         self.shared.ops.lock().leak_in_kernel();
