@@ -174,7 +174,8 @@ fn offsets_past_i64_max_are_invalid_input_on_every_call() {
     std::fs::write(&*path, b"original").unwrap();
     let rt = rt(2);
     let p = path.0.clone();
-    rt.block_on(async move {
+    // In a task, so that on io_uring the calls reach a worker's ring (`block_on` has none).
+    let task = rt.spawn(async move {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -220,5 +221,322 @@ fn offsets_past_i64_max_are_invalid_input_on_every_call() {
         let (r, _) = f.read_at(Vec::with_capacity(1), big - 1).await;
         assert_eq!(r.unwrap(), 0);
     });
+    rt.block_on(task).unwrap();
     assert_eq!(std::fs::read(&*path).unwrap(), b"original");
+}
+
+const CHILD_ENV: &str = "WEFT_FS_EDGE_CHILD";
+
+/// The original error behind one of weft::fs's path-naming errors.
+fn raw_os_error(e: &io::Error) -> Option<i32> {
+    e.get_ref()?
+        .source()?
+        .downcast_ref::<io::Error>()?
+        .raw_os_error()
+}
+
+/// Runs the bad-input table on the current runtime and writes one line per case:
+/// `name: ok` or `name: Kind errno`.
+async fn bad_input_table(dir: PathBuf) -> String {
+    use std::future::Future;
+    use std::pin::Pin;
+    type Case<'a> = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'a>>;
+    let dir = &*dir;
+    let file = dir.join("file");
+    std::fs::write(&file, b"0123456789").unwrap();
+    let fifo = dir.join("fifo");
+    {
+        let c = CString::new(fifo.as_os_str().as_bytes()).unwrap();
+        // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    }
+    let rw = || {
+        let mut o = OpenOptions::new();
+        o.read(true).write(true);
+        o
+    };
+    let wo = || {
+        let mut o = OpenOptions::new();
+        o.write(true);
+        o
+    };
+    let long = dir.join("x".repeat(5000));
+    let cases: Vec<(&str, Case<'_>)> = vec![
+        (
+            "open missing",
+            Box::pin(async { File::open(dir.join("nope")).await.map(drop) }),
+        ),
+        (
+            "open empty path",
+            Box::pin(async { File::open("").await.map(drop) }),
+        ),
+        (
+            "open file as dir",
+            Box::pin(async { File::open(file.join("x")).await.map(drop) }),
+        ),
+        (
+            "open dir for writing",
+            Box::pin(async { wo().open(dir).await.map(drop) }),
+        ),
+        (
+            "create in missing dir",
+            Box::pin(async { File::create(dir.join("a/b")).await.map(drop) }),
+        ),
+        (
+            "create_new existing",
+            Box::pin(async {
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&file)
+                    .await
+                    .map(drop)
+            }),
+        ),
+        (
+            "NUL in path",
+            Box::pin(async { File::open("/tmp/a\0b").await.map(drop) }),
+        ),
+        (
+            "name too long",
+            Box::pin(async { File::open(&long).await.map(drop) }),
+        ),
+        (
+            "truncate without write",
+            Box::pin(async {
+                OpenOptions::new()
+                    .read(true)
+                    .truncate(true)
+                    .open(&file)
+                    .await
+                    .map(drop)
+            }),
+        ),
+        (
+            "no access mode",
+            Box::pin(async { OpenOptions::new().open(&file).await.map(drop) }),
+        ),
+        (
+            "write /proc/version",
+            Box::pin(async { wo().open("/proc/version").await.map(drop) }),
+        ),
+        (
+            "read_at a directory",
+            Box::pin(async {
+                File::open(dir)
+                    .await?
+                    .read_at(Vec::with_capacity(8), 0)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "read_at write-only",
+            Box::pin(async {
+                wo().open(&file)
+                    .await?
+                    .read_at(Vec::with_capacity(8), 0)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "write_at read-only",
+            Box::pin(async {
+                File::open(&file)
+                    .await?
+                    .write_at(b"x".to_vec(), 0)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "write_all_at read-only",
+            Box::pin(async {
+                File::open(&file)
+                    .await?
+                    .write_all_at(b"x".to_vec(), 0)
+                    .await
+                    .0
+            }),
+        ),
+        (
+            "write_at /proc/self/status",
+            Box::pin(async {
+                wo().open("/proc/self/status")
+                    .await?
+                    .write_at(b"x".to_vec(), 0)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "write_all_at /dev/full",
+            Box::pin(async {
+                wo().open("/dev/full")
+                    .await?
+                    .write_all_at(vec![1; 64], 0)
+                    .await
+                    .0
+            }),
+        ),
+        (
+            "read_exact_at past the end",
+            Box::pin(async {
+                File::open(&file)
+                    .await?
+                    .read_exact_at(Vec::with_capacity(64), 4)
+                    .await
+                    .0
+            }),
+        ),
+        (
+            "read_at u64::MAX",
+            Box::pin(async {
+                File::open(&file)
+                    .await?
+                    .read_at(Vec::with_capacity(1), u64::MAX)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "write_at i64::MAX + 1",
+            Box::pin(async {
+                rw().open(&file)
+                    .await?
+                    .write_at(b"x".to_vec(), 1 << 63)
+                    .await
+                    .0
+                    .map(drop)
+            }),
+        ),
+        (
+            "read_at a FIFO with data",
+            Box::pin(async {
+                let f = rw().open(&fifo).await?;
+                f.write_at(b"abc".to_vec(), 7).await.0?;
+                let (r, buf) = f.read_at(Vec::with_capacity(8), 99).await;
+                assert_eq!((r?, &buf[..]), (3, &b"abc"[..]));
+                Ok(())
+            }),
+        ),
+        (
+            "sync_all a FIFO",
+            Box::pin(async { rw().open(&fifo).await?.sync_all().await }),
+        ),
+        (
+            "sync_data /dev/null",
+            Box::pin(async { wo().open("/dev/null").await?.sync_data().await }),
+        ),
+        (
+            "set_len read-only",
+            Box::pin(async { File::open(&file).await?.set_len(1).await }),
+        ),
+        (
+            "set_len a FIFO",
+            Box::pin(async { rw().open(&fifo).await?.set_len(1).await }),
+        ),
+        (
+            "metadata missing",
+            Box::pin(async { weft_runtime::fs::metadata(dir.join("nope")).await.map(drop) }),
+        ),
+        (
+            "read missing",
+            Box::pin(async { weft_runtime::fs::read(dir.join("nope")).await.map(drop) }),
+        ),
+        (
+            "read a directory",
+            Box::pin(async { weft_runtime::fs::read(dir).await.map(drop) }),
+        ),
+        (
+            "write into a file",
+            Box::pin(async { weft_runtime::fs::write(file.join("x"), b"x").await }),
+        ),
+        (
+            "read_to_string binary",
+            Box::pin(async {
+                std::fs::write(dir.join("bin"), [0xff, 0xfe]).unwrap();
+                weft_runtime::fs::read_to_string(dir.join("bin"))
+                    .await
+                    .map(drop)
+            }),
+        ),
+    ];
+    let mut out = String::new();
+    for (name, case) in cases {
+        let line = match case.await {
+            Ok(()) => format!("{name}: ok\n"),
+            Err(e) => format!("{name}: {:?} {:?}\n", e.kind(), raw_os_error(&e)),
+        };
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Bug: the same bad input gave different error kinds on the two drivers (writing to
+/// `/proc/self/status` was `NotSeekable` on the fallback, `InvalidInput` on io_uring). The
+/// table runs in two children, one per driver, and every line must match.
+#[test]
+fn the_same_bad_input_gives_the_same_error_on_both_drivers() {
+    const NAME: &str = "the_same_bad_input_gives_the_same_error_on_both_drivers";
+    if std::env::var(CHILD_ENV).is_ok() {
+        let dir = TempPath::new("table");
+        std::fs::create_dir(&*dir).unwrap();
+        let rt = rt(2);
+        let uring = rt.metrics().io_uring();
+        // In a task, so that on io_uring the calls reach a worker's ring (`block_on` has none).
+        let table = rt
+            .block_on(rt.spawn(bad_input_table(dir.0.clone())))
+            .unwrap();
+        drop(rt);
+        std::fs::remove_dir_all(&*dir).unwrap();
+        println!("io_uring={uring}\n<<<\n{table}>>>");
+        return;
+    }
+    let run = |driver: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([NAME, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .env("WEFT_IO_DRIVER", driver)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{driver} child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let table = stdout
+            .split_once("<<<\n")
+            .and_then(|(_, t)| t.split_once(">>>"))
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_else(|| panic!("no table from the {driver} child:\n{stdout}"));
+        (stdout.contains("io_uring=true"), table)
+    };
+    let (uring_used, on_uring) = run("auto");
+    let (fallback_used, on_fallback) = run("fallback");
+    assert!(!fallback_used);
+    if !uring_used {
+        eprintln!("io_uring is unavailable here: only the fallback's table was checked");
+        return;
+    }
+    let mut diffs = Vec::new();
+    for (a, b) in on_uring.lines().zip(on_fallback.lines()) {
+        if a != b {
+            diffs.push(format!("io_uring: {a}\nfallback: {b}"));
+        }
+    }
+    assert_eq!(on_uring.lines().count(), on_fallback.lines().count());
+    assert!(
+        diffs.is_empty(),
+        "the drivers differ:\n{}",
+        diffs.join("\n")
+    );
+    eprintln!("{on_uring}");
 }

@@ -50,7 +50,11 @@ use std::io;
 /// Opens on the thread's ring if it has one (`openat`; a future dropped mid-flight leaves
 /// the path to the ring, and a descriptor the kernel opens anyway is closed at the CQE),
 /// else on the blocking pool.
+///
+/// The options are validated here, for both backends, so that a bad combination is the
+/// same error (`EINVAL`) on either.
 pub(crate) async fn open(path: std::path::PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
+    opts.open_flags()?;
     match crate::io::current_ring() {
         Some(ring) => uring::open(ring, &path, &opts).await,
         None => blocking::open(path, opts).await,
