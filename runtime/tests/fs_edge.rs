@@ -540,3 +540,36 @@ fn the_same_bad_input_gives_the_same_error_on_both_drivers() {
     );
     eprintln!("{on_uring}");
 }
+
+/// Bug: on the fallback, dropping the runtime hung forever on an `open` of a FIFO with no
+/// writer (open(2) blocks until one comes) whose task had been aborted: drop waited for
+/// every running blocking-pool job. A file system job is now waited for only up to a
+/// bound, then its thread is detached. Also with the task still pending (not aborted), and
+/// with a read of a FIFO that never gets data.
+#[test]
+fn runtime_drop_does_not_wait_for_a_file_call_that_never_returns() {
+    let fifo = TempPath::fifo("never");
+    let quiet = TempPath::fifo("quiet-read");
+    // A writer that never writes: reads of `quiet` block (the test's end drops it).
+    let writer = open_rw(&quiet);
+    for abort in [true, false] {
+        let rt = rt(2);
+        let p = fifo.0.clone();
+        let q = quiet.0.clone();
+        let opening = rt.spawn(async move { File::open(&p).await.map(drop) });
+        let reading = rt.spawn(async move {
+            let f = File::open(&q).await?;
+            f.read_at(Vec::with_capacity(8), 0).await.0.map(drop)
+        });
+        // Let both calls start on the pool (or in the kernel).
+        rt.block_on(weft_runtime::time::sleep(std::time::Duration::from_millis(
+            50,
+        )));
+        if abort {
+            opening.abort();
+            reading.abort();
+        }
+        common::watchdog("dropping the runtime", move || drop(rt));
+    }
+    drop(writer);
+}

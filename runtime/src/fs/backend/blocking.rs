@@ -124,13 +124,14 @@ impl<R: Send + 'static> Drop for InFlight<'_, R> {
     }
 }
 
-/// Queues `f` on the current runtime's blocking pool.
+/// Queues `f` on the current runtime's blocking pool, as a file system job (shutdown
+/// waits for it only up to a bound: see `crate::blocking`).
 fn spawn<R, F>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    match crate::context::with_current(|h| h.spawn_blocking(f)) {
+    match crate::context::with_current(|h| h.shared.blocking.spawn_io(h, f)) {
         Some(j) => j,
         None => panic!("weft::fs: {}", crate::scheduler::NO_RUNTIME),
     }
@@ -410,7 +411,7 @@ where
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
     // Detached: the job delivers through `cb`; its JoinHandle is not needed.
-    drop(handle.spawn_blocking(move || {
+    drop(handle.shared.blocking.spawn_io(&handle, move || {
         let mut buf = buf;
         buf.resize(buf.capacity(), 0);
         let res = pread(&file, &mut buf, pos);
@@ -427,7 +428,7 @@ where
 {
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
-    drop(handle.spawn_blocking(move || {
+    drop(handle.shared.blocking.spawn_io(&handle, move || {
         let res = opts.to_std().open(path).map(Fd::new);
         rt.defer(move || cb(res));
     }));
