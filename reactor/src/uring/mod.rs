@@ -89,6 +89,13 @@ thread_local! {
         const { std::cell::RefCell::new(std::sync::Weak::new()) };
 }
 
+/// The ring the calling thread owns, if it has one that is still alive: where
+/// [`Op`](crate::op::Op) submits.
+pub(crate) fn current() -> Option<UringHandle> {
+    let shared = OWN_RING.with(|o| o.borrow().upgrade())?;
+    shared.is_owner().then_some(UringHandle { shared })
+}
+
 const AWAKE: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;

@@ -24,7 +24,7 @@
 use std::fs::Metadata;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -207,21 +207,8 @@ pub(crate) async fn open(path: PathBuf, opts: OpenOptions) -> io::Result<Fd> {
     run(move || opts.to_std().open(path)).await.map(Fd::new)
 }
 
-pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    fd.run(move |file| {
-        let mut buf = buf;
-        // Without `unsafe`, the spare capacity must be initialised before it is read into.
-        buf.resize(buf.capacity(), 0);
-        let res = pread(file, &mut buf, pos);
-        buf.truncate(*res.as_ref().unwrap_or(&0));
-        (res, buf)
-    })
-    .await
-    .unwrap_or_else(lost)
-}
-
-/// One `pread` into `buf[start..capacity]` (for a ring op's loop that finds itself on a
-/// thread without a ring); the buffer comes back with its length set to `start + n`.
+/// One `pread` into `buf[start..capacity]` (a read on a thread without a ring); the buffer
+/// comes back with its length set to `start + n`.
 pub(super) async fn read_into(
     fd: &Fd,
     buf: Vec<u8>,
@@ -280,15 +267,6 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
             }
         };
         buf.truncate(filled);
-        (res, buf)
-    })
-    .await
-    .unwrap_or_else(lost)
-}
-
-pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    fd.run(move |file| {
-        let res = pwrite(file, &buf, pos);
         (res, buf)
     })
     .await
@@ -360,24 +338,10 @@ pub(crate) async fn release(fd: Fd) -> Option<std::fs::File> {
     Arc::try_unwrap(file).ok()
 }
 
-/// Closes `file` on the pool and reports `close(2)`'s error.
+/// Closes `file` on the pool and reports `close(2)`'s error (std's `File` ignores close
+/// errors on drop; the reactor's `close_reporting` does not).
 pub(crate) async fn close_file(file: std::fs::File) -> io::Result<()> {
-    run(move || close_reporting(file)).await
-}
-
-/// `close(2)`, with its error. std's `File` ignores close errors on drop, and std has no
-/// other way to close, so this is the crate's one file system `unsafe` block. The
-/// descriptor is released whatever the result (Linux never leaves it open, even on `EINTR`),
-/// so the caller must not retry.
-fn close_reporting(file: std::fs::File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: `into_raw_fd` gave this function sole ownership of `fd`: no `File` or
-    // `OwnedFd` refers to it any more, so nothing else will use or close it.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    run(move || weft_reactor::op::close::close_reporting(file.into())).await
 }
 
 pub(crate) async fn read(path: PathBuf) -> io::Result<Vec<u8>> {
