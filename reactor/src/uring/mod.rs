@@ -10,7 +10,7 @@
 //! DEFER_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
 //! [`Uring::enable`] on a ring made with [`Uring::new_disabled`] — which is how a runtime
 //! builds its workers' rings on one thread and hands each to its worker. The owner submits
-//! through the driver while parking, or through [`UringHandle::submit`] while it runs a
+//! through the driver while parking, or through an [`Op`](crate::op::Op) while it runs a
 //! task. Any thread may poll or abandon an op through a [`UringHandle`]: the op table sits behind this ring's own mutex — there is no lock shared
 //! between rings — and an abandoned op's cancellation is posted to the ring's mailbox and
 //! submitted by the owner at its next park or maintenance pass (the owner is unparked if it
@@ -38,6 +38,8 @@
 //! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
 //! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
+#[cfg(test)]
+mod kernel_tests;
 pub mod lifecycle;
 
 use std::fmt;
@@ -386,23 +388,25 @@ impl Uring {
         self.shared.ops.lock().live()
     }
 
+    #[cfg(test)]
     /// Submits `entry` as an op that a future will poll; see [`UringHandle::submit`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit`].
-    pub unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
+    pub(crate) unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
         // SAFETY: `&mut self` is the owner's driver; the rest is our caller's contract.
         unsafe { self.handle().submit(entry) }.expect("submit from the ring's owner")
     }
 
+    #[cfg(test)]
     /// Submits `entry` so that its completion runs `callback`; see
     /// [`UringHandle::submit_with_callback`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit_with_callback`].
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
@@ -689,7 +693,7 @@ impl UringHandle {
     /// unmoved until the op's completion is reaped: held by the op's owner until `poll`
     /// returns `Ready`, or handed to [`abandon`](UringHandle::abandon) as part of its
     /// cleanup.
-    pub unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
+    pub(crate) unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
@@ -706,7 +710,7 @@ impl UringHandle {
     /// # Safety
     ///
     /// As [`submit`](UringHandle::submit); `callback` may own the resources.
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
