@@ -20,6 +20,49 @@
 //!   cancel.
 //!
 //! [`submit_with_callback`] is the same submission with a callback in place of a future.
+//!
+//! # Your own operation
+//!
+//! [`Operation`] is public: an opcode weft does not wrap runs through the same machinery,
+//! with the same cancellation and cleanup, once its type promises (the trait is `unsafe`)
+//! that the entry points only at what it owns. The `io_uring` crate's entry builders are
+//! re-exported as [`io_uring`]. Here, `IORING_OP_NOP` on a ring this
+//! thread owns:
+//!
+//! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::task::{Context, Poll, Waker};
+//! use std::time::Duration;
+//! use weft_reactor::op::{io_uring, Op, Operation};
+//! use weft_reactor::uring::{lifecycle::CqeResult, Uring};
+//! use weft_reactor::Driver;
+//!
+//! struct Nop;
+//!
+//! // SAFETY: a NOP's entry points at no memory.
+//! unsafe impl Operation for Nop {
+//!     type Output = std::io::Result<u32>;
+//!     fn sqe(&mut self) -> io_uring::squeue::Entry {
+//!         io_uring::opcode::Nop::new().build()
+//!     }
+//!     fn complete(self, cqe: CqeResult) -> std::io::Result<u32> {
+//!         cqe.result
+//!     }
+//! }
+//!
+//! let mut ring = Uring::new(8)?;
+//! let Ok(mut op) = Op::submit(Nop) else { panic!("this thread owns a ring") };
+//! let mut cx = Context::from_waker(Waker::noop());
+//! assert!(Pin::new(&mut op).poll(&mut cx).is_pending());
+//! // The ring's owner submits and reaps when it parks (a worker does so between tasks).
+//! ring.park(Some(Duration::from_secs(5)))?;
+//! assert!(matches!(Pin::new(&mut op).poll(&mut cx), Poll::Ready(Ok(0))));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+/// The `io_uring` crate, whose `opcode` builders make an [`Operation`]'s entry.
+pub use io_uring;
 
 pub mod close;
 pub mod fsync;
