@@ -10,7 +10,7 @@
 //! DEFER_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
 //! [`Uring::enable`] on a ring made with [`Uring::new_disabled`] — which is how a runtime
 //! builds its workers' rings on one thread and hands each to its worker. The owner submits
-//! through the driver while parking, or through [`UringHandle::submit`] while it runs a
+//! through the driver while parking, or through an [`Op`](crate::op::Op) while it runs a
 //! task. Any thread may poll or abandon an op through a [`UringHandle`]: the op table sits behind this ring's own mutex — there is no lock shared
 //! between rings — and an abandoned op's cancellation is posted to the ring's mailbox and
 //! submitted by the owner at its next park or maintenance pass (the owner is unparked if it
@@ -32,8 +32,14 @@
 //!
 //! [`Uring::new`] reports why a ring cannot be had — `ENOSYS` (old kernel), `EPERM` (seccomp,
 //! `kernel.io_uring_disabled`), `ENOMEM` (locked-memory limit) — with the fix, so a runtime
-//! can fall back or fail with a message a user can act on.
+//! can fall back or fail with a message a user can act on. It also enters the new ring once
+//! and registers a probe, so that a filter allowing `io_uring_setup` but denying
+//! `io_uring_enter` or `io_uring_register` (some container profiles) is a setup error too,
+//! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
+//! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
+#[cfg(test)]
+mod kernel_tests;
 pub mod lifecycle;
 
 use std::fmt;
@@ -83,6 +89,13 @@ thread_local! {
     /// driver's, not this thread's).
     static OWN_RING: std::cell::RefCell<std::sync::Weak<Shared>> =
         const { std::cell::RefCell::new(std::sync::Weak::new()) };
+}
+
+/// The ring the calling thread owns, if it has one that is still alive: where
+/// [`Op`](crate::op::Op) submits.
+pub(crate) fn current() -> Option<UringHandle> {
+    let shared = OWN_RING.with(|o| o.borrow().upgrade())?;
+    shared.is_owner().then_some(UringHandle { shared })
 }
 
 const AWAKE: usize = 0;
@@ -136,7 +149,9 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         .map(|s| s.trim().to_string());
     let why = match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel does not implement io_uring (older than 5.1, or \
-             built without CONFIG_IO_URING): upgrade the kernel, or use the fallback driver"
+             built without CONFIG_IO_URING), or a seccomp filter answers ENOSYS for it: \
+             upgrade the kernel or allow io_uring_setup, io_uring_enter and \
+             io_uring_register in the profile, or use the fallback driver"
             .to_string(),
         Some(libc::EPERM) => match disabled.as_deref() {
             Some("2") => "io_uring is disabled by the sysctl kernel.io_uring_disabled=2: \
@@ -157,6 +172,34 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         _ => format!("io_uring_setup failed: {e}"),
     };
     io::Error::new(e.kind(), format!("cannot create an io_uring: {why} ({e})"))
+}
+
+/// Explains a refused `io_uring_enter` or `io_uring_register` on a ring that was set up:
+/// only a filter (seccomp, an LSM) denies one of them and not `io_uring_setup`.
+fn explain_denied(call: &str, e: io::Error) -> io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => format!(
+            "{call} was denied although io_uring_setup was allowed, most likely by a seccomp \
+             filter (some container profiles allow only io_uring_setup): allow \
+             io_uring_setup, io_uring_enter and io_uring_register in the profile, or use the \
+             fallback driver"
+        ),
+        _ => format!("{call} failed on a new ring"),
+    };
+    io::Error::new(e.kind(), format!("cannot use an io_uring: {why} ({e})"))
+}
+
+/// Checks that this process may enter the ring: a filter that allows `io_uring_setup` but
+/// denies `io_uring_enter` would otherwise fail the first park of every worker. A disabled
+/// ring answers `EBADFD` to an allowed enter, an enabled one `0`.
+fn probe_enter(ring: &IoUring) -> io::Result<()> {
+    // SAFETY: an enter that submits nothing and waits for nothing, with no argument struct.
+    let res = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 0, 0, None) };
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBADFD) => Ok(()),
+        Err(e) => Err(explain_denied("io_uring_enter", e)),
+    }
 }
 
 /// Which setup flags a ring asks for (falling back to none where the kernel rejects them).
@@ -205,12 +248,15 @@ const REQUIRED_OPCODES: &[(u8, &str, &str)] = &[
 /// `EINVAL` from the first read.
 fn probe_opcodes(ring: &IoUring) -> io::Result<()> {
     let mut probe = io_uring::Probe::new();
-    ring.submitter().register_probe(&mut probe).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
-        )
-    })?;
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => explain_denied("io_uring_register", e),
+            _ => io::Error::new(
+                e.kind(),
+                format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
+            ),
+        })?;
     for (code, name, since) in REQUIRED_OPCODES {
         if !probe.is_supported(*code) {
             return Err(io::Error::new(
@@ -305,6 +351,7 @@ impl Uring {
             })
             .map_err(explain_setup_error)?;
         probe_opcodes(&ring)?;
+        probe_enter(&ring)?;
         // SAFETY: eventfd(2) returns a new fd or -1; we check before taking ownership.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -341,23 +388,25 @@ impl Uring {
         self.shared.ops.lock().live()
     }
 
+    #[cfg(test)]
     /// Submits `entry` as an op that a future will poll; see [`UringHandle::submit`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit`].
-    pub unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
+    pub(crate) unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
         // SAFETY: `&mut self` is the owner's driver; the rest is our caller's contract.
         unsafe { self.handle().submit(entry) }.expect("submit from the ring's owner")
     }
 
+    #[cfg(test)]
     /// Submits `entry` so that its completion runs `callback`; see
     /// [`UringHandle::submit_with_callback`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit_with_callback`].
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
@@ -402,7 +451,19 @@ impl Uring {
     }
 
     /// Enters the kernel: submits, and waits for `want` completions up to `timeout`.
+    ///
+    /// # Panics
+    ///
+    /// If `io_uring_enter` fails for another reason than a timeout or a signal (the ring
+    /// was probed when it was built: see [`probe_enter`]).
     fn enter(&mut self, want: usize, timeout: Option<Duration>) {
+        if let Err(e) = self.try_enter(want, timeout) {
+            panic!("io_uring_enter failed: {e}");
+        }
+    }
+
+    /// [`enter`](Uring::enter), returning its error instead of panicking.
+    fn try_enter(&mut self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
         let res = match timeout {
             Some(t) if want > 0 => {
                 let ts = types::Timespec::from(t);
@@ -426,13 +487,16 @@ impl Uring {
             }
         };
         match res {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                ) => {}
-            Err(e) => panic!("io_uring_enter failed: {e}"),
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -631,7 +695,7 @@ impl UringHandle {
     /// unmoved until the op's completion is reaped: held by the op's owner until `poll`
     /// returns `Ready`, or handed to [`abandon`](UringHandle::abandon) as part of its
     /// cleanup.
-    pub unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
+    pub(crate) unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
@@ -648,7 +712,7 @@ impl UringHandle {
     /// # Safety
     ///
     /// As [`submit`](UringHandle::submit); `callback` may own the resources.
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
@@ -697,19 +761,29 @@ impl Drop for Uring {
     /// memory the kernel may write to is freed. Closing the ring's fd alone would not do:
     /// the kernel tears a ring down asynchronously. Completed ops whose futures have not
     /// polled yet keep their slots (handles stay valid after the ring is gone). If some op
-    /// will not finish within about a second, what it uses (and the eventfd buffer) is
-    /// leaked rather than freed.
+    /// will not finish within about a second, or the kernel refuses `io_uring_enter` (a
+    /// filter installed after the ring was built), what it uses (and the eventfd buffer) is
+    /// leaked rather than freed, and the failure is reported on stderr. It never panics: it
+    /// may run while a panic unwinds.
     fn drop(&mut self) {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
             .user_data(CANCEL);
-        // SAFETY: a cancel SQE points to no memory.
-        unsafe { self.push(cancel_all) };
+        // SAFETY: owner's driver (`&mut self`), one queue view for this statement; a cancel
+        // SQE points to no memory. A full queue is left alone: the waits below submit it.
+        let _ = unsafe { self.shared.ring.submission_shared().push(&cancel_all) };
         for _ in 0..100 {
             if self.shared.ops.lock().in_kernel() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
                 return;
             }
-            self.enter(1, Some(Duration::from_millis(10)));
+            if let Err(e) = self.try_enter(1, Some(Duration::from_millis(10))) {
+                eprintln!(
+                    "weft: io_uring_enter failed while a ring shut down ({e}); the memory its \
+                     {} in-flight ops may use is leaked",
+                    self.shared.ops.lock().in_kernel()
+                );
+                break;
+            }
             self.reap();
         }
         self.shared.ops.lock().leak_in_kernel();

@@ -59,7 +59,8 @@
 //!    list and cancels every task in it on the calling thread: each future's destructor runs
 //!    exactly once. A task spawned after this point is cancelled at once.
 //! 4. It closes and drains the global queue, then shuts the blocking pool down: queued
-//!    blocking jobs are dropped, running ones are waited for (up to the timeout).
+//!    blocking jobs are dropped, running ones are waited for (up to the timeout; file system
+//!    jobs up to a bound, see `crate::blocking`).
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
