@@ -26,6 +26,32 @@
 //!    On return it either was woken (already counted as a searcher) or returned by itself
 //!    (then it unlists itself).
 //!
+//! # Stalled workers
+//!
+//! A worker's timers live in its own wheel, which it fires whenever it parks or runs its
+//! maintenance step. A task that computes for a long time without yielding stops both, so
+//! the other workers watch the wheels (the wheel's side is `weft_reactor::time`'s
+//! "Take-over of a stalled wheel"):
+//!
+//! - A worker that found no work (after step 5) takes over every other wheel whose owner is
+//!   *stalled* — awake, with due timers, and no firing pass for `STALL_TICKS` (2 ms) — and
+//!   fires its due timers; their tasks land in its own queue, where it runs them next.
+//! - A parking worker bounds its park by the earliest *take-over deadline* of the other
+//!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
+//!   ticks), and publishes that bound as the *watch* (`Idle`). With no timer pending on
+//!   another worker it parks without a timeout: an idle runtime never wakes by itself.
+//! - A poll that leaves its worker's wheel with a new earliest deadline checks that some
+//!   parked worker will look by that wheel's take-over deadline; if none will (all are
+//!   parked without a bound, or later than needed) it wakes one, which parks again with the
+//!   bound. Each side writes first (the wheel's earliest; the idle count) and reads the
+//!   other's after a `SeqCst` fence, so one of the two sees the other.
+//!
+//! The cost: while another worker has a timer pending, an idle worker wakes once per
+//! deadline on that wheel plus 2 ticks (at most once per 2 ms per watched wheel) to look;
+//! a busy worker pays one relaxed load per poll, and a fence when its earliest deadline
+//! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
+//! waits for the stall to end) and a stalled worker's ring (see `weft_reactor::uring`).
+//!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
 //! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
 //! goes to the back of the local queue. Whenever stealable work is added, one parked worker is
@@ -45,9 +71,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
 use weft_reactor::{Driver, TimeDriver};
@@ -119,7 +145,14 @@ pub(crate) struct WorkerCx {
     /// Whether this worker counts as searching in `Idle`. A `Cell` beside the core, not in
     /// it, so that reading it on every poll takes no borrow.
     is_searching: Cell<bool>,
+    /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
+    /// none), so that a poll that changes it is noticed ("Stalled workers").
+    seen_earliest: Cell<u64>,
 }
+
+/// The shortest park a watcher makes when a take-over deadline has passed but the
+/// take-over found nothing to do (the owner was parked, or held its wheel's lock).
+const MIN_WATCH: Duration = Duration::from_millis(1);
 
 thread_local! {
     static WORKER: Cell<*const WorkerCx> = const { Cell::new(ptr::null()) };
@@ -147,6 +180,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         index,
         core: RefCell::new(core),
         is_searching: Cell::new(false),
+        seen_earliest: Cell::new(u64::MAX),
     };
     struct Reset;
     impl Drop for Reset {
@@ -202,6 +236,9 @@ impl WorkerCx {
                 self.run_task(task);
                 continue;
             }
+            if self.take_over_stalled() {
+                continue;
+            }
             if self.shared.is_shutdown() {
                 return;
             }
@@ -239,6 +276,57 @@ impl WorkerCx {
         }
         bump(&self.counters().polls, 1);
         crate::coop::with_budget(|| task.run());
+        self.watch_own_wheel();
+    }
+
+    /// After a poll: if this worker's wheel has a new earliest deadline, makes sure some
+    /// parked worker will look at it in time should this worker stall.
+    #[inline]
+    fn watch_own_wheel(&self) {
+        let timer = &self.shared.remotes[self.index].timer;
+        let earliest = timer.earliest_tick().unwrap_or(u64::MAX);
+        if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
+            self.ensure_watcher(timer);
+        }
+    }
+
+    #[cold]
+    fn ensure_watcher(&self, timer: &weft_reactor::TimerHandle) {
+        // Pairs with the fence in `park`: either that parker reads the new earliest
+        // deadline, or this reads it as parked.
+        fence(SeqCst);
+        let idle = &self.shared.idle;
+        if idle.num_parked() == 0 {
+            // Every worker is awake, and each looks at the wheels before it parks.
+            return;
+        }
+        let Some(at) = timer.takeover_deadline() else {
+            return;
+        };
+        if !idle.watched_by(at) {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Fires the due timers of every other worker's wheel whose owner is stalled; `true` if
+    /// any fired (their tasks are now in this worker's queue).
+    fn take_over_stalled(&self) -> bool {
+        let mut fired = false;
+        for (i, r) in self.shared.remotes.iter().enumerate() {
+            if i != self.index {
+                fired |= r.timer.take_over() > 0;
+            }
+        }
+        fired
+    }
+
+    /// The earliest take-over deadline of the other workers' wheels.
+    fn watch_deadline(&self) -> Option<Instant> {
+        let remotes = self.shared.remotes.iter().enumerate();
+        remotes
+            .filter(|(i, _)| *i != self.index)
+            .filter_map(|(_, r)| r.timer.takeover_deadline())
+            .min()
     }
 
     /// Step 5.
@@ -287,7 +375,15 @@ impl WorkerCx {
             shared.notify_parked();
         }
         bump(&self.counters().parks, 1);
-        self.park_driver(None);
+        // Pairs with the fence in `ensure_watcher`.
+        fence(SeqCst);
+        let watch = self.watch_deadline();
+        let token = watch.map(|at| shared.idle.begin_watch(at));
+        let timeout = watch.map(|at| at.saturating_duration_since(Instant::now()).max(MIN_WATCH));
+        self.park_driver(timeout);
+        if let Some(token) = token {
+            shared.idle.end_watch(token);
+        }
         if shared.is_shutdown() {
             return;
         }
