@@ -117,3 +117,97 @@ impl std::task::Wake for Flag {
         self.0.store(true, SeqCst);
     }
 }
+
+/// A FIFO opened read-write (so that opening it does not wait for a writer).
+fn fifo() -> (std::path::PathBuf, std::fs::File) {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::env::temp_dir().join(format!(
+        "weft-stall-fifo-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    (path, f)
+}
+
+type Read = Pin<Box<dyn Future<Output = (std::io::Result<usize>, Vec<u8>)> + Send>>;
+
+#[test]
+fn a_read_in_a_stalled_workers_ring_completes_on_another_worker() {
+    hang_guard();
+    if std::env::var("WEFT_IO_DRIVER").as_deref() == Ok("fallback") {
+        // File ops run on the blocking pool there: no ring to be stalled.
+        return;
+    }
+    let released = watchdog("stalled ring", || {
+        let rt = rt();
+        let (path, fifo) = fifo();
+        let writer = fifo.try_clone().unwrap();
+        let file = Arc::new(weft_runtime::fs::File::from_std(fifo, &path));
+        // Retried when the stalling task was stolen between submitting and spinning (then
+        // its ring's owner is free and the read completes the usual way).
+        for _ in 0..20 {
+            let slot: Arc<Mutex<Option<Read>>> = Arc::new(Mutex::new(None));
+            let done = Arc::new(AtomicBool::new(false));
+            let staller = {
+                let (slot, done, file) = (slot.clone(), done.clone(), file.clone());
+                rt.spawn(async move {
+                    let here = std::thread::current().id();
+                    let mut read: Read = Box::pin(async move { file.read_at(vec![0; 4], 0).await });
+                    {
+                        let mut cx = Context::from_waker(Waker::noop());
+                        assert!(read.as_mut().poll(&mut cx).is_pending());
+                    }
+                    // Yield past a maintenance pass, which hands the read to the kernel.
+                    for _ in 0..64 {
+                        weft_runtime::task::yield_now().await;
+                    }
+                    if std::thread::current().id() != here {
+                        return None;
+                    }
+                    *slot.lock().unwrap() = Some(read);
+                    Some(spin_until(&done))
+                })
+            };
+            let mut stolen = false;
+            wait_until("the read is handed over", || {
+                stolen = staller.is_finished();
+                stolen || slot.lock().unwrap().is_some()
+            });
+            if stolen {
+                assert_eq!(rt.block_on(staller).unwrap(), None);
+                continue;
+            }
+            let read = slot.lock().unwrap().take().unwrap();
+            let reader = {
+                let done = done.clone();
+                rt.spawn(async move {
+                    let (res, buf) = read.await;
+                    assert_eq!(res.unwrap(), 4);
+                    assert_eq!(&buf, b"ping");
+                    done.store(true, SeqCst);
+                })
+            };
+            std::thread::sleep(Duration::from_millis(20));
+            use std::io::Write;
+            (&writer).write_all(b"ping").unwrap();
+            let released = rt.block_on(staller).unwrap();
+            rt.block_on(reader).unwrap();
+            let _ = std::fs::remove_file(&path);
+            return released.unwrap();
+        }
+        panic!("the stalling task was stolen every time");
+    });
+    assert!(
+        released,
+        "the read's completion stayed on the stalled worker's ring"
+    );
+}

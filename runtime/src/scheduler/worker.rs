@@ -35,22 +35,30 @@
 //!
 //! - A worker that found no work (after step 5) takes over every other wheel whose owner is
 //!   *stalled* — awake, with due timers, and no firing pass for `STALL_TICKS` (2 ms) — and
-//!   fires its due timers; their tasks land in its own queue, where it runs them next.
+//!   fires its due timers; their tasks land in its own queue, where it runs them next. It
+//!   also reaps the posted completions of every other ring whose owner is awake with ops in
+//!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
 //! - A parking worker bounds its park by the earliest *take-over deadline* of the other
 //!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
-//!   ticks), and publishes that bound as the *watch* (`Idle`). With no timer pending on
-//!   another worker it parks without a timeout: an idle runtime never wakes by itself.
-//! - A poll that leaves its worker's wheel with a new earliest deadline checks that some
-//!   parked worker will look by that wheel's take-over deadline; if none will (all are
-//!   parked without a bound, or later than needed) it wakes one, which parks again with the
-//!   bound. Each side writes first (the wheel's earliest; the idle count) and reads the
-//!   other's after a `SeqCst` fence, so one of the two sees the other.
+//!   ticks) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
+//!   and publishes that bound as the *watch* (`Idle`). With no timer pending on another
+//!   worker and no op in flight on another awake worker's ring, it parks without a
+//!   timeout: an idle runtime never wakes by itself.
+//! - A poll that leaves its worker's wheel with a new earliest deadline, or its ring with
+//!   new ops, and a worker's return from its own park with ops in flight, check that some
+//!   parked worker will look by the take-over deadline; if none will (all are parked
+//!   without a bound, or later than needed) one is woken, which parks again with the
+//!   bound. Each side writes first (the wheel's earliest or the ring's counts; the idle
+//!   count) and reads the other's after a `SeqCst` fence, so one of the two sees the other.
 //!
 //! The cost: while another worker has a timer pending, an idle worker wakes once per
-//! deadline on that wheel plus 2 ticks (at most once per 2 ms per watched wheel) to look;
-//! a busy worker pays one relaxed load per poll, and a fence when its earliest deadline
+//! deadline on that wheel plus 2 ticks (at most once per 2 ms per watched wheel) to look,
+//! and every 2 ms while another awake worker has ops in flight; a busy worker pays two
+//! relaxed loads per poll, and a fence when its earliest deadline or submission count
 //! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
-//! waits for the stall to end) and a stalled worker's ring (see `weft_reactor::uring`).
+//! waits for the stall to end), and ops its tasks queued but the stalled worker has not
+//! yet handed to the kernel (a `SINGLE_ISSUER` ring takes submissions from its owner only;
+//! they go at its next maintenance pass or park, and the stall delays them).
 //!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
 //! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
@@ -148,6 +156,8 @@ pub(crate) struct WorkerCx {
     /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
     /// none), so that a poll that changes it is noticed ("Stalled workers").
     seen_earliest: Cell<u64>,
+    /// This worker's ring's submission count as last seen after a poll.
+    seen_submitted: Cell<u64>,
 }
 
 /// The shortest park a watcher makes when a take-over deadline has passed but the
@@ -181,6 +191,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         core: RefCell::new(core),
         is_searching: Cell::new(false),
         seen_earliest: Cell::new(u64::MAX),
+        seen_submitted: Cell::new(0),
     };
     struct Reset;
     impl Drop for Reset {
@@ -279,19 +290,34 @@ impl WorkerCx {
         self.watch_own_wheel();
     }
 
-    /// After a poll: if this worker's wheel has a new earliest deadline, makes sure some
-    /// parked worker will look at it in time should this worker stall.
+    /// After a poll: if this worker's wheel has a new earliest deadline, or its ring new
+    /// ops, makes sure some parked worker will look at them in time should this worker
+    /// stall.
     #[inline]
     fn watch_own_wheel(&self) {
-        let timer = &self.shared.remotes[self.index].timer;
-        let earliest = timer.earliest_tick().unwrap_or(u64::MAX);
+        let me = &self.shared.remotes[self.index];
+        let earliest = me.timer.earliest_tick().unwrap_or(u64::MAX);
         if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
-            self.ensure_watcher(timer);
+            self.ensure_watcher(|| me.timer.takeover_deadline());
+        }
+        if let Some(ring) = &me.ring {
+            let submitted = ring.submitted();
+            if self.seen_submitted.replace(submitted) != submitted {
+                self.ensure_watcher(|| ring.takeover_deadline());
+            }
+        }
+    }
+
+    /// After this worker's own park: what it left in flight when it parked is watched by
+    /// nobody (a parked owner's ring needs no watcher).
+    fn watch_own_ring(&self) {
+        if let Some(ring) = &self.shared.remotes[self.index].ring {
+            self.ensure_watcher(|| ring.takeover_deadline());
         }
     }
 
     #[cold]
-    fn ensure_watcher(&self, timer: &weft_reactor::TimerHandle) {
+    fn ensure_watcher(&self, deadline: impl FnOnce() -> Option<Instant>) {
         // Pairs with the fence in `park`: either that parker reads the new earliest
         // deadline, or this reads it as parked.
         fence(SeqCst);
@@ -300,7 +326,7 @@ impl WorkerCx {
             // Every worker is awake, and each looks at the wheels before it parks.
             return;
         }
-        let Some(at) = timer.takeover_deadline() else {
+        let Some(at) = deadline() else {
             return;
         };
         if !idle.watched_by(at) {
@@ -308,24 +334,30 @@ impl WorkerCx {
         }
     }
 
-    /// Fires the due timers of every other worker's wheel whose owner is stalled; `true` if
-    /// any fired (their tasks are now in this worker's queue).
+    /// Fires the due timers of every other worker's wheel, and reaps the posted completions
+    /// of every other worker's ring, whose owner is stalled; `true` if anything was woken
+    /// (those tasks are now in this worker's queue).
     fn take_over_stalled(&self) -> bool {
         let mut fired = false;
         for (i, r) in self.shared.remotes.iter().enumerate() {
             if i != self.index {
                 fired |= r.timer.take_over() > 0;
+                fired |= r.ring.as_ref().is_some_and(|h| h.reap_stalled() > 0);
             }
         }
         fired
     }
 
-    /// The earliest take-over deadline of the other workers' wheels.
+    /// The earliest take-over deadline of the other workers' wheels and rings.
     fn watch_deadline(&self) -> Option<Instant> {
         let remotes = self.shared.remotes.iter().enumerate();
         remotes
             .filter(|(i, _)| *i != self.index)
-            .filter_map(|(_, r)| r.timer.takeover_deadline())
+            .flat_map(|(_, r)| {
+                let ring = r.ring.as_ref().and_then(|h| h.takeover_deadline());
+                [r.timer.takeover_deadline(), ring]
+            })
+            .flatten()
             .min()
     }
 
@@ -384,6 +416,7 @@ impl WorkerCx {
         if let Some(token) = token {
             shared.idle.end_watch(token);
         }
+        self.watch_own_ring();
         if shared.is_shutdown() {
             return;
         }
