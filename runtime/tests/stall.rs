@@ -142,12 +142,24 @@ type Read = Pin<Box<dyn Future<Output = (std::io::Result<usize>, Vec<u8>)> + Sen
 
 #[test]
 fn a_read_in_a_stalled_workers_ring_completes_on_another_worker() {
+    stalled_read(true);
+}
+
+#[test]
+fn a_read_queued_but_not_submitted_by_a_stalled_worker_completes() {
+    stalled_read(false);
+}
+
+/// A FIFO read is filed on the stalling worker's ring — handed to the kernel first if
+/// `in_kernel`, else left in the submission queue — and awaited by a task on the other
+/// worker; the FIFO is written while the first worker spins.
+fn stalled_read(in_kernel: bool) {
     hang_guard();
     if std::env::var("WEFT_IO_DRIVER").as_deref() == Ok("fallback") {
         // File ops run on the blocking pool there: no ring to be stalled.
         return;
     }
-    let released = watchdog("stalled ring", || {
+    let released = watchdog("stalled ring", move || {
         let rt = rt();
         let (path, fifo) = fifo();
         let writer = fifo.try_clone().unwrap();
@@ -166,9 +178,11 @@ fn a_read_in_a_stalled_workers_ring_completes_on_another_worker() {
                         let mut cx = Context::from_waker(Waker::noop());
                         assert!(read.as_mut().poll(&mut cx).is_pending());
                     }
-                    // Yield past a maintenance pass, which hands the read to the kernel.
-                    for _ in 0..64 {
-                        weft_runtime::task::yield_now().await;
+                    if in_kernel {
+                        // Yield past a maintenance pass, which hands the read to the kernel.
+                        for _ in 0..64 {
+                            weft_runtime::task::yield_now().await;
+                        }
                     }
                     if std::thread::current().id() != here {
                         return None;

@@ -6,9 +6,8 @@
 //!
 //! # Threads
 //!
-//! Only the owning thread submits (the ring is set up `SINGLE_ISSUER | COOP_TASKRUN`), and
-//! it reaps, except that another thread may reap for an owner that has stalled (below): the
-//! thread that created it with [`Uring::new`], or the thread that called
+//! Only the owning thread pushes SQEs and, but for a stalled owner (below), enters the
+//! kernel and reaps (the ring is set up `COOP_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
 //! [`Uring::enable`] on a ring made with [`Uring::new_disabled`] — which is how a runtime
 //! builds its workers' rings on one thread and hands each to its worker. The owner submits
 //! through the driver while parking, or through [`UringHandle::submit`] while it runs a
@@ -37,14 +36,18 @@
 //! flight and `cq` is free (`try_lock`: it never waits, and it never finds the owner parked,
 //! so it cannot take the eventfd's completion from under a waiting owner), it reaps the
 //! completions the kernel has posted and runs what they call for on its own thread — wakes,
-//! and completion callbacks. It never submits or enters the kernel (the ring is
-//! `SINGLE_ISSUER`).
+//! and completion callbacks. First it enters the ring's kernel side to submit the SQEs the
+//! owner queued but had not submitted before it stalled (`to_submit` is the queue's size: the
+//! kernel takes only what the owner's published tail covers, so the SQ's memory is never
+//! touched by two threads). Ops it submits complete through task work on its own thread,
+//! which it runs when it next returns from the kernel.
 //!
-//! Whether the kernel posts completions while the owner runs in user space depends on the
-//! setup flags: with `COOP_TASKRUN` (the default) or plain flags it does (task work runs on
-//! the owner's next return from the kernel, which a timer interrupt provides), with
-//! `DEFER_TASKRUN` only when the owner itself enters to wait, so a stalled owner's
-//! completions wait for it ([`UringHandle::reap_stalled`] then finds nothing).
+//! This needs the setup flags' help. `COOP_TASKRUN` (the default) or plain flags post the
+//! completions of the owner's ops at its next return from the kernel, which a timer
+//! interrupt provides, and let any thread enter. `DEFER_TASKRUN` (with the
+//! `SINGLE_ISSUER` it requires) posts them only when the owner itself enters to wait and
+//! refuses other threads' entries, so a stalled owner's ops wait for it
+//! ([`UringHandle::reap_stalled`] then finds nothing).
 //!
 //! # Errors at setup
 //!
@@ -202,7 +205,7 @@ fn explain_setup_error(e: io::Error) -> io::Error {
 enum SetupFlags {
     /// `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
     DeferTaskrun,
-    /// `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG` (Linux 6.0+).
+    /// `COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+).
     CoopTaskrun,
     /// No flags.
     Plain,
@@ -315,9 +318,9 @@ impl Uring {
                             .setup_taskrun_flag();
                     }
                     SetupFlags::CoopTaskrun => {
-                        b.setup_single_issuer()
-                            .setup_coop_taskrun()
-                            .setup_taskrun_flag();
+                        // Not `SINGLE_ISSUER`: a thread reaping for a stalled owner also
+                        // hands the owner's queued SQEs to the kernel.
+                        b.setup_coop_taskrun().setup_taskrun_flag();
                     }
                     SetupFlags::Plain => {}
                 }
@@ -717,6 +720,16 @@ impl UringHandle {
         }
         let Some(cq) = shared.cq.try_lock() else {
             return 0;
+        };
+        let to_submit = shared.ring.params().sq_entries();
+        // SAFETY: no argument struct; the kernel submits only the SQEs the owner published
+        // (pushed under `push`'s contract), and this thread touches no queue memory. On a
+        // `SINGLE_ISSUER` ring the kernel refuses (EEXIST) and nothing happens.
+        let _ = unsafe {
+            shared
+                .ring
+                .submitter()
+                .enter::<libc::sigset_t>(to_submit, 0, 0, None)
         };
         let mut actions = Vec::new();
         // SAFETY: `cq` is held; no queue view is alive on this thread.
