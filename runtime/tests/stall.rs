@@ -225,3 +225,34 @@ fn stalled_read(in_kernel: bool) {
         "the read's completion stayed on the stalled worker's ring"
     );
 }
+
+#[test]
+fn an_idle_runtime_with_a_far_timer_and_a_read_pending_does_not_wake_to_watch() {
+    hang_guard();
+    let rt = rt();
+    let (path, fifo) = fifo();
+    let writer = fifo.try_clone().unwrap();
+    let file = Arc::new(weft_runtime::fs::File::from_std(fifo, &path));
+    let sleeper = rt.spawn(time::sleep(Duration::from_secs(3600)));
+    // A read of a FIFO nobody writes: in flight for as long as the test runs.
+    let reader = rt.spawn(async move { file.read_at(vec![0; 4], 0).await.0.is_ok() });
+    let m = rt.metrics();
+    wait_until("both workers park", || m.num_parked_workers() == 2);
+    // Settle: a worker may park, wake once to look and park again.
+    std::thread::sleep(Duration::from_millis(20));
+    wait_until("both workers park", || m.num_parked_workers() == 2);
+    let before = m.total().parks;
+    std::thread::sleep(Duration::from_millis(100));
+    let after = m.total().parks;
+    assert_eq!(
+        before, after,
+        "a parked worker woke by itself to watch a parked worker's timer or read"
+    );
+    sleeper.abort();
+    reader.abort();
+    // Ends the read (on the fallback, a blocking-pool thread is inside it).
+    use std::io::Write;
+    (&writer).write_all(b"done").unwrap();
+    drop(rt);
+    let _ = std::fs::remove_file(&path);
+}
