@@ -36,6 +36,8 @@
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
 //! - [`signal`]: [`signal::ctrl_c`] and [`signal::unix::signal`], any number of listeners.
 //! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
+//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets:
+//!   owned buffers, methods on `&self`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -53,6 +55,7 @@ mod io;
 mod loom;
 mod macros;
 mod metrics;
+pub mod net;
 mod park;
 mod poller;
 pub mod process;
