@@ -83,7 +83,16 @@ impl UdpSocket {
     /// to the peer was refused (ICMP port unreachable), `NotConnected` without
     /// [`connect`](UdpSocket::connect).
     pub async fn send(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.sock.send(&buf).await;
+        let r = self.sock.send(&buf).await.map_err(|e| {
+            if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
+                io::Error::new(
+                    io::ErrorKind::NotConnected,
+                    "send on a UDP socket with no peer: connect first, or use send_to",
+                )
+            } else {
+                e
+            }
+        });
         (r, buf)
     }
 
