@@ -32,8 +32,9 @@ export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 export WEFT_IO_DRIVER="${WEFT_IO_DRIVER:-fallback}"
 
 # callback: deferred closures behind task headers (task/deferred.rs), timer wakers and the
-# composite helpers' shared state.
-read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callback}"
+# composite helpers' shared state. sync_*: the oneshot cells, the mpsc buffers and the
+# wait lists of the locks, with drop-counting payloads.
+read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callback sync_oneshot sync_mpsc sync_mutex sync_semaphore sync_misc}"
 
 # Build, and map each test target's name to its executable. One JSON object per line; the
 # test targets are the artifacts with "kind":["test"] and a non-null executable.

@@ -29,6 +29,7 @@ pub mod driver;
 mod loom;
 pub mod time;
 pub mod uring;
+pub mod wake;
 
 pub use driver::{Driver, ThreadParker, ThreadUnparker, Unpark};
 pub use time::{TimeDriver, TimerHandle};

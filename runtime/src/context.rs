@@ -5,8 +5,12 @@ use std::cell::{Cell, RefCell};
 use crate::scheduler::Handle;
 
 thread_local! {
-    /// The runtime `Handle::current()` and `spawn` use on this thread.
-    static CURRENT: RefCell<Option<Handle>> = const { RefCell::new(None) };
+    /// The runtimes made current on this thread, each with the id of the guard that made
+    /// it so, most recent last: the last is the one `Handle::current()` and `spawn` use.
+    /// A guard removes its own entry, wherever it is, so guards may drop in any order.
+    static CURRENT: RefCell<Vec<(u64, Handle)>> = const { RefCell::new(Vec::new()) };
+    /// The id the next guard takes.
+    static NEXT_GUARD: Cell<u64> = const { Cell::new(0) };
     /// Set while this thread runs `block_on`, or is a worker: blocking here would deadlock.
     static IN_RUNTIME: Cell<bool> = const { Cell::new(false) };
 }
@@ -14,26 +18,35 @@ thread_local! {
 /// Runs `f` with the current handle, if any.
 #[inline]
 pub(crate) fn with_current<R>(f: impl FnOnce(&Handle) -> R) -> Option<R> {
-    CURRENT.with(|c| c.borrow().as_ref().map(f))
+    CURRENT.with(|c| c.borrow().last().map(|(_, h)| f(h)))
 }
 
-/// Makes `handle` current until the guard is dropped.
+/// Makes `handle` current until the guard is dropped (or a later guard takes over).
 pub(crate) fn set_current(handle: Handle) -> SetCurrentGuard {
-    let prev = CURRENT.with(|c| c.borrow_mut().replace(handle));
-    SetCurrentGuard { prev }
+    let id = NEXT_GUARD.with(|n| n.replace(n.get().wrapping_add(1)));
+    CURRENT.with(|c| c.borrow_mut().push((id, handle)));
+    SetCurrentGuard {
+        id,
+        _not_send: std::marker::PhantomData,
+    }
 }
 
-/// Restores the previous current handle on drop.
+/// Removes its handle from the thread's current runtimes on drop; the most recent one left
+/// becomes current. Not `Send`: it belongs to the thread whose context it changed.
 #[derive(Debug)]
 pub(crate) struct SetCurrentGuard {
-    prev: Option<Handle>,
+    id: u64,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
 impl Drop for SetCurrentGuard {
     fn drop(&mut self) {
-        let prev = self.prev.take();
-        // Taken out first so the old handle is dropped outside the borrow.
-        let old = CURRENT.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        // Taken out first so the handle is dropped outside the borrow.
+        let old = CURRENT.with(|c| {
+            let mut stack = c.borrow_mut();
+            let at = stack.iter().rposition(|(id, _)| *id == self.id);
+            at.map(|i| stack.remove(i))
+        });
         drop(old);
     }
 }

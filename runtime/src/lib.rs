@@ -36,6 +36,8 @@
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
 //! - [`signal`]: [`signal::ctrl_c`] and [`signal::unix::signal`], any number of listeners.
 //! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
+//! - [`sync`]: `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`,
+//!   `Notify`, `Barrier`, `OnceCell`, with tokio's names, usable on any executor.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets:
 //!   owned buffers, methods on `&self`.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -50,6 +52,7 @@ mod blocking;
 pub mod callback;
 mod context;
 mod coop;
+mod fork;
 pub mod fs;
 mod io;
 mod loom;
@@ -63,6 +66,7 @@ pub mod promise;
 mod runtime;
 mod scheduler;
 pub mod signal;
+pub mod sync;
 pub mod task;
 pub mod time;
 

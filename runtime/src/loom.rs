@@ -1,10 +1,27 @@
 //! The std/loom shim. Under `cfg(loom)` the task state machine's atomics and cells come from
 //! loom, so model tests explore every interleaving and flag unsynchronised cell access;
-//! otherwise they are std's, behind the same small API (`with`/`with_mut` on cells).
+//! otherwise they are std's, behind the same small API (`with`/`with_mut` on cells). `weft::sync`
+//! takes its atomics, `Arc` and `Mutex` (parking_lot's outside loom) from here too.
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
     pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use std::sync::Arc;
+
+    /// parking_lot's mutex behind loom's `lock()` shape (no poisoning to unwrap).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) const fn new(value: T) -> Self {
+            Mutex(parking_lot::const_mutex(value))
+        }
+
+        #[inline]
+        pub(crate) fn lock(&self) -> parking_lot::MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
 
     /// An `UnsafeCell` with loom's closure-based API.
     #[derive(Debug)]
@@ -31,4 +48,19 @@ pub(crate) mod sync {
 pub(crate) mod sync {
     pub(crate) use loom::cell::UnsafeCell;
     pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use loom::sync::Arc;
+
+    /// loom's mutex with the shim's non-poisoning `lock()`.
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Mutex(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> loom::sync::MutexGuard<'_, T> {
+            self.0.lock().unwrap()
+        }
+    }
 }

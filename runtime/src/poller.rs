@@ -245,7 +245,8 @@ impl Poller {
             // Descriptors are closed and tasks woken outside the table's lock.
             drop(reaped);
             for w in wake.drain(..) {
-                w.wake();
+                // Caught: a panicking waker must not end the thread every waiter relies on.
+                weft_reactor::wake::wake(w);
             }
         }
     }

@@ -26,6 +26,10 @@ pub const WORKER_THREADS_ENV: &str = "WEFT_WORKER_THREADS";
 
 type Callback = Arc<dyn Fn() + Send + Sync>;
 
+/// The most worker threads a runtime may have: far above any machine's cores, and below
+/// what the idle accounting counts (16 bits of searching workers).
+const MAX_WORKER_THREADS: usize = 32_768;
+
 /// Names, stack size and start/stop hooks shared by worker and blocking threads.
 #[derive(Clone)]
 pub(crate) struct ThreadHooks {
@@ -102,7 +106,8 @@ impl Builder {
         self
     }
 
-    /// The number of worker threads (at least 1; 0 makes [`build`](Builder::build) fail).
+    /// The number of worker threads (1 to 32 768; outside that [`build`](Builder::build)
+    /// fails).
     pub fn worker_threads(&mut self, n: usize) -> &mut Self {
         self.worker_threads = Some(n);
         self
@@ -190,6 +195,12 @@ impl Builder {
                     .to_string(),
             ));
         }
+        if n > MAX_WORKER_THREADS {
+            return Err(invalid(format!(
+                "{n} worker threads requested (worker_threads or {WORKER_THREADS_ENV}): a \
+                 runtime has at most {MAX_WORKER_THREADS}"
+            )));
+        }
         for (what, v) in [
             ("global_queue_interval", self.global_queue_interval),
             ("event_interval", self.event_interval),
@@ -208,8 +219,9 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for a setting out of range (0 workers, a malformed
-    /// `WEFT_WORKER_THREADS`); the operating system's error if a thread cannot be started.
+    /// `InvalidInput` for a setting out of range (0 or more than 32 768 workers, a malformed
+    /// `WEFT_WORKER_THREADS`); the operating system's error, naming the worker, if a thread
+    /// cannot be started (the threads already started are shut down and joined first).
     pub fn build(&mut self) -> io::Result<Runtime> {
         let n = self.resolve_workers()?;
         let mode = self.io_uring.resolve()?;
@@ -251,6 +263,7 @@ impl Builder {
             remote_spawns: AtomicU64::new(0),
             running: Mutex::new(0),
             exited: Condvar::new(),
+            built_in: crate::fork::BuiltIn::here()?,
         });
         let handle = Handle { shared };
         let mut rt = Runtime {
@@ -356,6 +369,11 @@ impl fmt::Debug for Builder {
 /// its future dropped (its destructors run, on the dropping thread), blocking jobs that have
 /// started are waited for, and all threads are joined.
 ///
+/// A runtime does not survive `fork(2)`: in the child (which has none of its threads),
+/// `spawn`, `defer`, `spawn_blocking` and `block_on` panic with a message saying so, and
+/// dropping it leaks it rather than wait for threads that are not there. A forked child
+/// should `exec` (or fork before any runtime starts threads).
+///
 /// # Examples
 ///
 /// ```
@@ -446,7 +464,10 @@ impl Runtime {
 
     /// Shuts down, waiting at most `timeout` for workers to finish their current poll and
     /// for started blocking jobs. Threads still busy after it are left to finish on their
-    /// own (detached); every task not being polled has its future dropped.
+    /// own (detached): the poll, callback or blocking job they are in runs to its end, and
+    /// nothing else of this runtime's starts after this returns (a busy worker drops the
+    /// tasks and deferred callbacks it still holds, unrun). Every task not being polled has
+    /// its future dropped.
     pub fn shutdown_timeout(mut self, timeout: Duration) {
         self.shutdown(Some(Instant::now() + timeout));
     }
@@ -458,6 +479,13 @@ impl Runtime {
 
     fn shutdown(&mut self, deadline: Option<Instant>) {
         if std::mem::replace(&mut self.shut_down, true) {
+            return;
+        }
+        if self.handle.shared.built_in.is_forked() {
+            // A forked child: the threads do not exist here and the rings are the parent's.
+            // Leak all of it (see `fork.rs`).
+            std::mem::forget(self.handle.clone());
+            std::mem::forget(std::mem::take(&mut self.threads));
             return;
         }
         let shared = &self.handle.shared;

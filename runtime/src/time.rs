@@ -1,11 +1,19 @@
 //! Timers: [`sleep`], [`timeout`] and [`interval`], with tokio's names and semantics.
 //!
-//! Each worker (and each thread inside `block_on`) owns a hierarchical timing wheel with 1 ms
-//! resolution (`weft_reactor::time`). A timer is filed in the wheel of the thread that first
+//! Each worker owns a hierarchical timing wheel with 1 ms resolution (`weft_reactor::time`);
+//! a thread with no wheel (in `block_on`, on the blocking pool) uses a worker's. A timer is filed in the wheel of the thread that first
 //! polls it; if its task later moves to another worker, polling or dropping it updates or
 //! cancels the entry in the original wheel under that wheel's own lock — there is no global
 //! timer lock. A worker fires its due timers whenever it parks, and a busy worker also on a
 //! fixed cadence between tasks; it never parks past its earliest deadline.
+//!
+//! **After shutdown time still passes.** A worker leaving at shutdown closes its wheel: the
+//! timers in it are woken (early; each checks the clock, finds its entry gone and registers
+//! again), and a timer polled on a runtime that has shut down (`handle.block_on(sleep(..))`
+//! on a handle that outlived its `Runtime`) goes to one process-wide wheel fired by a thread
+//! of its own, started the first time it is needed. So `sleep`, `timeout` and `interval`
+//! complete on time rather than hang. A callback timer (`callback::set_timeout`) whose
+//! runtime has shut down is dropped unrun, like any callback deferred then.
 //!
 //! **A timer never fires early**: deadlines round up to the next millisecond and `Sleep`
 //! checks the clock itself before it reports completion. It may fire late by up to about a
@@ -54,13 +62,52 @@ pub(crate) fn current_timer() -> TimerHandle {
     if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
         return h;
     }
-    match crate::context::with_current(|h| h.shared.remote_timer()) {
-        Some(h) => h,
+    let remote =
+        |h: &crate::scheduler::Handle| (!h.shared.is_shutdown()).then(|| h.shared.remote_timer());
+    match crate::context::with_current(remote) {
+        Some(Some(h)) => h,
+        Some(None) => after_shutdown_timer(),
         None => panic!(
             "a weft timer was polled outside a weft runtime: {}",
             crate::scheduler::NO_RUNTIME
         ),
     }
+}
+
+/// The wheel for timers polled after their runtime shut down: one per process, fired by a
+/// thread of its own, started on first use, so that time still passes for them. (Started
+/// again in a forked child, which does not have the parent's thread.)
+#[track_caller]
+fn after_shutdown_timer() -> TimerHandle {
+    static TIMER: parking_lot::Mutex<Option<(u64, TimerHandle)>> = parking_lot::Mutex::new(None);
+    let mut timer = TIMER.lock();
+    let generation = crate::fork::generation();
+    if let Some((g, h)) = &*timer {
+        if *g == generation {
+            return h.clone();
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("weft-timer-after-shutdown".into())
+        .spawn(move || {
+            use weft_reactor::Driver;
+            let mut driver = weft_reactor::TimeDriver::new(weft_reactor::ThreadParker::new());
+            let _ = tx.send(driver.remote_handle());
+            loop {
+                // A parker's park cannot fail; its wakes are caught (`wake.rs`).
+                let _ = driver.park(None);
+            }
+        });
+    let h = match spawned.map(|_| rx.recv()) {
+        Ok(Ok(h)) => h,
+        Ok(Err(_)) | Err(_) => panic!(
+            "a weft timer was polled after its runtime shut down, and the thread that fires \
+             such timers could not be started"
+        ),
+    };
+    *timer = Some((generation, h.clone()));
+    h
 }
 
 /// A far-off instant for durations too large to add (about 30 years ahead).
@@ -70,6 +117,22 @@ fn far_future() -> Instant {
 
 pub(crate) fn deadline_after(d: Duration) -> Instant {
     Instant::now().checked_add(d).unwrap_or_else(far_future)
+}
+
+/// `t + d`, or the far-off instant if that is not representable.
+fn add_or_far(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(far_future)
+}
+
+/// `t + d * n`, or the far-off instant if that is not representable (`n` may exceed
+/// `u32::MAX`: a short period missed for a long time).
+fn add_periods(t: Instant, d: Duration, n: u128) -> Instant {
+    let nanos = d.as_nanos().saturating_mul(n);
+    let secs = u64::try_from(nanos / 1_000_000_000);
+    match secs {
+        Ok(secs) => add_or_far(t, Duration::new(secs, (nanos % 1_000_000_000) as u32)),
+        Err(_) => far_future(),
+    }
 }
 
 /// Waits until `duration` has elapsed.
@@ -301,7 +364,8 @@ pub enum MissedTickBehavior {
     Skip,
 }
 
-/// A stream of ticks every `period`; the first tick completes at once.
+/// A stream of ticks every `period`; the first tick completes at once. A period too long to
+/// add to the clock (`Duration::MAX`) ticks once and then (about) never.
 ///
 /// # Panics
 ///
@@ -358,19 +422,21 @@ impl Interval {
         std::task::ready!(Pin::new(&mut self.sleep).poll(cx));
         let scheduled = self.sleep.deadline();
         let now = Instant::now();
-        let next = if now > scheduled + self.period {
+        // Sums saturate at a far-off instant, so a period too long to add (`Duration::MAX`)
+        // means "not again", not an overflow.
+        let on_time = add_or_far(scheduled, self.period);
+        let next = if now > on_time {
             match self.missed {
-                MissedTickBehavior::Burst => scheduled + self.period,
-                MissedTickBehavior::Delay => now + self.period,
+                MissedTickBehavior::Burst => on_time,
+                MissedTickBehavior::Delay => add_or_far(now, self.period),
                 MissedTickBehavior::Skip => {
                     let behind = (now - scheduled).as_nanos();
-                    let p = self.period.as_nanos();
-                    let periods = (behind / p + 1) as u32;
-                    scheduled + self.period * periods
+                    let periods = behind / self.period.as_nanos() + 1;
+                    add_periods(scheduled, self.period, periods)
                 }
             }
         } else {
-            scheduled + self.period
+            on_time
         };
         Pin::new(&mut self.sleep).reset(next);
         Poll::Ready(scheduled)
@@ -378,7 +444,7 @@ impl Interval {
 
     /// Restarts the schedule: the next tick is one period from now.
     pub fn reset(&mut self) {
-        Pin::new(&mut self.sleep).reset(Instant::now() + self.period);
+        Pin::new(&mut self.sleep).reset(deadline_after(self.period));
     }
 
     /// The period.

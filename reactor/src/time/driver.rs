@@ -33,6 +33,8 @@ struct Locked {
     wheel: Wheel<Waker>,
     /// The tick the owner is parked until (`u64::MAX`: no timeout), or 0 while awake.
     parked_until: u64,
+    /// Set by [`TimeDriver::close`]: the owner parks no more, so nothing is filed.
+    closed: bool,
 }
 
 struct Shared {
@@ -96,6 +98,7 @@ impl<D: Driver> TimeDriver<D> {
                 locked: Mutex::new(Locked {
                     wheel: Wheel::new(),
                     parked_until: 0,
+                    closed: false,
                 }),
                 clock: Clock::new(),
                 unpark,
@@ -132,6 +135,22 @@ impl<D: Driver> TimeDriver<D> {
         &mut self.inner
     }
 
+    /// Closes the wheel, for an owner that will not park again (a worker leaving at
+    /// shutdown): every pending timer's waker is woken now, before its deadline, and a
+    /// timer registered afterwards is woken at once and not filed. Nothing then waits on a
+    /// wheel that nobody fires; a woken timer finds its entry gone and must check the clock
+    /// and register elsewhere (as `weft_runtime::time::Sleep` does), or give up.
+    pub fn close(&mut self) {
+        let mut locked = self.shared.locked.lock();
+        locked.closed = true;
+        let fired = &mut self.fired;
+        locked.wheel.poll_expired(u64::MAX, |_, w| fired.push(w));
+        drop(locked);
+        for w in self.fired.drain(..) {
+            crate::wake::wake(w);
+        }
+    }
+
     /// Fires due timers; when `parking`, also records how long the owner will sleep and
     /// returns that timeout (step 1), otherwise marks the owner awake (step 2). Also returns
     /// whether any timer fired.
@@ -159,7 +178,7 @@ impl<D: Driver> TimeDriver<D> {
         drop(locked);
         let fired_any = !self.fired.is_empty();
         for w in self.fired.drain(..) {
-            w.wake();
+            crate::wake::wake(w);
         }
         (timeout, fired_any)
     }
@@ -239,11 +258,20 @@ impl TimerHandle {
         }
     }
 
-    /// Registers a timer that wakes `waker` at (never before) `deadline`.
+    /// Registers a timer that wakes `waker` at (never before) `deadline`; on a closed wheel
+    /// (see [`TimeDriver::close`]), wakes it at once and returns a key that names no timer.
     pub fn register(&self, deadline: Instant, waker: Waker) -> Key {
         let tick = self.shared.clock.deadline_to_tick(deadline);
         let mut locked = self.shared.locked.lock();
         let key = locked.wheel.insert(tick, waker);
+        if locked.closed {
+            let waker = locked.wheel.cancel(key);
+            drop(locked);
+            if let Some(w) = waker {
+                crate::wake::wake(w);
+            }
+            return key;
+        }
         self.wake_owner_if_needed(&locked, tick);
         key
     }

@@ -561,8 +561,10 @@ impl Shared {
         }
         for action in actions.drain(..) {
             match action {
-                Reaped::Wake(w) => w.wake(),
-                Reaped::Run(f, r) => f(r),
+                Reaped::Wake(w) => crate::wake::wake(w),
+                Reaped::Run(f, r) => {
+                    crate::wake::guarded(move || f(r));
+                }
                 Reaped::Nothing | Reaped::Unknown => {}
             }
         }

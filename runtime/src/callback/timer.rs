@@ -31,12 +31,18 @@ use weft_reactor::time::{Key, WeakTimerHandle};
 
 use crate::scheduler::{Handle, Shared};
 
-/// Queues `f` on the runtime behind `rt`, or drops it if the runtime is gone.
+/// Queues `f` on the runtime behind `rt`, or drops it if the runtime is gone or shutting
+/// down (its wheels are closed then, and wake every timer early: see `time.rs`).
 fn defer_on<F: FnOnce() + Send + 'static>(rt: &Weak<Shared>, f: F) {
     match rt.upgrade() {
-        Some(shared) => Handle { shared }.defer(f),
-        None => drop(f),
+        Some(shared) if !shared.is_shutdown() => Handle { shared }.defer(f),
+        _ => drop(f),
     }
+}
+
+/// Whether the runtime behind `rt` still runs callbacks.
+fn is_running(rt: &Weak<Shared>) -> bool {
+    rt.upgrade().is_some_and(|s| !s.is_shutdown())
 }
 
 struct OneShot<F> {
@@ -247,6 +253,11 @@ impl<F: FnMut() + Send + 'static> Wake for TickWaker<F> {
             return;
         }
         let repeat = &self.repeat;
+        if !is_running(&repeat.rt) {
+            // Shut down: no tick would run, so none is armed (it would tick on forever).
+            repeat.stop();
+            return;
+        }
         // Re-arm first (on this thread's wheel: the one that fired), then queue the tick.
         let now = Instant::now();
         {

@@ -74,6 +74,8 @@ pub(crate) struct Shared {
     /// Workers still running; the runtime's drop waits on `exited`.
     pub(crate) running: Mutex<usize>,
     pub(crate) exited: Condvar,
+    /// The process the runtime was built in; see `fork.rs`.
+    pub(crate) built_in: crate::fork::BuiltIn,
 }
 
 /// A cheap, cloneable reference to a runtime, usable from any thread: spawn onto it, enter
@@ -131,6 +133,24 @@ impl Handle {
 
     /// Makes this runtime current on this thread until the guard is dropped, so that
     /// [`spawn`](crate::spawn) and [`Handle::current`] work outside `block_on`.
+    ///
+    /// Guards may be dropped in any order: the current runtime is always the one entered
+    /// most recently whose guard is still alive (none once all are dropped). A guard is not
+    /// `Send`: it changes its own thread's context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_runtime::{Handle, Runtime};
+    /// let one = Runtime::builder().worker_threads(1).build().unwrap();
+    /// let two = Runtime::builder().worker_threads(2).build().unwrap();
+    /// let g1 = one.enter();
+    /// let g2 = two.enter();
+    /// drop(g1); // out of order: `two` stays current
+    /// assert_eq!(Handle::current().metrics().num_workers(), 2);
+    /// drop(g2);
+    /// assert!(Handle::try_current().is_err());
+    /// ```
     pub fn enter(&self) -> EnterGuard<'_> {
         EnterGuard {
             _guard: crate::context::set_current(self.clone()),
@@ -160,6 +180,7 @@ impl Handle {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        self.shared.built_in.check("spawn");
         let (task, notified, join) = task::new_task(future, self.clone(), true);
         let task = task.expect("owned tasks have a list reference");
         if let Some(notified) = self.shared.owned.bind(task, notified) {
@@ -196,6 +217,7 @@ impl Handle {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.shared.built_in.check("defer");
         self.schedule_task(task::deferred::new(f), true)
     }
 
@@ -205,12 +227,14 @@ impl Handle {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.shared.built_in.check("spawn_blocking");
         self.shared.blocking.spawn(self, f)
     }
 
     /// Runs `future` to completion on the current thread; see [`crate::Runtime::block_on`].
     #[track_caller]
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.shared.built_in.check("block_on");
         let _enter = crate::context::enter_runtime();
         let _current = crate::context::set_current(self.clone());
         crate::park::block_on(future)

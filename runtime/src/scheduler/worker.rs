@@ -13,7 +13,8 @@
 //! 3. Otherwise take the LIFO slot, unless it has run `max_lifo_polls` times in a row (two
 //!    tasks waking each other would otherwise keep the worker to themselves): then the slot's
 //!    task goes to the back of the local queue.
-//! 4. Otherwise the local queue; then a batch from the global queue.
+//! 4. Otherwise the `next` slot (see "Wake-ups"), then the local queue; then a batch from
+//!    the global queue.
 //! 5. Nothing local: become a searcher (at most half the workers search at once) and steal
 //!    half of a victim's queue, visiting victims from a random start; then the global queue.
 //!    A searcher that finds work stops searching and, if it was the last searcher, wakes one
@@ -28,15 +29,32 @@
 //!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
 //! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
-//! goes to the back of the local queue. Whenever stealable work is added, one parked worker is
-//! woken if no worker is searching. From any other thread the task goes to the global queue,
-//! with the same wake-up rule.
+//! goes to the back of the local queue. From any other thread the task goes to the global
+//! queue, and one parked worker is woken if no worker is searching.
+//!
+//! # Wake-ups
+//!
+//! Stealable work added by a worker wakes one parked worker (if none is searching), except
+//! an entry this worker will run next anyway: one queued during a poll (a yielding task, a
+//! deferred callback) while the LIFO slot and the local queue are empty. Waking another
+//! worker for it would only hand it over: the woken worker steals what the first was about
+//! to run, and a lone task or a chain of callbacks bounces between cores (one op in flight
+//! ran 2.5x slower on two workers than on one). Such an entry goes to the core's `next`
+//! slot, which runs after the LIFO slot and before the local queue, so FIFO order is kept:
+//! it is the oldest entry, and whatever the poll queues after it goes to the local queue
+//! and wakes a worker as usual. If the poll instead fills the LIFO slot, `next` would wait
+//! behind it, so at the poll's end it moves to the (empty) local queue and a worker is
+//! woken. So the one entry nobody is told about sits, until the current poll returns, on a
+//! running worker that takes it next; the parking protocol (step 6) is unchanged, since a
+//! worker parks only with its slots and queue empty.
 //!
 //! # Shutdown
 //!
 //! 1. The runtime sets `shutdown` and unparks every worker.
 //! 2. Each worker notices at its next tick or park, drops its LIFO slot and local-queue
-//!    entries (the tasks stay in the owned list) and exits, counting down `running`.
+//!    entries (the tasks stay in the owned list) and exits, counting down `running`. A
+//!    worker checks the flag before every task it runs, so one that was busy in a poll
+//!    when shutdown began runs nothing more (a deferred callback it finds is dropped).
 //! 3. The runtime waits for the count to reach zero (or its timeout), then closes the owned
 //!    list and cancels every task in it on the calling thread: each future's destructor runs
 //!    exactly once. A task spawned after this point is cancelled at once.
@@ -62,8 +80,15 @@ use crate::task::Notified;
 pub(crate) struct Core {
     local: Worker<Notified>,
     lifo: Option<Notified>,
+    /// An entry queued during a poll while nothing else was queued here (see "Wake-ups"):
+    /// the next to run after the LIFO slot, ahead of the local queue.
+    next: Option<Notified>,
     lifo_polls: u8,
-    tick: u32,
+    /// Ticks left until the next maintenance (step 1) and global-queue turn (step 2):
+    /// countdowns rather than a tick counter taken modulo the intervals, which would
+    /// cost two divisions per tick.
+    until_event: u32,
+    until_global: u32,
     rng: u32,
     /// Taken out while the worker parks or polls it, so that wakes the driver runs (fired
     /// timers, completions) can schedule onto this core.
@@ -78,8 +103,10 @@ impl Core {
         Box::new(Core {
             local,
             lifo: None,
+            next: None,
             lifo_polls: 0,
-            tick: 0,
+            until_event: 0,
+            until_global: 0,
             rng: (index as u32).wrapping_mul(0x9E37_79B9) | 1,
             driver: Some(driver),
         })
@@ -119,6 +146,8 @@ pub(crate) struct WorkerCx {
     /// Whether this worker counts as searching in `Idle`. A `Cell` beside the core, not in
     /// it, so that reading it on every poll takes no borrow.
     is_searching: Cell<bool>,
+    /// Whether this worker is running a queue entry (see "Wake-ups" above).
+    polling: Cell<bool>,
 }
 
 thread_local! {
@@ -140,6 +169,18 @@ fn bump(c: &AtomicU64, n: u64) {
     c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
+/// Counts a tick down: `true` once every `every` ticks.
+#[inline]
+fn countdown(left: &mut u32, every: u32) -> bool {
+    if *left == 0 {
+        *left = every.saturating_sub(1);
+        true
+    } else {
+        *left -= 1;
+        false
+    }
+}
+
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     let cx = WorkerCx {
@@ -147,6 +188,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         index,
         core: RefCell::new(core),
         is_searching: Cell::new(false),
+        polling: Cell::new(false),
     };
     struct Reset;
     impl Drop for Reset {
@@ -184,8 +226,7 @@ impl WorkerCx {
         loop {
             let maintenance = {
                 let mut core = self.core.borrow_mut();
-                core.tick = core.tick.wrapping_add(1);
-                core.tick % config.event_interval == 0
+                countdown(&mut core.until_event, config.event_interval)
             };
             if maintenance {
                 if self.shared.is_shutdown() {
@@ -206,13 +247,17 @@ impl WorkerCx {
                 return;
             }
             self.park();
+            // Woken for shutdown: leave now, without a scan of every queue first.
+            if self.shared.is_shutdown() {
+                return;
+            }
         }
     }
 
     /// Steps 2–4.
     fn next_task(&self, core: &mut Core) -> Option<Notified> {
         let config = &self.shared.config;
-        if core.tick % config.global_queue_interval == 0 {
+        if countdown(&mut core.until_global, config.global_queue_interval) {
             if let Some(t) = self.shared.inject.pop() {
                 return Some(t);
             }
@@ -227,6 +272,9 @@ impl WorkerCx {
             bump(&self.counters().overflows, (moved > 0) as u64);
         }
         core.lifo_polls = 0;
+        if let Some(t) = core.next.take() {
+            return Some(t);
+        }
         if let Some(t) = core.local.pop() {
             return Some(t);
         }
@@ -234,11 +282,29 @@ impl WorkerCx {
     }
 
     fn run_task(&self, task: Notified) {
+        if self.shared.is_shutdown() {
+            // Nothing starts once shutdown has begun: a worker that was stuck in a poll past
+            // `shutdown_timeout` drops what it finds instead of running it after the
+            // runtime said it had shut down.
+            drop(task);
+            return;
+        }
         if self.is_searching.replace(false) && self.shared.idle.transition_worker_from_searching() {
             self.shared.notify_parked();
         }
         bump(&self.counters().polls, 1);
+        self.polling.set(true);
         crate::coop::with_budget(|| task.run());
+        self.polling.set(false);
+        let mut core = self.core.borrow_mut();
+        if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {
+            // The poll filled the LIFO slot after queueing `next`, which now waits behind
+            // it: make it stealable (nothing else is queued, so the order is kept).
+            let task = core.next.take().expect("checked");
+            core.local.push(task);
+            drop(core);
+            self.shared.notify_parked();
+        }
     }
 
     /// Step 5.
@@ -260,6 +326,13 @@ impl WorkerCx {
                 continue;
             }
             bump(&counters.steal_operations, 1);
+            // An empty victim is skipped on two loads: a steal attempt pins crossbeam's
+            // epoch, and pinning walks every thread that ever pinned now and then, so
+            // attempting every empty queue made each scan O(workers²) (a 10 000-worker
+            // runtime took most of a minute to start and stop).
+            if remotes[victim].stealer.is_empty() {
+                continue;
+            }
             let before = core.local.len();
             loop {
                 match remotes[victim].stealer.steal_batch_and_pop(&core.local) {
@@ -310,7 +383,8 @@ impl WorkerCx {
         self.core.borrow_mut().driver = Some(driver);
     }
 
-    /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield.
+    /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield
+    /// (the `next` slot if nothing else is queued and a poll is running).
     pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
         let mut core = self.core.borrow_mut();
         let counters = self.counters();
@@ -324,6 +398,13 @@ impl WorkerCx {
             // Only the LIFO slot was filled: nothing another worker could steal.
             return;
         };
+        if self.polling.get() && core.next.is_none() && core.lifo.is_none() && core.local.is_empty()
+        {
+            // The only entry waiting here, run as soon as the poll returns: no other worker
+            // is woken for it, and it skips the deque.
+            core.next = Some(task);
+            return;
+        }
         let config = &self.shared.config;
         let moved = push_local(
             &core.local,
@@ -346,8 +427,14 @@ impl WorkerCx {
 /// Shutdown step 2 for a core (also used by a worker that failed to start).
 pub(crate) fn exit_core(shared: &Shared, mut core: Box<Core>) {
     drop(core.lifo.take());
+    drop(core.next.take());
     while let Some(t) = core.local.pop() {
         drop(t);
+    }
+    // Nobody fires this wheel from now on: its timers are woken to find another (see
+    // `time.rs`).
+    if let Some(driver) = core.driver.as_mut() {
+        driver.close();
     }
     drop(core);
     let mut running = shared.running.lock();

@@ -101,7 +101,8 @@ pub(crate) fn dispatch() {
         }
         let wakers = std::mem::take(&mut *slot.listeners.lock());
         for (_, w) in wakers {
-            w.wake();
+            // A listener's waker may panic: it must not take the readiness thread down.
+            weft_reactor::wake::wake(w);
         }
     }
 }

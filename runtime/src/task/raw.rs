@@ -281,7 +281,9 @@ where
             // SAFETY: COMPLETE and JOIN_WAKER are set, so the handle no longer writes the
             // slot (invariant 3).
             if let Some(w) = unsafe { &*w } {
-                w.wake_by_ref();
+                // The handle's waker may be anyone's (a hand-written future polls with what
+                // it likes): its panic must not unwind out of the worker.
+                weft_reactor::wake::wake_by_ref(w);
             }
         });
     }

@@ -1,0 +1,154 @@
+//! Wake-ups of idle workers: a worker that queues work it is about to run itself wakes
+//! nobody (a yielding task, a chain of deferred callbacks), and work it will not reach soon
+//! still gets a worker.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread::ThreadId;
+
+use common::watchdog;
+use weft_runtime::Runtime;
+
+/// A runtime with two workers, both parked (so that a wake-up is needed to get the second).
+fn rt2() -> Runtime {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    common::wait_until("both workers to park", || {
+        rt.metrics().num_parked_workers() == 2
+    });
+    rt
+}
+
+/// How many times `now` differs from the thread last recorded in `last`.
+fn count_move(last: &mut Option<ThreadId>, moves: &mut usize) {
+    let now = std::thread::current().id();
+    if last.is_some_and(|t| t != now) {
+        *moves += 1;
+    }
+    *last = Some(now);
+}
+
+const ROUNDS: usize = 300;
+
+/// Keeps the worker busy for a while each round, so that an idle worker woken by the
+/// previous round has parked again before the next (each needless wake-up is then counted
+/// as one park).
+fn busy() {
+    let start = std::time::Instant::now();
+    while start.elapsed() < std::time::Duration::from_micros(100) {
+        std::hint::spin_loop();
+    }
+}
+
+/// Before wake-ups were deferred, every yield woke the idle worker, which searched, found
+/// nothing or stole the task, and parked again. Now the idle worker sleeps through them; a
+/// few wake-ups for other reasons are allowed.
+#[test]
+fn a_lone_yielding_task_is_not_bounced_between_workers() {
+    common::hang_guard();
+    let rt = rt2();
+    let before = rt.metrics().total().parks;
+    let moves = watchdog("yield loop", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let (mut last, mut moves) = (None, 0);
+                for _ in 0..ROUNDS {
+                    count_move(&mut last, &mut moves);
+                    busy();
+                    weft_runtime::task::yield_now().await;
+                }
+                moves
+            }))
+            .unwrap()
+        }
+    });
+    let parks = rt.metrics().total().parks - before;
+    assert!(
+        moves <= ROUNDS / 100,
+        "the task moved between workers {moves} times in {ROUNDS} yields ({parks} parks)"
+    );
+    assert!(
+        parks <= (ROUNDS / 20) as u64,
+        "the idle worker was woken and parked again {parks} times in {ROUNDS} yields"
+    );
+}
+
+/// A chain of deferred callbacks, each deferring the next (the callback style's `ready`
+/// op), stays on its worker for the same reason.
+#[test]
+fn a_chain_of_deferred_callbacks_is_not_bounced_between_workers() {
+    common::hang_guard();
+    let rt = rt2();
+    let before = rt.metrics().total().parks;
+
+    struct Chain {
+        left: usize,
+        last: Option<ThreadId>,
+        moves: usize,
+        done: mpsc::Sender<usize>,
+    }
+    fn step(mut c: Chain) {
+        count_move(&mut c.last, &mut c.moves);
+        busy();
+        if c.left == 0 {
+            c.done.send(c.moves).unwrap();
+            return;
+        }
+        c.left -= 1;
+        weft_runtime::callback::defer(move || step(c));
+    }
+
+    let (tx, rx) = mpsc::channel();
+    rt.handle().defer(move || {
+        step(Chain {
+            left: ROUNDS,
+            last: None,
+            moves: 0,
+            done: tx,
+        })
+    });
+    let moves = watchdog("defer chain", move || rx.recv().unwrap());
+    let parks = rt.metrics().total().parks - before;
+    assert!(
+        moves <= ROUNDS / 100,
+        "the chain moved between workers {moves} times in {ROUNDS} callbacks ({parks} parks)"
+    );
+    assert!(
+        parks <= (ROUNDS / 20) as u64,
+        "the idle worker was woken and parked again {parks} times in {ROUNDS} callbacks"
+    );
+}
+
+/// Work queued behind the running task still wakes the idle worker: a task that queues
+/// two callbacks and then blocks its worker gets the second run elsewhere meanwhile.
+#[test]
+fn work_behind_a_long_poll_is_taken_by_the_idle_worker() {
+    common::hang_guard();
+    let rt = rt2();
+    let ran = watchdog("long poll", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let ran = Arc::new(AtomicUsize::new(0));
+                let poller = std::thread::current().id();
+                for _ in 0..2 {
+                    let ran = ran.clone();
+                    weft_runtime::callback::defer(move || {
+                        if std::thread::current().id() != poller {
+                            ran.fetch_add(1, SeqCst);
+                        }
+                    });
+                }
+                // Block this worker until the other has run at least one of them.
+                common::wait_until("the idle worker to take a callback", || {
+                    ran.load(SeqCst) > 0
+                });
+                ran.load(SeqCst)
+            }))
+            .unwrap()
+        }
+    });
+    assert!(ran >= 1);
+}
