@@ -93,9 +93,17 @@ fn echo_many_concurrent_connections_over_both_workers() {
                 c.await.unwrap();
             }
         });
-        let after = rt.metrics().workers();
+        let m = rt.metrics();
+        let after = m.workers();
         for (w, (a, b)) in after.iter().zip(&before).enumerate() {
             assert!(a.polls > b.polls, "worker {w} polled nothing");
+            if m.io_uring() {
+                // Each worker's ring carried socket waits.
+                assert!(
+                    a.io_submissions > b.io_submissions,
+                    "worker {w}'s ring submitted nothing"
+                );
+            }
         }
     });
 }
