@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
@@ -356,6 +357,54 @@ fn dropped_read_loses_no_byte() {
                 }
                 assert_eq!(got, round.to_le_bytes(), "round {round}");
             }
+        });
+    });
+}
+
+/// A read whose bytes the kernel delivered but whose future was dropped before it saw
+/// them (on the ring: a completed `RECV`, abandoned) hands them to the next read.
+#[test]
+fn bytes_of_a_completed_but_dropped_read_reach_the_next_read() {
+    hang_guard();
+    watchdog("completed dropped read", || {
+        rt().block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let c = Arc::new(TcpStream::connect(addr).await.unwrap());
+            let (s, _) = listener.accept().await.unwrap();
+            let c2 = c.clone();
+            // On a worker (which owns a ring when the runtime has them).
+            weft_runtime::spawn(async move {
+                for round in 0..20u8 {
+                    let mut read = Box::pin(c2.read(Vec::with_capacity(64)));
+                    let first = std::future::poll_fn(|cx| {
+                        std::task::Poll::Ready(read.as_mut().poll(cx).is_pending())
+                    })
+                    .await;
+                    assert!(first, "round {round}: nothing was sent yet");
+                    let (w, _) = s.write_all(vec![round; 40]).await;
+                    w.unwrap();
+                    // Long enough for the kernel to complete the read and the ring to be
+                    // reaped; the future is never polled again.
+                    sleep(Duration::from_millis(5)).await;
+                    drop(read);
+                    // A marker after them: lost bytes show as the marker read too early.
+                    let (w, _) = s.write_all(vec![0xff; 8]).await;
+                    w.unwrap();
+                    let (r, first) = c2.read_exact(Vec::with_capacity(8)).await;
+                    r.unwrap();
+                    assert_eq!(first, [round; 8], "round {round}: the bytes were lost");
+                    let (r, rest) = c2.read_exact(Vec::with_capacity(32)).await;
+                    r.unwrap();
+                    assert_eq!(rest, [round; 32], "round {round}");
+                    let (r, marker) = c2.read_exact(Vec::with_capacity(8)).await;
+                    r.unwrap();
+                    assert_eq!(marker, [0xff; 8]);
+                }
+            })
+            .await
+            .unwrap();
+            drop(c);
         });
     });
 }

@@ -5,25 +5,29 @@
 //! may be read by one task and written by another, on any workers (work stealing moves
 //! tasks with sockets like any other).
 //!
-//! # How an operation waits
+//! # How an operation runs
 //!
-//! Sockets are non-blocking. An operation makes its syscall at once (`recv`, `send` with
-//! `MSG_NOSIGNAL`, `accept4`, `connect`); on `EAGAIN` it waits for readiness and tries
-//! again. The wait is the one [`process`](crate::process) pipes use (`process/ring.rs`):
-//! a one-shot `POLL_ADD` on the ring of the thread polling at that moment (looked up
-//! each time, never cached, since a task may be stolen between two waits), or — on the
-//! fallback driver and threads without a ring — the process-wide readiness thread
-//! (`poller.rs`). A dropped wait cancels cleanly: the ring op is abandoned to the ring
-//! with the descriptor's `Arc` as its cleanup, the readiness registration is removed.
+//! Stream reads and writes, on a thread that owns a ring (a worker), are ring ops
+//! (`ring.rs`): a `RECV` into the spare capacity of the read's buffer, a `SEND` from the
+//! write's buffer (`MSG_NOSIGNAL`), submitted on the ring of the thread polling at that
+//! moment (looked up each time, never cached, since a task may be stolen between two ops)
+//! and batched with that ring's other submissions. Everything else — accept, connect,
+//! datagrams, and every operation on the fallback driver or a thread without a ring —
+//! uses non-blocking sockets: the syscall at once, and on `EAGAIN` a wait for readiness
+//! (the one [`process`](crate::process) pipes use: a one-shot `POLL_ADD` on the polling
+//! thread's ring, or the process-wide readiness thread, `poller.rs`), then the syscall
+//! again. A socket may move between threads and runtimes of either kind.
 //!
-//! # No received byte is lost
+//! # Cancellation, and no received byte is lost
 //!
-//! Bytes leave the kernel only inside a `recv` syscall that returns them to the read
-//! that made it, so a read future dropped while it waits has taken nothing: the next read
-//! gets every byte. (A ring `RECV` submitted with the read's buffer would instead let a
-//! cancelled read's bytes land in a buffer nobody reads, unless the stream kept them for
-//! the next read.) Only [`TcpStream::read_exact`], dropped after some bytes arrived, loses
-//! those, as its docs say.
+//! Dropping an operation's future cancels it and leaves the socket usable: a readiness
+//! wait is removed, a ring op is abandoned to the ring, which keeps its buffer and a clone
+//! of the descriptor until the kernel's completion. A `RECV` that completes after its
+//! future was dropped hands the bytes it received to the socket's stash, and the next
+//! read returns them first (a read waits until every abandoned `RECV` has completed, so
+//! bytes come out in the order they arrived). A readiness wait takes no bytes at all.
+//! Only [`TcpStream::read_exact`], dropped after some bytes reached its buffer, loses
+//! those, as its docs say. A dropped write may have sent some of its bytes.
 //!
 //! # Errors
 //!
@@ -33,6 +37,7 @@
 //! `connect` names the address.
 
 mod addr;
+mod ring;
 mod socket;
 mod tcp;
 mod udp;

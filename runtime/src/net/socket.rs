@@ -1,6 +1,8 @@
 //! The descriptor under every socket type: non-blocking, shared through an `Arc` so that
-//! a readiness wait (or its abandoned ring op) keeps it open, with the syscall loops that
-//! the public types wrap.
+//! a wait (or an abandoned ring op) keeps it open, with the loops that the public types
+//! wrap. Stream reads and writes go through the ring ops of `ring.rs` on a thread that owns
+//! a ring, and through readiness and a non-blocking syscall elsewhere; the rest always
+//! takes the second way.
 
 use std::io;
 use std::mem::{self, ManuallyDrop};
@@ -9,11 +11,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use super::addr::SockAddr;
+use super::ring::{self, Stash};
 
-/// One non-blocking socket. Clones share the descriptor (the halves of a split stream).
+/// One non-blocking socket. Clones share the descriptor and the stash (the halves of a
+/// split stream).
 #[derive(Clone)]
 pub(crate) struct Socket {
     fd: Arc<OwnedFd>,
+    /// Bytes that cancelled ring reads received, returned by the next reads.
+    stash: Arc<Stash>,
 }
 
 pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -47,7 +53,10 @@ impl Socket {
     }
 
     fn from_nonblocking(fd: OwnedFd) -> Socket {
-        Socket { fd: Arc::new(fd) }
+        Socket {
+            fd: Arc::new(fd),
+            stash: Arc::default(),
+        }
     }
 
     /// Takes over `fd` (from a std socket), switching it to non-blocking mode.
@@ -59,6 +68,12 @@ impl Socket {
     /// The descriptor, back in blocking mode (as std's types expect). A wait whose future
     /// was dropped may still hold the `Arc` until its ring completion: then a duplicate.
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
+        if self.stash.has_bytes() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the socket holds bytes received for a cancelled read: read them first",
+            ));
+        }
         let fd = Arc::try_unwrap(self.fd).or_else(|fd| fd.try_clone())?;
         set_nonblocking(fd.as_raw_fd(), false)?;
         Ok(fd)
@@ -108,8 +123,9 @@ impl Socket {
         }
     }
 
-    /// `recv(2)` with `flags` into `buf[..capacity]`; the length is set to the count.
-    pub(crate) async fn recv(
+    /// A datagram's `recv(2)` with `flags` into `buf[..capacity]`; the length is set to
+    /// the count. Always readiness and a syscall: a stash would merge datagrams.
+    pub(crate) async fn recv_dgram(
         &self,
         mut buf: Vec<u8>,
         flags: libc::c_int,
@@ -132,19 +148,77 @@ impl Socket {
         (r, buf)
     }
 
+    /// A stream read into `buf[..capacity]` (`MSG_PEEK` in `flags` to peek); the length
+    /// is set to the count.
+    pub(crate) async fn recv(
+        &self,
+        mut buf: Vec<u8>,
+        flags: libc::c_int,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        buf.clear();
+        self.recv_append(buf, flags).await
+    }
+
+    /// A stream read into `buf[len..capacity]`, appending: the stash first (after any
+    /// cancelled ring read still in the kernel has settled), then a ring `RECV` on a
+    /// thread with a ring, else readiness and `recv(2)`.
+    async fn recv_append(
+        &self,
+        mut buf: Vec<u8>,
+        flags: libc::c_int,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        let len = buf.len();
+        let spare = buf.capacity() - len;
+        if spare == 0 {
+            return (Ok(0), buf);
+        }
+        std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
+        if let Some(n) = self.stash.take(&mut buf, flags & libc::MSG_PEEK != 0) {
+            return (Ok(n), buf);
+        }
+        loop {
+            let r = if let Some(ring) = crate::io::current_ring() {
+                let (r, b) =
+                    ring::Recv::submit(ring, self.fd.clone(), buf, flags, self.stash.clone()).await;
+                buf = b;
+                r
+            } else {
+                // SAFETY: writes at most `spare` bytes into the allocation's tail after
+                // the `len` initialised bytes, which `buf` owns.
+                let n = unsafe {
+                    libc::recv(self.raw(), buf.as_mut_ptr().add(len).cast(), spare, flags)
+                };
+                if n >= 0 {
+                    // SAFETY: the kernel initialised `n <= spare` bytes after `len`.
+                    unsafe { buf.set_len(len + n as usize) };
+                    Ok(n as usize)
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            };
+            match r {
+                Err(e) => match retry_kind(&e) {
+                    Some(true) => {
+                        if let Err(e) = self.ready(libc::POLLIN).await {
+                            return (Err(e), buf);
+                        }
+                    }
+                    Some(false) => {}
+                    None => return (Err(e), buf),
+                },
+                Ok(n) => return (Ok(n), buf),
+            }
+        }
+    }
+
     /// Fills `buf` to its capacity, or fails with `UnexpectedEof` naming how far it got.
     pub(crate) async fn recv_exact(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         buf.clear();
         let want = buf.capacity();
         while buf.len() < want {
             let have = buf.len();
-            let r = self
-                .retry(libc::POLLIN, |fd| {
-                    // SAFETY: writes at most `want - have` bytes into the allocation's tail
-                    // after the `have` initialised bytes.
-                    unsafe { libc::recv(fd, buf.as_mut_ptr().add(have).cast(), want - have, 0) }
-                })
-                .await;
+            let (r, b) = self.recv_append(buf, 0).await;
+            buf = b;
             match r {
                 Ok(0) => {
                     let e = io::Error::new(
@@ -153,38 +227,79 @@ impl Socket {
                     );
                     return (Err(e), buf);
                 }
-                // SAFETY: the kernel initialised `n` more bytes after the first `have`.
-                Ok(n) => unsafe { buf.set_len(have + n) },
+                Ok(_) => {}
                 Err(e) => return (Err(e), buf),
             }
         }
         (Ok(()), buf)
     }
 
-    /// `send(2)` of `buf` (never raising `SIGPIPE`).
-    pub(crate) async fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.retry(libc::POLLOUT, |fd| {
-            // SAFETY: reads `buf.len()` initialised bytes from `buf`.
-            unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) }
-        })
-        .await
+    /// Sends `buf[start..]` (never raising `SIGPIPE`): a ring `SEND` on a thread with a
+    /// ring, else readiness and `send(2)`.
+    pub(crate) async fn send(
+        &self,
+        mut buf: Vec<u8>,
+        start: usize,
+    ) -> (io::Result<usize>, Vec<u8>) {
+        if start >= buf.len() {
+            return (Ok(0), buf);
+        }
+        loop {
+            let r = if let Some(ring) = crate::io::current_ring() {
+                let (r, b) = ring::Send::submit(ring, self.fd.clone(), buf, start).await;
+                buf = b;
+                r
+            } else {
+                let rest = &buf[start..];
+                // SAFETY: reads `rest.len()` initialised bytes from `buf`.
+                let n = unsafe {
+                    libc::send(
+                        self.raw(),
+                        rest.as_ptr().cast(),
+                        rest.len(),
+                        libc::MSG_NOSIGNAL,
+                    )
+                };
+                if n >= 0 {
+                    Ok(n as usize)
+                } else {
+                    Err(io::Error::last_os_error())
+                }
+            };
+            match r {
+                Err(e) => match retry_kind(&e) {
+                    Some(true) => {
+                        if let Err(e) = self.ready(libc::POLLOUT).await {
+                            return (Err(e), buf);
+                        }
+                    }
+                    Some(false) => {}
+                    None => return (Err(e), buf),
+                },
+                Ok(n) => return (Ok(n), buf),
+            }
+        }
     }
 
     /// Sends all of `buf`.
-    pub(crate) async fn send_all(&self, buf: &[u8]) -> io::Result<()> {
+    pub(crate) async fn send_all(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
         let mut done = 0;
         while done < buf.len() {
-            match self.send(&buf[done..]).await? {
-                0 => {
-                    return Err(io::Error::new(
+            let (r, b) = self.send(buf, done).await;
+            buf = b;
+            match r {
+                Ok(0) => {
+                    let e = io::Error::new(
                         io::ErrorKind::WriteZero,
                         format!("the socket accepted 0 bytes after {done} of {}", buf.len()),
-                    ))
+                    );
+                    return (Err(e), buf);
                 }
-                n => done += n,
+                Ok(n) => done += n,
+                Err(e) => return (Err(e), buf),
             }
         }
-        Ok(())
+        (Ok(()), buf)
     }
 
     /// `sendto(2)` of `buf` to `addr`.

@@ -120,11 +120,10 @@ impl TcpListener {
 ///
 /// # Cancellation
 ///
-/// Each operation waits for readiness and then makes one non-blocking syscall, which
-/// completes at once: bytes leave the socket only when a read's syscall returns them to
-/// that read. A read future dropped before it completes has taken nothing, so no received
-/// byte is lost, and the stream stays usable. A dropped write has sent what it had sent
-/// (nothing, for a single `write`).
+/// Dropping a pending operation cancels it and leaves the stream usable. A read dropped
+/// before it completes loses no byte: what the kernel still delivered for it is kept for
+/// the next read (see the [module docs](super)). A dropped write may have sent part of its
+/// buffer.
 pub struct TcpStream {
     sock: Socket,
 }
@@ -187,8 +186,7 @@ impl TcpStream {
     /// The system's error for `send(2)`: [`BrokenPipe`](io::ErrorKind::BrokenPipe) once
     /// the connection is shut down for writing, `ConnectionReset` after a reset.
     pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.sock.send(&buf).await;
-        (r, buf)
+        self.sock.send(buf, 0).await
     }
 
     /// Writes all of `buf` and gives it back.
@@ -198,8 +196,7 @@ impl TcpStream {
     /// As [`write`](TcpStream::write); how much was written before the error is not
     /// reported.
     pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let r = self.sock.send_all(&buf).await;
-        (r, buf)
+        self.sock.send_all(buf).await
     }
 
     /// Shuts down the reading side, the writing side (the peer reads end of stream) or
@@ -319,8 +316,10 @@ impl TcpStream {
     ///
     /// # Errors
     ///
-    /// If the descriptor's flags cannot be changed or (while a dropped operation still
-    /// holds it on a ring) it cannot be duplicated.
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) while the stream holds bytes that a
+    /// cancelled read received (read them first); the system's error if the descriptor's
+    /// flags cannot be changed or (while a dropped operation still holds it on a ring) it
+    /// cannot be duplicated.
     pub fn into_std(self) -> io::Result<std::net::TcpStream> {
         Ok(self.sock.into_owned()?.into())
     }
@@ -382,8 +381,7 @@ impl OwnedWriteHalf {
     ///
     /// As [`TcpStream::write`].
     pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.sock.send(&buf).await;
-        (r, buf)
+        self.sock.send(buf, 0).await
     }
 
     /// As [`TcpStream::write_all`].
@@ -392,8 +390,7 @@ impl OwnedWriteHalf {
     ///
     /// As [`TcpStream::write`].
     pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let r = self.sock.send_all(&buf).await;
-        (r, buf)
+        self.sock.send_all(buf).await
     }
 
     /// Shuts down the writing side now.

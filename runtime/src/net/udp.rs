@@ -83,7 +83,8 @@ impl UdpSocket {
     /// to the peer was refused (ICMP port unreachable), `NotConnected` without
     /// [`connect`](UdpSocket::connect).
     pub async fn send(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.sock.send(&buf).await.map_err(|e| {
+        let (r, buf) = self.sock.send(buf, 0).await;
+        let r = r.map_err(|e| {
             if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
                 io::Error::new(
                     io::ErrorKind::NotConnected,
@@ -103,7 +104,7 @@ impl UdpSocket {
     ///
     /// The system's error for `recv(2)`.
     pub async fn recv(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        self.sock.recv(buf, 0).await
+        self.sock.recv_dgram(buf, 0).await
     }
 
     /// Sends `buf` as one datagram to `addr` (its first resolved address).

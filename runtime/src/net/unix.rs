@@ -163,8 +163,7 @@ impl UnixStream {
     ///
     /// The system's error for `send(2)` (`BrokenPipe` once the peer is gone).
     pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let r = self.sock.send(&buf).await;
-        (r, buf)
+        self.sock.send(buf, 0).await
     }
 
     /// As [`TcpStream::write_all`](super::TcpStream::write_all).
@@ -173,8 +172,7 @@ impl UnixStream {
     ///
     /// As [`write`](UnixStream::write).
     pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        let r = self.sock.send_all(&buf).await;
-        (r, buf)
+        self.sock.send_all(buf).await
     }
 
     /// Shuts down the reading side, the writing side or both.
@@ -221,7 +219,9 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// If the descriptor's flags cannot be changed or it cannot be duplicated.
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) while the stream holds bytes that a
+    /// cancelled read received (read them first); the system's error if the descriptor's
+    /// flags cannot be changed or it cannot be duplicated.
     pub fn into_std(self) -> io::Result<std::os::unix::net::UnixStream> {
         Ok(self.sock.into_owned()?.into())
     }
