@@ -497,7 +497,28 @@ fn runtime_shutdown_with_reads_pending_does_not_hang() {
             }
             (listener, conns)
         });
+        // A stream shared with a task whose read is pending when the runtime goes: it
+        // stays usable afterwards, on another runtime, and loses nothing.
+        let (shared, peer) = rt.block_on(async {
+            let addr = listener.local_addr().unwrap();
+            let c = Arc::new(TcpStream::connect(addr).await.unwrap());
+            let (peer, _) = listener.accept().await.unwrap();
+            let c2 = c.clone();
+            weft_runtime::spawn(async move {
+                let _ = c2.read(Vec::with_capacity(16)).await;
+            });
+            sleep(Duration::from_millis(10)).await; // the read is in flight
+            (c, peer)
+        });
         drop(rt);
+        let rt2 = Runtime::builder().worker_threads(1).build().unwrap();
+        rt2.block_on(async {
+            let (w, _) = peer.write_all(b"after".to_vec()).await;
+            w.unwrap();
+            let (r, got) = shared.read_exact(Vec::with_capacity(5)).await;
+            r.unwrap();
+            assert_eq!(got, b"after");
+        });
         // Every server-side socket closed with its task: our reads see the end.
         for c in &conns {
             let r = Runtime::builder()
