@@ -6,6 +6,11 @@
 //! - `timers/timer_churn_1m`: one task creates a million 10 s sleeps, registers each (one
 //!   poll), holds them all, then drops them all. Guards insert and cancel cost and the
 //!   memory per timer (see `examples/timer_memory.rs` for peak RSS).
+//! - `timers/sleep_latency`: 300 sequential `sleep(1 ms)`, `sleep(250 µs)` and `sleep(5 ms)`
+//!   in one task, for weft, tokio and `std::thread::sleep`, interleaved; prints the median
+//!   and p99 lateness (elapsed minus requested) of each. Not a criterion measurement (the
+//!   figure is a distribution's middle and tail, not a mean time), so it prints its own
+//!   lines; it runs when the filter matches `sleep_latency` or is absent.
 //!
 //! Both runtimes use `WEFT_BENCH_WORKERS` workers (default 2).
 
@@ -140,5 +145,83 @@ fn timer_churn_1m(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, timers_100k, timer_churn_1m);
+const LATENCY_SLEEPS: usize = 300;
+
+/// The median and p99 of `v` (sorted in place).
+fn median_p99(v: &mut [Duration]) -> (Duration, Duration) {
+    v.sort();
+    let p99 = ((v.len() * 99).div_ceil(100)).saturating_sub(1);
+    (v[v.len() / 2], v[p99])
+}
+
+fn sleep_latency(_c: &mut Criterion) {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    if !filter.is_empty()
+        && !filter
+            .iter()
+            .any(|f| "timers/sleep_latency".contains(f.as_str()))
+    {
+        return;
+    }
+    let weft = weft_rt();
+    let tokio = tokio_rt();
+    for d in [
+        Duration::from_millis(1),
+        Duration::from_micros(250),
+        Duration::from_millis(5),
+    ] {
+        let (mut w, mut t, mut s) = (Vec::new(), Vec::new(), Vec::new());
+        // Interleaved in rounds of 10, so that a burst of load hits all three alike.
+        for _ in 0..LATENCY_SLEEPS / 10 {
+            w.extend(
+                weft.block_on(weft.spawn(async move {
+                    let mut late = Vec::with_capacity(10);
+                    for _ in 0..10 {
+                        let start = Instant::now();
+                        weft::time::sleep(d).await;
+                        late.push(start.elapsed() - d);
+                    }
+                    late
+                }))
+                .unwrap(),
+            );
+            t.extend(
+                tokio
+                    .block_on(tokio.spawn(async move {
+                        let mut late = Vec::with_capacity(10);
+                        for _ in 0..10 {
+                            let start = Instant::now();
+                            tokio::time::sleep(d).await;
+                            late.push(start.elapsed() - d);
+                        }
+                        late
+                    }))
+                    .unwrap(),
+            );
+            for _ in 0..10 {
+                let start = Instant::now();
+                std::thread::sleep(d);
+                s.push(start.elapsed() - d);
+            }
+        }
+        for (name, v) in [
+            ("weft", &mut w),
+            ("tokio", &mut t),
+            ("std_thread_sleep", &mut s),
+        ] {
+            let (median, p99) = median_p99(v);
+            println!(
+                "timers/sleep_latency/{}us/{name:<16} lateness median {:8.1} us, p99 {:8.1} us",
+                d.as_micros(),
+                median.as_secs_f64() * 1e6,
+                p99.as_secs_f64() * 1e6
+            );
+        }
+    }
+}
+
+criterion_group!(benches, timers_100k, timer_churn_1m, sleep_latency);
 criterion_main!(benches);

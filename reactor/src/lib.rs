@@ -1,9 +1,10 @@
 //! weft-reactor: the part of weft that waits.
 //!
-//! This crate owns everything a worker thread blocks on — today the park/unpark surface
-//! ([`driver`]), later the io_uring ring and the timer wheel. It knows nothing of the
-//! scheduler: only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle,
-//! [`std::task::Waker`] and completion callbacks cross the line to `weft-runtime`.
+//! This crate owns everything a worker thread blocks on: the park/unpark surface
+//! ([`driver`]), the timer wheel ([`time`]), the io_uring ring ([`uring`]) and the op layer
+//! over it ([`op`]: one op future, one file per opcode). It knows nothing of the scheduler:
+//! only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle, [`std::task::Waker`],
+//! completion callbacks and [`op::Op`] futures cross the line to `weft-runtime`.
 //!
 //! # Examples
 //!
@@ -27,6 +28,7 @@
 
 pub mod driver;
 mod loom;
+pub mod op;
 pub mod time;
 pub mod uring;
 pub mod wake;

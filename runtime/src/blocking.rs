@@ -6,6 +6,15 @@
 //! Idle threads exit after `keep_alive`. At shutdown, queued jobs are dropped unrun (their
 //! handles report cancellation) and running ones are waited for, up to the runtime's
 //! shutdown timeout.
+//!
+//! **File system jobs are waited for only up to [`IO_JOB_GRACE`].** The fallback driver's
+//! `weft::fs` calls (and the callback API's) are pool jobs too, and some never return: an
+//! `open` of a FIFO with no writer, a read of a FIFO or terminal that gets no data, a call
+//! on a hung network mount. Their futures are gone by then (their tasks were dropped), so
+//! nothing would ever end them; a pool thread still in one after the grace period is
+//! detached, finishes (or not) on its own, and holds the job's buffer and descriptor until
+//! then. A job from [`spawn_blocking`] is the user's: it is waited for as before, without
+//! a bound when the runtime is dropped.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -22,6 +31,10 @@ use crate::runtime::ThreadHooks;
 use crate::scheduler::Handle;
 use crate::task::{self, JoinHandle, Notified, Schedule, Task};
 
+/// How long shutdown waits for a running file system job before detaching its thread (see
+/// the module docs).
+pub(crate) const IO_JOB_GRACE: Duration = Duration::from_secs(1);
+
 pub(crate) struct BlockingPool {
     inner: Arc<Inner>,
 }
@@ -36,7 +49,10 @@ struct Inner {
 }
 
 struct State {
-    queue: VecDeque<Notified>,
+    /// Jobs, each with whether it is a file system job (see the module docs).
+    queue: VecDeque<(Notified, bool)>,
+    /// Threads running a file system job.
+    io_running: usize,
     num_threads: usize,
     num_idle: usize,
     /// Wake-ups handed to idle threads and not yet taken.
@@ -82,6 +98,7 @@ impl BlockingPool {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
                     queue: VecDeque::new(),
+                    io_running: 0,
                     num_threads: 0,
                     num_idle: 0,
                     num_notify: 0,
@@ -103,6 +120,24 @@ impl BlockingPool {
         F: FnOnce() -> R + Send + 'static,
         R: Send + 'static,
     {
+        self.spawn_job(handle, f, false)
+    }
+
+    /// Queues a file system call: like [`spawn`](BlockingPool::spawn), but shutdown waits
+    /// for it only up to [`IO_JOB_GRACE`] (see the module docs).
+    pub(crate) fn spawn_io<F, R>(&self, handle: &Handle, f: F) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
+        self.spawn_job(handle, f, true)
+    }
+
+    fn spawn_job<F, R>(&self, handle: &Handle, f: F, io: bool) -> JoinHandle<R>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let (_, notified, join) = task::new_task(BlockingTask(Some(f)), BlockingSchedule, false);
         let mut state = self.inner.state.lock();
         if state.shutdown {
@@ -110,7 +145,7 @@ impl BlockingPool {
             notified.shutdown();
             return join;
         }
-        state.queue.push_back(notified);
+        state.queue.push_back((notified, io));
         if state.num_idle > state.num_notify {
             state.num_notify += 1;
             drop(state);
@@ -154,7 +189,8 @@ impl BlockingPool {
         self.inner.state.lock().queue.len()
     }
 
-    /// Drops queued jobs, then waits for running ones until `deadline`.
+    /// Drops queued jobs, then waits for running ones until `deadline`, and for running
+    /// file system jobs until [`IO_JOB_GRACE`] from now at most.
     ///
     /// Called from one of this pool's own threads (a job dropped the last reference to
     /// its runtime), it waits for the others but not for itself, and leaves its own
@@ -162,20 +198,36 @@ impl BlockingPool {
     pub(crate) fn shutdown(&self, deadline: Option<Instant>) {
         let me = POOL_THREAD.with(|p| p.get()) == Arc::as_ptr(&self.inner);
         let myself = usize::from(me);
+        let my_io = usize::from(me && IN_IO_JOB.with(|f| f.get()));
+        let io_deadline = Instant::now() + IO_JOB_GRACE;
+        let io_deadline = deadline.map_or(io_deadline, |d| d.min(io_deadline));
         let mut state = self.inner.state.lock();
         state.shutdown = true;
-        let queued: Vec<Notified> = state.queue.drain(..).collect();
+        let queued: Vec<(Notified, bool)> = state.queue.drain(..).collect();
         drop(state);
-        for job in queued {
+        for (job, _) in queued {
             job.shutdown();
         }
         self.inner.condvar.notify_all();
         let mut state = self.inner.state.lock();
-        while state.num_threads > myself {
-            match deadline {
+        loop {
+            let others = state.num_threads - myself;
+            let io = state.io_running - my_io;
+            if others == 0 {
+                break;
+            }
+            // Only file system jobs left: wait for them up to their bound.
+            let until = if others == io {
+                Some(io_deadline)
+            } else {
+                deadline
+            };
+            match until {
                 None => self.inner.all_exited.wait(&mut state),
                 Some(d) => {
-                    if self.inner.all_exited.wait_until(&mut state, d).timed_out() {
+                    if self.inner.all_exited.wait_until(&mut state, d).timed_out()
+                        && (Some(d) == deadline || others == io)
+                    {
                         break;
                     }
                 }
@@ -207,10 +259,14 @@ impl Inner {
         }
         let mut state = self.state.lock();
         loop {
-            if let Some(job) = state.queue.pop_front() {
+            if let Some((job, io)) = state.queue.pop_front() {
+                state.io_running += usize::from(io);
                 drop(state);
+                IN_IO_JOB.with(|f| f.set(io));
                 job.run();
+                IN_IO_JOB.with(|f| f.set(false));
                 state = self.state.lock();
+                state.io_running -= usize::from(io);
                 continue;
             }
             if state.shutdown {
@@ -231,7 +287,9 @@ impl Inner {
             }
         }
         state.num_threads -= 1;
-        let last = state.num_threads == 0;
+        // At shutdown every exit may be the one the shutdown waits for (the last thread not
+        // in a file system job); otherwise only the last one is.
+        let last = state.num_threads == 0 || state.shutdown;
         drop(state);
         if let Some(f) = &self.hooks.on_stop {
             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f()));
@@ -245,6 +303,8 @@ impl Inner {
 thread_local! {
     /// The pool this thread belongs to, if it is a blocking-pool thread.
     static POOL_THREAD: std::cell::Cell<*const Inner> = const { std::cell::Cell::new(std::ptr::null()) };
+    /// Whether this pool thread is running a file system job.
+    static IN_IO_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl fmt::Debug for BlockingPool {
@@ -260,6 +320,11 @@ impl fmt::Debug for BlockingPool {
 /// long computations. The pool grows up to the builder's `max_blocking_threads`; idle
 /// threads leave after `thread_keep_alive`. Aborting the handle cancels a job that has not
 /// started; one that has started runs to the end.
+///
+/// Dropping the runtime waits for a job that has started, however long it takes. The
+/// pool's own file system jobs (`weft::fs` on the fallback driver) are different: some
+/// never return (an `open` of a FIFO with no writer), so dropping the runtime waits for
+/// them one second at most and then leaves their threads to finish on their own.
 ///
 /// # Panics
 ///

@@ -186,13 +186,3 @@ impl Drop for ThreadRingGuard {
         drop(old);
     }
 }
-
-/// The ring the calling thread may submit to, if it owns one and the current runtime uses
-/// io_uring.
-pub(crate) fn current_ring() -> Option<UringHandle> {
-    let enabled = crate::context::with_current(|h| h.shared.io_uring).unwrap_or(false);
-    if !enabled {
-        return None;
-    }
-    RING.with(|r| r.borrow().clone())
-}

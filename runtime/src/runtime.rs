@@ -367,7 +367,8 @@ impl fmt::Debug for Builder {
 ///
 /// Dropping the runtime shuts it down: workers stop, every task that has not completed has
 /// its future dropped (its destructors run, on the dropping thread), blocking jobs that have
-/// started are waited for, and all threads are joined.
+/// started are waited for (file system calls on the pool only up to a bound, as some never
+/// return: see [`spawn_blocking`](crate::task::spawn_blocking)), and the threads are joined.
 ///
 /// A runtime does not survive `fork(2)`: in the child (which has none of its threads),
 /// `spawn`, `defer`, `spawn_blocking` and `block_on` panic with a message saying so, and

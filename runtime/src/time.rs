@@ -5,7 +5,9 @@
 //! polls it; if its task later moves to another worker, polling or dropping it updates or
 //! cancels the entry in the original wheel under that wheel's own lock — there is no global
 //! timer lock. A worker fires its due timers whenever it parks, and a busy worker also on a
-//! fixed cadence between tasks; it never parks past its earliest deadline.
+//! fixed cadence between tasks; it never parks past its earliest deadline. If a worker is
+//! stuck in one long poll, an idle worker fires the stuck wheel's due timers instead, about
+//! 2 ms after they are due (`scheduler/worker.rs`, "Stalled workers").
 //!
 //! **After shutdown time still passes.** A worker leaving at shutdown closes its wheel: the
 //! timers in it are woken (early; each checks the clock, finds its entry gone and registers
@@ -17,7 +19,7 @@
 //!
 //! **A timer never fires early**: deadlines round up to the next millisecond and `Sleep`
 //! checks the clock itself before it reports completion. It may fire late by up to about a
-//! millisecond plus scheduling delay.
+//! millisecond plus scheduling delay (a few milliseconds when its worker is stalled).
 //!
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
 //! pinning. Its size and the 40 bytes of its wheel entry are the memory per timer.

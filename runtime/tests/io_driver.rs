@@ -35,6 +35,12 @@ fn child_case() -> Option<String> {
 /// Makes `io_uring_setup` fail with EPERM for this thread and the threads it starts.
 #[cfg(target_arch = "x86_64")]
 fn deny_io_uring_setup() {
+    deny_syscall(libc::SYS_io_uring_setup);
+}
+
+/// Makes system call `nr` fail with EPERM for this thread and the threads it starts.
+#[cfg(target_arch = "x86_64")]
+fn deny_syscall(nr: libc::c_long) {
     // Classic BPF opcodes: BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JEQ | BPF_K,
     // BPF_RET | BPF_K.
     const BPF_LD_W_ABS: u16 = 0x20;
@@ -48,12 +54,12 @@ fn deny_io_uring_setup() {
             jf: 0,
             k: 0,
         },
-        // if A == io_uring_setup: next, else skip one
+        // if A == nr: next, else skip one
         libc::sock_filter {
             code: BPF_JMP_JEQ_K,
             jt: 0,
             jf: 1,
-            k: libc::SYS_io_uring_setup as u32,
+            k: nr as u32,
         },
         libc::sock_filter {
             code: BPF_RET_K,
@@ -156,6 +162,72 @@ fn seccomp_denied_io_uring_falls_back_or_fails_clearly() {
             assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{msg}");
             assert!(msg.contains("seccomp"), "the cause: {msg}");
             assert!(msg.contains("WEFT_IO_DRIVER=fallback"), "the fix: {msg}");
+        }
+        Some(other) => panic!("unknown child case {other}"),
+    }
+}
+
+/// Some container profiles allow `io_uring_setup` but deny `io_uring_enter`. That used to
+/// make every worker panic at its first park, and `Uring::drop`, entering again while the
+/// panic unwound, abort the process. The ring is now probed when it is built: `Auto` falls
+/// back saying why, `Required` fails naming seccomp; and a ring whose enter is denied later
+/// is dropped without a panic (its in-flight memory leaked and reported).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn seccomp_denied_io_uring_enter_falls_back_or_fails_clearly() {
+    const NAME: &str = "seccomp_denied_io_uring_enter_falls_back_or_fails_clearly";
+    match child_case().as_deref() {
+        None => {
+            let (ok, out, err) = run_child(NAME, "auto", &[]);
+            assert!(ok, "auto child failed:\n{out}\n{err}");
+            assert!(
+                err.contains("io_uring_enter")
+                    && err.contains("seccomp")
+                    && err.contains("falling back"),
+                "the fallback must say why, on stderr:\n{err}"
+            );
+            let (ok, out, err) = run_child(NAME, "required", &[]);
+            assert!(ok, "required child failed:\n{out}\n{err}");
+            let (ok, out, err) = run_child(NAME, "drop", &[]);
+            assert!(ok, "drop child failed:\n{out}\n{err}");
+            assert!(err.contains("leaked"), "the leak is reported:\n{err}");
+        }
+        Some("auto") => {
+            deny_syscall(libc::SYS_io_uring_enter);
+            let rt = Runtime::builder().worker_threads(2).build().unwrap();
+            assert!(!rt.metrics().io_uring());
+            let len = rt.block_on(async {
+                weft_runtime::time::sleep(std::time::Duration::from_millis(1)).await;
+                weft_runtime::spawn(async {
+                    let f = weft_runtime::fs::File::open("Cargo.toml").await.unwrap();
+                    f.read_at(Vec::with_capacity(64), 0).await.0.unwrap()
+                })
+                .await
+                .unwrap()
+            });
+            assert!(len > 0);
+        }
+        Some("required") => {
+            deny_syscall(libc::SYS_io_uring_enter);
+            let e = Runtime::builder()
+                .io_uring(IoUring::Required)
+                .build()
+                .unwrap_err();
+            let msg = e.to_string();
+            assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{msg}");
+            assert!(
+                msg.contains("seccomp") && msg.contains("io_uring_enter"),
+                "{msg}"
+            );
+            assert!(msg.contains("WEFT_IO_DRIVER=fallback"), "the fix: {msg}");
+        }
+        Some("drop") => {
+            use weft_reactor::Driver;
+            let mut ring = weft_reactor::uring::Uring::new(8).unwrap();
+            // A park arms the eventfd read: the kernel holds the ring's buffer.
+            ring.park(Some(std::time::Duration::ZERO)).unwrap();
+            deny_syscall(libc::SYS_io_uring_enter);
+            drop(ring);
         }
         Some(other) => panic!("unknown child case {other}"),
     }

@@ -17,9 +17,23 @@
 //! 3. A timer inserted or moved earlier by a *non-owner* compares its deadline with
 //!    `parked_until` under the same lock, and unparks the owner if the owner would otherwise
 //!    sleep past it. An awake owner re-reads the wheel before its next park anyway.
+//!
+//! # Take-over of a stalled wheel
+//!
+//! An owner that runs one task for a long time without yielding fires nothing meanwhile.
+//! So that its timers are not hostage to it, the wheel publishes, outside the lock, the tick
+//! of the owner's last firing pass (its *heartbeat*), whether the owner is blocked in a park,
+//! and its earliest deadline (never later than the true one). Another thread — a scheduler's
+//! idle worker — asks [`TimerHandle::takeover_deadline`] when it must look at the wheel, and
+//! at that time calls [`TimerHandle::take_over`], which fires the due timers itself if the
+//! owner is awake, has not fired for [`STALL_TICKS`] ticks, and the lock is free (it
+//! `try_lock`s: it never waits on a busy owner). The wakers it fires run on the calling
+//! thread. The owner's own protocol is unchanged: it takes the same lock, and whichever of
+//! the two polls the wheel first fires a due timer; a timer fires once either way.
 
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -37,10 +51,35 @@ struct Locked {
     closed: bool,
 }
 
+/// How many ticks without a firing pass by an awake owner make its wheel *stalled*, so that
+/// [`TimerHandle::take_over`] may fire its due timers from another thread.
+///
+/// Two ticks (1–2 ms): long enough that a worker running ordinary short tasks, which fires
+/// its wheel between them, is never raced for it, short enough that a stalled worker's 1 ms
+/// sleeps are late by a few milliseconds rather than by the length of the stall.
+pub const STALL_TICKS: u64 = 2;
+
 struct Shared {
     locked: Mutex<Locked>,
     clock: Clock,
     unpark: Box<dyn Unpark>,
+    /// The tick of the owner's last firing pass.
+    heartbeat: AtomicU64,
+    /// Whether the owner is blocked in a park with a non-zero timeout (it fires its own
+    /// timers when it returns).
+    owner_parked: AtomicBool,
+    /// The earliest pending deadline's tick (`u64::MAX`: none). Written under the lock;
+    /// never later than the wheel's true earliest (a cancel leaves it early).
+    earliest: AtomicU64,
+}
+
+impl Shared {
+    /// After a timer was filed at `tick` (under the lock).
+    fn lower_earliest(&self, tick: u64) {
+        if tick < self.earliest.load(Relaxed) {
+            self.earliest.store(tick, Relaxed);
+        }
+    }
 }
 
 /// A [`Driver`] that adds timers to `D`: it fires due timers on every park and never parks
@@ -102,6 +141,9 @@ impl<D: Driver> TimeDriver<D> {
                 }),
                 clock: Clock::new(),
                 unpark,
+                heartbeat: AtomicU64::new(0),
+                owner_parked: AtomicBool::new(false),
+                earliest: AtomicU64::new(u64::MAX),
             }),
             fired: Vec::new(),
         }
@@ -160,6 +202,10 @@ impl<D: Driver> TimeDriver<D> {
         let now_tick = self.shared.clock.now_tick(now);
         let fired = &mut self.fired;
         locked.wheel.poll_expired(now_tick, |_, w| fired.push(w));
+        let shared = &*self.shared;
+        shared.heartbeat.store(now_tick, Relaxed);
+        let earliest = locked.wheel.next_deadline();
+        shared.earliest.store(earliest.unwrap_or(u64::MAX), Relaxed);
         let timeout = if parking {
             match locked.wheel.next_deadline() {
                 Some(tick) => {
@@ -175,6 +221,7 @@ impl<D: Driver> TimeDriver<D> {
             locked.parked_until = 0;
             None
         };
+        shared.owner_parked.store(parking, Relaxed);
         drop(locked);
         let fired_any = !self.fired.is_empty();
         for w in self.fired.drain(..) {
@@ -197,6 +244,7 @@ impl<D: Driver> Driver for TimeDriver<D> {
             // What was woken may be the caller's to run (it may sit where no other thread
             // can take it): return without blocking so the caller looks at its queues.
             self.shared.locked.lock().parked_until = 0;
+            self.shared.owner_parked.store(false, Relaxed);
             return self.inner.park(Some(Duration::ZERO));
         }
         let t = match (timeout, timer) {
@@ -272,6 +320,7 @@ impl TimerHandle {
             }
             return key;
         }
+        self.shared.lower_earliest(tick);
         self.wake_owner_if_needed(&locked, tick);
         key
     }
@@ -297,6 +346,7 @@ impl TimerHandle {
         let mut locked = self.shared.locked.lock();
         let moved = locked.wheel.reset(key, tick);
         if moved {
+            self.shared.lower_earliest(tick);
             self.wake_owner_if_needed(&locked, tick);
         }
         moved
@@ -307,6 +357,91 @@ impl TimerHandle {
         let waker = self.shared.locked.lock().wheel.cancel(key);
         // Dropped outside the lock: dropping a waker may run arbitrary code.
         drop(waker);
+    }
+
+    /// The earliest pending deadline's tick, read without the lock: never later than the
+    /// true one (`None`: no timer pending, as far as the owner last knew).
+    pub fn earliest_tick(&self) -> Option<u64> {
+        Some(self.shared.earliest.load(Relaxed)).filter(|&t| t != u64::MAX)
+    }
+
+    /// The wheel's clock (ticks are its milliseconds).
+    pub fn clock(&self) -> Clock {
+        self.shared.clock
+    }
+
+    /// When another thread should next look at this wheel in case its owner stalls: the
+    /// later of its earliest deadline and its owner's last firing pass, plus
+    /// [`STALL_TICKS`]. `None` when no timer is pending. Read without the lock.
+    ///
+    /// It is given whether or not the owner is parked: an owner that wakes for its deadline
+    /// may stall in the very task the timer woke, leaving its other timers behind.
+    pub fn takeover_deadline(&self) -> Option<Instant> {
+        let earliest = self.earliest_tick()?;
+        let heartbeat = self.shared.heartbeat.load(Relaxed);
+        let tick = earliest.max(heartbeat).saturating_add(STALL_TICKS);
+        Some(
+            self.shared
+                .clock
+                .tick_to_instant(tick)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400)),
+        )
+    }
+
+    /// Fires this wheel's due timers on the calling thread if its owner is stalled: awake
+    /// (not parked) and without a firing pass for [`STALL_TICKS`] ticks. Never waits: if
+    /// the wheel's lock is held, nothing happens. Returns how many timers fired.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use weft_reactor::time::TimeDriver;
+    /// use weft_reactor::ThreadParker;
+    ///
+    /// // The owner never parks (it is "stalled"); another thread fires its timer.
+    /// let driver = TimeDriver::new(ThreadParker::new());
+    /// let timers = driver.remote_handle();
+    /// timers.register(Instant::now() + Duration::from_millis(1), std::task::Waker::noop().clone());
+    /// let rescuer = std::thread::spawn(move || {
+    ///     while timers.take_over() == 0 {
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     }
+    ///     timers.is_empty()
+    /// });
+    /// assert!(rescuer.join().unwrap());
+    /// drop(driver);
+    /// ```
+    pub fn take_over(&self) -> usize {
+        let shared = &*self.shared;
+        if shared.earliest.load(Relaxed) == u64::MAX || shared.owner_parked.load(Relaxed) {
+            return 0;
+        }
+        let now_tick = shared.clock.now_tick(Instant::now());
+        if now_tick < shared.heartbeat.load(Relaxed).saturating_add(STALL_TICKS)
+            || now_tick < shared.earliest.load(Relaxed)
+        {
+            return 0;
+        }
+        let Some(mut locked) = shared.locked.try_lock() else {
+            return 0;
+        };
+        // Re-checked under the lock: the owner may have fired or parked meanwhile.
+        if shared.owner_parked.load(Relaxed)
+            || now_tick < shared.heartbeat.load(Relaxed).saturating_add(STALL_TICKS)
+        {
+            return 0;
+        }
+        let mut fired = Vec::new();
+        locked.wheel.poll_expired(now_tick, |_, w| fired.push(w));
+        let earliest = locked.wheel.next_deadline();
+        shared.earliest.store(earliest.unwrap_or(u64::MAX), Relaxed);
+        drop(locked);
+        let n = fired.len();
+        for w in fired {
+            crate::wake::wake(w);
+        }
+        n
     }
 
     /// Timers pending in this wheel.

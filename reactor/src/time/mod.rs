@@ -99,7 +99,7 @@ mod wheel;
 
 use std::time::{Duration, Instant};
 
-pub use driver::{TimeDriver, TimerHandle, WeakTimerHandle};
+pub use driver::{TimeDriver, TimerHandle, WeakTimerHandle, STALL_TICKS};
 pub use entry::Key;
 pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 

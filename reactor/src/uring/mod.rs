@@ -6,11 +6,11 @@
 //!
 //! # Threads
 //!
-//! Only the owning thread submits and reaps (the ring is set up `SINGLE_ISSUER |
-//! DEFER_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
+//! Only the owning thread pushes SQEs and, but for a stalled owner (below), enters the
+//! kernel and reaps (the ring is set up `COOP_TASKRUN`): the thread that created it with [`Uring::new`], or the thread that called
 //! [`Uring::enable`] on a ring made with [`Uring::new_disabled`] — which is how a runtime
 //! builds its workers' rings on one thread and hands each to its worker. The owner submits
-//! through the driver while parking, or through [`UringHandle::submit`] while it runs a
+//! through the driver while parking, or through an [`Op`](crate::op::Op) while it runs a
 //! task. Any thread may poll or abandon an op through a [`UringHandle`]: the op table sits behind this ring's own mutex — there is no lock shared
 //! between rings — and an abandoned op's cancellation is posted to the ring's mailbox and
 //! submitted by the owner at its next park or maintenance pass (the owner is unparked if it
@@ -28,12 +28,39 @@
 //! `Unpark` swaps in `NOTIFIED` and writes the eventfd only if the owner was `PARKED`: a busy
 //! owner costs its wakers no syscall.
 //!
+//! # Reaping a stalled ring
+//!
+//! The completion queue is read under the ring's `cq` mutex, which the owner holds while it
+//! reaps *and* while it waits in `io_uring_enter` (step 3). Another thread may call
+//! [`UringHandle::reap_stalled`]: if the owner has not reaped for [`STALL`], ops are in
+//! flight and `cq` is free (`try_lock`: it never waits, and it never finds the owner parked,
+//! so it cannot take the eventfd's completion from under a waiting owner), it reaps the
+//! completions the kernel has posted and runs what they call for on its own thread — wakes,
+//! and completion callbacks. First it enters the ring's kernel side to submit the SQEs the
+//! owner queued but had not submitted before it stalled (`to_submit` is the queue's size: the
+//! kernel takes only what the owner's published tail covers, so the SQ's memory is never
+//! touched by two threads). Ops it submits complete through task work on its own thread,
+//! which it runs when it next returns from the kernel.
+//!
+//! This needs the setup flags' help. `COOP_TASKRUN` (the default) or plain flags post the
+//! completions of the owner's ops at its next return from the kernel, which a timer
+//! interrupt provides, and let any thread enter. `DEFER_TASKRUN` (with the
+//! `SINGLE_ISSUER` it requires) posts them only when the owner itself enters to wait and
+//! refuses other threads' entries, so a stalled owner's ops wait for it
+//! ([`UringHandle::reap_stalled`] then finds nothing).
+//!
 //! # Errors at setup
 //!
 //! [`Uring::new`] reports why a ring cannot be had — `ENOSYS` (old kernel), `EPERM` (seccomp,
 //! `kernel.io_uring_disabled`), `ENOMEM` (locked-memory limit) — with the fix, so a runtime
-//! can fall back or fail with a message a user can act on.
+//! can fall back or fail with a message a user can act on. It also enters the new ring once
+//! and registers a probe, so that a filter allowing `io_uring_setup` but denying
+//! `io_uring_enter` or `io_uring_register` (some container profiles) is a setup error too,
+//! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
+//! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
+#[cfg(test)]
+mod kernel_tests;
 pub mod lifecycle;
 
 use std::fmt;
@@ -54,6 +81,10 @@ const EVENTFD: u64 = RESERVED | 1;
 const CANCEL: u64 = RESERVED | 2;
 /// The CQE a `MSG_RING` wake posts in the parked ring.
 const MSG_WAKE: u64 = RESERVED | 3;
+
+/// How long an awake owner may go without reaping before [`UringHandle::reap_stalled`]
+/// reaps for it: as the timing wheel's `STALL_TICKS`.
+pub const STALL: Duration = Duration::from_millis(2);
 
 /// How another thread wakes a parked ring; see [`Unpark for UringUnparker`](UringUnparker).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +116,13 @@ thread_local! {
         const { std::cell::RefCell::new(std::sync::Weak::new()) };
 }
 
+/// The ring the calling thread owns, if it has one that is still alive: where
+/// [`Op`](crate::op::Op) submits.
+pub(crate) fn current() -> Option<UringHandle> {
+    let shared = OWN_RING.with(|o| o.borrow().upgrade())?;
+    shared.is_owner().then_some(UringHandle { shared })
+}
+
 const AWAKE: usize = 0;
 const PARKED: usize = 1;
 const NOTIFIED: usize = 2;
@@ -92,16 +130,26 @@ const NOTIFIED: usize = 2;
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
 struct Shared {
-    /// Its submission and completion queues are touched only by the owner thread, one
-    /// `SubmissionQueue`/`CompletionQueue` at a time (see `Uring::sq`).
+    /// Its submission queue is touched only by the owner thread, its completion queue only
+    /// under `cq`; one `SubmissionQueue`/`CompletionQueue` view at a time.
     ring: IoUring,
     /// The thread that submits; set when the ring is enabled.
     owner: std::sync::OnceLock<std::thread::ThreadId>,
     ops: Mutex<Ops>,
     /// `user_data` of abandoned ops whose cancellation the owner must submit.
     cancels: Mutex<Vec<u64>>,
+    /// Held by whoever reads the completion queue, and by the owner while it waits in the
+    /// kernel (module docs, "Reaping a stalled ring").
+    cq: Mutex<()>,
+    /// When the ring was built: the origin of `last_reap`.
+    born: std::time::Instant,
+    /// Milliseconds after `born` of the owner's last reap.
+    last_reap: std::sync::atomic::AtomicU64,
+    /// Op completions reaped over the ring's life (written under `cq`).
+    completed: std::sync::atomic::AtomicU64,
     eventfd: OwnedFd,
-    /// Whether the eventfd read is in the kernel (owner thread only; atomic for `Sync`).
+    /// Whether the eventfd read is in the kernel (armed by the owner; cleared by whoever
+    /// reaps its completion).
     eventfd_armed: AtomicBool,
     /// Ops submitted over the ring's life (written by the owner only).
     submitted: std::sync::atomic::AtomicU64,
@@ -136,7 +184,9 @@ fn explain_setup_error(e: io::Error) -> io::Error {
         .map(|s| s.trim().to_string());
     let why = match e.raw_os_error() {
         Some(libc::ENOSYS) => "the kernel does not implement io_uring (older than 5.1, or \
-             built without CONFIG_IO_URING): upgrade the kernel, or use the fallback driver"
+             built without CONFIG_IO_URING), or a seccomp filter answers ENOSYS for it: \
+             upgrade the kernel or allow io_uring_setup, io_uring_enter and \
+             io_uring_register in the profile, or use the fallback driver"
             .to_string(),
         Some(libc::EPERM) => match disabled.as_deref() {
             Some("2") => "io_uring is disabled by the sysctl kernel.io_uring_disabled=2: \
@@ -159,17 +209,46 @@ fn explain_setup_error(e: io::Error) -> io::Error {
     io::Error::new(e.kind(), format!("cannot create an io_uring: {why} ({e})"))
 }
 
+/// Explains a refused `io_uring_enter` or `io_uring_register` on a ring that was set up:
+/// only a filter (seccomp, an LSM) denies one of them and not `io_uring_setup`.
+fn explain_denied(call: &str, e: io::Error) -> io::Error {
+    let why = match e.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOSYS) => format!(
+            "{call} was denied although io_uring_setup was allowed, most likely by a seccomp \
+             filter (some container profiles allow only io_uring_setup): allow \
+             io_uring_setup, io_uring_enter and io_uring_register in the profile, or use the \
+             fallback driver"
+        ),
+        _ => format!("{call} failed on a new ring"),
+    };
+    io::Error::new(e.kind(), format!("cannot use an io_uring: {why} ({e})"))
+}
+
+/// Checks that this process may enter the ring: a filter that allows `io_uring_setup` but
+/// denies `io_uring_enter` would otherwise fail the first park of every worker. A disabled
+/// ring answers `EBADFD` to an allowed enter, an enabled one `0`.
+fn probe_enter(ring: &IoUring) -> io::Result<()> {
+    // SAFETY: an enter that submits nothing and waits for nothing, with no argument struct.
+    let res = unsafe { ring.submitter().enter::<libc::sigset_t>(0, 0, 0, None) };
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBADFD) => Ok(()),
+        Err(e) => Err(explain_denied("io_uring_enter", e)),
+    }
+}
+
 /// Which setup flags a ring asks for (falling back to none where the kernel rejects them).
 ///
-/// Chosen by measurement (ARCHITECTURE.md, Decisions): `DeferTaskrun` — completions are
-/// posted only when the owner enters the kernel to wait or reap, which batches them and
-/// spares the worker the inter-processor interrupts that plain rings use to run task work —
+/// Chosen by measurement (ARCHITECTURE.md, Decisions): `CoopTaskrun` — the kernel runs
+/// task work (posting completions) at the owner's next return from the kernel rather than
+/// interrupting it, and tied with `DeferTaskrun` on random reads while still posting
+/// completions for an owner stalled in user space, so that another thread can reap them —
 /// is the default. `WEFT_URING_SETUP=defer|coop|plain` selects another, for measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SetupFlags {
     /// `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
     DeferTaskrun,
-    /// `SINGLE_ISSUER | COOP_TASKRUN | TASKRUN_FLAG` (Linux 6.0+).
+    /// `COOP_TASKRUN | TASKRUN_FLAG` (Linux 5.19+).
     CoopTaskrun,
     /// No flags.
     Plain,
@@ -178,9 +257,9 @@ enum SetupFlags {
 impl SetupFlags {
     fn from_env() -> SetupFlags {
         match std::env::var("WEFT_URING_SETUP").as_deref() {
-            Ok("coop") => SetupFlags::CoopTaskrun,
+            Ok("defer") => SetupFlags::DeferTaskrun,
             Ok("plain") => SetupFlags::Plain,
-            _ => SetupFlags::DeferTaskrun,
+            _ => SetupFlags::CoopTaskrun,
         }
     }
 }
@@ -205,12 +284,15 @@ const REQUIRED_OPCODES: &[(u8, &str, &str)] = &[
 /// `EINVAL` from the first read.
 fn probe_opcodes(ring: &IoUring) -> io::Result<()> {
     let mut probe = io_uring::Probe::new();
-    ring.submitter().register_probe(&mut probe).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
-        )
-    })?;
+    ring.submitter()
+        .register_probe(&mut probe)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => explain_denied("io_uring_register", e),
+            _ => io::Error::new(
+                e.kind(),
+                format!("cannot probe io_uring opcodes (kernel < 5.6?): {e}"),
+            ),
+        })?;
     for (code, name, since) in REQUIRED_OPCODES {
         if !probe.is_supported(*code) {
             return Err(io::Error::new(
@@ -282,9 +364,9 @@ impl Uring {
                             .setup_taskrun_flag();
                     }
                     SetupFlags::CoopTaskrun => {
-                        b.setup_single_issuer()
-                            .setup_coop_taskrun()
-                            .setup_taskrun_flag();
+                        // Not `SINGLE_ISSUER`: a thread reaping for a stalled owner also
+                        // hands the owner's queued SQEs to the kernel.
+                        b.setup_coop_taskrun().setup_taskrun_flag();
                     }
                     SetupFlags::Plain => {}
                 }
@@ -305,6 +387,7 @@ impl Uring {
             })
             .map_err(explain_setup_error)?;
         probe_opcodes(&ring)?;
+        probe_enter(&ring)?;
         // SAFETY: eventfd(2) returns a new fd or -1; we check before taking ownership.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -318,6 +401,10 @@ impl Uring {
                 owner: std::sync::OnceLock::new(),
                 ops: Mutex::new(Ops::new()),
                 cancels: Mutex::new(Vec::new()),
+                cq: Mutex::new(()),
+                born: std::time::Instant::now(),
+                last_reap: std::sync::atomic::AtomicU64::new(0),
+                completed: std::sync::atomic::AtomicU64::new(0),
                 eventfd,
                 eventfd_armed: AtomicBool::new(false),
                 submitted: std::sync::atomic::AtomicU64::new(0),
@@ -341,23 +428,25 @@ impl Uring {
         self.shared.ops.lock().live()
     }
 
+    #[cfg(test)]
     /// Submits `entry` as an op that a future will poll; see [`UringHandle::submit`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit`].
-    pub unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
+    pub(crate) unsafe fn submit(&mut self, entry: squeue::Entry) -> u64 {
         // SAFETY: `&mut self` is the owner's driver; the rest is our caller's contract.
         unsafe { self.handle().submit(entry) }.expect("submit from the ring's owner")
     }
 
+    #[cfg(test)]
     /// Submits `entry` so that its completion runs `callback`; see
     /// [`UringHandle::submit_with_callback`].
     ///
     /// # Safety
     ///
     /// As [`UringHandle::submit_with_callback`].
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
@@ -402,7 +491,19 @@ impl Uring {
     }
 
     /// Enters the kernel: submits, and waits for `want` completions up to `timeout`.
-    fn enter(&mut self, want: usize, timeout: Option<Duration>) {
+    ///
+    /// # Panics
+    ///
+    /// If `io_uring_enter` fails for another reason than a timeout or a signal (the ring
+    /// was probed when it was built: see [`probe_enter`]).
+    fn enter(&self, want: usize, timeout: Option<Duration>) {
+        if let Err(e) = self.try_enter(want, timeout) {
+            panic!("io_uring_enter failed: {e}");
+        }
+    }
+
+    /// [`enter`](Uring::enter), returning its error instead of panicking.
+    fn try_enter(&self, want: usize, timeout: Option<Duration>) -> io::Result<()> {
         let res = match timeout {
             Some(t) if want > 0 => {
                 let ts = types::Timespec::from(t);
@@ -426,20 +527,30 @@ impl Uring {
             }
         };
         match res {
-            Ok(_) => {}
+            Ok(_) => Ok(()),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
-                ) => {}
-            Err(e) => panic!("io_uring_enter failed: {e}"),
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Reaps every completion and runs what it calls for.
+    /// Reaps every completion and runs what it calls for, and records the owner's reap.
     fn reap(&mut self) {
-        // SAFETY: `&mut self` is the owner's driver.
-        unsafe { self.shared.reap(&mut self.reaped, &mut self.actions) }
+        let ms = self.shared.born.elapsed().as_millis();
+        self.shared
+            .last_reap
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+        let cq = self.shared.cq.lock();
+        // SAFETY: `cq` is held, and no queue view is alive.
+        unsafe { self.shared.collect(&mut self.reaped, &mut self.actions) };
+        drop(cq);
+        run_actions(&mut self.actions);
     }
 }
 
@@ -474,7 +585,12 @@ impl Driver for Uring {
             self.reap();
             return Ok(());
         }
-        self.enter(1, timeout);
+        {
+            // Held while waiting, so that no other thread reaps (and takes the eventfd's
+            // completion) from under a waiting owner.
+            let _cq = self.shared.cq.lock();
+            self.enter(1, timeout);
+        }
         self.shared.state.store(AWAKE, SeqCst);
         self.reap();
         Ok(())
@@ -531,15 +647,29 @@ impl Unpark for UringUnparker {
     }
 }
 
+/// Runs what reaped completions call for: wakes and completion callbacks.
+fn run_actions(actions: &mut Vec<Reaped>) {
+    for action in actions.drain(..) {
+        match action {
+            Reaped::Wake(w) => crate::wake::wake(w),
+            Reaped::Run(f, r) => {
+                crate::wake::guarded(move || f(r));
+            }
+            Reaped::Nothing | Reaped::Unknown => {}
+        }
+    }
+}
+
 impl Shared {
-    /// Reaps every completion and runs what each calls for, outside the op table's lock.
+    /// Reaps every completion into `actions`, which the caller runs (with [`run_actions`])
+    /// after releasing `cq`: an action may submit, and a full queue makes that reap.
     ///
     /// # Safety
     ///
-    /// Owner thread only, with no completion-queue view alive.
-    unsafe fn reap(&self, reaped: &mut Vec<(u64, i32, u32)>, actions: &mut Vec<Reaped>) {
+    /// The caller holds `cq` (so no other completion-queue view is alive).
+    unsafe fn collect(&self, reaped: &mut Vec<(u64, i32, u32)>, actions: &mut Vec<Reaped>) {
         {
-            // SAFETY: owner thread, and no other completion-queue view exists: this one is
+            // SAFETY: `cq` is held, so this is the only completion-queue view; it is
             // dropped before any action (which may submit or reap) runs.
             let mut cq = unsafe { self.ring.completion_shared() };
             cq.sync();
@@ -550,23 +680,21 @@ impl Shared {
         }
         {
             let mut ops = self.ops.lock();
+            let mut completed = 0;
             for (ud, res, flags) in reaped.drain(..) {
                 match ud {
                     EVENTFD => self.eventfd_armed.store(false, Relaxed),
                     MSG_WAKE => {}
                     CANCEL => {}
-                    _ => actions.push(ops.complete(ud, CqeResult::new(res, flags))),
+                    _ => {
+                        completed += 1;
+                        actions.push(ops.complete(ud, CqeResult::new(res, flags)));
+                    }
                 }
             }
-        }
-        for action in actions.drain(..) {
-            match action {
-                Reaped::Wake(w) => crate::wake::wake(w),
-                Reaped::Run(f, r) => {
-                    crate::wake::guarded(move || f(r));
-                }
-                Reaped::Nothing | Reaped::Unknown => {}
-            }
+            // Written under `cq` only: a load and a store.
+            let c = &self.completed;
+            c.store(c.load(Relaxed) + completed, Relaxed);
         }
     }
 
@@ -593,8 +721,12 @@ impl Shared {
             match self.ring.submit() {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                    // SAFETY: owner thread (our caller's contract); no queue view is alive.
-                    unsafe { self.reap(&mut Vec::new(), &mut Vec::new()) }
+                    let mut actions = Vec::new();
+                    let cq = self.cq.lock();
+                    // SAFETY: `cq` is held; no queue view is alive.
+                    unsafe { self.collect(&mut Vec::new(), &mut actions) };
+                    drop(cq);
+                    run_actions(&mut actions);
                 }
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => panic!("io_uring_enter failed while the SQ was full: {e}"),
@@ -620,6 +752,60 @@ impl UringHandle {
         self.shared.is_owner()
     }
 
+    /// Whether ops submitted to this ring have not been reaped yet (read without a lock; a
+    /// cancellation's own completion is not counted).
+    pub fn has_in_flight(&self) -> bool {
+        self.shared.submitted.load(Relaxed) != self.shared.completed.load(Relaxed)
+    }
+
+    /// When another thread should next look at this ring in case its owner stalls: its
+    /// owner's last reap plus [`STALL`]; `None` with nothing in flight, or while the owner
+    /// waits in the kernel (it reaps what completes). Read without a lock.
+    pub fn takeover_deadline(&self) -> Option<std::time::Instant> {
+        if !self.has_in_flight() || self.shared.state.load(SeqCst) == PARKED {
+            return None;
+        }
+        let last = Duration::from_millis(self.shared.last_reap.load(Relaxed));
+        Some(self.shared.born + last + STALL)
+    }
+
+    /// Reaps this ring's posted completions on the calling thread if its owner is stalled:
+    /// awake (not waiting in the kernel), with ops in flight, and without a reap for
+    /// [`STALL`]. Wakes and completion callbacks run on the calling thread. Never waits:
+    /// if another thread is reaping, or the owner is parked, nothing happens. Returns how
+    /// many op completions it reaped. See the module docs ("Reaping a stalled ring").
+    pub fn reap_stalled(&self) -> usize {
+        let shared = &*self.shared;
+        if !self.has_in_flight() || shared.state.load(SeqCst) == PARKED {
+            return 0;
+        }
+        let since = shared.born.elapsed();
+        let last = Duration::from_millis(shared.last_reap.load(Relaxed));
+        if since < last + STALL {
+            return 0;
+        }
+        let Some(cq) = shared.cq.try_lock() else {
+            return 0;
+        };
+        let to_submit = shared.ring.params().sq_entries();
+        // SAFETY: no argument struct; the kernel submits only the SQEs the owner published
+        // (pushed under `push`'s contract), and this thread touches no queue memory. On a
+        // `SINGLE_ISSUER` ring the kernel refuses (EEXIST) and nothing happens.
+        let _ = unsafe {
+            shared
+                .ring
+                .submitter()
+                .enter::<libc::sigset_t>(to_submit, 0, 0, None)
+        };
+        let mut actions = Vec::new();
+        // SAFETY: `cq` is held; no queue view is alive on this thread.
+        unsafe { shared.collect(&mut Vec::new(), &mut actions) };
+        drop(cq);
+        let n = actions.len();
+        run_actions(&mut actions);
+        n
+    }
+
     /// Submits `entry` as an op a future will [`poll`](UringHandle::poll), and returns its
     /// `user_data`. The SQE reaches the kernel at the owner's next park or maintenance pass
     /// (batched: one `io_uring_enter` for many ops). Returns `None` on a thread that does
@@ -631,7 +817,7 @@ impl UringHandle {
     /// unmoved until the op's completion is reaped: held by the op's owner until `poll`
     /// returns `Ready`, or handed to [`abandon`](UringHandle::abandon) as part of its
     /// cleanup.
-    pub unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
+    pub(crate) unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
@@ -642,13 +828,16 @@ impl UringHandle {
         Some(ud)
     }
 
-    /// Submits `entry` so that its completion runs `callback` on the owner thread when
-    /// reaped — no future, no task. `None` on a thread that does not own the ring.
+    /// Submits `entry` so that its completion runs `callback` when reaped — on the owner
+    /// thread, or on a thread reaping for a stalled owner ([`reap_stalled`]) — no future,
+    /// no task. `None` on a thread that does not own the ring.
+    ///
+    /// [`reap_stalled`]: UringHandle::reap_stalled
     ///
     /// # Safety
     ///
     /// As [`submit`](UringHandle::submit); `callback` may own the resources.
-    pub unsafe fn submit_with_callback(
+    pub(crate) unsafe fn submit_with_callback(
         &self,
         entry: squeue::Entry,
         callback: lifecycle::Callback,
@@ -697,19 +886,29 @@ impl Drop for Uring {
     /// memory the kernel may write to is freed. Closing the ring's fd alone would not do:
     /// the kernel tears a ring down asynchronously. Completed ops whose futures have not
     /// polled yet keep their slots (handles stay valid after the ring is gone). If some op
-    /// will not finish within about a second, what it uses (and the eventfd buffer) is
-    /// leaked rather than freed.
+    /// will not finish within about a second, or the kernel refuses `io_uring_enter` (a
+    /// filter installed after the ring was built), what it uses (and the eventfd buffer) is
+    /// leaked rather than freed, and the failure is reported on stderr. It never panics: it
+    /// may run while a panic unwinds.
     fn drop(&mut self) {
         let cancel_all = opcode::AsyncCancel2::new(types::CancelBuilder::any())
             .build()
             .user_data(CANCEL);
-        // SAFETY: a cancel SQE points to no memory.
-        unsafe { self.push(cancel_all) };
+        // SAFETY: owner's driver (`&mut self`), one queue view for this statement; a cancel
+        // SQE points to no memory. A full queue is left alone: the waits below submit it.
+        let _ = unsafe { self.shared.ring.submission_shared().push(&cancel_all) };
         for _ in 0..100 {
             if self.shared.ops.lock().in_kernel() == 0 && !self.shared.eventfd_armed.load(Relaxed) {
                 return;
             }
-            self.enter(1, Some(Duration::from_millis(10)));
+            if let Err(e) = self.try_enter(1, Some(Duration::from_millis(10))) {
+                eprintln!(
+                    "weft: io_uring_enter failed while a ring shut down ({e}); the memory its \
+                     {} in-flight ops may use is leaked",
+                    self.shared.ops.lock().in_kernel()
+                );
+                break;
+            }
             self.reap();
         }
         self.shared.ops.lock().leak_in_kernel();

@@ -128,13 +128,17 @@ impl File {
     /// (0 on error); its old contents do not matter. `Ok(0)` means `pos` is at or past the
     /// end of the file (or the buffer has no capacity). A read may be short even before the
     /// end of the file; use [`read_exact_at`](File::read_exact_at) to fill the buffer.
+    /// On a file that cannot seek (a FIFO, a pipe) `pos` is ignored and the read takes what
+    /// the stream has, on either driver.
     ///
     /// `Vec::with_capacity(n)` guarantees *at least* `n` bytes; for `u8` the allocation is
     /// exactly `n` in practice, but check `buf.capacity()` where an exact bound matters.
     ///
     /// # Errors
     ///
-    /// The operating system's error (say, `EISDIR` on a directory), naming the path. If the
+    /// [`InvalidInput`](io::ErrorKind::InvalidInput) if `pos` is above `i64::MAX` or the
+    /// read would end past it (for every positioned call: the kernel cannot express such an
+    /// offset). The operating system's error (say, `EISDIR` on a directory), naming the path. If the
     /// runtime shuts down before the read runs, an [`Other`](io::ErrorKind::Other) error
     /// and an empty `Vec`: the buffer was dropped with the queued operation.
     ///

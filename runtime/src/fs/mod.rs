@@ -33,15 +33,17 @@
 //!
 //! The public types are backend-agnostic; the I/O sits behind an internal seam (the
 //! `backend` module: one `async` function per operation, owned values in and out, raw
-//! errors). The backend today is the **fallback for when io_uring is unavailable**: each
-//! operation is one job on the runtime's blocking pool
-//! ([`spawn_blocking`](crate::task::spawn_blocking)), using positioned I/O (`pread` and
-//! `pwrite` through [`std::os::unix::fs::FileExt`]), so no file has a cursor and one `File`
-//! serves concurrent operations. An io_uring backend will be added under the same API.
+//! errors). On a worker of a runtime that uses io_uring, `open`, the reads and writes,
+//! `sync_all`, `sync_data` and `close` are io_uring operations on that worker's ring,
+//! batched with its other submissions. Elsewhere (the fallback driver, a `block_on`
+//! thread), and for `metadata`, `set_len` and the whole-file helpers, each operation is one
+//! job on the runtime's blocking pool ([`spawn_blocking`](crate::task::spawn_blocking)),
+//! using positioned I/O (`pread` and `pwrite` through [`std::os::unix::fs::FileExt`]). Either
+//! way no file has a cursor and one `File` serves concurrent operations; on a file that
+//! cannot seek (a FIFO) the offset is ignored, on both.
 //!
-//! A read or write on this backend costs a trip through the blocking pool (a queue push,
-//! maybe a thread wake-up) on top of the system call, so prefer large buffers to many small
-//! ones.
+//! A read or write on the blocking pool costs a trip through it (a queue push, maybe a
+//! thread wake-up) on top of the system call, so prefer large buffers to many small ones.
 //!
 //! # Errors
 //!

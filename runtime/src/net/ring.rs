@@ -8,8 +8,8 @@
 //! - [`Send`]: `IORING_OP_SEND` (with `MSG_NOSIGNAL`) from an owned `Vec<u8>`. Dropped
 //!   before it completes, it hands the buffer to the cleanup; what the kernel sent is sent.
 //!
-//! Both are submitted on the ring of the thread polling at that moment
-//! (`crate::io::current_ring`), never a cached one.
+//! Both are [`Operation`]s of the reactor's op layer, submitted with [`Op::submit`] on the
+//! ring of the thread polling at that moment, never a cached one.
 
 use std::future::Future;
 use std::io;
@@ -18,9 +18,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use io_uring::{opcode, types};
 use parking_lot::Mutex;
-use weft_reactor::uring::UringHandle;
+use weft_reactor::op::io_uring::{opcode, squeue, types};
+use weft_reactor::op::{Op, Operation};
+use weft_reactor::uring::lifecycle::CqeResult;
 
 /// Bytes that abandoned `Recv`s took from the kernel, kept for the socket's next reads,
 /// and how many abandoned `Recv`s are still in the kernel (a read waits for them, so that
@@ -87,144 +88,159 @@ impl Stash {
     }
 }
 
-/// A submitted `RECV` into `buf[len..capacity]`.
+/// `RECV` into `buf[len..capacity]` of `fd`; the output is the count and the buffer, its
+/// length grown by the count.
 pub(crate) struct Recv {
-    ring: UringHandle,
-    user_data: u64,
-    held: Option<RecvHeld>,
-}
-
-struct RecvHeld {
-    buf: Vec<u8>,
     fd: Arc<OwnedFd>,
+    buf: Vec<u8>,
+    flags: libc::c_int,
     stash: Arc<Stash>,
-    peek: bool,
 }
 
-impl Recv {
-    /// Submits the op on `ring`, which the calling thread must own (as
-    /// `crate::io::current_ring` guarantees). `buf` must have spare capacity.
+// SAFETY: the entry points into `buf`'s heap allocation, within its spare capacity, and at
+// `fd`, which the operation keeps open; neither moves when the operation does.
+unsafe impl Operation for Recv {
+    type Output = (io::Result<usize>, Vec<u8>);
+
+    fn sqe(&mut self) -> squeue::Entry {
+        let len = self.buf.len();
+        let spare = (self.buf.capacity() - len).min(u32::MAX as usize) as u32;
+        // SAFETY: `len <= capacity`, so the pointer stays within the allocation.
+        let ptr = unsafe { self.buf.as_mut_ptr().add(len) };
+        opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, spare)
+            .flags(self.flags)
+            .build()
+    }
+
+    fn complete(self, cqe: CqeResult) -> Self::Output {
+        let mut buf = self.buf;
+        match cqe.result {
+            Ok(n) => {
+                let len = buf.len();
+                // SAFETY: the kernel initialised `n` bytes after the first `len`, and the
+                // completion is reaped, so it writes no more.
+                unsafe { buf.set_len(len + n as usize) };
+                (Ok(n as usize), buf)
+            }
+            Err(e) => (Err(e), buf),
+        }
+    }
+
+    /// Moves what an abandoned `RECV` received to the stash (nothing for a peek).
+    fn cleanup(self, cqe: CqeResult) {
+        let mut buf = self.buf;
+        let len = buf.len();
+        let got = match cqe.result {
+            Ok(n) if self.flags & libc::MSG_PEEK == 0 => n as usize,
+            _ => 0,
+        };
+        // SAFETY: the kernel initialised `got` bytes after the first `len`.
+        unsafe { buf.set_len(len + got) };
+        self.stash.settle(&buf[len..]);
+    }
+}
+
+/// A read as a ring `RECV`: the op, and on drop before its result, the stash told to
+/// wait for the abandoned op's completion.
+pub(crate) struct RecvFuture {
+    op: Op<Recv>,
+    stash: Arc<Stash>,
+}
+
+impl RecvFuture {
+    /// Submits a `RECV` on the calling thread's ring; `Err` with the buffer back if the
+    /// thread owns none.
     pub(crate) fn submit(
-        ring: UringHandle,
         fd: Arc<OwnedFd>,
-        mut buf: Vec<u8>,
+        buf: Vec<u8>,
         flags: libc::c_int,
         stash: Arc<Stash>,
-    ) -> Recv {
-        let len = buf.len();
-        let spare = (buf.capacity() - len).min(u32::MAX as usize) as u32;
-        // SAFETY: `len <= capacity`, so the pointer stays within the allocation.
-        let ptr = unsafe { buf.as_mut_ptr().add(len) };
-        let entry = opcode::Recv::new(types::Fd(fd.as_raw_fd()), ptr, spare)
-            .flags(flags)
-            .build();
-        // SAFETY: the entry points at `spare` bytes of `buf`'s heap allocation (which does
-        // not move when the Vec does) and names `fd`; the op holds both until the
-        // completion is reaped, or hands them to the ring's cleanup (see `Drop`).
-        let Some(user_data) = (unsafe { ring.submit(entry) }) else {
-            unreachable!("current_ring() hands out only rings this thread owns")
+    ) -> Result<RecvFuture, Vec<u8>> {
+        let recv = Recv {
+            fd,
+            buf,
+            flags,
+            stash: stash.clone(),
         };
-        Recv {
-            ring,
-            user_data,
-            held: Some(RecvHeld {
-                buf,
-                fd,
-                stash,
-                peek: flags & libc::MSG_PEEK != 0,
-            }),
+        match Op::submit(recv) {
+            Ok(op) => Ok(RecvFuture { op, stash }),
+            Err(recv) => Err(recv.buf),
         }
     }
 }
 
-impl Future for Recv {
+impl Future for RecvFuture {
     type Output = (io::Result<usize>, Vec<u8>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
+        let out = std::task::ready!(Pin::new(&mut self.op).poll(cx));
         coop.made_progress();
-        let mut held = self.held.take().expect("a Recv polled after completion");
-        match r.result {
-            Ok(n) => {
-                let len = held.buf.len();
-                // SAFETY: the kernel initialised `n` bytes after the first `len`.
-                unsafe { held.buf.set_len(len + n as usize) };
-                Poll::Ready((Ok(n as usize), held.buf))
-            }
-            Err(e) => Poll::Ready((Err(e), held.buf)),
+        Poll::Ready(out)
+    }
+}
+
+impl Drop for RecvFuture {
+    fn drop(&mut self) {
+        if !self.op.is_done() {
+            // The op's drop (right after this) hands the `Recv` to the ring, whose
+            // `cleanup` settles this count, at once if the completion already came.
+            self.stash.abandoned();
         }
     }
 }
 
-impl Drop for Recv {
-    fn drop(&mut self) {
-        let Some(mut held) = self.held.take() else {
-            return;
-        };
-        held.stash.abandoned();
-        self.ring.abandon(
-            self.user_data,
-            Box::new(move |cqe| {
-                let len = held.buf.len();
-                let got = match cqe.result {
-                    Ok(n) if !held.peek => n as usize,
-                    _ => 0,
-                };
-                // SAFETY: the kernel initialised `got` bytes after the first `len`.
-                unsafe { held.buf.set_len(len + got) };
-                held.stash.settle(&held.buf[len..]);
-                drop(held.fd);
-            }),
-        );
-    }
-}
-
-/// A submitted `SEND` of `buf[start..]`.
+/// `SEND` of `buf[start..]` on `fd`, with `MSG_NOSIGNAL`; the output is the count and the
+/// buffer.
 pub(crate) struct Send {
-    ring: UringHandle,
-    user_data: u64,
-    held: Option<(Vec<u8>, Arc<OwnedFd>)>,
+    fd: Arc<OwnedFd>,
+    buf: Vec<u8>,
+    start: usize,
 }
 
-impl Send {
-    /// Submits the op on `ring`, which the calling thread must own.
-    pub(crate) fn submit(ring: UringHandle, fd: Arc<OwnedFd>, buf: Vec<u8>, start: usize) -> Send {
-        let len = (buf.len() - start).min(u32::MAX as usize) as u32;
-        let entry = opcode::Send::new(types::Fd(fd.as_raw_fd()), buf[start..].as_ptr(), len)
+// SAFETY: the entry points at initialised bytes of `buf`'s heap allocation and at `fd`,
+// which the operation keeps open; neither moves when the operation does.
+unsafe impl Operation for Send {
+    type Output = (io::Result<usize>, Vec<u8>);
+
+    fn sqe(&mut self) -> squeue::Entry {
+        let rest = &self.buf[self.start..];
+        let len = rest.len().min(u32::MAX as usize) as u32;
+        opcode::Send::new(types::Fd(self.fd.as_raw_fd()), rest.as_ptr(), len)
             .flags(libc::MSG_NOSIGNAL)
-            .build();
-        // SAFETY: the entry points at `len` initialised bytes of `buf`'s heap allocation
-        // and names `fd`; the op holds both until the completion is reaped, or hands them
-        // to the ring's cleanup (see `Drop`).
-        let Some(user_data) = (unsafe { ring.submit(entry) }) else {
-            unreachable!("current_ring() hands out only rings this thread owns")
-        };
-        Send {
-            ring,
-            user_data,
-            held: Some((buf, fd)),
+            .build()
+    }
+
+    fn complete(self, cqe: CqeResult) -> Self::Output {
+        (cqe.result.map(|n| n as usize), self.buf)
+    }
+}
+
+/// A write as a ring `SEND`, with the runtime's cooperative budget.
+pub(crate) struct SendFuture(Op<Send>);
+
+impl SendFuture {
+    /// Submits a `SEND` on the calling thread's ring; `Err` with the buffer back if the
+    /// thread owns none.
+    pub(crate) fn submit(
+        fd: Arc<OwnedFd>,
+        buf: Vec<u8>,
+        start: usize,
+    ) -> Result<SendFuture, Vec<u8>> {
+        match Op::submit(Send { fd, buf, start }) {
+            Ok(op) => Ok(SendFuture(op)),
+            Err(send) => Err(send.buf),
         }
     }
 }
 
-impl Future for Send {
+impl Future for SendFuture {
     type Output = (io::Result<usize>, Vec<u8>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
+        let out = std::task::ready!(Pin::new(&mut self.0).poll(cx));
         coop.made_progress();
-        let (buf, _fd) = self.held.take().expect("a Send polled after completion");
-        Poll::Ready((r.result.map(|n| n as usize), buf))
-    }
-}
-
-impl Drop for Send {
-    fn drop(&mut self) {
-        if let Some(held) = self.held.take() {
-            self.ring
-                .abandon(self.user_data, Box::new(move |_| drop(held)));
-        }
+        Poll::Ready(out)
     }
 }

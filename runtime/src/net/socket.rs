@@ -177,23 +177,28 @@ impl Socket {
             return (Ok(n), buf);
         }
         loop {
-            let r = if let Some(ring) = crate::io::current_ring() {
-                let (r, b) =
-                    ring::Recv::submit(ring, self.fd.clone(), buf, flags, self.stash.clone()).await;
-                buf = b;
-                r
-            } else {
-                // SAFETY: writes at most `spare` bytes into the allocation's tail after
-                // the `len` initialised bytes, which `buf` owns.
-                let n = unsafe {
-                    libc::recv(self.raw(), buf.as_mut_ptr().add(len).cast(), spare, flags)
-                };
-                if n >= 0 {
-                    // SAFETY: the kernel initialised `n <= spare` bytes after `len`.
-                    unsafe { buf.set_len(len + n as usize) };
-                    Ok(n as usize)
-                } else {
-                    Err(io::Error::last_os_error())
+            let submitted =
+                ring::RecvFuture::submit(self.fd.clone(), buf, flags, self.stash.clone());
+            let r = match submitted {
+                Ok(op) => {
+                    let (r, b) = op.await;
+                    buf = b;
+                    r
+                }
+                Err(b) => {
+                    buf = b;
+                    // SAFETY: writes at most `spare` bytes into the allocation's tail after
+                    // the `len` initialised bytes, which `buf` owns.
+                    let n = unsafe {
+                        libc::recv(self.raw(), buf.as_mut_ptr().add(len).cast(), spare, flags)
+                    };
+                    if n >= 0 {
+                        // SAFETY: the kernel initialised `n <= spare` bytes after `len`.
+                        unsafe { buf.set_len(len + n as usize) };
+                        Ok(n as usize)
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
                 }
             };
             match r {
@@ -245,25 +250,30 @@ impl Socket {
             return (Ok(0), buf);
         }
         loop {
-            let r = if let Some(ring) = crate::io::current_ring() {
-                let (r, b) = ring::Send::submit(ring, self.fd.clone(), buf, start).await;
-                buf = b;
-                r
-            } else {
-                let rest = &buf[start..];
-                // SAFETY: reads `rest.len()` initialised bytes from `buf`.
-                let n = unsafe {
-                    libc::send(
-                        self.raw(),
-                        rest.as_ptr().cast(),
-                        rest.len(),
-                        libc::MSG_NOSIGNAL,
-                    )
-                };
-                if n >= 0 {
-                    Ok(n as usize)
-                } else {
-                    Err(io::Error::last_os_error())
+            let submitted = ring::SendFuture::submit(self.fd.clone(), buf, start);
+            let r = match submitted {
+                Ok(op) => {
+                    let (r, b) = op.await;
+                    buf = b;
+                    r
+                }
+                Err(b) => {
+                    buf = b;
+                    let rest = &buf[start..];
+                    // SAFETY: reads `rest.len()` initialised bytes from `buf`.
+                    let n = unsafe {
+                        libc::send(
+                            self.raw(),
+                            rest.as_ptr().cast(),
+                            rest.len(),
+                            libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    if n >= 0 {
+                        Ok(n as usize)
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
                 }
             };
             match r {

@@ -11,8 +11,12 @@
 //!   wakes the next only when it finds work itself.
 //! - The last searcher to park re-checks every queue after it has stopped counting as a
 //!   searcher; see `worker.rs` for why that means no wake-up is lost.
+//!
+//! It also keeps the *watch*: the earliest instant at which some parked worker will wake by
+//! itself to look at the other workers' timing wheels (`worker.rs`, "Stalled workers").
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -23,6 +27,11 @@ pub(crate) struct Idle {
     state: AtomicUsize,
     num_workers: usize,
     sleepers: Mutex<Vec<usize>>,
+    /// Nanoseconds after `base` at which the earliest watching parker wakes (`u64::MAX`:
+    /// none). Lowered by each watcher before it parks, restored by it when it wakes unless
+    /// another lowered it meanwhile: it may be earlier than the truth, never later.
+    watch: AtomicU64,
+    base: Instant,
 }
 
 fn searching(s: usize) -> usize {
@@ -40,7 +49,31 @@ impl Idle {
             state: AtomicUsize::new(num_workers << UNPARK_SHIFT),
             num_workers,
             sleepers: Mutex::new(Vec::with_capacity(num_workers)),
+            watch: AtomicU64::new(u64::MAX),
+            base: Instant::now(),
         }
+    }
+
+    fn watch_nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A parker will wake by itself at `at` to look at the wheels; returns the token to
+    /// pass to [`end_watch`](Idle::end_watch).
+    pub(crate) fn begin_watch(&self, at: Instant) -> u64 {
+        let t = self.watch_nanos(at);
+        self.watch.fetch_min(t, SeqCst);
+        t
+    }
+
+    /// The parker of `begin_watch` is awake again.
+    pub(crate) fn end_watch(&self, token: u64) {
+        let _ = self.watch.compare_exchange(token, u64::MAX, SeqCst, SeqCst);
+    }
+
+    /// Whether some parked worker will look at the wheels by `at` by itself.
+    pub(crate) fn watched_by(&self, at: Instant) -> bool {
+        self.watch.load(SeqCst) <= self.watch_nanos(at)
     }
 
     fn notify_should_wakeup(&self) -> bool {

@@ -27,6 +27,40 @@
 //!    On return it either was woken (already counted as a searcher) or returned by itself
 //!    (then it unlists itself).
 //!
+//! # Stalled workers
+//!
+//! A worker's timers live in its own wheel, which it fires whenever it parks or runs its
+//! maintenance step. A task that computes for a long time without yielding stops both, so
+//! the other workers watch the wheels (the wheel's side is `weft_reactor::time`'s
+//! "Take-over of a stalled wheel"):
+//!
+//! - A worker that found no work (after step 5) takes over every other wheel whose owner is
+//!   *stalled* — awake, with due timers, and no firing pass for `STALL_TICKS` (2 ms) — and
+//!   fires its due timers; their tasks land in its own queue, where it runs them next. It
+//!   also reaps the posted completions of every other ring whose owner is awake with ops in
+//!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
+//! - A parking worker bounds its park by the earliest *take-over deadline* of the other
+//!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
+//!   ticks) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
+//!   and publishes that bound as the *watch* (`Idle`). With no timer pending on another
+//!   worker and no op in flight on another awake worker's ring, it parks without a
+//!   timeout: an idle runtime never wakes by itself.
+//! - A poll that leaves its worker's wheel with a new earliest deadline, or its ring with
+//!   new ops, and a worker's return from its own park with ops in flight, check that some
+//!   parked worker will look by the take-over deadline; if none will (all are parked
+//!   without a bound, or later than needed) one is woken, which parks again with the
+//!   bound. Each side writes first (the wheel's earliest or the ring's counts; the idle
+//!   count) and reads the other's after a `SeqCst` fence, so one of the two sees the other.
+//!
+//! The cost: while another worker has a timer pending, an idle worker wakes once per
+//! deadline on that wheel plus 2 ticks (at most once per 2 ms per watched wheel) to look,
+//! and every 2 ms while another awake worker has ops in flight; a busy worker pays two
+//! relaxed loads per poll, and a fence when its earliest deadline or submission count
+//! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
+//! waits for the stall to end), and ops its tasks queued but the stalled worker has not
+//! yet handed to the kernel (a `SINGLE_ISSUER` ring takes submissions from its owner only;
+//! they go at its next maintenance pass or park, and the stall delays them).
+//!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
 //! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
 //! goes to the back of the local queue. From any other thread the task goes to the global
@@ -59,13 +93,14 @@
 //!    list and cancels every task in it on the calling thread: each future's destructor runs
 //!    exactly once. A task spawned after this point is cancelled at once.
 //! 4. It closes and drains the global queue, then shuts the blocking pool down: queued
-//!    blocking jobs are dropped, running ones are waited for (up to the timeout).
+//!    blocking jobs are dropped, running ones are waited for (up to the timeout; file system
+//!    jobs up to a bound, see `crate::blocking`).
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
 use weft_reactor::{Driver, TimeDriver};
@@ -148,7 +183,16 @@ pub(crate) struct WorkerCx {
     is_searching: Cell<bool>,
     /// Whether this worker is running a queue entry (see "Wake-ups" above).
     polling: Cell<bool>,
+    /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
+    /// none), so that a poll that changes it is noticed ("Stalled workers").
+    seen_earliest: Cell<u64>,
+    /// This worker's ring's submission count as last seen after a poll.
+    seen_submitted: Cell<u64>,
 }
+
+/// The shortest park a watcher makes when a take-over deadline has passed but the
+/// take-over found nothing to do (the owner was parked, or held its wheel's lock).
+const MIN_WATCH: Duration = Duration::from_millis(1);
 
 thread_local! {
     static WORKER: Cell<*const WorkerCx> = const { Cell::new(ptr::null()) };
@@ -189,6 +233,8 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         core: RefCell::new(core),
         is_searching: Cell::new(false),
         polling: Cell::new(false),
+        seen_earliest: Cell::new(u64::MAX),
+        seen_submitted: Cell::new(0),
     };
     struct Reset;
     impl Drop for Reset {
@@ -241,6 +287,9 @@ impl WorkerCx {
             }
             if let Some(task) = self.steal_work() {
                 self.run_task(task);
+                continue;
+            }
+            if self.take_over_stalled() {
                 continue;
             }
             if self.shared.is_shutdown() {
@@ -304,7 +353,81 @@ impl WorkerCx {
             core.local.push(task);
             drop(core);
             self.shared.notify_parked();
+        } else {
+            drop(core);
         }
+        self.watch_own_wheel();
+    }
+
+    /// After a poll: if this worker's wheel has a new earliest deadline, or its ring new
+    /// ops, makes sure some parked worker will look at them in time should this worker
+    /// stall.
+    #[inline]
+    fn watch_own_wheel(&self) {
+        let me = &self.shared.remotes[self.index];
+        let earliest = me.timer.earliest_tick().unwrap_or(u64::MAX);
+        if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
+            self.ensure_watcher(|| me.timer.takeover_deadline());
+        }
+        if let Some(ring) = &me.ring {
+            let submitted = ring.submitted();
+            if self.seen_submitted.replace(submitted) != submitted {
+                self.ensure_watcher(|| ring.takeover_deadline());
+            }
+        }
+    }
+
+    /// After this worker's own park: what it left in flight when it parked is watched by
+    /// nobody (a parked owner's ring needs no watcher).
+    fn watch_own_ring(&self) {
+        if let Some(ring) = &self.shared.remotes[self.index].ring {
+            self.ensure_watcher(|| ring.takeover_deadline());
+        }
+    }
+
+    #[cold]
+    fn ensure_watcher(&self, deadline: impl FnOnce() -> Option<Instant>) {
+        // Pairs with the fence in `park`: either that parker reads the new earliest
+        // deadline, or this reads it as parked.
+        fence(SeqCst);
+        let idle = &self.shared.idle;
+        if idle.num_parked() == 0 {
+            // Every worker is awake, and each looks at the wheels before it parks.
+            return;
+        }
+        let Some(at) = deadline() else {
+            return;
+        };
+        if !idle.watched_by(at) {
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Fires the due timers of every other worker's wheel, and reaps the posted completions
+    /// of every other worker's ring, whose owner is stalled; `true` if anything was woken
+    /// (those tasks are now in this worker's queue).
+    fn take_over_stalled(&self) -> bool {
+        let mut fired = false;
+        for (i, r) in self.shared.remotes.iter().enumerate() {
+            if i != self.index {
+                fired |= r.timer.take_over() > 0;
+                fired |= r.ring.as_ref().is_some_and(|h| h.reap_stalled() > 0);
+            }
+        }
+        fired
+    }
+
+    /// The earliest take-over deadline of the other workers' wheels and rings.
+    fn watch_deadline(&self) -> Option<Instant> {
+        let remotes = self.shared.remotes.iter().enumerate();
+        remotes
+            .filter(|(i, _)| *i != self.index)
+            .flat_map(|(_, r)| {
+                let ring = r.ring.as_ref().and_then(|h| h.takeover_deadline());
+                [r.timer.takeover_deadline(), ring]
+            })
+            .flatten()
+            .min()
     }
 
     /// Step 5.
@@ -360,7 +483,16 @@ impl WorkerCx {
             shared.notify_parked();
         }
         bump(&self.counters().parks, 1);
-        self.park_driver(None);
+        // Pairs with the fence in `ensure_watcher`.
+        fence(SeqCst);
+        let watch = self.watch_deadline();
+        let token = watch.map(|at| shared.idle.begin_watch(at));
+        let timeout = watch.map(|at| at.saturating_duration_since(Instant::now()).max(MIN_WATCH));
+        self.park_driver(timeout);
+        if let Some(token) = token {
+            shared.idle.end_watch(token);
+        }
+        self.watch_own_ring();
         if shared.is_shutdown() {
             return;
         }

@@ -224,27 +224,36 @@ where
     }
 }
 
+/// Drops the stage where it lies and stores `new`, returning the panic of the old value's
+/// destructor, if any, so that it cannot unwind through the worker.
+///
+/// In place, never moved out first: a `Running` future is pinned, and a self-referential
+/// one (an async block holding a value and a future that borrows it) would be dropped with
+/// its borrows pointing at the slot it was moved from.
+fn replace_stage<F: Future, S>(cell: &Cell<F, S>, new: Stage<F>) -> std::thread::Result<()> {
+    cell.stage.with_mut(|stage| {
+        // SAFETY: the caller owns the stage (invariant 2), which holds a live value. It is
+        // dropped once, in place; after `drop_in_place` returns or unwinds (the unwinding
+        // drops the rest of the value) the slot holds nothing live, and `write` fills it
+        // without dropping.
+        let res = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
+            std::ptr::drop_in_place(stage)
+        }));
+        // SAFETY: as above; `stage` is valid for writes and nobody else reads it.
+        unsafe { std::ptr::write(stage, new) };
+        res
+    })
+}
+
 /// Replaces the stage; a panic while dropping the old one (a future's or output's
 /// destructor) is caught and discarded so it cannot unwind through the worker.
 fn set_stage<F: Future, S>(cell: &Cell<F, S>, new: Stage<F>) {
-    cell.stage.with_mut(|stage| {
-        // SAFETY: the caller owns the stage (invariant 2).
-        let stage = unsafe { &mut *stage };
-        let old = std::mem::replace(stage, Stage::Consumed);
-        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(old)));
-        *stage = new;
-    });
+    let _ = replace_stage(cell, new);
 }
 
 /// Drops the future and stores `Cancelled` (or the panic of the future's destructor).
 fn cancel_in_place<F: Future, S>(cell: &Cell<F, S>) {
-    let res = cell.stage.with_mut(|stage| {
-        // SAFETY: the caller holds RUNNING (invariant 2).
-        let stage = unsafe { &mut *stage };
-        let old = std::mem::replace(stage, Stage::Consumed);
-        panic::catch_unwind(AssertUnwindSafe(move || drop(old)))
-    });
-    let err = match res {
+    let err = match replace_stage(cell, Stage::Consumed) {
         Ok(()) => JoinError::cancelled(cell.header.id),
         Err(payload) => JoinError::panic(cell.header.id, payload),
     };

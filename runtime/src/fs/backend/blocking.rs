@@ -1,6 +1,8 @@
 //! The fallback backend: every operation is one job on the runtime's blocking pool, using
 //! positioned I/O (`pread`/`pwrite` through `std::os::unix::fs::FileExt`), so no file has a
-//! cursor and one [`Fd`] serves any number of concurrent operations.
+//! cursor and one [`Fd`] serves any number of concurrent operations. A file that cannot
+//! seek (a FIFO, a pipe) is read and written as a stream, the offset ignored, as io_uring
+//! does.
 //!
 //! # Ownership while in flight
 //!
@@ -21,8 +23,8 @@
 
 use std::fs::Metadata;
 use std::future::Future;
-use std::io;
-use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -122,13 +124,14 @@ impl<R: Send + 'static> Drop for InFlight<'_, R> {
     }
 }
 
-/// Queues `f` on the current runtime's blocking pool.
+/// Queues `f` on the current runtime's blocking pool, as a file system job (shutdown
+/// waits for it only up to a bound: see `crate::blocking`).
 fn spawn<R, F>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    match crate::context::with_current(|h| h.spawn_blocking(f)) {
+    match crate::context::with_current(|h| h.shared.blocking.spawn_io(h, f)) {
         Some(j) => j,
         None => panic!("weft::fs: {}", crate::scheduler::NO_RUNTIME),
     }
@@ -172,17 +175,66 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
+/// `pread`, or `read(2)` on a file that cannot seek (`ESPIPE`: a FIFO, a pipe, a terminal,
+/// some `/proc` files), where the offset means nothing: what io_uring's `IORING_OP_READ`
+/// does, so both backends give the same answer for the same file.
+fn pread_once(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    match file.read_at(buf, pos) {
+        Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).read(buf),
+        res => res,
+    }
+}
+
+/// `pwrite`, or `write(2)` on a file that cannot seek (as [`pread_once`]).
+fn pwrite_once(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<usize> {
+    match file.write_at(buf, pos) {
+        Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).write(buf),
+        res => res,
+    }
+}
+
+/// [`pread_once`], retried while interrupted.
+fn pread(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    retry(|| pread_once(file, buf, pos))
+}
+
+/// [`pwrite_once`], retried while interrupted.
+fn pwrite(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<usize> {
+    retry(|| pwrite_once(file, buf, pos))
+}
+
 pub(crate) async fn open(path: PathBuf, opts: OpenOptions) -> io::Result<Fd> {
     run(move || opts.to_std().open(path)).await.map(Fd::new)
 }
 
-pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+/// One `pread` into `buf[start..capacity]` (a read on a thread without a ring); the buffer
+/// comes back with its length set to `start + n`.
+pub(super) async fn read_into(
+    fd: &Fd,
+    buf: Vec<u8>,
+    start: usize,
+    pos: u64,
+) -> (io::Result<usize>, Vec<u8>) {
     fd.run(move |file| {
         let mut buf = buf;
-        // Without `unsafe`, the spare capacity must be initialised before it is read into.
         buf.resize(buf.capacity(), 0);
-        let res = retry(|| file.read_at(&mut buf, pos));
-        buf.truncate(*res.as_ref().unwrap_or(&0));
+        let res = pread(file, &mut buf[start..], pos);
+        buf.truncate(start + *res.as_ref().unwrap_or(&0));
+        (res, buf)
+    })
+    .await
+    .unwrap_or_else(lost)
+}
+
+/// One `pwrite` of `buf[start..len]` (as [`read_into`], for writes).
+pub(super) async fn write_from(
+    fd: &Fd,
+    buf: Vec<u8>,
+    start: usize,
+    pos: u64,
+) -> (io::Result<usize>, Vec<u8>) {
+    fd.run(move |file| {
+        let res = pwrite(file, &buf[start..], pos);
         (res, buf)
     })
     .await
@@ -200,7 +252,7 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
                 break Ok(());
             }
             let at = pos.saturating_add(filled as u64);
-            match file.read_at(&mut buf[filled..], at) {
+            match pread_once(file, &mut buf[filled..], at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -221,15 +273,6 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
     .unwrap_or_else(lost)
 }
 
-pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    fd.run(move |file| {
-        let res = retry(|| file.write_at(&buf, pos));
-        (res, buf)
-    })
-    .await
-    .unwrap_or_else(lost)
-}
-
 pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
     fd.run(move |file| {
         let mut done = 0;
@@ -238,7 +281,7 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
                 break Ok(());
             }
             let at = pos.saturating_add(done as u64);
-            match file.write_at(&buf[done..], at) {
+            match pwrite_once(file, &buf[done..], at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::WriteZero,
@@ -295,24 +338,10 @@ pub(crate) async fn release(fd: Fd) -> Option<std::fs::File> {
     Arc::try_unwrap(file).ok()
 }
 
-/// Closes `file` on the pool and reports `close(2)`'s error.
+/// Closes `file` on the pool and reports `close(2)`'s error (std's `File` ignores close
+/// errors on drop; the reactor's `close_reporting` does not).
 pub(crate) async fn close_file(file: std::fs::File) -> io::Result<()> {
-    run(move || close_reporting(file)).await
-}
-
-/// `close(2)`, with its error. std's `File` ignores close errors on drop, and std has no
-/// other way to close, so this is the crate's one file system `unsafe` block. The
-/// descriptor is released whatever the result (Linux never leaves it open, even on `EINTR`),
-/// so the caller must not retry.
-fn close_reporting(file: std::fs::File) -> io::Result<()> {
-    let fd = file.into_raw_fd();
-    // SAFETY: `into_raw_fd` gave this function sole ownership of `fd`: no `File` or
-    // `OwnedFd` refers to it any more, so nothing else will use or close it.
-    if unsafe { libc::close(fd) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    run(move || weft_reactor::op::close::close_reporting(file.into())).await
 }
 
 pub(crate) async fn read(path: PathBuf) -> io::Result<Vec<u8>> {
@@ -346,10 +375,10 @@ where
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
     // Detached: the job delivers through `cb`; its JoinHandle is not needed.
-    drop(handle.spawn_blocking(move || {
+    drop(handle.shared.blocking.spawn_io(&handle, move || {
         let mut buf = buf;
         buf.resize(buf.capacity(), 0);
-        let res = retry(|| file.read_at(&mut buf, pos));
+        let res = pread(&file, &mut buf, pos);
         buf.truncate(*res.as_ref().unwrap_or(&0));
         drop(file);
         rt.defer(move || cb((res, buf)));
@@ -363,7 +392,7 @@ where
 {
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
-    drop(handle.spawn_blocking(move || {
+    drop(handle.shared.blocking.spawn_io(&handle, move || {
         let res = opts.to_std().open(path).map(Fd::new);
         rt.defer(move || cb(res));
     }));

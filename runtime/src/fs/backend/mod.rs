@@ -3,9 +3,10 @@
 //! Every file system operation is one function here, `async`, taking and returning owned
 //! values (paths, buffers, the descriptor type [`Fd`]) and returning the *raw* `io::Error`
 //! (the public layer names the path, once). `open`, the data path (`read_at`,
-//! `read_exact_at`, `write_at`, `write_all_at`), `sync_all`, `sync_data` and `close` pick per
-//! call: the [`uring`] backend on a thread that owns a ring (a worker, when the runtime uses
-//! io_uring), else the [`blocking`] fallback. `metadata`, `set_len` and the whole-file
+//! `read_exact_at`, `write_at`, `write_all_at`), `sync_all`, `sync_data` and `close` go to
+//! [`uring`], whose one dispatch point is the reactor's `Op::submit`: it submits on the ring
+//! of the calling thread (a worker, when the runtime uses io_uring) or gives the operation
+//! back, and the call then runs on the [`blocking`] fallback. `metadata`, `set_len` and the whole-file
 //! helpers stay on the blocking pool (`metadata` returns `std::fs::Metadata`, which only std
 //! can build from `statx`). The public types hold
 //! nothing but an [`Fd`] and a path, so they do not change with the backend.
@@ -31,6 +32,8 @@
 //!   whether or not its future is still alive. (The reactor's rule for the kernel; here the
 //!   "kernel" is a blocking-pool thread.) Dropping a future therefore never frees a buffer
 //!   or closes a descriptor that is still in use.
+//! - An offset above `i64::MAX`, or a transfer ending past it, is `InvalidInput` before
+//!   any backend sees it (`check_range`).
 //! - `read_at` reads up to `buf.capacity()` bytes into the front of `buf` and leaves
 //!   `buf.len()` equal to the number of bytes read; `write_at` writes `buf[..buf.len()]`.
 //! - `close` waits until no in-flight operation holds the descriptor, then closes it and
@@ -45,73 +48,85 @@ pub(crate) use blocking::{metadata, path_metadata, read, read_to_string, set_len
 
 use std::io;
 
-/// Opens on the thread's ring if it has one (`openat`; a future dropped mid-flight leaves
-/// the path to the ring, and a descriptor the kernel opens anyway is closed at the CQE),
-/// else on the blocking pool.
+/// Opens `path` (`openat` on a ring; a future dropped mid-flight leaves the path to the
+/// ring, and a descriptor the kernel opens anyway is closed at the CQE).
+///
+/// The options are validated here, for both backends, so that a bad combination is the
+/// same error (`EINVAL`) on either.
 pub(crate) async fn open(path: std::path::PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
-    match crate::io::current_ring() {
-        Some(ring) => uring::open(ring, &path, &opts).await,
-        None => blocking::open(path, opts).await,
-    }
+    opts.open_flags()?;
+    uring::open(path, opts).await
 }
 
-/// `fsync` on the thread's ring, or on the pool.
+/// `fsync`.
 pub(crate) async fn sync_all(fd: &Fd) -> io::Result<()> {
-    match crate::io::current_ring() {
-        Some(ring) => uring::fsync(ring, fd, false).await,
-        None => blocking::sync_all(fd).await,
-    }
+    uring::fsync(fd, false).await
 }
 
-/// `fdatasync` on the thread's ring, or on the pool.
+/// `fdatasync`.
 pub(crate) async fn sync_data(fd: &Fd) -> io::Result<()> {
-    match crate::io::current_ring() {
-        Some(ring) => uring::fsync(ring, fd, true).await,
-        None => blocking::sync_data(fd).await,
-    }
+    uring::fsync(fd, true).await
 }
 
-/// Waits until no in-flight operation holds the descriptor, then closes it — with
-/// `IORING_OP_CLOSE` on the thread's ring, or `close(2)` on the pool — reporting the error.
+/// Waits until no in-flight operation holds the descriptor, then closes it
+/// (`IORING_OP_CLOSE` or `close(2)`), reporting the error.
 pub(crate) async fn close(fd: Fd) -> io::Result<()> {
     let Some(file) = blocking::release(fd).await else {
         return Ok(());
     };
-    match crate::io::current_ring() {
-        Some(ring) => uring::close(ring, file).await,
-        None => blocking::close_file(file).await,
-    }
+    uring::close(file).await
 }
 
-/// The data path goes to the calling thread's ring when it has one and the runtime uses
-/// io_uring (decided at the op's first poll, on the thread that polls it); otherwise to the
-/// blocking pool.
+/// Refuses a transfer of `len` bytes at `pos` that the kernel cannot express: an offset
+/// above `i64::MAX` (io_uring would read `u64::MAX`, which is -1, as "the file's cursor"),
+/// or one whose end passes it. Every positioned call checks here, before any backend.
+fn check_range(pos: u64, len: usize) -> io::Result<()> {
+    const MAX: u64 = i64::MAX as u64;
+    if pos > MAX {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("offset {pos} is past the largest file offset, {MAX}"),
+        ));
+    }
+    if pos.checked_add(len as u64).is_none_or(|end| end > MAX) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{len} bytes at offset {pos} end past the largest file offset, {MAX}"),
+        ));
+    }
+    Ok(())
+}
+
+/// One positioned read.
 pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    match crate::io::current_ring() {
-        Some(ring) => uring::read_at(ring, fd, buf, pos).await,
-        None => blocking::read_at(fd, buf, pos).await,
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        return (Err(e), buf);
     }
+    uring::read_at(fd, buf, pos).await
 }
 
+/// Fills the buffer: one op per short read, each where it is polled.
 pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    match crate::io::current_ring() {
-        Some(ring) => uring::read_exact_at(ring, fd, buf, pos).await,
-        None => blocking::read_exact_at(fd, buf, pos).await,
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        return (Err(e), buf);
     }
+    uring::read_exact_at(fd, buf, pos).await
 }
 
+/// One positioned write.
 pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    match crate::io::current_ring() {
-        Some(ring) => uring::write_at(ring, fd, buf, pos).await,
-        None => blocking::write_at(fd, buf, pos).await,
+    if let Err(e) = check_range(pos, buf.len()) {
+        return (Err(e), buf);
     }
+    uring::write_at(fd, buf, pos).await
 }
 
+/// Writes it all: one op per short write, each where it is polled.
 pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    match crate::io::current_ring() {
-        Some(ring) => uring::write_all_at(ring, fd, buf, pos).await,
-        None => blocking::write_all_at(fd, buf, pos).await,
+    if let Err(e) = check_range(pos, buf.len()) {
+        return (Err(e), buf);
     }
+    uring::write_all_at(fd, buf, pos).await
 }
 
 /// `read_at` for the callback API: on a thread that owns a ring, the reactor runs `cb` at
@@ -121,10 +136,11 @@ pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
 where
     F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
 {
-    match crate::io::current_ring() {
-        Some(ring) => uring::read_at_callback(&ring, fd, buf, pos, cb),
-        None => blocking::read_at_callback(fd, buf, pos, cb),
+    if let Err(e) = check_range(pos, buf.capacity()) {
+        crate::scheduler::Handle::current().defer(move || cb((Err(e), buf)));
+        return;
     }
+    uring::read_at_callback(fd, buf, pos, cb)
 }
 
 pub(crate) use blocking::open_callback;

@@ -1,73 +1,96 @@
-//! The io_uring backend: positioned reads and writes submitted to the ring of the thread
-//! that first polls them (a worker's, or a `block_on` thread's), batched with that ring's
-//! other submissions and reaped by it. Any worker may poll the op afterwards (a stolen task
-//! still completes: the ring's owner reaps and the waker reschedules the task).
+//! The io_uring backend: each call is one of the reactor's [`Op`]s (`weft_reactor::op`),
+//! submitted on the ring of the thread that polls it at that moment, batched with that
+//! ring's other submissions and reaped by it. Any worker may poll the op afterwards (a
+//! stolen task still completes: the ring's owner reaps and the waker reschedules the task).
+//!
+//! `read_exact_at` and `write_all_at` submit one op per short transfer, each where it is
+//! polled (the task may have moved to another worker since the last one), or run that
+//! step on the blocking pool if the thread has no ring.
 //!
 //! # Ownership while in flight
 //!
-//! The kernel writes into (or reads from) the buffer's heap allocation and uses the
-//! descriptor until the completion is reaped. An op holds both — the `Vec` and a clone of
-//! the descriptor's `Arc` — and gives them back at completion. Dropped earlier, it hands
-//! them to the ring as the op's cleanup (freed at the CQE, after the kernel is done), asks
-//! the kernel to cancel, and leaves an orphan in the [`Fd`] so that `close` waits for it.
-//!
-//! `open` (`openat`), `close` and the `sync` calls are here too. An `open` future dropped
-//! mid-flight hands the path to the ring and, if the kernel opens the file anyway, the
-//! cleanup closes the new descriptor at the CQE. `metadata` stays on the blocking pool: it
-//! returns `std::fs::Metadata`, which only std can build.
+//! The op owns the buffer, the path, and a clone of the descriptor's `Arc` (inside an
+//! [`FdGuard`]) until the completion; dropped earlier, it leaves them to the ring, which
+//! frees them at the CQE (see `weft_reactor::op`). The [`Fd`] then gets an orphan that the
+//! guard's drop completes, so that `close` waits for the kernel to let go. An `open`
+//! abandoned mid-flight closes the descriptor the kernel opens anyway. `metadata` stays on
+//! the blocking pool: it returns `std::fs::Metadata`, which only std can build.
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use io_uring::{opcode, squeue, types};
 use parking_lot::Mutex;
-use weft_reactor::uring::UringHandle;
+use weft_reactor::op::close::Close;
+use weft_reactor::op::fsync::Fsync;
+use weft_reactor::op::open::OpenAt;
+use weft_reactor::op::read::Read;
+use weft_reactor::op::write::Write;
+use weft_reactor::op::{Op, Operation};
 
 use super::blocking::{Fd, Orphan};
 
-/// One submitted op on `fd`, holding what the kernel uses until it completes.
-struct RingOp<'a> {
-    fd: &'a Fd,
-    ring: UringHandle,
-    user_data: u64,
-    buf: Option<Vec<u8>>,
-    file: Option<Arc<std::fs::File>>,
+/// What a ring op holds of its file: a clone of the descriptor, and the orphan that tells
+/// `close` when the op (and so the kernel) has let go of it.
+struct FdGuard {
+    file: Arc<std::fs::File>,
+    orphan: Arc<RingOrphan>,
 }
 
-impl Future for RingOp<'_> {
-    type Output = (io::Result<u32>, Vec<u8>);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
-        coop.made_progress();
-        self.file = None;
-        let buf = self.buf.take().expect("a ring op polled after completion");
-        Poll::Ready((r.result, buf))
+impl FdGuard {
+    fn new(fd: &Fd) -> FdGuard {
+        FdGuard {
+            file: fd.file.clone(),
+            orphan: Arc::new(RingOrphan {
+                done: AtomicBool::new(false),
+                waker: Mutex::new(None),
+            }),
+        }
     }
 }
 
-impl Drop for RingOp<'_> {
+impl AsRawFd for FdGuard {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl Drop for FdGuard {
     fn drop(&mut self) {
-        let Some(buf) = self.buf.take() else { return };
-        let file = self.file.take();
-        let orphan = Arc::new(RingOrphan {
-            done: AtomicBool::new(false),
-            waker: Mutex::new(None),
-        });
-        let o = orphan.clone();
-        self.ring.abandon(
-            self.user_data,
-            Box::new(move |_| {
-                drop((buf, file));
-                o.finish();
-            }),
-        );
-        self.fd.adopt(Box::new(orphan));
+        self.orphan.finish();
+    }
+}
+
+/// An [`Op`] with the runtime's cooperative budget, that leaves an orphan in its [`Fd`]
+/// if dropped before its completion.
+struct RingOp<'a, T: Operation> {
+    fd: Option<(&'a Fd, Arc<RingOrphan>)>,
+    op: Op<T>,
+}
+
+impl<T: Operation> Future for RingOp<'_, T> {
+    type Output = T::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
+        let out = std::task::ready!(Pin::new(&mut self.op).poll(cx));
+        coop.made_progress();
+        self.fd = None;
+        Poll::Ready(out)
+    }
+}
+
+impl<T: Operation> Drop for RingOp<'_, T> {
+    fn drop(&mut self) {
+        if let Some((fd, orphan)) = self.fd.take() {
+            if !self.op.is_done() {
+                fd.adopt(Box::new(orphan));
+            }
+        }
     }
 }
 
@@ -104,83 +127,65 @@ impl Orphan for Arc<RingOrphan> {
     }
 }
 
-/// Submits `entry`, which points into `buf`'s heap allocation and at `fd`, and waits.
-///
-/// # Safety
-///
-/// `entry` may point only into `buf`'s allocation (within its capacity) and at `fd`'s
-/// descriptor: the op keeps both alive until the completion is reaped.
-async unsafe fn run(
-    ring: UringHandle,
-    fd: &Fd,
-    entry: squeue::Entry,
-    buf: Vec<u8>,
-) -> (io::Result<u32>, Vec<u8>) {
-    // SAFETY: `buf` (whose heap allocation does not move when the Vec does) and a clone of
-    // the descriptor's Arc go into the op, which holds them until the completion or hands
-    // them to the ring's cleanup (see the module docs).
-    let Some(user_data) = (unsafe { ring.submit(entry) }) else {
-        unreachable!("current_ring() hands out only rings this thread owns")
-    };
-    RingOp {
-        fd,
-        ring,
-        user_data,
-        buf: Some(buf),
-        file: Some(fd.file.clone()),
-    }
-    .await
+/// Submits `op` (which holds `guard`'s clone of `fd`) on this thread's ring and waits;
+/// `Err(op)` if the thread has no ring.
+fn submit_on<T: Operation>(fd: &Fd, orphan: Arc<RingOrphan>, op: T) -> Result<RingOp<'_, T>, T> {
+    Op::submit(op).map(|op| RingOp {
+        fd: Some((fd, orphan)),
+        op,
+    })
 }
 
-/// Reads into `buf[start..capacity]` at `pos`; returns the bytes read and the buffer with
-/// its length set to `start + n`.
-async fn read_into(
-    ring: UringHandle,
-    fd: &Fd,
-    mut buf: Vec<u8>,
-    start: usize,
-    pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    let len = (buf.capacity() - start).min(u32::MAX as usize) as u32;
-    // SAFETY: `start <= capacity`, so the pointer stays within the allocation.
-    let ptr = unsafe { buf.as_mut_ptr().add(start) };
-    let entry = opcode::Read::new(types::Fd(fd.raw()), ptr, len)
-        .offset(pos)
-        .build();
-    // SAFETY: the entry points into `buf` (within capacity) and at `fd`.
-    let (res, mut buf) = unsafe { run(ring, fd, entry, buf) }.await;
-    match res {
-        Ok(n) => {
-            // SAFETY: the kernel initialised `n <= len` bytes from `start`, and the bytes
-            // before `start` were initialised by the caller (see `read_exact_at`).
-            unsafe { buf.set_len(start + n as usize) };
-            (Ok(n as usize), buf)
+/// Reads into `buf[start..capacity]` at `pos` on the calling thread's ring, or on the
+/// blocking pool if it has none; returns the bytes read and the buffer with its length set
+/// to `start + n`.
+async fn read_into(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    let guard = FdGuard::new(fd);
+    let orphan = guard.orphan.clone();
+    match submit_on(fd, orphan, Read::new(guard, buf, start, pos)) {
+        Ok(op) => op.await,
+        Err(read) => {
+            let (_, buf) = read.into_parts();
+            super::blocking::read_into(fd, buf, start, pos).await
         }
-        Err(e) => (Err(e), buf),
     }
 }
 
-pub(crate) async fn read_at(
-    ring: UringHandle,
-    fd: &Fd,
-    mut buf: Vec<u8>,
-    pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    buf.clear();
-    read_into(ring, fd, buf, 0, pos).await
+/// Writes `buf[start..len]` at `pos` on the calling thread's ring, or on the blocking pool.
+async fn write_from(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    let guard = FdGuard::new(fd);
+    let orphan = guard.orphan.clone();
+    match submit_on(fd, orphan, Write::new(guard, buf, start, pos)) {
+        Ok(op) => op.await,
+        Err(write) => {
+            let (_, buf) = write.into_parts();
+            super::blocking::write_from(fd, buf, start, pos).await
+        }
+    }
 }
 
+pub(crate) async fn read_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    buf.clear();
+    read_into(fd, buf, 0, pos).await
+}
+
+/// Fills `buf` to its capacity, one read per short transfer, each submitted where
+/// [`read_into`] says.
+///
+/// On a thread without a ring the whole loop is one blocking-pool job.
 pub(crate) async fn read_exact_at(
-    ring: UringHandle,
     fd: &Fd,
     mut buf: Vec<u8>,
     pos: u64,
 ) -> (io::Result<()>, Vec<u8>) {
+    if !weft_reactor::op::can_submit() {
+        return super::blocking::read_exact_at(fd, buf, pos).await;
+    }
     buf.clear();
     let want = buf.capacity();
     while buf.len() < want {
         let filled = buf.len();
-        let (res, b) = read_into(ring.clone(), fd, buf, filled, pos + filled as u64).await;
+        let (res, b) = read_into(fd, buf, filled, pos + filled as u64).await;
         buf = b;
         match res {
             Ok(0) => {
@@ -198,42 +203,21 @@ pub(crate) async fn read_exact_at(
     (Ok(()), buf)
 }
 
-async fn write_from(
-    ring: UringHandle,
-    fd: &Fd,
-    buf: Vec<u8>,
-    start: usize,
-    pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    let len = (buf.len() - start).min(u32::MAX as usize) as u32;
-    // SAFETY: `start <= len`, so the pointer stays within the initialised bytes.
-    let ptr = unsafe { buf.as_ptr().add(start) };
-    let entry = opcode::Write::new(types::Fd(fd.raw()), ptr, len)
-        .offset(pos)
-        .build();
-    // SAFETY: the entry points into `buf`'s initialised bytes and at `fd`.
-    let (res, buf) = unsafe { run(ring, fd, entry, buf) }.await;
-    (res.map(|n| n as usize), buf)
+pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    write_from(fd, buf, 0, pos).await
 }
 
-pub(crate) async fn write_at(
-    ring: UringHandle,
-    fd: &Fd,
-    buf: Vec<u8>,
-    pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    write_from(ring, fd, buf, 0, pos).await
-}
-
-pub(crate) async fn write_all_at(
-    ring: UringHandle,
-    fd: &Fd,
-    mut buf: Vec<u8>,
-    pos: u64,
-) -> (io::Result<()>, Vec<u8>) {
+/// Writes all of `buf`, one write per short transfer, each submitted where [`write_from`]
+/// says.
+///
+/// On a thread without a ring the whole loop is one blocking-pool job.
+pub(crate) async fn write_all_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    if !weft_reactor::op::can_submit() {
+        return super::blocking::write_all_at(fd, buf, pos).await;
+    }
     let mut done = 0;
     while done < buf.len() {
-        let (res, b) = write_from(ring.clone(), fd, buf, done, pos + done as u64).await;
+        let (res, b) = write_from(fd, buf, done, pos + done as u64).await;
         buf = b;
         match res {
             Ok(0) => {
@@ -255,152 +239,59 @@ pub(crate) async fn write_all_at(
 }
 
 /// Submits one positioned read whose completion calls `cb` on this thread when the ring
-/// reaps it — no future, no task. The op's closure owns `buf` and a clone of the
-/// descriptor until the completion, so the kernel never writes into freed memory and the
-/// descriptor stays open while the read is in flight.
-pub(crate) fn read_at_callback<F>(ring: &UringHandle, fd: &Fd, mut buf: Vec<u8>, pos: u64, cb: F)
+/// reaps it — no future, no task; on a thread without a ring, the read goes to the
+/// blocking pool and `cb` is deferred. The op owns `buf` and a clone of the descriptor
+/// until the completion.
+pub(crate) fn read_at_callback<F>(fd: &Fd, mut buf: Vec<u8>, pos: u64, cb: F)
 where
     F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
 {
     buf.clear();
-    let len = buf.capacity().min(u32::MAX as usize) as u32;
-    let entry = opcode::Read::new(types::Fd(fd.raw()), buf.as_mut_ptr(), len)
-        .offset(pos)
-        .build();
-    let file = fd.file.clone();
-    let complete = Box::new(move |r: weft_reactor::uring::lifecycle::CqeResult| {
-        drop(file);
-        let out = match r.result {
-            Ok(n) => {
-                // SAFETY: the kernel initialised `n <= len <= capacity` bytes from the start
-                // of the buffer, and the completion has been reaped: it writes no more.
-                unsafe { buf.set_len(n as usize) };
-                (Ok(n as usize), buf)
-            }
-            Err(e) => (Err(e), buf),
-        };
-        cb(out)
-    });
-    // SAFETY: the entry points into `buf`'s heap allocation (within its capacity), which the
-    // completion closure owns and does not touch until the CQE is reaped; the closure also
-    // holds a clone of the descriptor, so it stays open until then.
-    let submitted = unsafe { ring.submit_with_callback(entry, complete) };
-    assert!(
-        submitted.is_some(),
-        "current_ring() hands out only rings this thread owns"
-    );
-}
-
-/// An op whose result is all its caller wants (`openat`, `close`): it owns `keep`, what the
-/// kernel reads until the completion, and if dropped before the completion hands `keep` to
-/// the ring with `on_late`, which runs at the CQE (and may undo a late success).
-struct SimpleOp<K: Send + 'static> {
-    ring: UringHandle,
-    user_data: u64,
-    keep: Option<K>,
-    on_late: fn(K, io::Result<u32>),
-}
-
-impl<K: Send + 'static> Future for SimpleOp<K> {
-    type Output = io::Result<u32>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
-        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let r = std::task::ready!(self.ring.poll(self.user_data, cx.waker()));
-        coop.made_progress();
-        self.keep = None;
-        Poll::Ready(r.result)
+    let read = Read::new(fd.file.clone(), buf, 0, pos);
+    if let Err((read, cb)) = weft_reactor::op::submit_with_callback(read, cb) {
+        let (_, buf) = read.into_parts();
+        super::blocking::read_at_callback(fd, buf, pos, cb);
     }
 }
 
-// `keep` is moved out only by `Option::take`; nothing in the op is pinned.
-impl<K: Send + 'static> Unpin for SimpleOp<K> {}
-
-impl<K: Send + 'static> Drop for SimpleOp<K> {
-    fn drop(&mut self) {
-        let Some(keep) = self.keep.take() else { return };
-        let on_late = self.on_late;
-        self.ring
-            .abandon(self.user_data, Box::new(move |r| on_late(keep, r.result)));
-    }
-}
-
-/// The late completion of an abandoned `openat`: frees the path and closes the descriptor
-/// the kernel opened after all.
-fn close_late_open(path: std::ffi::CString, res: io::Result<u32>) {
-    drop(path);
-    if let Ok(fd) = res {
-        // SAFETY: the abandoned openat succeeded after its future was dropped: `fd` is a
-        // new descriptor that nothing else knows of, so closing it here is its only use.
-        unsafe { libc::close(fd as i32) };
-    }
-}
-
-/// Opens `path` with `opts` through the ring.
-pub(crate) async fn open(
-    ring: UringHandle,
-    path: &std::path::Path,
-    opts: &crate::fs::OpenOptions,
-) -> io::Result<Fd> {
+/// Opens `path` with `opts` through the calling thread's ring, or on the blocking pool.
+pub(crate) async fn open(path: std::path::PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::FromRawFd;
     let (flags, mode) = opts.open_flags()?;
-    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
         io::Error::new(
             io::ErrorKind::InvalidInput,
             "file name contained an unexpected NUL byte",
         )
     })?;
-    let entry = opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), path.as_ptr())
-        .flags(flags)
-        .mode(mode)
-        .build();
-    // SAFETY: the entry points at `path`'s heap bytes, which the op owns until the
-    // completion is reaped (or hands to the ring's cleanup if it is dropped first).
-    let Some(user_data) = (unsafe { ring.submit(entry) }) else {
-        unreachable!("current_ring() hands out only rings this thread owns")
-    };
-    let fd = SimpleOp {
-        ring,
-        user_data,
-        keep: Some(path),
-        on_late: close_late_open,
+    match Op::submit(OpenAt::new(cpath, flags, mode)) {
+        Ok(op) => {
+            let fd: OwnedFd = RingOp { fd: None, op }.await?;
+            Ok(Fd::new(std::fs::File::from(fd)))
+        }
+        Err(_) => super::blocking::open(path, opts).await,
     }
-    .await?;
-    // SAFETY: a successful openat returned a new descriptor that only this call knows of.
-    let file = unsafe { std::fs::File::from_raw_fd(fd as i32) };
-    Ok(Fd::new(file))
 }
 
-/// `fsync` (or `fdatasync`) of `fd` through the ring; the op holds the descriptor.
-pub(crate) async fn fsync(ring: UringHandle, fd: &Fd, data_only: bool) -> io::Result<()> {
-    let mut entry = opcode::Fsync::new(types::Fd(fd.raw()));
-    if data_only {
-        entry = entry.flags(types::FsyncFlags::DATASYNC);
+/// `fsync` (or `fdatasync`) of `fd` through the calling thread's ring, or on the pool.
+pub(crate) async fn fsync(fd: &Fd, data_only: bool) -> io::Result<()> {
+    let guard = FdGuard::new(fd);
+    let orphan = guard.orphan.clone();
+    match submit_on(fd, orphan, Fsync::new(guard, data_only)) {
+        Ok(op) => op.await,
+        Err(_) if data_only => super::blocking::sync_data(fd).await,
+        Err(_) => super::blocking::sync_all(fd).await,
     }
-    // SAFETY: the entry points at no memory, only at `fd`, which the op keeps open.
-    let (res, _) = unsafe { run(ring, fd, entry.build(), Vec::new()) }.await;
-    res.map(drop)
 }
 
-/// `IORING_OP_CLOSE` of the last holder's file, reporting the error.
-pub(crate) async fn close(ring: UringHandle, file: std::fs::File) -> io::Result<()> {
-    use std::os::unix::io::IntoRawFd;
-    let fd = file.into_raw_fd();
-    let entry = opcode::Close::new(types::Fd(fd)).build();
-    // SAFETY: the entry points at no memory; `fd` is ours alone (from `into_raw_fd`) and is
-    // released by the kernel whatever happens to this future.
-    let Some(user_data) = (unsafe { ring.submit(entry) }) else {
-        unreachable!("current_ring() hands out only rings this thread owns")
-    };
-    // Nothing to keep alive (the kernel releases the descriptor either way): `keep` is
-    // only the marker that the op has not completed.
-    SimpleOp {
-        ring,
-        user_data,
-        keep: Some(()),
-        on_late: |(), _| {},
+/// `IORING_OP_CLOSE` of the last holder's file, reporting the error; `close(2)` on the
+/// pool on a thread without a ring.
+pub(crate) async fn close(file: std::fs::File) -> io::Result<()> {
+    match Op::submit(Close::new(OwnedFd::from(file))) {
+        Ok(op) => RingOp { fd: None, op }.await,
+        Err(close) => match close.into_inner() {
+            Some(fd) => super::blocking::close_file(fd.into()).await,
+            None => Ok(()),
+        },
     }
-    .await
-    .map(drop)
 }

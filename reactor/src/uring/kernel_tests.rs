@@ -1,5 +1,6 @@
-//! The io_uring driver against the real kernel. A test that cannot get a ring fails with
-//! the reason: it never passes silently.
+//! The io_uring driver against the real kernel, with raw submission entries (the raw
+//! `submit` is private to the reactor: everything outside goes through `crate::op`). A test
+//! that cannot get a ring fails with the reason: it never passes silently.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -8,10 +9,10 @@ use std::sync::Arc;
 use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
+use crate::uring::lifecycle::keep_until_complete;
+use crate::uring::Uring;
+use crate::{Driver, Unpark};
 use io_uring::{opcode, types};
-use weft_reactor::uring::lifecycle::keep_until_complete;
-use weft_reactor::uring::Uring;
-use weft_reactor::{Driver, Unpark};
 
 fn ring(entries: u32) -> Uring {
     Uring::new(entries).unwrap_or_else(|e| panic!("this test needs io_uring: {e}"))
