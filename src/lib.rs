@@ -41,6 +41,7 @@
 //! | [`signal`] | `ctrl_c`, `unix::signal(SignalKind)`: any number of listeners, none lost |
 //! | [`process`] | `Command`, `Child`: exits watched through pidfds, owned-buffer pipes |
 //! | [`sync`] | tokio's `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`, `Notify`, `Barrier`, `OnceCell` |
+//! | [`net`] | `TcpListener`, `TcpStream`, `TcpSocket`, `UdpSocket`, `UnixListener`, `UnixStream`: owned buffers, methods on `&self` |
 //!
 //! This crate re-exports `weft-runtime`; the reactor lives in `weft-reactor`.
 

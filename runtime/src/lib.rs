@@ -38,6 +38,8 @@
 //! - [`process`]: [`process::Command`] and [`process::Child`], exits watched through pidfds.
 //! - [`sync`]: `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`,
 //!   `Notify`, `Barrier`, `OnceCell`, with tokio's names, usable on any executor.
+//! - [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets:
+//!   owned buffers, methods on `&self`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -56,6 +58,7 @@ mod io;
 mod loom;
 mod macros;
 mod metrics;
+pub mod net;
 mod park;
 mod poller;
 pub mod process;

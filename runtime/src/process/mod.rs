@@ -54,7 +54,7 @@
 //! ```
 
 mod pipe;
-mod ring;
+pub(crate) mod ring;
 
 use std::ffi::OsStr;
 use std::fmt;

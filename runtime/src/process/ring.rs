@@ -69,7 +69,7 @@ pub(super) async fn exited(pidfd: &Arc<OwnedFd>) -> io::Result<()> {
 
 /// Waits until `fd` reports one of `events`: on the calling thread's ring if it owns one
 /// (a ring worker), else through the process's readiness thread (`poller.rs`).
-pub(super) async fn ready(fd: &Arc<OwnedFd>, events: i16) -> io::Result<()> {
+pub(crate) async fn ready(fd: &Arc<OwnedFd>, events: i16) -> io::Result<()> {
     match Op::submit(PollAdd::new(SharedFd(fd.clone()), events)) {
         Ok(op) => Budgeted(op).await.map(drop),
         Err(_) => crate::poller::ready(fd.clone(), events).await,
