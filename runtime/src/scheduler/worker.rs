@@ -41,7 +41,7 @@
 //!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
 //! - A parking worker bounds its park by the earliest *take-over deadline* of the other
 //!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
-//!   ticks) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
+//!   ms) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
 //!   and publishes that bound as the *watch* (`Idle`). With no timer pending on another
 //!   worker and no op in flight on another awake worker's ring, it parks without a
 //!   timeout: an idle runtime never wakes by itself.
@@ -53,7 +53,7 @@
 //!   count) and reads the other's after a `SeqCst` fence, so one of the two sees the other.
 //!
 //! The cost: while another worker has a timer pending, an idle worker wakes once per
-//! deadline on that wheel plus 2 ticks (at most once per 2 ms per watched wheel) to look,
+//! deadline on that wheel plus 2 ms (at most once per 2 ms per watched wheel) to look,
 //! and every 2 ms while another awake worker has ops in flight; a busy worker pays two
 //! relaxed loads per poll, and a fence when its earliest deadline or submission count
 //! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
