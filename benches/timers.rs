@@ -2,7 +2,8 @@
 //!
 //! - `timers/timers_100k`: 100 000 tasks each sleeping 1..=10 ms; the total time. Guards
 //!   the fire path (wheel cascade, wake, schedule) and the park timeout computation: a
-//!   regression shows as time well past the 10 ms floor.
+//!   regression shows as time well past the 10 ms floor. Then three interleaved rounds per
+//!   runtime print the total and the worst lateness of a timer.
 //! - `timers/timer_churn_1m`: one task creates a million 10 s sleeps, registers each (one
 //!   poll), holds them all, then drops them all. Guards insert and cancel cost and the
 //!   memory per timer (see `examples/timer_memory.rs` for peak RSS).
@@ -100,6 +101,67 @@ fn timers_100k(c: &mut Criterion) {
         })
     });
     g.finish();
+    timers_100k_lateness();
+}
+
+/// One more round of `timers_100k` for each runtime, interleaved, printing the total and
+/// the worst lateness of a timer (its completion minus its deadline), which the mean time
+/// criterion reports does not show.
+fn timers_100k_lateness() {
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use std::sync::Arc;
+    let weft = weft_rt();
+    let tokio = tokio_rt();
+    for round in 0..3 {
+        let worst = Arc::new(AtomicU64::new(0));
+        let start = Instant::now();
+        let w = worst.clone();
+        weft.block_on(async move {
+            let hs: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    let w = w.clone();
+                    weft::spawn(async move {
+                        let deadline = Instant::now() + Duration::from_millis(1 + i % 10);
+                        weft::time::sleep_until(deadline).await;
+                        w.fetch_max(deadline.elapsed().as_micros() as u64, Relaxed);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+        });
+        let weft_total = start.elapsed();
+        let weft_worst = worst.swap(0, Relaxed);
+        let start = Instant::now();
+        let w = worst.clone();
+        tokio.block_on(async move {
+            let hs: Vec<_> = (0..TASKS)
+                .map(|i| {
+                    let w = w.clone();
+                    tokio::spawn(async move {
+                        let deadline = Instant::now() + Duration::from_millis(1 + i % 10);
+                        tokio::time::sleep_until(deadline.into()).await;
+                        w.fetch_max(deadline.elapsed().as_micros() as u64, Relaxed);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+        });
+        let tokio_total = start.elapsed();
+        let tokio_worst = worst.load(Relaxed);
+        println!(
+            "timers/timers_100k/round{round}: weft total {:6.1} ms, worst lateness {:6.1} ms; \
+             tokio total {:6.1} ms, worst lateness {:6.1} ms; weft/tokio {:.2}x",
+            weft_total.as_secs_f64() * 1e3,
+            weft_worst as f64 / 1e3,
+            tokio_total.as_secs_f64() * 1e3,
+            tokio_worst as f64 / 1e3,
+            weft_total.as_secs_f64() / tokio_total.as_secs_f64()
+        );
+    }
 }
 
 fn timer_churn_1m(c: &mut Criterion) {

@@ -1,6 +1,6 @@
 //! Timers: [`sleep`], [`timeout`] and [`interval`], with tokio's names and semantics.
 //!
-//! Each worker owns a hierarchical timing wheel with 1 ms resolution (`weft_reactor::time`);
+//! Each worker owns a hierarchical timing wheel with 1 µs resolution (`weft_reactor::time`);
 //! a thread with no wheel (in `block_on`, on the blocking pool) uses a worker's. A timer is filed in the wheel of the thread that first
 //! polls it; if its task later moves to another worker, polling or dropping it updates or
 //! cancels the entry in the original wheel under that wheel's own lock — there is no global
@@ -17,9 +17,23 @@
 //! complete on time rather than hang. A callback timer (`callback::set_timeout`) whose
 //! runtime has shut down is dropped unrun, like any callback deferred then.
 //!
-//! **A timer never fires early**: deadlines round up to the next millisecond and `Sleep`
-//! checks the clock itself before it reports completion. It may fire late by up to about a
-//! millisecond plus scheduling delay (a few milliseconds when its worker is stalled).
+//! # Precision
+//!
+//! **A timer never fires early, and is late only by what the machine adds.** A deadline
+//! rounds up to the wheel's next microsecond tick (so rounding adds under 1 µs, never a
+//! millisecond), an idle worker parks until exactly that instant, fires every timer whose
+//! tick has come, and `Sleep` checks the clock itself before it reports completion. The park
+//! is as precise as the kernel: with io_uring it is `io_uring_enter`'s `EXT_ARG` timeout, a
+//! nanosecond timespec served by an hrtimer; on the fallback driver (`WEFT_IO_DRIVER=fallback`)
+//! a condvar wait to an absolute deadline, a futex timeout subject to the thread's timer
+//! slack (50 µs by default on Linux). So `sleep(d)` completes after `d` plus the time the
+//! thread takes to run again — tens of microseconds on an idle machine, as for
+//! `std::thread::sleep` — plus whatever runs on that worker before the woken task. A busy
+//! worker fires its wheel between tasks, on its maintenance cadence, so its timers wait
+//! for the task it is running; a worker stuck in one long poll has its timers fired by an
+//! idle worker about 2 ms after they are due. `interval` ticks at `start + n * period`
+//! exactly (each deadline is the previous one plus the period, not "now" plus it), so it
+//! does not drift however long it runs.
 //!
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
 //! pinning. Its size and the 40 bytes of its wheel entry are the memory per timer.

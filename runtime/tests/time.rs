@@ -184,6 +184,39 @@ fn interval_ticks_on_schedule() {
     });
 }
 
+#[test]
+fn interval_keeps_its_period_without_drift_over_10_000_ticks() {
+    let rt = rt(1);
+    rt.block_on(async {
+        let p = Duration::from_micros(50);
+        let mut iv = time::interval(p);
+        let t0 = iv.tick().await;
+        for k in 1..=10_000u32 {
+            let t = iv.tick().await;
+            // The schedule is `start + k * period`, whatever the lateness of each tick.
+            assert_eq!(t, t0 + p * k, "tick {k} drifted");
+            assert!(Instant::now() >= t, "tick {k} early");
+        }
+    });
+}
+
+#[test]
+fn sub_millisecond_sleeps_never_complete_early() {
+    for workers in [1, 2] {
+        let rt = rt(workers);
+        rt.block_on(async {
+            for us in [1u64, 10, 100, 250, 999, 1_001] {
+                for _ in 0..20 {
+                    let d = Duration::from_micros(us);
+                    let start = Instant::now();
+                    time::sleep(d).await;
+                    assert!(start.elapsed() >= d, "sleep({us} us) completed early");
+                }
+            }
+        });
+    }
+}
+
 fn missed(behavior: MissedTickBehavior) -> (Instant, Vec<Instant>, Instant) {
     let rt = rt(1);
     rt.block_on(async move {

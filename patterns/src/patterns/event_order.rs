@@ -27,11 +27,10 @@
 //! Node clamps `setTimeout(f, 0)` to 1 ms, so every style waits [`TIMER_ZERO`] = 1 ms for
 //! `B`. A zero delay would not do the same thing in each style: `weft::time::sleep(ZERO)`
 //! completes on its first poll (it would log `B` right after `D`), while
-//! [`set_timeout`]`(Duration::ZERO, ..)` waits for the timer wheel's next 1 ms tick —
-//! between 0 and 1 ms, against 1 to 2 ms for a 1 ms sleep (deadlines round up to the next
-//! tick). With `ZERO` for the callback style only, the order would be the same but the
-//! callback op would take half the time for reasons that have nothing to do with the
-//! style; with 1 ms everywhere the three ops wait for the same timer.
+//! [`set_timeout`]`(Duration::ZERO, ..)` waits for the timer wheel's next firing pass.
+//! With `ZERO` for the callback style only, the order would be the same but the callback
+//! op would skip the wait for reasons that have nothing to do with the style; with 1 ms
+//! everywhere the three ops wait for the same timer.
 //!
 //! # Why the order holds, and where
 //!

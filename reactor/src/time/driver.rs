@@ -54,10 +54,10 @@ struct Locked {
 /// How many ticks without a firing pass by an awake owner make its wheel *stalled*, so that
 /// [`TimerHandle::take_over`] may fire its due timers from another thread.
 ///
-/// Two ticks (1–2 ms): long enough that a worker running ordinary short tasks, which fires
+/// 2 000 ticks (2 ms): long enough that a worker running ordinary short tasks, which fires
 /// its wheel between them, is never raced for it, short enough that a stalled worker's 1 ms
 /// sleeps are late by a few milliseconds rather than by the length of the stall.
-pub const STALL_TICKS: u64 = 2;
+pub const STALL_TICKS: u64 = 2_000;
 
 struct Shared {
     locked: Mutex<Locked>,
@@ -365,7 +365,7 @@ impl TimerHandle {
         Some(self.shared.earliest.load(Relaxed)).filter(|&t| t != u64::MAX)
     }
 
-    /// The wheel's clock (ticks are its milliseconds).
+    /// The wheel's clock (ticks are its microseconds).
     pub fn clock(&self) -> Clock {
         self.shared.clock
     }
@@ -525,6 +525,56 @@ mod tests {
         std::thread::sleep(Duration::from_millis(3));
         d.park(Some(Duration::ZERO)).unwrap();
         assert_eq!(c.0.load(SeqCst), 0);
+    }
+
+    /// A driver that records each non-zero park timeout with the instant it saw it, and
+    /// returns at once.
+    struct Recording {
+        inner: ThreadParker,
+        parks: Vec<(Instant, Duration)>,
+    }
+
+    impl Driver for Recording {
+        type Unpark = <ThreadParker as Driver>::Unpark;
+
+        fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+            if let Some(t) = timeout.filter(|t| !t.is_zero()) {
+                self.parks.push((Instant::now(), t));
+            }
+            Ok(())
+        }
+
+        fn unparker(&self) -> Self::Unpark {
+            self.inner.unparker()
+        }
+    }
+
+    #[test]
+    fn parks_until_the_exact_deadline_not_a_whole_tick_later() {
+        let mut d = TimeDriver::new(Recording {
+            inner: ThreadParker::new(),
+            parks: Vec::new(),
+        });
+        let h = d.handle();
+        for us in [250u64, 1_000, 1_337, 5_000] {
+            let deadline = Instant::now() + Duration::from_micros(us);
+            let (_c, w) = counter();
+            let key = h.register(deadline, w);
+            let before = Instant::now();
+            d.park(None).unwrap();
+            let (seen, timeout) = *d.inner().parks.last().expect("parked with a timeout");
+            // The driver computed `timeout` from a "now" between `before` and `seen`, so the
+            // park ends between `before + timeout` and `seen + timeout`.
+            assert!(seen + timeout >= deadline, "{us} us: the park ends early");
+            // Rounded up to a microsecond tick, no more (1 ms ticks held a timer back until
+            // the next whole millisecond).
+            let slack = (before + timeout).saturating_duration_since(deadline);
+            assert!(
+                slack <= Duration::from_micros(1),
+                "{us} us: the park ends {slack:?} after the deadline"
+            );
+            h.cancel(key);
+        }
     }
 
     #[test]

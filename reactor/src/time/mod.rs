@@ -1,4 +1,4 @@
-//! Timers: a hierarchical hashed timing wheel with 1 ms resolution.
+//! Timers: a hierarchical hashed timing wheel with 1 µs resolution.
 //!
 //! This is scheme 7 ("hierarchical timing wheels") of George Varghese and Tony Lauck,
 //! *Hashed and Hierarchical Timing Wheels: Data Structures for the Efficient Implementation
@@ -14,17 +14,21 @@
 //!
 //! # Time
 //!
-//! Time is a `u64` count of 1 ms *ticks* since a [`Clock`]'s start `Instant`. Conversions
-//! round so that a timer never fires early: a deadline rounds **up**
+//! Time is a `u64` count of 1 µs *ticks* ([`TICK`]) since a [`Clock`]'s start `Instant`.
+//! Conversions round so that a timer never fires early: a deadline rounds **up**
 //! ([`Clock::deadline_to_tick`]) and the current time rounds **down** ([`Clock::now_tick`]),
-//! so `now_tick(now) >= deadline_to_tick(deadline)` implies `now >= deadline`. The wheel
-//! itself is pure: the caller passes "now" in ticks, which keeps it deterministic and testable.
+//! so `now_tick(now) >= deadline_to_tick(deadline)` implies `now >= deadline`; and since a
+//! tick is a microsecond, rounding up never holds a timer back by more than that. A driver
+//! parks until the exact instant its earliest tick begins ([`Clock::duration_until`]), so a
+//! timer fires at its deadline plus the park's wake-up latency — not plus a coarse tick. The
+//! wheel itself is pure: the caller passes "now" in ticks, which keeps it deterministic and
+//! testable.
 //!
 //! # Layout
 //!
 //! [`LEVELS`] = 6 levels of [`SLOTS_PER_LEVEL`] = 64 slots each; a slot of level `l` spans
-//! `64^l` ticks, so the wheel spans `64^6 = 2^36` ticks ([`RANGE`]), about 795 days — more than
-//! two years at 1 ms. A timer due at `deadline` goes to the level of the highest bit in which
+//! `64^l` ticks (1 µs, 64 µs, 4.1 ms, 262 ms, 16.8 s, 17.9 min), so the wheel spans
+//! `64^6 = 2^36` ticks ([`RANGE`]), about 19 hours at 1 µs. A timer due at `deadline` goes to the level of the highest bit in which
 //! `deadline` differs from the wheel's current tick (`elapsed`), in the slot given by that
 //! level's 6-bit digit of `deadline`. Hence every occupied slot lies after `elapsed`, and the
 //! first occupied slot of the lowest non-empty level (one `trailing_zeros` on a per-level
@@ -82,8 +86,8 @@
 //! let timeout = wheel
 //!     .next_deadline()
 //!     .map(|tick| wheel.clock().duration_until(tick, Instant::now()));
-//! // At most 3 ms away, plus under 1 ms of rounding up to a whole tick.
-//! assert!(timeout.unwrap() < Duration::from_millis(4));
+//! // At most 3 ms away: rounding up to a whole tick adds under a microsecond.
+//! assert!(timeout.unwrap() <= Duration::from_millis(3) + Duration::from_micros(1));
 //!
 //! std::thread::sleep(Duration::from_millis(5)); // stands in for park(timeout)
 //! let now = wheel.now_tick(Instant::now());
@@ -103,10 +107,21 @@ pub use driver::{TimeDriver, TimerHandle, WeakTimerHandle, STALL_TICKS};
 pub use entry::Key;
 pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 
-/// Maps [`Instant`]s to 1 ms wheel ticks counted from a fixed start.
+/// The length of one wheel tick: a microsecond.
+///
+/// Fine enough that rounding a deadline up to a whole tick adds less than the wake-up
+/// latency of any park (the kernel's hrtimers are in nanoseconds, but a thread takes tens
+/// of microseconds to run again), coarse enough that the six levels span about 19 hours
+/// ([`RANGE`] ticks) before a timer waits on the overflow list.
+pub const TICK: Duration = Duration::from_micros(1);
+
+/// Nanoseconds per tick.
+const TICK_NANOS: u128 = TICK.as_nanos();
+
+/// Maps [`Instant`]s to wheel ticks of one microsecond ([`TICK`]) counted from a fixed start.
 ///
 /// Rounding never lets a timer fire early: deadlines round up, "now" rounds down. Instants
-/// before the start map to tick 0; ticks beyond `u64::MAX` ms saturate.
+/// before the start map to tick 0; ticks beyond `u64::MAX` µs saturate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clock {
     start: Instant,
@@ -128,31 +143,29 @@ impl Clock {
         self.start
     }
 
-    /// The first tick at or after `deadline` (whole milliseconds since the start, rounded
-    /// up), so a timer filed at this tick never fires before `deadline`.
+    /// The first tick at or after `deadline` (whole microseconds since the start, rounded
+    /// up), so a timer filed at this tick never fires before `deadline`, and fires less than
+    /// a tick after it.
     pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
-        let since = deadline.saturating_duration_since(self.start);
-        let mut millis = since.as_millis();
-        if since.subsec_nanos() % 1_000_000 != 0 {
-            millis += 1;
-        }
-        u64::try_from(millis).unwrap_or(u64::MAX)
+        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos.div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
     }
 
-    /// The last tick at or before `now` (whole milliseconds since the start, rounded down):
+    /// The last tick at or before `now` (whole microseconds since the start, rounded down):
     /// the value to pass to [`Wheel::poll_expired`].
     pub fn now_tick(&self, now: Instant) -> u64 {
-        let since = now.saturating_duration_since(self.start);
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        let nanos = now.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos / TICK_NANOS).unwrap_or(u64::MAX)
     }
 
     /// The instant at which `tick` begins, or `None` if it is not representable.
     pub fn tick_to_instant(&self, tick: u64) -> Option<Instant> {
-        self.start.checked_add(Duration::from_millis(tick))
+        self.start.checked_add(Duration::from_micros(tick))
     }
 
     /// How long from `now` until `tick` begins: zero if it has passed, `Duration::MAX` if it
-    /// is not representable. Suitable as a park timeout for [`Wheel::next_deadline`].
+    /// is not representable. Suitable as a park timeout for [`Wheel::next_deadline`]: it is
+    /// exact to the nanosecond, so a park with it ends at the tick, not a tick later.
     pub fn duration_until(&self, tick: u64, now: Instant) -> Duration {
         self.tick_to_instant(tick)
             .map_or(Duration::MAX, |at| at.saturating_duration_since(now))
@@ -175,18 +188,41 @@ mod tests {
         let clock = Clock::with_start(start);
         let ms = Duration::from_millis;
         let us = Duration::from_micros;
+        let ns = Duration::from_nanos;
         assert_eq!(clock.start(), start);
         assert_eq!(clock.deadline_to_tick(start), 0);
-        assert_eq!(clock.deadline_to_tick(start + ms(5)), 5);
-        assert_eq!(clock.deadline_to_tick(start + ms(5) + us(1)), 6);
-        assert_eq!(clock.deadline_to_tick(start + Duration::from_nanos(1)), 1);
-        assert_eq!(clock.now_tick(start + ms(5)), 5);
-        assert_eq!(clock.now_tick(start + ms(6) - Duration::from_nanos(1)), 5);
-        assert_eq!(clock.tick_to_instant(7), Some(start + ms(7)));
-        assert_eq!(clock.duration_until(7, start + ms(2)), ms(5));
+        assert_eq!(clock.deadline_to_tick(start + ms(5)), 5_000);
+        assert_eq!(clock.deadline_to_tick(start + us(250)), 250);
+        assert_eq!(clock.deadline_to_tick(start + ms(5) + ns(1)), 5_001);
+        assert_eq!(clock.deadline_to_tick(start + ns(1)), 1);
+        assert_eq!(clock.now_tick(start + ms(5)), 5_000);
+        assert_eq!(clock.now_tick(start + us(6) - ns(1)), 5);
+        assert_eq!(clock.tick_to_instant(7), Some(start + us(7)));
+        assert_eq!(clock.duration_until(7_000, start + ms(2)), ms(5));
         assert_eq!(clock.duration_until(7, start + ms(9)), Duration::ZERO);
+        // Sub-tick precision of the park timeout: it ends exactly where the tick begins.
+        assert_eq!(clock.duration_until(3, start + ns(1_500)), ns(1_500));
         // Representable or saturated to `Duration::MAX`, depending on the platform.
         assert!(clock.duration_until(u64::MAX, start) >= Duration::from_secs(1 << 40));
+    }
+
+    #[test]
+    fn rounding_up_adds_less_than_a_tick() {
+        let start = Instant::now();
+        let clock = Clock::with_start(start);
+        for nanos in [
+            1u64, 999, 1_000, 1_001, 250_000, 999_999, 1_000_000, 1_000_001,
+        ] {
+            let deadline = start + Duration::from_nanos(nanos);
+            let at = clock
+                .tick_to_instant(clock.deadline_to_tick(deadline))
+                .unwrap();
+            assert!(
+                at >= deadline,
+                "{nanos} ns: tick begins before the deadline"
+            );
+            assert!(at - deadline < TICK, "{nanos} ns: held back a whole tick");
+        }
     }
 
     #[test]
@@ -202,14 +238,16 @@ mod tests {
     fn a_tick_reached_by_now_implies_the_deadline_passed() {
         let start = Instant::now();
         let clock = Clock::with_start(start);
-        // Offsets in microseconds around millisecond boundaries.
-        let offsets = [0u64, 1, 999, 1000, 1001, 1999, 2000, 2001, 123_456];
+        // Offsets in nanoseconds around microsecond and millisecond boundaries.
+        let offsets = [
+            0u64, 1, 999, 1000, 1001, 1999, 2000, 2001, 999_999, 1_000_001, 123_456,
+        ];
         for &d in &offsets {
             for &n in &offsets {
-                let deadline = start + Duration::from_micros(d);
-                let now = start + Duration::from_micros(n);
+                let deadline = start + Duration::from_nanos(d);
+                let now = start + Duration::from_nanos(n);
                 if clock.now_tick(now) >= clock.deadline_to_tick(deadline) {
-                    assert!(now >= deadline, "deadline {d}us fired at {n}us");
+                    assert!(now >= deadline, "deadline {d}ns fired at {n}ns");
                 }
             }
         }

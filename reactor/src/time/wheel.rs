@@ -17,7 +17,7 @@ pub const SLOTS_PER_LEVEL: usize = 1 << LEVEL_BITS;
 /// Levels in the wheel. Level `l` has slots `64^l` ticks wide.
 pub const LEVELS: usize = 6;
 
-/// Ticks spanned by one full turn of the top level: `64^6 = 2^36` ms, about 795 days.
+/// Ticks spanned by one full turn of the top level: `64^6 = 2^36` µs, about 19 hours.
 ///
 /// A deadline further out than the current turn of the top level waits on the overflow list
 /// and is re-inserted when the top level wraps.
@@ -52,9 +52,9 @@ const EMPTY_BUCKET: Bucket = Bucket {
     min: u64::MAX,
 };
 
-/// A hierarchical hashed timing wheel of 1 ms ticks holding timers with payload `T`.
+/// A hierarchical hashed timing wheel of 1 µs ticks holding timers with payload `T`.
 ///
-/// Time is a `u64` count of ticks (milliseconds) since the wheel's [`Clock`] start; the wheel
+/// Time is a `u64` count of ticks (microseconds) since the wheel's [`Clock`] start; the wheel
 /// itself never reads the system clock, the caller passes "now" to
 /// [`poll_expired`](Wheel::poll_expired). Insert, cancel and reset are O(1); a poll costs
 /// O(1) per bucket it passes plus O(1) per timer it moves or fires, and each timer is moved

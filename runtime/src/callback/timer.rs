@@ -133,8 +133,9 @@ impl fmt::Debug for TimeoutHandle {
 ///
 /// The timer goes to the calling worker's wheel (or, off the workers, to one of theirs);
 /// when it fires, `f` is [`defer`](super::defer)red onto the firing worker's queue. A zero
-/// delay still waits for the next millisecond tick of the wheel, so callbacks deferred now
-/// run first — the article's `setTimeout(..., 0)`.
+/// delay fires at the wheel's next firing pass at the earliest, and its callback is queued
+/// behind the callbacks deferred before it, so they run first — the article's
+/// `setTimeout(..., 0)`.
 ///
 /// # Panics
 ///
