@@ -12,9 +12,12 @@
 //!
 //! # Once, and what happens to late outcomes
 //!
-//! The final callback sits in an `Option` inside the shared state; whoever settles the
-//! composite takes it under the lock and calls it after releasing the lock. Every later
-//! outcome finds the slot empty and is dropped — an `all` that failed fast ignores the
+//! The final callback sits in an `Option` inside the shared state, and whoever settles the
+//! composite takes it out and calls it. [`parallel`], [`parallel_settled`] and [`any`] are
+//! gathers without a lock (`gather.rs`): each part writes its own slot and counts down once
+//! with an atomic operation, and the last part (or the first that settles early) takes the
+//! callback. The other helpers take it under their lock and call it after releasing the
+//! lock. Every later outcome finds the slot empty and is dropped — an `all` that failed fast ignores the
 //! stragglers, a `race` ignores the losers (and cancels those that returned a [`Cancel`]
 //! handle), a `timeout` that fired ignores the operation's eventual result.
 //!
@@ -45,18 +48,39 @@
 //! ```
 
 use std::fmt;
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::{set_timeout, Callback, Cancel, TimeoutHandle};
+use super::{gather, set_timeout, Callback, Cancel, TimeoutHandle};
 use crate::time::Elapsed;
 
-/// Where a [`Part`] delivers: the shared state of one composite.
+/// Where a [`Part`] delivers: the shared state of one composite that keeps its state in an
+/// `Arc` (every helper but the gathers of `gather.rs`).
 trait Sink<T, E>: Send + Sync {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>);
 }
+
+/// How a [`Part`] reaches its composite: two functions over a type-erased pointer (carried by
+/// value: two words, no `'static` bound on `T` and `E`), so that a
+/// gather's part carries no reference count of its own (one atomic operation per part, not
+/// three) while the `Arc`-based helpers keep theirs.
+pub(super) struct PartVTable<T, E> {
+    /// Delivers the outcome of part `index` and gives up the part's claim on the state.
+    pub(super) settle: unsafe fn(NonNull<()>, usize, Result<T, E>),
+    /// Gives up the claim of part `index`, dropped uncalled.
+    pub(super) release: unsafe fn(NonNull<()>, usize),
+}
+
+impl<T, E> Clone for PartVTable<T, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, E> Copy for PartVTable<T, E> {}
 
 /// The callback a composition helper hands to one of its operations.
 ///
@@ -64,9 +88,17 @@ trait Sink<T, E>: Send + Sync {
 /// since calling consumes it. Dropping it uncalled means the operation never finished: the
 /// composite then never completes, as a Node callback that is never called.
 pub struct Part<T, E> {
-    sink: Arc<dyn Sink<T, E>>,
+    state: NonNull<()>,
+    vtable: PartVTable<T, E>,
     index: usize,
 }
+
+// SAFETY: every state a part points to is shared between threads by design (an
+// `Arc<dyn Sink + Send + Sync>`, or a gather whose slots and callback are `Send` and whose
+// bookkeeping is atomic), and `T` and `E` travel through it, so they must be `Send`.
+unsafe impl<T: Send, E: Send> Send for Part<T, E> {}
+// SAFETY: `&Part` exposes only its index.
+unsafe impl<T, E> Sync for Part<T, E> {}
 
 impl<T, E> Part<T, E> {
     /// Which operation of the composite this is (counting from 0; for [`retry`], the
@@ -74,12 +106,42 @@ impl<T, E> Part<T, E> {
     pub fn index(&self) -> usize {
         self.index
     }
+
+    /// A part that delivers through `vtable`.
+    ///
+    /// # Safety
+    ///
+    /// `state` carries one claim, given up by exactly one call of `vtable.settle` or
+    /// `vtable.release` with `state` and `index`; those functions may be called from any
+    /// thread, once.
+    #[inline]
+    pub(super) unsafe fn from_raw(
+        state: NonNull<()>,
+        vtable: PartVTable<T, E>,
+        index: usize,
+    ) -> Self {
+        Part {
+            state,
+            vtable,
+            index,
+        }
+    }
 }
 
-impl<T: 'static, E: 'static> Callback<T, E> for Part<T, E> {
+impl<T: Send + 'static, E: Send + 'static> Callback<T, E> for Part<T, E> {
     #[inline]
     fn call(self, result: Result<T, E>) {
-        self.sink.settle(self.index, result)
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the part's claim, given up here once: `this` is not dropped.
+        unsafe { (this.vtable.settle)(this.state, this.index, result) }
+    }
+}
+
+impl<T, E> Drop for Part<T, E> {
+    fn drop(&mut self) {
+        // SAFETY: the part's claim, given up here once: it was never called (calling
+        // forgets the part).
+        unsafe { (self.vtable.release)(self.state, self.index) }
     }
 }
 
@@ -91,10 +153,52 @@ impl<T, E> fmt::Debug for Part<T, E> {
     }
 }
 
+/// The vtable of the parts of an `Arc`-based composite `S`: each part owns one strong count.
+struct ArcParts<S>(std::marker::PhantomData<S>);
+
+impl<S> ArcParts<S> {
+    /// # Safety
+    ///
+    /// `state` came from `Arc::<S>::into_raw` and its count is the caller's.
+    unsafe fn settle<T, E>(state: NonNull<()>, index: usize, result: Result<T, E>)
+    where
+        S: Sink<T, E>,
+    {
+        // SAFETY: the part owns this strong count (`part` made it with `into_raw`).
+        let sink = unsafe { Arc::from_raw(state.cast::<S>().as_ptr()) };
+        sink.settle(index, result)
+    }
+
+    /// # Safety
+    ///
+    /// As for [`settle`](Self::settle).
+    unsafe fn release(state: NonNull<()>, _: usize) {
+        // SAFETY: the part owns this strong count (`part` made it with `into_raw`).
+        drop(unsafe { Arc::from_raw(state.cast::<S>().as_ptr()) })
+    }
+}
+
+trait ArcVTable<T, E> {
+    const VTABLE: PartVTable<T, E>;
+}
+
+impl<T, E, S: Sink<T, E>> ArcVTable<T, E> for S {
+    const VTABLE: PartVTable<T, E> = PartVTable {
+        settle: ArcParts::<S>::settle::<T, E>,
+        release: ArcParts::<S>::release,
+    };
+}
+
 fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E> {
-    Part {
-        sink: sink.clone(),
-        index,
+    let raw = Arc::into_raw(sink.clone()).cast_mut().cast::<()>();
+    // SAFETY: `into_raw` is never null; the part owns the strong count just made, which
+    // `ArcParts` gives back once, from any thread (`S: Send + Sync`).
+    unsafe {
+        Part::from_raw(
+            NonNull::new_unchecked(raw),
+            <S as ArcVTable<T, E>>::VTABLE,
+            index,
+        )
     }
 }
 
@@ -150,25 +254,6 @@ impl<T, D> Gather<T, D> {
     }
 }
 
-struct Parallel<T, E, D> {
-    st: Mutex<Gather<T, D>>,
-    _e: std::marker::PhantomData<fn(E)>,
-}
-
-impl<T, E, D> Sink<T, E> for Parallel<T, E, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    D: Callback<Vec<T>, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let fire = self.st.lock().record(index, result);
-        if let Some((done, r)) = fire {
-            done.call(r);
-        }
-    }
-}
-
 /// Runs `op(0..n)` at once; `done` gets every value in input order, or the first error as
 /// soon as it occurs (later outcomes are ignored): `async.parallel`, `Promise.all`.
 ///
@@ -177,7 +262,7 @@ where
 /// # Panics
 ///
 /// Outside a runtime when `n == 0` (the empty result is deferred).
-pub fn parallel<T, E, Op, D>(n: usize, mut op: Op, done: D)
+pub fn parallel<T, E, Op, D>(n: usize, op: Op, done: D)
 where
     T: Send + 'static,
     E: Send + 'static,
@@ -187,13 +272,7 @@ where
     if n == 0 {
         return super::resolve_later(Ok(Vec::new()), done);
     }
-    let sink = Arc::new(Parallel {
-        st: Mutex::new(Gather::new(n, done)),
-        _e: std::marker::PhantomData,
-    });
-    for i in 0..n {
-        op(i, part(&sink, i));
-    }
+    gather::start(n, gather::AllOk(done), op);
 }
 
 // --- parallel_limit ------------------------------------------------------------------------
@@ -322,49 +401,13 @@ where
 
 // --- parallel_settled ----------------------------------------------------------------------
 
-struct Settled<T, E, D> {
-    st: Mutex<SettledState<T, E, D>>,
-}
-
-struct SettledState<T, E, D> {
-    results: Vec<Option<Result<T, E>>>,
-    remaining: usize,
-    done: Option<D>,
-}
-
-impl<T, E, D> Sink<T, E> for Settled<T, E, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    D: FnOnce(Vec<Result<T, E>>) + Send + 'static,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let fire = {
-            let mut st = self.st.lock();
-            if st.done.is_none() || st.results[index].is_some() {
-                return;
-            }
-            st.results[index] = Some(result);
-            st.remaining -= 1;
-            if st.remaining > 0 {
-                return;
-            }
-            let all = st.results.drain(..).map(|r| r.expect("settled")).collect();
-            (st.done.take(), all)
-        };
-        if let (Some(done), all) = fire {
-            done(all);
-        }
-    }
-}
-
 /// Runs `op(0..n)` at once; `done` gets every outcome, in input order, once all have
 /// settled: `Promise.allSettled` (Node: `async.parallel` of `async.reflect`ed tasks).
 ///
 /// # Panics
 ///
 /// Outside a runtime when `n == 0`.
-pub fn parallel_settled<T, E, Op, D>(n: usize, mut op: Op, done: D)
+pub fn parallel_settled<T, E, Op, D>(n: usize, op: Op, done: D)
 where
     T: Send + 'static,
     E: Send + 'static,
@@ -374,61 +417,10 @@ where
     if n == 0 {
         return super::defer(move || done(Vec::new()));
     }
-    let sink = Arc::new(Settled {
-        st: Mutex::new(SettledState {
-            results: (0..n).map(|_| None).collect(),
-            remaining: n,
-            done: Some(done),
-        }),
-    });
-    for i in 0..n {
-        op(i, part(&sink, i));
-    }
+    gather::start(n, gather::AllSettled(done), op);
 }
 
 // --- any -----------------------------------------------------------------------------------
-
-struct Any<T, E, D> {
-    st: Mutex<AnyState<E, D>>,
-    _t: std::marker::PhantomData<fn(T)>,
-}
-
-struct AnyState<E, D> {
-    errors: Vec<Option<E>>,
-    remaining: usize,
-    done: Option<D>,
-}
-
-impl<T, E, D> Sink<T, E> for Any<T, E, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    D: Callback<T, Vec<E>>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let fire = {
-            let mut st = self.st.lock();
-            if st.done.is_none() {
-                return;
-            }
-            match result {
-                Ok(v) => (st.done.take(), Ok(v)),
-                Err(e) => {
-                    st.errors[index] = Some(e);
-                    st.remaining -= 1;
-                    if st.remaining > 0 {
-                        return;
-                    }
-                    let errors = st.errors.drain(..).map(|e| e.expect("settled")).collect();
-                    (st.done.take(), Err(errors))
-                }
-            }
-        };
-        if let (Some(done), r) = fire {
-            done.call(r);
-        }
-    }
-}
 
 /// Runs `op(0..n)` at once; `done` gets the first success, or — if every operation fails —
 /// all the errors in input order: `Promise.any` (Node: `async.tryEach`, but concurrent).
@@ -436,7 +428,7 @@ where
 /// # Panics
 ///
 /// Outside a runtime when `n == 0` (the empty failure is deferred).
-pub fn any<T, E, Op, D>(n: usize, mut op: Op, done: D)
+pub fn any<T, E, Op, D>(n: usize, op: Op, done: D)
 where
     T: Send + 'static,
     E: Send + 'static,
@@ -446,17 +438,7 @@ where
     if n == 0 {
         return super::resolve_later(Err(Vec::new()), done);
     }
-    let sink = Arc::new(Any {
-        st: Mutex::new(AnyState {
-            errors: (0..n).map(|_| None).collect(),
-            remaining: n,
-            done: Some(done),
-        }),
-        _t: std::marker::PhantomData,
-    });
-    for i in 0..n {
-        op(i, part(&sink, i));
-    }
+    gather::start(n, gather::AnyOk(done), op);
 }
 
 // --- race ----------------------------------------------------------------------------------

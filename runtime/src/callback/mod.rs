@@ -64,6 +64,7 @@
 
 mod compose;
 pub mod fs;
+mod gather;
 mod timer;
 
 pub use compose::{
