@@ -44,7 +44,14 @@
 mod blocking;
 mod uring;
 
-pub(crate) use blocking::{metadata, path_metadata, read, read_to_string, set_len, write, Fd};
+pub(crate) use blocking::{
+    canonicalize, copy, create_dir_all, read, read_dir, read_dir_batch, read_link, read_to_string,
+    release_shared, remove_dir_all, set_len, set_path_permissions, set_permissions, spawn, write,
+    Batch, Fd, RawEntry,
+};
+pub(crate) use uring::{
+    create_dir, hard_link, metadata, path_metadata, remove_dir, remove_file, rename, symlink,
+};
 
 use std::io;
 
