@@ -1,5 +1,7 @@
-//! Files: [`File`] and [`OpenOptions`] for positioned reads and writes with owned buffers,
-//! and the whole-file helpers [`read`], [`read_to_string`], [`write()`] and [`metadata`].
+//! Files and directories: [`File`] and [`OpenOptions`] for positioned reads and writes with
+//! owned buffers, the whole-file helpers [`read`], [`read_to_string`] and [`write()`], and
+//! the rest of `tokio::fs`'s functions under its names: [`metadata`] (a weft [`Metadata`]),
+//! directories ([`create_dir`], [`read_dir`], ...), links, renames, copies and permissions.
 //!
 //! The names follow tokio-uring and monoio for the buffer calls (`read_at`, `write_at`,
 //! `read_exact_at`, `write_all_at`, `close`) and `tokio::fs` for the rest. Every function is
@@ -33,14 +35,34 @@
 //!
 //! The public types are backend-agnostic; the I/O sits behind an internal seam (the
 //! `backend` module: one `async` function per operation, owned values in and out, raw
-//! errors). On a worker of a runtime that uses io_uring, `open`, the reads and writes,
-//! `sync_all`, `sync_data` and `close` are io_uring operations on that worker's ring,
-//! batched with its other submissions. Elsewhere (the fallback driver, a `block_on`
-//! thread), and for `metadata`, `set_len` and the whole-file helpers, each operation is one
-//! job on the runtime's blocking pool ([`spawn_blocking`](crate::task::spawn_blocking)),
-//! using positioned I/O (`pread` and `pwrite` through [`std::os::unix::fs::FileExt`]). Either
-//! way no file has a cursor and one `File` serves concurrent operations; on a file that
-//! cannot seek (a FIFO) the offset is ignored, on both.
+//! errors). On a worker of a runtime that uses io_uring, every function the kernel has an
+//! opcode for is an io_uring operation on that worker's ring, batched with its other
+//! submissions. Elsewhere (the fallback driver, a `block_on` thread), and for what has no
+//! opcode, each operation is one job on the runtime's blocking pool
+//! ([`spawn_blocking`](crate::task::spawn_blocking)), using positioned I/O (`pread` and
+//! `pwrite` through [`std::os::unix::fs::FileExt`]) and `std::fs`. Either way no file has a
+//! cursor and one `File` serves concurrent operations; on a file that cannot seek (a FIFO)
+//! the offset is ignored, on both.
+//!
+//! | function | on a ring worker | on the blocking pool |
+//! |---|---|---|
+//! | [`OpenOptions::open`], [`File::open`], [`File::create`] | `openat` | `std::fs::OpenOptions` |
+//! | [`File::read_at`], [`read_exact_at`](File::read_exact_at) | `read` | `pread` |
+//! | [`File::write_at`], [`write_all_at`](File::write_all_at) | `write` | `pwrite` |
+//! | [`File::sync_all`], [`sync_data`](File::sync_data) | `fsync` | `fsync`, `fdatasync` |
+//! | [`File::close`] | `close` | `close(2)` |
+//! | [`File::metadata`] | `statx` (`AT_EMPTY_PATH`) | `fstat` |
+//! | [`metadata`], [`try_exists`] | `statx` | `std::fs::metadata` |
+//! | [`symlink_metadata`], [`DirEntry::metadata`] | `statx` (`AT_SYMLINK_NOFOLLOW`) | `std::fs::symlink_metadata` |
+//! | [`create_dir`] | `mkdirat` | `std::fs::DirBuilder` |
+//! | [`remove_file`], [`remove_dir`] | `unlinkat` | `std::fs::remove_file`, `remove_dir` |
+//! | [`rename`] | `renameat` | `std::fs::rename` |
+//! | [`hard_link`] | `linkat` | `std::fs::hard_link` |
+//! | [`symlink`] | `symlinkat` | `std::os::unix::fs::symlink` |
+//! | [`read_dir`], [`ReadDir::next_entry`] | — | `std::fs::read_dir`, 64 entries per job |
+//! | [`read`], [`read_to_string`], [`write()`], [`copy`], [`create_dir_all`], [`remove_dir_all`], [`read_link`], [`canonicalize`], [`set_permissions`], [`File::set_len`], [`File::set_permissions`] | — | `std::fs` |
+//!
+//! [`File::try_clone`] (`dup`) runs inline on the calling thread.
 //!
 //! A read or write on the blocking pool costs a trip through it (a queue push, maybe a
 //! thread wake-up) on top of the system call, so prefer large buffers to many small ones.
@@ -48,7 +70,7 @@
 //! # Errors
 //!
 //! Every error names the operation and the path — `open /etc/nope: No such file or
-//! directory (os error 2)` — and keeps the original's [`ErrorKind`](std::io::ErrorKind),
+//! directory (os error 2)`; `rename a to b: ...` for the functions of two paths — and keeps the original's [`ErrorKind`](std::io::ErrorKind),
 //! so a missing file is still `NotFound`. The wrapped error is a custom `io::Error`, so its
 //! own `raw_os_error()` is `None`; the original `io::Error` is its inner error's
 //! [`source`](std::error::Error::source):
@@ -88,9 +110,9 @@
 //!   buffer cannot be lent to the kernel across a cancellable await, so tokio copies
 //!   through an internal buffer and allows one operation at a time per file. Owned buffers
 //!   and positioned I/O need neither.
-//! - **A generic buffer trait** (`IoBuf`/`IoBufMut`): more flexible (pooled or registered
-//!   buffers), but a larger API before there is an io_uring backend to need it; `Vec<u8>`
-//!   can grow into it.
+//! - **Returning `std::fs::Metadata`**: only std can build one, so `metadata` would have to
+//!   stay on the blocking pool; a weft [`Metadata`] with the same accessors is built from
+//!   either `statx` or std's.
 //! - **Closing on drop on the blocking pool**: a pool round trip per file to save a system
 //!   call that, for regular files, is fast; `close` is there for callers that need the pool
 //!   or the error.
