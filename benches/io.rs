@@ -41,9 +41,18 @@
 //!   (`weft::fs::read` in a spawned task), `tokio` (`tokio::fs::read`), `std`
 //!   (`std::fs::read`). Guards the whole-file helper against extra copies or small reads:
 //!   it should match `std::fs::read`.
+//! - `io/metadata`: one element = one `metadata` of a small file; an iteration is 64 tasks ×
+//!   64 calls = 4 096. `weft`: `weft::fs::metadata` (`statx` on the ring) in 64 tasks on a
+//!   **one-worker** io_uring runtime, so the ring batches their submissions; `tokio`:
+//!   `tokio::fs::metadata` in 64 tasks on tokio (a blocking-pool job each); `std_1thread`:
+//!   the same 4 096 `std::fs::metadata` calls in sequence on one thread.
+//! - `io/read_dir`: list a directory of 10 000 empty files (one element = one entry),
+//!   collecting each name: `weft` (`weft::fs::read_dir`, batches of entries per pool job,
+//!   in a task on a worker), `tokio` (`tokio::fs::read_dir`), `std` (`std::fs::read_dir`).
 //!
 //! Targets (from the io_uring issue): `file_rand_4k/weft` at least 10× `tokio_fs` and 1.3×
-//! `std_pread_1thread`; `file_read_whole/weft` at least 0.95× `std`. The ratio to
+//! `std_pread_1thread`; `file_read_whole/weft` at least 0.95× `std`; `metadata/weft` at least 3× `tokio` and 1.2×
+//! `std_1thread`. The ratio to
 //! `std_pread_1thread` assumes as many idle cores as workers: the reads are a 4 KiB kernel
 //! copy each, so weft's advantage is running them on every worker at once, and another
 //! process on one of the cores costs weft's workers and not the single thread.
@@ -494,12 +503,185 @@ fn weft_read(rt: &weft::Runtime, path: &Path) -> Vec<u8> {
     bytes
 }
 
+/// A directory under the temp dir, removed on drop.
+struct TempTree(PathBuf);
+
+impl TempTree {
+    fn new(name: &str) -> TempTree {
+        let p = std::env::temp_dir().join(format!("weft-bench-io-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir(&p).unwrap();
+        TempTree(p)
+    }
+}
+
+impl Drop for TempTree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Tasks, and calls per task, in an iteration of `io/metadata`.
+const META_TASKS: usize = 64;
+const META_PER_TASK: usize = 64;
+
+fn metadata(c: &mut Criterion) {
+    let tree = TempTree::new("metadata");
+    let file = tree.0.join("f");
+    std::fs::write(&file, [1u8; 100]).unwrap();
+    let mut g = c.benchmark_group("io/metadata");
+    rand_group_settings(&mut g);
+    g.throughput(Throughput::Elements((META_TASKS * META_PER_TASK) as u64));
+
+    {
+        let mut rt = None;
+        g.bench_function("weft", |b| {
+            let rt = rt.get_or_insert_with(|| {
+                let rt = weft::Runtime::builder()
+                    .worker_threads(1)
+                    .io_uring(weft::IoUring::Auto)
+                    .build()
+                    .unwrap();
+                eprintln!("io/metadata/weft: io_uring: {}", rt.metrics().io_uring());
+                rt
+            });
+            b.iter(|| weft_metadata_batch(rt, &file))
+        });
+    }
+    {
+        let mut rt = None;
+        g.bench_function("tokio", |b| {
+            let rt = rt.get_or_insert_with(tokio_rt);
+            b.iter(|| {
+                rt.block_on(async {
+                    let handles: Vec<_> = (0..META_TASKS)
+                        .map(|_| {
+                            let file = file.clone();
+                            tokio::spawn(async move {
+                                for _ in 0..META_PER_TASK {
+                                    let m = tokio::fs::metadata(&file).await.unwrap();
+                                    assert_eq!(m.len(), 100);
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in handles {
+                        h.await.unwrap();
+                    }
+                })
+            })
+        });
+    }
+    g.bench_function("std_1thread", |b| {
+        b.iter(|| {
+            for _ in 0..META_TASKS * META_PER_TASK {
+                assert_eq!(std::fs::metadata(&file).unwrap().len(), 100);
+            }
+        })
+    });
+    g.finish();
+}
+
+fn weft_metadata_batch(rt: &weft::Runtime, file: &Path) {
+    rt.block_on(async {
+        let handles: Vec<_> = (0..META_TASKS)
+            .map(|_| {
+                let file = file.to_path_buf();
+                weft::spawn(async move {
+                    for _ in 0..META_PER_TASK {
+                        assert_eq!(weft::fs::metadata(&file).await.unwrap().len(), 100);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+}
+
+/// Entries in the `io/read_dir` directory.
+const DIR_ENTRIES: usize = 10_000;
+
+fn read_dir(c: &mut Criterion) {
+    let tree = TempTree::new("read-dir");
+    for i in 0..DIR_ENTRIES {
+        std::fs::write(tree.0.join(format!("entry-{i:05}")), b"").unwrap();
+    }
+    let dir = tree.0.clone();
+    let mut g = c.benchmark_group("io/read_dir");
+    rand_group_settings(&mut g);
+    g.throughput(Throughput::Elements(DIR_ENTRIES as u64));
+
+    {
+        let mut rt = None;
+        g.bench_function("weft", |b| {
+            let rt = rt.get_or_insert_with(|| weft_rt(weft::IoUring::Auto));
+            b.iter(|| {
+                let dir = dir.clone();
+                let names = rt
+                    .block_on(async {
+                        weft::spawn(async move {
+                            let mut names = Vec::with_capacity(DIR_ENTRIES);
+                            let mut entries = weft::fs::read_dir(&dir).await.unwrap();
+                            while let Some(e) = entries.next_entry().await.unwrap() {
+                                names.push(e.file_name());
+                            }
+                            names
+                        })
+                        .await
+                    })
+                    .unwrap();
+                assert_eq!(names.len(), DIR_ENTRIES);
+                names
+            })
+        });
+    }
+    {
+        let mut rt = None;
+        g.bench_function("tokio", |b| {
+            let rt = rt.get_or_insert_with(tokio_rt);
+            b.iter(|| {
+                let dir = dir.clone();
+                let names = rt
+                    .block_on(async {
+                        tokio::spawn(async move {
+                            let mut names = Vec::with_capacity(DIR_ENTRIES);
+                            let mut entries = tokio::fs::read_dir(&dir).await.unwrap();
+                            while let Some(e) = entries.next_entry().await.unwrap() {
+                                names.push(e.file_name());
+                            }
+                            names
+                        })
+                        .await
+                    })
+                    .unwrap();
+                assert_eq!(names.len(), DIR_ENTRIES);
+                names
+            })
+        });
+    }
+    g.bench_function("std", |b| {
+        b.iter(|| {
+            let names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names.len(), DIR_ENTRIES);
+            names
+        })
+    });
+    g.finish();
+}
+
 /// `criterion_main!`, with the data file created before the groups and removed after.
 fn main() {
     let data = DataFile::create().expect("creating the bench's data file");
     let mut c = Criterion::default().configure_from_args();
     file_rand_4k(&mut c, &data);
     file_read_whole(&mut c, &data);
+    metadata(&mut c);
+    read_dir(&mut c);
     c.final_summary();
     drop(data);
 }

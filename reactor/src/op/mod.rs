@@ -1,6 +1,7 @@
 //! One future for every io_uring operation: [`Op<T>`] over an [`Operation`], and one file
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
-//! [`waitid`]).
+//! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
+//! [`symlinkat`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -67,9 +68,15 @@ pub use io_uring;
 
 pub mod close;
 pub mod fsync;
+pub mod linkat;
+pub mod mkdirat;
 pub mod open;
 pub mod poll_add;
 pub mod read;
+pub mod renameat;
+pub mod statx;
+pub mod symlinkat;
+pub mod unlinkat;
 pub mod waitid;
 pub mod write;
 

@@ -15,12 +15,24 @@ use std::path::{Path, PathBuf};
 pub(crate) struct PathError {
     op: &'static str,
     path: PathBuf,
+    /// The second path of a two-path operation (`rename`, `copy`, the links).
+    to: Option<PathBuf>,
     source: io::Error,
 }
 
 impl fmt::Display for PathError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}: {}", self.op, self.path.display(), self.source)
+        match &self.to {
+            None => write!(f, "{} {}: {}", self.op, self.path.display(), self.source),
+            Some(to) => write!(
+                f,
+                "{} {} to {}: {}",
+                self.op,
+                self.path.display(),
+                to.display(),
+                self.source
+            ),
+        }
     }
 }
 
@@ -37,6 +49,20 @@ pub(crate) fn with_path(op: &'static str, path: &Path, e: io::Error) -> io::Erro
         PathError {
             op,
             path: path.to_path_buf(),
+            to: None,
+            source: e,
+        },
+    )
+}
+
+/// Wraps `e` as [`with_path`] does, naming both paths: `"{op} {from} to {to}: {e}"`.
+pub(crate) fn with_paths(op: &'static str, from: &Path, to: &Path, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        PathError {
+            op,
+            path: from.to_path_buf(),
+            to: Some(to.to_path_buf()),
             source: e,
         },
     )

@@ -1,14 +1,15 @@
 //! [`File`]: an open file, read and written at explicit offsets with owned buffers.
 
 use std::fmt;
-use std::fs::Metadata;
+use std::fs::Permissions;
 use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::backend::{self, Fd};
 use super::error::with_path;
-use super::OpenOptions;
+use super::{Metadata, OpenOptions};
 
 /// An open file.
 ///
@@ -212,7 +213,7 @@ impl File {
         )
     }
 
-    /// The file's metadata (`fstat`).
+    /// The file's metadata (`statx` with `AT_EMPTY_PATH` on a ring, `fstat` on the pool).
     ///
     /// # Errors
     ///
@@ -275,6 +276,58 @@ impl File {
             .map_err(|e| with_path("set_len", &self.path, e))
     }
 
+    /// Sets the file's permission bits (`fchmod`, on the blocking pool).
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error, naming the path.
+    ///
+    /// # Panics
+    ///
+    /// When polled outside a weft runtime.
+    pub async fn set_permissions(&self, perm: Permissions) -> io::Result<()> {
+        backend::set_permissions(&self.fd, perm)
+            .await
+            .map_err(|e| with_path("set_permissions", &self.path, e))
+    }
+
+    /// A second `File` for the same open file (`dup` with `FD_CLOEXEC`): it shares the
+    /// offset-free descriptor state (status flags, locks) with this one.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error (`EMFILE` when the process has no descriptor left),
+    /// naming the path.
+    pub async fn try_clone(&self) -> io::Result<File> {
+        let file = self
+            .fd
+            .file
+            .try_clone()
+            .map_err(|e| with_path("try_clone", &self.path, e))?;
+        Ok(File {
+            fd: Fd::new(file),
+            path: self.path.clone(),
+        })
+    }
+
+    /// The `std::fs::File` for this file, after the operations whose futures were dropped
+    /// mid-flight have let go of the descriptor (as [`close`](File::close) waits for them).
+    ///
+    /// # Panics
+    ///
+    /// If an operation's future was leaked (`mem::forget`) mid-flight, it keeps the
+    /// descriptor for good; the `std::fs::File` is then a duplicate of it, and this panics
+    /// if the process has no descriptor left for the duplicate.
+    pub async fn into_std(self) -> std::fs::File {
+        let File { fd, path } = self;
+        match backend::release_shared(fd).await {
+            Ok(file) => file,
+            Err(shared) => shared
+                .try_clone()
+                .unwrap_or_else(|e| panic!("weft::fs: into_std {}: {e}", path.display())),
+        }
+    }
+
     pub(crate) fn fd(&self) -> &Fd {
         &self.fd
     }
@@ -309,6 +362,18 @@ impl File {
         backend::close(fd)
             .await
             .map_err(|e| with_path("close", &path, e))
+    }
+}
+
+impl AsRawFd for File {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.raw()
+    }
+}
+
+impl AsFd for File {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.file.as_fd()
     }
 }
 

@@ -57,6 +57,7 @@ pub struct OpenOptions {
     create: bool,
     create_new: bool,
     mode: u32,
+    custom_flags: i32,
 }
 
 impl Default for OpenOptions {
@@ -76,6 +77,7 @@ impl OpenOptions {
             create: false,
             create_new: false,
             mode: 0o666,
+            custom_flags: 0,
         }
     }
 
@@ -126,6 +128,17 @@ impl OpenOptions {
         self
     }
 
+    /// Extra `open(2)` flags, or-ed into those the other options choose (`O_DIRECT`,
+    /// `O_NOFOLLOW`, `O_NOATIME`, ...). The access-mode bits (`O_ACCMODE`) are ignored, as
+    /// std ignores them: [`read`](Self::read) and [`write`](Self::write) set the access.
+    ///
+    /// With `O_DIRECT`, reads and writes need buffers, offsets and lengths aligned as the
+    /// file system requires (often 512 bytes or 4 KiB), or fail with `EINVAL`.
+    pub fn custom_flags(&mut self, flags: i32) -> &mut Self {
+        self.custom_flags = flags;
+        self
+    }
+
     /// Opens `path` with these options.
     ///
     /// # Errors
@@ -172,7 +185,8 @@ impl OpenOptions {
             (true, true, false) => libc::O_CREAT | libc::O_TRUNC,
             (_, _, true) => libc::O_CREAT | libc::O_EXCL,
         };
-        Ok((libc::O_CLOEXEC | access | creation, self.mode))
+        let custom = self.custom_flags & !libc::O_ACCMODE;
+        Ok((libc::O_CLOEXEC | access | creation | custom, self.mode))
     }
 
     /// The same options for `std::fs` (the blocking backend).
@@ -184,7 +198,8 @@ impl OpenOptions {
             .truncate(self.truncate)
             .create(self.create)
             .create_new(self.create_new)
-            .mode(self.mode);
+            .mode(self.mode)
+            .custom_flags(self.custom_flags);
         o
     }
 }

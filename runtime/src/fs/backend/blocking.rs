@@ -39,7 +39,7 @@ use crate::task::{JoinError, JoinHandle};
 /// An open file as the backend sees it: the descriptor, shared with the jobs using it, and
 /// the jobs whose futures were dropped before they completed.
 pub(crate) struct Fd {
-    pub(super) file: Arc<std::fs::File>,
+    pub(crate) file: Arc<std::fs::File>,
     orphans: Mutex<Vec<Box<dyn Orphan>>>,
 }
 
@@ -126,7 +126,7 @@ impl<R: Send + 'static> Drop for InFlight<'_, R> {
 
 /// Queues `f` on the current runtime's blocking pool, as a file system job (shutdown
 /// waits for it only up to a bound: see `crate::blocking`).
-fn spawn<R, F>(f: F) -> JoinHandle<R>
+pub(crate) fn spawn<R, F>(f: F) -> JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
@@ -157,7 +157,7 @@ fn lost<T>() -> (io::Result<T>, Vec<u8>) {
 }
 
 /// Runs a job that needs no descriptor.
-async fn run<R, F>(f: F) -> io::Result<R>
+pub(super) async fn run<R, F>(f: F) -> io::Result<R>
 where
     F: FnOnce() -> io::Result<R> + Send + 'static,
     R: Send + 'static,
@@ -302,7 +302,7 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
     .unwrap_or_else(lost)
 }
 
-pub(crate) async fn metadata(fd: &Fd) -> io::Result<Metadata> {
+pub(super) async fn metadata(fd: &Fd) -> io::Result<Metadata> {
     fd.run(|file| file.metadata())
         .await
         .unwrap_or_else(|| Err(shut_down()))
@@ -331,11 +331,16 @@ pub(crate) async fn set_len(fd: &Fd, size: u64) -> io::Result<()> {
 /// leaked (`mem::forget`) mid-flight can, and it closes the descriptor when it ends, with no
 /// error to report.
 pub(crate) async fn release(fd: Fd) -> Option<std::fs::File> {
+    release_shared(fd).await.ok()
+}
+
+/// [`release`], giving back the shared descriptor when something still holds it.
+pub(crate) async fn release_shared(fd: Fd) -> Result<std::fs::File, Arc<std::fs::File>> {
     let Fd { file, orphans } = fd;
     for mut orphan in orphans.into_inner() {
         std::future::poll_fn(|cx| orphan.poll_done(cx)).await;
     }
-    Arc::try_unwrap(file).ok()
+    Arc::try_unwrap(file)
 }
 
 /// Closes `file` on the pool and reports `close(2)`'s error (std's `File` ignores close
@@ -361,8 +366,23 @@ pub(crate) async fn write(path: PathBuf, contents: Vec<u8>) -> io::Result<()> {
     run(move || std::fs::write(path, contents)).await
 }
 
-pub(crate) async fn path_metadata(path: PathBuf) -> io::Result<Metadata> {
-    run(move || std::fs::metadata(path)).await
+/// `std::fs::metadata`, or `symlink_metadata` unless `follow`.
+pub(super) async fn path_metadata(path: PathBuf, follow: bool) -> io::Result<Metadata> {
+    run(move || {
+        if follow {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        }
+    })
+    .await
+}
+
+/// `fchmod`.
+pub(crate) async fn set_permissions(fd: &Fd, perm: std::fs::Permissions) -> io::Result<()> {
+    fd.run(move |file| file.set_permissions(perm))
+        .await
+        .unwrap_or_else(|| Err(shut_down()))
 }
 
 /// `pread` on the blocking pool, then `cb` deferred onto the runtime's queues (callbacks
@@ -396,4 +416,71 @@ where
         let res = opts.to_std().open(path).map(Fd::new);
         rt.defer(move || cb(res));
     }));
+}
+
+/// How many directory entries one `read_dir` job reads: one pool round trip per batch,
+/// not per entry.
+pub(crate) const READ_DIR_BATCH: usize = 64;
+
+/// What a `read_dir` job learns of one entry.
+pub(crate) struct RawEntry {
+    pub(crate) path: PathBuf,
+    pub(crate) file_name: std::ffi::OsString,
+    /// `None` if the type could not be read (the entry vanished, say).
+    pub(crate) file_type: Option<std::fs::FileType>,
+}
+
+/// A batch of entries and the directory stream to read the next one from (`None` at the
+/// end).
+pub(crate) type Batch = (
+    Option<std::fs::ReadDir>,
+    std::collections::VecDeque<io::Result<RawEntry>>,
+);
+
+/// Reads up to [`READ_DIR_BATCH`] entries of `dir` on the calling (pool) thread.
+pub(crate) fn read_dir_batch(mut dir: std::fs::ReadDir) -> Batch {
+    let mut out = std::collections::VecDeque::with_capacity(READ_DIR_BATCH);
+    for _ in 0..READ_DIR_BATCH {
+        match dir.next() {
+            None => return (None, out),
+            Some(entry) => out.push_back(entry.map(|e| RawEntry {
+                path: e.path(),
+                file_name: e.file_name(),
+                file_type: e.file_type().ok(),
+            })),
+        }
+    }
+    (Some(dir), out)
+}
+
+/// Opens the directory `path` and reads its first batch, in one pool job.
+pub(crate) async fn read_dir(path: PathBuf) -> io::Result<Batch> {
+    run(move || std::fs::read_dir(path).map(read_dir_batch)).await
+}
+
+pub(crate) async fn create_dir_all(path: PathBuf) -> io::Result<()> {
+    run(move || std::fs::create_dir_all(path)).await
+}
+
+pub(crate) async fn remove_dir_all(path: PathBuf) -> io::Result<()> {
+    run(move || std::fs::remove_dir_all(path)).await
+}
+
+pub(crate) async fn read_link(path: PathBuf) -> io::Result<PathBuf> {
+    run(move || std::fs::read_link(path)).await
+}
+
+pub(crate) async fn canonicalize(path: PathBuf) -> io::Result<PathBuf> {
+    run(move || std::fs::canonicalize(path)).await
+}
+
+pub(crate) async fn copy(from: PathBuf, to: PathBuf) -> io::Result<u64> {
+    run(move || std::fs::copy(from, to)).await
+}
+
+pub(crate) async fn set_path_permissions(
+    path: PathBuf,
+    perm: std::fs::Permissions,
+) -> io::Result<()> {
+    run(move || std::fs::set_permissions(path, perm)).await
 }

@@ -6,9 +6,11 @@
 //! `read_exact_at`, `write_at`, `write_all_at`), `sync_all`, `sync_data` and `close` go to
 //! [`uring`], whose one dispatch point is the reactor's `Op::submit`: it submits on the ring
 //! of the calling thread (a worker, when the runtime uses io_uring) or gives the operation
-//! back, and the call then runs on the [`blocking`] fallback. `metadata`, `set_len` and the whole-file
-//! helpers stay on the blocking pool (`metadata` returns `std::fs::Metadata`, which only std
-//! can build from `statx`). The public types hold
+//! back, and the call then runs on the [`blocking`] fallback. So do `metadata` (`statx`,
+//! built into a weft `Metadata`) and the path operations with an opcode (`create_dir`,
+//! `remove_file`, `remove_dir`, `rename`, `hard_link`, `symlink`). `set_len`, `read_dir`
+//! (a batch of entries per job), the whole-file helpers and the other path functions stay
+//! on the blocking pool. The public types hold
 //! nothing but an [`Fd`] and a path, so they do not change with the backend.
 //!
 //! The operations:
@@ -20,11 +22,14 @@
 //! | `read_exact_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | fill the buffer | `pread` loop |
 //! | `write_at(&Fd, Vec<u8>, u64) -> (io::Result<usize>, Vec<u8>)` | one positioned write | `pwrite` |
 //! | `write_all_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | write it all | `pwrite` loop |
-//! | `metadata(&Fd)` | `fstat` | `File::metadata` |
+//! | `metadata(&Fd) -> io::Result<Metadata>` | `statx`, `AT_EMPTY_PATH` | `File::metadata` |
+//! | `path_metadata(path, follow)` | `statx` | `std::fs::metadata`, `symlink_metadata` |
+//! | `create_dir`, `remove_file`, `remove_dir`, `rename`, `hard_link`, `symlink` | `mkdirat`, `unlinkat`, `renameat`, `linkat`, `symlinkat` | `std::fs` |
+//! | `read_dir(path) -> Batch`, `read_dir_batch` | opendir and a batch of entries | `std::fs::read_dir` |
 //! | `sync_all(&Fd)`, `sync_data(&Fd)` | `fsync`, `fdatasync` | the same |
 //! | `set_len(&Fd, u64)` | `ftruncate` | the same |
 //! | `close(Fd)` | close, reporting the error | `close(2)` on the pool |
-//! | `read`, `read_to_string`, `write`, `path_metadata` | whole-file helpers | `std::fs` |
+//! | `read`, `read_to_string`, `write`, `copy`, `create_dir_all`, `remove_dir_all`, `read_link`, `canonicalize`, `set_path_permissions`, `set_permissions(&Fd)` | pool only | `std::fs` |
 //!
 //! Rules every backend keeps:
 //!
@@ -38,13 +43,20 @@
 //!   `buf.len()` equal to the number of bytes read; `write_at` writes `buf[..buf.len()]`.
 //! - `close` waits until no in-flight operation holds the descriptor, then closes it and
 //!   reports `close(2)`'s error.
-//! - `metadata` returns `std::fs::Metadata`, which only std can build: an io_uring backend
-//!   keeps `metadata` on the blocking pool (or the public type grows a weft-owned one).
+//! - A path with a NUL byte is `InvalidInput` on both (std's check, and the ring's before
+//!   it builds a C string).
 
 mod blocking;
 mod uring;
 
-pub(crate) use blocking::{metadata, path_metadata, read, read_to_string, set_len, write, Fd};
+pub(crate) use blocking::{
+    canonicalize, copy, create_dir_all, read, read_dir, read_dir_batch, read_link, read_to_string,
+    release_shared, remove_dir_all, set_len, set_path_permissions, set_permissions, spawn, write,
+    Batch, Fd, RawEntry,
+};
+pub(crate) use uring::{
+    create_dir, hard_link, metadata, path_metadata, remove_dir, remove_file, rename, symlink,
+};
 
 use std::io;
 

@@ -13,12 +13,19 @@
 //! [`FdGuard`]) until the completion; dropped earlier, it leaves them to the ring, which
 //! frees them at the CQE (see `weft_reactor::op`). The [`Fd`] then gets an orphan that the
 //! guard's drop completes, so that `close` waits for the kernel to let go. An `open`
-//! abandoned mid-flight closes the descriptor the kernel opens anyway. `metadata` stays on
-//! the blocking pool: it returns `std::fs::Metadata`, which only std can build.
+//! abandoned mid-flight closes the descriptor the kernel opens anyway.
+//!
+//! The path operations (`statx`, `mkdirat`, `unlinkat`, `renameat`, `linkat`,
+//! `symlinkat`) own their paths as C strings; abandoned, they still complete (a directory
+//! made or a file removed after its future was dropped stays made or removed, as with a
+//! blocking call the caller stopped waiting for).
 
+use std::ffi::CString;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
@@ -27,12 +34,19 @@ use std::task::{Context, Poll, Waker};
 use parking_lot::Mutex;
 use weft_reactor::op::close::Close;
 use weft_reactor::op::fsync::Fsync;
+use weft_reactor::op::linkat::LinkAt;
+use weft_reactor::op::mkdirat::MkDirAt;
 use weft_reactor::op::open::OpenAt;
 use weft_reactor::op::read::Read;
+use weft_reactor::op::renameat::RenameAt;
+use weft_reactor::op::statx::Statx;
+use weft_reactor::op::symlinkat::SymlinkAt;
+use weft_reactor::op::unlinkat::UnlinkAt;
 use weft_reactor::op::write::Write;
 use weft_reactor::op::{Op, Operation};
 
 use super::blocking::{Fd, Orphan};
+use crate::fs::Metadata;
 
 /// What a ring op holds of its file: a clone of the descriptor, and the orphan that tells
 /// `close` when the op (and so the kernel) has let go of it.
@@ -255,15 +269,9 @@ where
 }
 
 /// Opens `path` with `opts` through the calling thread's ring, or on the blocking pool.
-pub(crate) async fn open(path: std::path::PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
-    use std::os::unix::ffi::OsStrExt;
+pub(crate) async fn open(path: PathBuf, opts: crate::fs::OpenOptions) -> io::Result<Fd> {
     let (flags, mode) = opts.open_flags()?;
-    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "file name contained an unexpected NUL byte",
-        )
-    })?;
+    let cpath = c_path(&path)?;
     match Op::submit(OpenAt::new(cpath, flags, mode)) {
         Ok(op) => {
             let fd: OwnedFd = RingOp { fd: None, op }.await?;
@@ -294,4 +302,96 @@ pub(crate) async fn close(file: std::fs::File) -> io::Result<()> {
             None => Ok(()),
         },
     }
+}
+
+/// `path` as the C string a ring op hands the kernel; a NUL byte inside is
+/// `InvalidInput`, as std reports it.
+fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path contains a NUL byte, which no file name may",
+        )
+    })
+}
+
+/// Runs a path operation (one that holds no descriptor of ours) on the calling thread's
+/// ring, or `fallback` on the blocking pool if the thread owns none.
+async fn path_op<T, R, F>(op: T, fallback: F) -> io::Result<R>
+where
+    T: Operation<Output = io::Result<R>>,
+    F: FnOnce() -> io::Result<R> + Send + 'static,
+    R: Send + 'static,
+{
+    match Op::submit(op) {
+        Ok(op) => RingOp { fd: None, op }.await,
+        Err(_) => super::blocking::run(fallback).await,
+    }
+}
+
+/// `statx` of `path` (following a final symbolic link if `follow`) on the ring, or
+/// `std::fs::metadata`/`symlink_metadata` on the pool.
+pub(crate) async fn path_metadata(path: PathBuf, follow: bool) -> io::Result<Metadata> {
+    let op = Statx::path(c_path(&path)?, follow);
+    match Op::submit(op) {
+        Ok(op) => {
+            let stx = RingOp { fd: None, op }.await?;
+            Ok(Metadata::from_statx(&stx))
+        }
+        Err(_) => super::blocking::path_metadata(path, follow)
+            .await
+            .map(|m| Metadata::from_std(&m)),
+    }
+}
+
+/// `statx(fd, "", AT_EMPTY_PATH)` on the ring, or `fstat` on the pool.
+pub(crate) async fn metadata(fd: &Fd) -> io::Result<Metadata> {
+    let guard = FdGuard::new(fd);
+    let orphan = guard.orphan.clone();
+    match submit_on(fd, orphan, Statx::fd(guard)) {
+        Ok(op) => op.await.map(|stx| Metadata::from_statx(&stx)),
+        Err(_) => super::blocking::metadata(fd)
+            .await
+            .map(|m| Metadata::from_std(&m)),
+    }
+}
+
+/// `mkdirat(path, mode)`, or `std::fs::DirBuilder` with that mode on the pool.
+pub(crate) async fn create_dir(path: PathBuf, mode: u32) -> io::Result<()> {
+    let op = MkDirAt::new(c_path(&path)?, mode);
+    path_op(op, move || {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new().mode(mode).create(path)
+    })
+    .await
+}
+
+/// `unlinkat(path)`, or `std::fs::remove_file`.
+pub(crate) async fn remove_file(path: PathBuf) -> io::Result<()> {
+    let op = UnlinkAt::new(c_path(&path)?, false);
+    path_op(op, move || std::fs::remove_file(path)).await
+}
+
+/// `unlinkat(path, AT_REMOVEDIR)`, or `std::fs::remove_dir`.
+pub(crate) async fn remove_dir(path: PathBuf) -> io::Result<()> {
+    let op = UnlinkAt::new(c_path(&path)?, true);
+    path_op(op, move || std::fs::remove_dir(path)).await
+}
+
+/// `renameat(from, to)`, or `std::fs::rename`.
+pub(crate) async fn rename(from: PathBuf, to: PathBuf) -> io::Result<()> {
+    let op = RenameAt::new(c_path(&from)?, c_path(&to)?);
+    path_op(op, move || std::fs::rename(from, to)).await
+}
+
+/// `linkat(original, link)`, or `std::fs::hard_link`.
+pub(crate) async fn hard_link(original: PathBuf, link: PathBuf) -> io::Result<()> {
+    let op = LinkAt::new(c_path(&original)?, c_path(&link)?);
+    path_op(op, move || std::fs::hard_link(original, link)).await
+}
+
+/// `symlinkat(target, link)`, or `std::os::unix::fs::symlink`.
+pub(crate) async fn symlink(target: PathBuf, link: PathBuf) -> io::Result<()> {
+    let op = SymlinkAt::new(c_path(&target)?, c_path(&link)?);
+    path_op(op, move || std::os::unix::fs::symlink(target, link)).await
 }
