@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use weft_runtime::buf::{IoBuf, IoBufMut, Slice};
+use weft_runtime::buf::{IoBuf, Slice};
 use weft_runtime::fs::File;
 use weft_runtime::time::timeout;
 use weft_runtime::Runtime;
@@ -253,6 +253,7 @@ fn callback_reads_take_any_buffer() {
 #[test]
 fn bytes_and_bytes_mut() {
     use bytes::{BufMut, Bytes, BytesMut};
+    use weft_runtime::buf::IoBufMut;
 
     let path = TempPath::new("bytes");
     rt().block_on(async {
