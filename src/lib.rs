@@ -38,6 +38,7 @@
 //! | [`RuntimeMetrics`] | what the scheduler did |
 //! | [`time`] | `sleep`, `timeout`, `interval` on per-worker timing wheels |
 //! | [`fs`] | `File` with owned-buffer positioned I/O, `OpenOptions`, `read`, `write`, ... |
+//! | [`buf`] | `IoBuf`, `IoBufMut`, `Slice`, `BufResult`: the owned buffers `fs` takes (`Vec<u8>`, `Box<[u8]>`, `&'static str`, `bytes` with the `bytes` feature) |
 //! | [`signal`] | `ctrl_c`, `unix::signal(SignalKind)`: any number of listeners, none lost |
 //! | [`process`] | `Command`, `Child`: exits watched through pidfds, owned-buffer pipes |
 //! | [`sync`] | tokio's `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`, `Notify`, `Barrier`, `OnceCell` |

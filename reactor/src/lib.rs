@@ -26,6 +26,7 @@
     clippy::missing_safety_doc
 )]
 
+pub mod buf;
 pub mod driver;
 mod loom;
 pub mod op;

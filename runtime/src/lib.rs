@@ -31,6 +31,8 @@
 //! - [`callback`]: error-first callbacks: [`callback::defer`], [`callback::set_timeout`],
 //!   file callbacks, and `series`/`parallel`/`waterfall`/`race`/`retry`/`timeout`.
 //! - [`fs`]: [`fs::File`], [`fs::OpenOptions`], [`fs::read`]: positioned I/O, owned buffers.
+//! - [`buf`]: the owned-buffer traits [`buf::IoBuf`] and [`buf::IoBufMut`], the
+//!   [`buf::Slice`] view and [`buf::BufResult`], taken by [`fs`] and [`callback::fs`].
 //! - [`promise`]: the Promise API as future combinators: [`promise::PromiseExt`]
 //!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
@@ -49,6 +51,7 @@
 )]
 
 mod blocking;
+pub use weft_reactor::buf;
 pub mod callback;
 mod context;
 mod coop;

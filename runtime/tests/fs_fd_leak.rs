@@ -1,6 +1,7 @@
 //! weft::fs closes every descriptor it opens: after reads, `close().await`, drops, and
 //! operations whose futures were dropped mid-flight (including ones the runtime drops unrun
-//! at shutdown), and never closes one while an operation still uses it.
+//! at shutdown), and never closes one while an operation still uses it; with `Vec<u8>`,
+//! boxed-slice and slice-view buffers.
 //!
 //! Alone in its binary, with one test, because it counts the process's descriptors. It also
 //! counts the descriptors that point into its own directory, which no other code opens.
@@ -11,6 +12,7 @@ use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
+use weft_runtime::buf::IoBuf;
 use weft_runtime::fs::{self, File};
 use weft_runtime::time::timeout;
 use weft_runtime::Runtime;
@@ -144,8 +146,16 @@ fn no_descriptor_leaks() {
     assert_eq!(fds_under(&dir), 100);
     let release = block_pool(&rt);
     let closes = rt.block_on(async {
-        for f in &files {
-            let r = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), 0)).await;
+        for (i, f) in files.iter().enumerate() {
+            let r = if i % 4 < 2 {
+                timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), 0)).await
+            } else {
+                // A boxed buffer, queued the same way.
+                let boxed = vec![0u8; 64].into_boxed_slice();
+                timeout(Duration::ZERO, f.read_at(boxed, 0))
+                    .await
+                    .map(|(res, buf)| (res, buf.into_vec()))
+            };
             assert!(r.is_err(), "a queued read cannot have completed");
         }
         let mut closes = Vec::new();
@@ -197,6 +207,11 @@ fn no_descriptor_leaks() {
             for pos in 0..4 {
                 let _ = timeout(Duration::ZERO, f.read_at(Vec::with_capacity(64), pos)).await;
             }
+            // The same with the other owned buffers: a boxed slice and a view.
+            let boxed = vec![0u8; 64].into_boxed_slice();
+            let _ = timeout(Duration::ZERO, f.read_at(boxed, 0)).await;
+            let view = Vec::<u8>::with_capacity(64).slice(8..);
+            let _ = timeout(Duration::ZERO, f.read_exact_at(view, 0)).await;
             if i % 2 == 0 {
                 f.close().await.unwrap();
             }

@@ -20,6 +20,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 
 use super::Callback;
+use crate::buf::{BufResult, IoBufMut};
 use crate::fs::error::with_path;
 use crate::fs::{backend, File, OpenOptions};
 
@@ -69,12 +70,13 @@ pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions, cb: impl Callback<F
     });
 }
 
-/// Reads up to `buf.capacity()` bytes of `file` at offset `pos` and calls `cb` with the
-/// count and the buffer (its length set to the count): the callback form of
-/// [`File::read_at`], with the same owned-buffer contract.
+/// Reads up to `buf.bytes_total()` bytes (a `Vec`'s capacity) of `file` at offset `pos`
+/// and calls `cb` with the count and the buffer (its initialised length set to the count):
+/// the callback form of [`File::read_at`], with the same owned-buffer contract and any
+/// [`IoBufMut`] buffer.
 ///
-/// The buffer is returned on error too, so the callback is `FnOnce((io::Result<usize>,
-/// Vec<u8>))` rather than error-first.
+/// The buffer is returned on error too, so the callback is
+/// `FnOnce(BufResult<usize, B>)` rather than error-first.
 ///
 /// A panic in `cb` is caught (the panic hook reports it) so that it cannot unwind through
 /// the reactor.
@@ -102,9 +104,10 @@ pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions, cb: impl Callback<F
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[track_caller]
-pub fn read_at<F>(file: &File, buf: Vec<u8>, pos: u64, cb: F)
+pub fn read_at<B, F>(file: &File, buf: B, pos: u64, cb: F)
 where
-    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+    B: IoBufMut,
+    F: FnOnce(BufResult<usize, B>) + Send + 'static,
 {
     let path = file.shared_path().clone();
     backend::read_at_callback(file.fd(), buf, pos, move |(res, buf)| {

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use super::backend::{self, Fd};
 use super::error::with_path;
 use super::{Metadata, OpenOptions};
+#[cfg(doc)]
+use crate::buf::Slice;
+use crate::buf::{BufResult, IoBuf, IoBufMut};
 
 /// An open file.
 ///
@@ -19,12 +22,16 @@ use super::{Metadata, OpenOptions};
 ///
 /// Reads and writes take the buffer **by value** and give it back with the result, because
 /// the buffer belongs to the operation while it is in flight (see the
-/// [module docs](crate::fs#owned-buffers)):
+/// [module docs](crate::fs#owned-buffers)). Any owned buffer of [`crate::buf`] will do: a
+/// `Vec<u8>`, a `Box<[u8]>`, a `&'static str` to write, `bytes::BytesMut` (feature
+/// `bytes`), or a [`Slice`](crate::buf::Slice) of one to read into part of it:
 ///
-/// - [`read_at`](File::read_at) reads up to `buf.capacity()` bytes into the front of `buf`
-///   (its old contents are overwritten, not appended to) and returns it with `buf.len()`
-///   set to the number of bytes read;
-/// - [`write_at`](File::write_at) writes `buf[..buf.len()]`.
+/// - [`read_at`](File::read_at) reads up to `buf.bytes_total()` bytes (a `Vec`'s capacity)
+///   into the front of `buf` (its old contents are overwritten, not appended to) and
+///   returns it with its initialised length set to the number of bytes read (a `Vec`'s
+///   `len()`);
+/// - [`write_at`](File::write_at) writes the first `buf.bytes_init()` bytes (a `Vec`'s
+///   `buf[..buf.len()]`).
 ///
 /// # Closing
 ///
@@ -37,13 +44,14 @@ use super::{Metadata, OpenOptions};
 /// # Examples
 ///
 /// ```
+/// use weft_runtime::buf::IoBuf;
 /// use weft_runtime::fs::File;
 ///
 /// let path = std::env::temp_dir().join(format!("weft-doc-file-{}", std::process::id()));
 /// let rt = weft_runtime::Runtime::new().unwrap();
 /// rt.block_on(async {
 ///     let file = File::create(&path).await?;
-///     let (res, _buf) = file.write_all_at(b"hello, weft".to_vec(), 0).await;
+///     let (res, _buf) = file.write_all_at("hello, weft", 0).await;
 ///     res?;
 ///     file.sync_all().await?;
 ///     file.close().await?;
@@ -52,6 +60,13 @@ use super::{Metadata, OpenOptions};
 ///     let (res, buf) = file.read_at(Vec::with_capacity(5), 7).await;
 ///     assert_eq!(res?, 4);
 ///     assert_eq!(buf, b"weft");
+///
+///     // Into part of a larger buffer, keeping what is before it.
+///     let mut buf = Vec::with_capacity(9);
+///     buf.extend_from_slice(b"hi, ");
+///     let (res, slice) = file.read_exact_at(buf.slice(4..9), 0).await;
+///     res?;
+///     assert_eq!(slice.into_inner(), b"hi, hello");
 ///     assert_eq!(file.metadata().await?.len(), 11);
 ///     Ok::<(), std::io::Error>(())
 /// })?;
@@ -123,10 +138,13 @@ impl File {
             .await
     }
 
-    /// Reads up to `buf.capacity()` bytes at offset `pos` into the front of `buf`.
+    /// Reads up to `buf.bytes_total()` bytes (a `Vec`'s capacity, a [`Slice`]'s
+    /// `end - begin`) at offset `pos` into the front of `buf`.
     ///
-    /// Returns the number of bytes read and the buffer, whose length is set to that number
-    /// (0 on error); its old contents do not matter. `Ok(0)` means `pos` is at or past the
+    /// Returns the number of bytes read and the buffer, with
+    /// [`set_init`](IoBufMut::set_init) of that number: a `Vec`'s or `BytesMut`'s length is
+    /// set to it (0 on error), a `Box<[u8]>` stays as long as it was, a [`Slice`]'s buffer
+    /// grows to cover what was read. The old contents do not matter. `Ok(0)` means `pos` is at or past the
     /// end of the file (or the buffer has no capacity). A read may be short even before the
     /// end of the file; use [`read_exact_at`](File::read_exact_at) to fill the buffer.
     /// On a file that cannot seek (a FIFO, a pipe) `pos` is ignored and the read takes what
@@ -141,7 +159,7 @@ impl File {
     /// read would end past it (for every positioned call: the kernel cannot express such an
     /// offset). The operating system's error (say, `EISDIR` on a directory), naming the path. If the
     /// runtime shuts down before the read runs, an [`Other`](io::ErrorKind::Other) error
-    /// and an empty `Vec`: the buffer was dropped with the queued operation.
+    /// and the buffer, as it was.
     ///
     /// # Cancellation
     ///
@@ -151,15 +169,17 @@ impl File {
     /// # Panics
     ///
     /// When polled outside a weft runtime.
-    pub async fn read_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         let (res, buf) = backend::read_at(&self.fd, buf, pos).await;
         (res.map_err(|e| with_path("read_at", &self.path, e)), buf)
     }
 
-    /// Reads exactly `buf.capacity()` bytes at offset `pos` into `buf`.
+    /// Reads exactly `buf.bytes_total()` bytes (a `Vec`'s capacity) at offset `pos` into
+    /// `buf`.
     ///
-    /// On return `buf.len()` is the number of bytes read: its capacity on success, less on
-    /// error (the bytes before the failure are valid).
+    /// On return the buffer's initialised length covers the bytes read (a `Vec`'s `len()`
+    /// is that number): its capacity on success, less on error (the bytes before the failure
+    /// are valid).
     ///
     /// # Errors
     ///
@@ -169,7 +189,7 @@ impl File {
     /// # Panics
     ///
     /// When polled outside a weft runtime.
-    pub async fn read_exact_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    pub async fn read_exact_at<B: IoBufMut>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         let (res, buf) = backend::read_exact_at(&self.fd, buf, pos).await;
         (
             res.map_err(|e| with_path("read_exact_at", &self.path, e)),
@@ -177,8 +197,9 @@ impl File {
         )
     }
 
-    /// Writes `buf[..buf.len()]` at offset `pos`, returning how many bytes were written
-    /// (possibly fewer) and the buffer, unchanged.
+    /// Writes the first `buf.bytes_init()` bytes (a `Vec`'s `buf[..buf.len()]`, all of a
+    /// `&'static str`) at offset `pos`, returning how many bytes were written (possibly
+    /// fewer) and the buffer, unchanged.
     ///
     /// Writing past the end of the file extends it (the gap reads as zeros). On a file
     /// opened with [`append`](OpenOptions::append), Linux ignores `pos` and appends.
@@ -190,12 +211,13 @@ impl File {
     /// # Panics
     ///
     /// When polled outside a weft runtime.
-    pub async fn write_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn write_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<usize, B> {
         let (res, buf) = backend::write_at(&self.fd, buf, pos).await;
         (res.map_err(|e| with_path("write_at", &self.path, e)), buf)
     }
 
-    /// Writes all of `buf[..buf.len()]` at offset `pos`, returning the buffer, unchanged.
+    /// Writes all of the first `buf.bytes_init()` bytes at offset `pos`, returning the
+    /// buffer, unchanged.
     ///
     /// # Errors
     ///
@@ -205,7 +227,7 @@ impl File {
     /// # Panics
     ///
     /// When polled outside a weft runtime.
-    pub async fn write_all_at(&self, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+    pub async fn write_all_at<B: IoBuf>(&self, buf: B, pos: u64) -> BufResult<(), B> {
         let (res, buf) = backend::write_all_at(&self.fd, buf, pos).await;
         (
             res.map_err(|e| with_path("write_all_at", &self.path, e)),

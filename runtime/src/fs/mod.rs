@@ -26,10 +26,17 @@
 //! shared with in-flight operations, so dropping a future never closes, or lets the system
 //! reuse, a descriptor a read is still using.
 //!
-//! Buffer length: `read_at` reads up to `buf.capacity()` bytes into the front of the buffer
-//! and sets `buf.len()` to the number read, as tokio-uring does; `write_at` writes
-//! `buf[..buf.len()]`. So `Vec::with_capacity(4096)` is a 4 KiB read, and the buffer that
-//! comes back can be written out as is.
+//! The buffer is any [`IoBufMut`](crate::buf::IoBufMut) for a read and any
+//! [`IoBuf`](crate::buf::IoBuf) for a write (see [`crate::buf`]): a `Vec<u8>`, a
+//! `Box<[u8]>`, a `&'static str`, `bytes::Bytes`/`BytesMut` with the `bytes` feature, or a
+//! [`Slice`](crate::buf::Slice) of one.
+//!
+//! Buffer length: `read_at` reads up to `buf.bytes_total()` bytes (a `Vec`'s capacity) into
+//! the front of the buffer and sets its initialised length to the number read (a `Vec`'s
+//! `len()`), as tokio-uring does; `write_at` writes the initialised bytes
+//! (`buf[..buf.len()]`). So `Vec::with_capacity(4096)` is a 4 KiB read, and the buffer that
+//! comes back can be written out as is; `buf.slice(n..)` reads into the rest of a buffer
+//! that already holds `n` bytes.
 //!
 //! # Backends
 //!
@@ -93,8 +100,7 @@
 //! ```
 //!
 //! If the runtime shuts down before a queued operation runs, the operation fails with an
-//! [`Other`](std::io::ErrorKind::Other) error (and a buffer operation returns an empty
-//! `Vec`: the buffer was dropped with the job).
+//! [`Other`](std::io::ErrorKind::Other) error (a buffer operation gives its buffer back).
 //!
 //! # Closing
 //!
@@ -113,6 +119,10 @@
 //! - **Returning `std::fs::Metadata`**: only std can build one, so `metadata` would have to
 //!   stay on the blocking pool; a weft [`Metadata`] with the same accessors is built from
 //!   either `statx` or std's.
+//! - **`Vec<u8>` only**: simpler signatures, but a `Bytes` or a `&'static str` had to be
+//!   copied into a `Vec` to be written, and a read could not fill part of a buffer; the
+//!   [`crate::buf`] traits cost nothing at run time (the calls are generic) and a `Vec`
+//!   call reads the same.
 //! - **Closing on drop on the blocking pool**: a pool round trip per file to save a system
 //!   call that, for regular files, is fast; `close` is there for callers that need the pool
 //!   or the error.

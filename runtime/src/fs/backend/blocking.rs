@@ -18,12 +18,17 @@
 //! [`close`] can wait for those jobs and then be the one that closes, and so report the
 //! error of `close(2)`. Finished orphans are pruned whenever a new one is added.
 //!
-//! A job the runtime drops unrun (it shut down with the job still queued) drops its buffer
-//! with it; the caller then gets a "runtime shut down" error and an empty `Vec`.
+//! A buffer job takes its buffer from a slot it shares with the caller, so a job the
+//! runtime drops unrun (it shut down with the job still queued) leaves the buffer there:
+//! the caller then gets a "runtime shut down" error and its buffer back.
+//!
+//! Reads go through `pread(2)` on the buffer's raw pointer, into its uninitialised
+//! capacity, and then `IoBufMut::set_init`: no zero-filling, and no `&mut [u8]` over
+//! uninitialised bytes.
 
 use std::fs::Metadata;
 use std::future::Future;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -33,6 +38,7 @@ use std::task::{ready, Context, Poll};
 
 use parking_lot::Mutex;
 
+use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::fs::OpenOptions;
 use crate::task::{JoinError, JoinHandle};
 
@@ -151,9 +157,32 @@ fn shut_down() -> io::Error {
     io::Error::other("the weft runtime shut down before the operation ran")
 }
 
-/// The answer of a buffer operation the runtime dropped unrun: the buffer went with it.
-fn lost<T>() -> (io::Result<T>, Vec<u8>) {
-    (Err(shut_down()), Vec::new())
+/// Runs `f` on the pool with the descriptor and `buf`. The buffer waits in a slot until
+/// the job runs, so that a job the runtime drops unrun gives it back with the
+/// "shut down" error.
+async fn run_with_buf<B, T, F>(fd: &Fd, buf: B, f: F) -> BufResult<T, B>
+where
+    B: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(&std::fs::File, B) -> BufResult<T, B> + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Some(buf)));
+    let job_slot = slot.clone();
+    let out = fd
+        .run(move |file| {
+            let buf = job_slot.lock().take().expect("a job takes its buffer once");
+            f(file, buf)
+        })
+        .await;
+    out.unwrap_or_else(|| {
+        // A job is dropped only before it starts (`crate::blocking`), so the buffer is
+        // still in the slot.
+        let buf = slot
+            .lock()
+            .take()
+            .expect("a job dropped unrun left its buffer");
+        (Err(shut_down()), buf)
+    })
 }
 
 /// Runs a job that needs no descriptor.
@@ -175,14 +204,76 @@ fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     }
 }
 
-/// `pread`, or `read(2)` on a file that cannot seek (`ESPIPE`: a FIFO, a pipe, a terminal,
-/// some `/proc` files), where the offset means nothing: what io_uring's `IORING_OP_READ`
-/// does, so both backends give the same answer for the same file.
-fn pread_once(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-    match file.read_at(buf, pos) {
-        Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).read(buf),
-        res => res,
+/// `pread(2)` of up to `len` bytes into `ptr`, or `read(2)` on a file that cannot seek
+/// (`ESPIPE`: a FIFO, a pipe, a terminal, some `/proc` files), where the offset means
+/// nothing: what io_uring's `IORING_OP_READ` does, so both backends give the same answer
+/// for the same file.
+///
+/// # Safety
+///
+/// `ptr` is valid for writes of `len` bytes (they need not be initialised) for the call.
+unsafe fn pread_once(
+    file: &std::fs::File,
+    ptr: *mut u8,
+    len: usize,
+    pos: u64,
+) -> io::Result<usize> {
+    let fd = file.as_raw_fd();
+    // Linux transfers at most 0x7fff_f000 bytes a call anyway.
+    let len = len.min(isize::MAX as usize);
+    let off = libc::off_t::try_from(pos).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("offset {pos} is past the largest file offset"),
+        )
+    })?;
+    // SAFETY: `ptr` is valid for writes of `len` bytes (the caller's promise); `pread`
+    // writes at most `len`.
+    let n = unsafe { libc::pread(fd, ptr.cast(), len, off) };
+    if n >= 0 {
+        return Ok(n as usize);
     }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::ESPIPE) {
+        return Err(e);
+    }
+    // SAFETY: as above, for `read`.
+    let n = unsafe { libc::read(fd, ptr.cast(), len) };
+    if n >= 0 {
+        Ok(n as usize)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One read (retried while interrupted) into bytes `start..bytes_total()` of `buf`, which
+/// then has `set_init(start + n)`; `start` must not pass `buf.bytes_init()`.
+fn pread_into<B: IoBufMut>(
+    file: &std::fs::File,
+    buf: &mut B,
+    start: usize,
+    pos: u64,
+) -> io::Result<usize> {
+    let start = start.min(buf.bytes_init());
+    let len = buf.bytes_total() - start;
+    // SAFETY: `start <= bytes_init <= bytes_total`: within the buffer, or one past.
+    let ptr = unsafe { buf.stable_mut_ptr().add(start) };
+    // SAFETY: `ptr` is valid for writes of `len` bytes (the `IoBufMut` contract), and this
+    // job owns the buffer.
+    let res = retry(|| unsafe { pread_once(file, ptr, len, pos) });
+    if let Ok(n) = res {
+        // SAFETY: `pread` initialised `n <= len` bytes from `start`; those before `start`
+        // were initialised already.
+        unsafe { buf.set_init(start + n) };
+    }
+    res
+}
+
+/// The initialised bytes of `buf`: what a write sends.
+fn init_bytes<B: IoBuf>(buf: &B) -> &[u8] {
+    // SAFETY: the first `bytes_init` bytes at `stable_ptr` are initialised and nobody
+    // writes them while `buf` is borrowed (the `IoBuf` contract).
+    unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_init()) }
 }
 
 /// `pwrite`, or `write(2)` on a file that cannot seek (as [`pread_once`]).
@@ -191,11 +282,6 @@ fn pwrite_once(file: &std::fs::File, buf: &[u8], pos: u64) -> io::Result<usize> 
         Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => (&mut &*file).write(buf),
         res => res,
     }
-}
-
-/// [`pread_once`], retried while interrupted.
-fn pread(file: &std::fs::File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
-    retry(|| pread_once(file, buf, pos))
 }
 
 /// [`pwrite_once`], retried while interrupted.
@@ -207,52 +293,49 @@ pub(crate) async fn open(path: PathBuf, opts: OpenOptions) -> io::Result<Fd> {
     run(move || opts.to_std().open(path)).await.map(Fd::new)
 }
 
-/// One `pread` into `buf[start..capacity]` (a read on a thread without a ring); the buffer
-/// comes back with its length set to `start + n`.
-pub(super) async fn read_into(
+/// One `pread` into bytes `start..bytes_total()` of `buf` (a read on a thread without a
+/// ring); the buffer comes back with `set_init(start + n)`.
+pub(super) async fn read_into<B: IoBufMut>(
     fd: &Fd,
-    buf: Vec<u8>,
+    buf: B,
     start: usize,
     pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    fd.run(move |file| {
-        let mut buf = buf;
-        buf.resize(buf.capacity(), 0);
-        let res = pread(file, &mut buf[start..], pos);
-        buf.truncate(start + *res.as_ref().unwrap_or(&0));
+) -> BufResult<usize, B> {
+    run_with_buf(fd, buf, move |file, mut buf| {
+        let res = pread_into(file, &mut buf, start, pos);
         (res, buf)
     })
     .await
-    .unwrap_or_else(lost)
 }
 
-/// One `pwrite` of `buf[start..len]` (as [`read_into`], for writes).
-pub(super) async fn write_from(
+/// One `pwrite` of bytes `start..bytes_init()` of `buf` (as [`read_into`], for writes).
+pub(super) async fn write_from<B: IoBuf>(
     fd: &Fd,
-    buf: Vec<u8>,
+    buf: B,
     start: usize,
     pos: u64,
-) -> (io::Result<usize>, Vec<u8>) {
-    fd.run(move |file| {
-        let res = pwrite(file, &buf[start..], pos);
+) -> BufResult<usize, B> {
+    run_with_buf(fd, buf, move |file, buf| {
+        let bytes = init_bytes(&buf);
+        let res = pwrite(file, &bytes[start.min(bytes.len())..], pos);
         (res, buf)
     })
     .await
-    .unwrap_or_else(lost)
 }
 
-pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    fd.run(move |file| {
-        let mut buf = buf;
-        let want = buf.capacity();
-        buf.resize(want, 0);
+pub(crate) async fn read_exact_at<B: IoBufMut>(fd: &Fd, mut buf: B, pos: u64) -> BufResult<(), B> {
+    // SAFETY: no byte is declared initialised (a `Vec` is cleared; the reads overwrite).
+    unsafe { buf.set_init(0) };
+    run_with_buf(fd, buf, move |file, mut buf| {
+        let want = buf.bytes_total();
+        // Counted here, not read from `bytes_init`: see `uring::read_exact_at`.
         let mut filled = 0;
         let res = loop {
             if filled == want {
                 break Ok(());
             }
             let at = pos.saturating_add(filled as u64);
-            match pread_once(file, &mut buf[filled..], at) {
+            match pread_into(file, &mut buf, filled, at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -262,32 +345,30 @@ pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Resul
                     ))
                 }
                 Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => break Err(e),
             }
         };
-        buf.truncate(filled);
         (res, buf)
     })
     .await
-    .unwrap_or_else(lost)
 }
 
-pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    fd.run(move |file| {
+pub(crate) async fn write_all_at<B: IoBuf>(fd: &Fd, buf: B, pos: u64) -> BufResult<(), B> {
+    run_with_buf(fd, buf, move |file, buf| {
+        let bytes = init_bytes(&buf);
         let mut done = 0;
         let res = loop {
-            if done == buf.len() {
+            if done == bytes.len() {
                 break Ok(());
             }
             let at = pos.saturating_add(done as u64);
-            match pwrite_once(file, &buf[done..], at) {
+            match pwrite_once(file, &bytes[done..], at) {
                 Ok(0) => {
                     break Err(io::Error::new(
                         io::ErrorKind::WriteZero,
                         format!(
                             "wrote nothing after {done} of {} bytes at offset {pos}",
-                            buf.len()
+                            bytes.len()
                         ),
                     ))
                 }
@@ -299,7 +380,6 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
         (res, buf)
     })
     .await
-    .unwrap_or_else(lost)
 }
 
 pub(super) async fn metadata(fd: &Fd) -> io::Result<Metadata> {
@@ -387,9 +467,10 @@ pub(crate) async fn set_permissions(fd: &Fd, perm: std::fs::Permissions) -> io::
 
 /// `pread` on the blocking pool, then `cb` deferred onto the runtime's queues (callbacks
 /// run on workers, never on pool threads). The job holds a clone of the descriptor.
-pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
+pub(crate) fn read_at_callback<B, F>(fd: &Fd, buf: B, pos: u64, cb: F)
 where
-    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+    B: IoBufMut,
+    F: FnOnce(BufResult<usize, B>) + Send + 'static,
 {
     let file = fd.file.clone();
     let handle = crate::scheduler::Handle::current();
@@ -397,9 +478,10 @@ where
     // Detached: the job delivers through `cb`; its JoinHandle is not needed.
     drop(handle.shared.blocking.spawn_io(&handle, move || {
         let mut buf = buf;
-        buf.resize(buf.capacity(), 0);
-        let res = pread(&file, &mut buf, pos);
-        buf.truncate(*res.as_ref().unwrap_or(&0));
+        // SAFETY: no byte is declared initialised (a `Vec` is cleared; the read
+        // overwrites).
+        unsafe { buf.set_init(0) };
+        let res = pread_into(&file, &mut buf, 0, pos);
         drop(file);
         rt.defer(move || cb((res, buf)));
     }));

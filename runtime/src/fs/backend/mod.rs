@@ -18,10 +18,10 @@
 //! | function | what it does | blocking fallback |
 //! |---|---|---|
 //! | `open(path, opts) -> io::Result<Fd>` | open or create | `std::fs::OpenOptions::open` |
-//! | `read_at(&Fd, Vec<u8>, u64) -> (io::Result<usize>, Vec<u8>)` | one positioned read | `pread` |
-//! | `read_exact_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | fill the buffer | `pread` loop |
-//! | `write_at(&Fd, Vec<u8>, u64) -> (io::Result<usize>, Vec<u8>)` | one positioned write | `pwrite` |
-//! | `write_all_at(&Fd, Vec<u8>, u64) -> (io::Result<()>, Vec<u8>)` | write it all | `pwrite` loop |
+//! | `read_at(&Fd, B: IoBufMut, u64) -> BufResult<usize, B>` | one positioned read | `pread` |
+//! | `read_exact_at(&Fd, B: IoBufMut, u64) -> BufResult<(), B>` | fill the buffer | `pread` loop |
+//! | `write_at(&Fd, B: IoBuf, u64) -> BufResult<usize, B>` | one positioned write | `pwrite` |
+//! | `write_all_at(&Fd, B: IoBuf, u64) -> BufResult<(), B>` | write it all | `pwrite` loop |
 //! | `metadata(&Fd) -> io::Result<Metadata>` | `statx`, `AT_EMPTY_PATH` | `File::metadata` |
 //! | `path_metadata(path, follow)` | `statx` | `std::fs::metadata`, `symlink_metadata` |
 //! | `create_dir`, `remove_file`, `remove_dir`, `rename`, `hard_link`, `symlink` | `mkdirat`, `unlinkat`, `renameat`, `linkat`, `symlinkat` | `std::fs` |
@@ -39,8 +39,11 @@
 //!   or closes a descriptor that is still in use.
 //! - An offset above `i64::MAX`, or a transfer ending past it, is `InvalidInput` before
 //!   any backend sees it (`check_range`).
-//! - `read_at` reads up to `buf.capacity()` bytes into the front of `buf` and leaves
-//!   `buf.len()` equal to the number of bytes read; `write_at` writes `buf[..buf.len()]`.
+//! - `read_at` reads up to `buf.bytes_total()` bytes into the front of `buf` and calls
+//!   `set_init(n)` with the number read (a `Vec`'s length becomes `n`); `write_at` writes
+//!   the first `buf.bytes_init()` bytes (see `crate::buf`).
+//! - A buffer comes back from every call, also when the runtime shut down before the job
+//!   ran (the blocking backend keeps it in a slot the caller can take it back from).
 //! - `close` waits until no in-flight operation holds the descriptor, then closes it and
 //!   reports `close(2)`'s error.
 //! - A path with a NUL byte is `InvalidInput` on both (std's check, and the ring's before
@@ -59,6 +62,8 @@ pub(crate) use uring::{
 };
 
 use std::io;
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
 
 /// Opens `path` (`openat` on a ring; a future dropped mid-flight leaves the path to the
 /// ring, and a descriptor the kernel opens anyway is closed at the CQE).
@@ -110,32 +115,32 @@ fn check_range(pos: u64, len: usize) -> io::Result<()> {
 }
 
 /// One positioned read.
-pub(crate) async fn read_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    if let Err(e) = check_range(pos, buf.capacity()) {
+pub(crate) async fn read_at<B: IoBufMut>(fd: &Fd, buf: B, pos: u64) -> BufResult<usize, B> {
+    if let Err(e) = check_range(pos, buf.bytes_total()) {
         return (Err(e), buf);
     }
     uring::read_at(fd, buf, pos).await
 }
 
 /// Fills the buffer: one op per short read, each where it is polled.
-pub(crate) async fn read_exact_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    if let Err(e) = check_range(pos, buf.capacity()) {
+pub(crate) async fn read_exact_at<B: IoBufMut>(fd: &Fd, buf: B, pos: u64) -> BufResult<(), B> {
+    if let Err(e) = check_range(pos, buf.bytes_total()) {
         return (Err(e), buf);
     }
     uring::read_exact_at(fd, buf, pos).await
 }
 
 /// One positioned write.
-pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    if let Err(e) = check_range(pos, buf.len()) {
+pub(crate) async fn write_at<B: IoBuf>(fd: &Fd, buf: B, pos: u64) -> BufResult<usize, B> {
+    if let Err(e) = check_range(pos, buf.bytes_init()) {
         return (Err(e), buf);
     }
     uring::write_at(fd, buf, pos).await
 }
 
 /// Writes it all: one op per short write, each where it is polled.
-pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
-    if let Err(e) = check_range(pos, buf.len()) {
+pub(crate) async fn write_all_at<B: IoBuf>(fd: &Fd, buf: B, pos: u64) -> BufResult<(), B> {
+    if let Err(e) = check_range(pos, buf.bytes_init()) {
         return (Err(e), buf);
     }
     uring::write_all_at(fd, buf, pos).await
@@ -144,11 +149,12 @@ pub(crate) async fn write_all_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result
 /// `read_at` for the callback API: on a thread that owns a ring, the reactor runs `cb` at
 /// the completion on this thread; otherwise the read runs on the blocking pool and `cb` is
 /// deferred onto the runtime's queues with its result. Either way no task is made.
-pub(crate) fn read_at_callback<F>(fd: &Fd, buf: Vec<u8>, pos: u64, cb: F)
+pub(crate) fn read_at_callback<B, F>(fd: &Fd, buf: B, pos: u64, cb: F)
 where
-    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+    B: IoBufMut,
+    F: FnOnce(BufResult<usize, B>) + Send + 'static,
 {
-    if let Err(e) = check_range(pos, buf.capacity()) {
+    if let Err(e) = check_range(pos, buf.bytes_total()) {
         crate::scheduler::Handle::current().defer(move || cb((Err(e), buf)));
         return;
     }

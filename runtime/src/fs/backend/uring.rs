@@ -47,6 +47,7 @@ use weft_reactor::op::{Op, Operation};
 
 use super::blocking::{Fd, Orphan};
 use crate::fs::Metadata;
+use crate::buf::{BufResult, IoBuf, IoBufMut};
 
 /// What a ring op holds of its file: a clone of the descriptor, and the orphan that tells
 /// `close` when the op (and so the kernel) has let go of it.
@@ -150,10 +151,10 @@ fn submit_on<T: Operation>(fd: &Fd, orphan: Arc<RingOrphan>, op: T) -> Result<Ri
     })
 }
 
-/// Reads into `buf[start..capacity]` at `pos` on the calling thread's ring, or on the
-/// blocking pool if it has none; returns the bytes read and the buffer with its length set
-/// to `start + n`.
-async fn read_into(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+/// Reads into bytes `start..bytes_total()` of `buf` at `pos` on the calling thread's ring,
+/// or on the blocking pool if it has none; returns the bytes read and the buffer with
+/// `set_init(start + n)`.
+async fn read_into<B: IoBufMut>(fd: &Fd, buf: B, start: usize, pos: u64) -> BufResult<usize, B> {
     let guard = FdGuard::new(fd);
     let orphan = guard.orphan.clone();
     match submit_on(fd, orphan, Read::new(guard, buf, start, pos)) {
@@ -165,8 +166,9 @@ async fn read_into(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result
     }
 }
 
-/// Writes `buf[start..len]` at `pos` on the calling thread's ring, or on the blocking pool.
-async fn write_from(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+/// Writes bytes `start..bytes_init()` of `buf` at `pos` on the calling thread's ring, or on
+/// the blocking pool.
+async fn write_from<B: IoBuf>(fd: &Fd, buf: B, start: usize, pos: u64) -> BufResult<usize, B> {
     let guard = FdGuard::new(fd);
     let orphan = guard.orphan.clone();
     match submit_on(fd, orphan, Write::new(guard, buf, start, pos)) {
@@ -178,27 +180,27 @@ async fn write_from(fd: &Fd, buf: Vec<u8>, start: usize, pos: u64) -> (io::Resul
     }
 }
 
-pub(crate) async fn read_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
-    buf.clear();
+pub(crate) async fn read_at<B: IoBufMut>(fd: &Fd, mut buf: B, pos: u64) -> BufResult<usize, B> {
+    // SAFETY: no byte is declared initialised (a `Vec` is cleared; the read overwrites).
+    unsafe { buf.set_init(0) };
     read_into(fd, buf, 0, pos).await
 }
 
-/// Fills `buf` to its capacity, one read per short transfer, each submitted where
+/// Fills `buf` to its `bytes_total()`, one read per short transfer, each submitted where
 /// [`read_into`] says.
 ///
 /// On a thread without a ring the whole loop is one blocking-pool job.
-pub(crate) async fn read_exact_at(
-    fd: &Fd,
-    mut buf: Vec<u8>,
-    pos: u64,
-) -> (io::Result<()>, Vec<u8>) {
+pub(crate) async fn read_exact_at<B: IoBufMut>(fd: &Fd, mut buf: B, pos: u64) -> BufResult<(), B> {
     if !weft_reactor::op::can_submit() {
         return super::blocking::read_exact_at(fd, buf, pos).await;
     }
-    buf.clear();
-    let want = buf.capacity();
-    while buf.len() < want {
-        let filled = buf.len();
+    // SAFETY: no byte is declared initialised (a `Vec` is cleared; the reads overwrite).
+    unsafe { buf.set_init(0) };
+    let want = buf.bytes_total();
+    // Counted here, not read from `bytes_init`: a view's initialised length may start
+    // above zero (its buffer had bytes there), and those bytes must be read over too.
+    let mut filled = 0;
+    while filled < want {
         let (res, b) = read_into(fd, buf, filled, pos + filled as u64).await;
         buf = b;
         match res {
@@ -209,7 +211,7 @@ pub(crate) async fn read_exact_at(
                 );
                 return (Err(e), buf);
             }
-            Ok(_) => {}
+            Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return (Err(e), buf),
         }
@@ -217,30 +219,28 @@ pub(crate) async fn read_exact_at(
     (Ok(()), buf)
 }
 
-pub(crate) async fn write_at(fd: &Fd, buf: Vec<u8>, pos: u64) -> (io::Result<usize>, Vec<u8>) {
+pub(crate) async fn write_at<B: IoBuf>(fd: &Fd, buf: B, pos: u64) -> BufResult<usize, B> {
     write_from(fd, buf, 0, pos).await
 }
 
-/// Writes all of `buf`, one write per short transfer, each submitted where [`write_from`]
-/// says.
+/// Writes all of `buf`'s initialised bytes, one write per short transfer, each submitted
+/// where [`write_from`] says.
 ///
 /// On a thread without a ring the whole loop is one blocking-pool job.
-pub(crate) async fn write_all_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Result<()>, Vec<u8>) {
+pub(crate) async fn write_all_at<B: IoBuf>(fd: &Fd, mut buf: B, pos: u64) -> BufResult<(), B> {
     if !weft_reactor::op::can_submit() {
         return super::blocking::write_all_at(fd, buf, pos).await;
     }
+    let len = buf.bytes_init();
     let mut done = 0;
-    while done < buf.len() {
+    while done < len {
         let (res, b) = write_from(fd, buf, done, pos + done as u64).await;
         buf = b;
         match res {
             Ok(0) => {
                 let e = io::Error::new(
                     io::ErrorKind::WriteZero,
-                    format!(
-                        "wrote 0 bytes after {done} of {} at offset {pos}",
-                        buf.len()
-                    ),
+                    format!("wrote 0 bytes after {done} of {len} at offset {pos}"),
                 );
                 return (Err(e), buf);
             }
@@ -256,11 +256,13 @@ pub(crate) async fn write_all_at(fd: &Fd, mut buf: Vec<u8>, pos: u64) -> (io::Re
 /// reaps it — no future, no task; on a thread without a ring, the read goes to the
 /// blocking pool and `cb` is deferred. The op owns `buf` and a clone of the descriptor
 /// until the completion.
-pub(crate) fn read_at_callback<F>(fd: &Fd, mut buf: Vec<u8>, pos: u64, cb: F)
+pub(crate) fn read_at_callback<B, F>(fd: &Fd, mut buf: B, pos: u64, cb: F)
 where
-    F: FnOnce((io::Result<usize>, Vec<u8>)) + Send + 'static,
+    B: IoBufMut,
+    F: FnOnce(BufResult<usize, B>) + Send + 'static,
 {
-    buf.clear();
+    // SAFETY: no byte is declared initialised (a `Vec` is cleared; the read overwrites).
+    unsafe { buf.set_init(0) };
     let read = Read::new(fd.file.clone(), buf, 0, pos);
     if let Err((read, cb)) = weft_reactor::op::submit_with_callback(read, cb) {
         let (_, buf) = read.into_parts();
