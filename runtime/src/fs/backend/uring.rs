@@ -46,8 +46,8 @@ use weft_reactor::op::write::Write;
 use weft_reactor::op::{Op, Operation};
 
 use super::blocking::{Fd, Orphan};
-use crate::fs::Metadata;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::fs::Metadata;
 
 /// What a ring op holds of its file: a clone of the descriptor, and the orphan that tells
 /// `close` when the op (and so the kernel) has let go of it.
