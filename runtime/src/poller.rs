@@ -195,10 +195,10 @@ impl Poller {
                     tokens.push(token);
                 }
             }
-            // SAFETY: `fds` is a live array of `fds.len()` pollfds; every descriptor in it
-            // is kept open by the table (or is the poller's own) until this call returns —
-            // a removed registration's `Arc` may close it meanwhile only after the kick
+            // A removed registration's `Arc` may close its descriptor only after the kick
             // that ends this call.
+            // SAFETY: `fds` is a live array of `fds.len()` pollfds; every descriptor in it
+            // is kept open by the table (or is the poller's own) until this call returns.
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
             if n < 0 {
                 // EINTR (a signal landed on this thread) or ENOMEM: look again.

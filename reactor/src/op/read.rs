@@ -57,10 +57,10 @@ unsafe impl<F: AsRawFd + Send + 'static, B: IoBufMut> Operation for Read<F, B> {
         let mut buf = self.buf;
         match cqe.result {
             Ok(n) => {
-                // SAFETY: the kernel initialised `n` bytes (at most what the entry asked
-                // for, within `bytes_total`) from `start`; those before `start` were
-                // initialised already (`new`); the completion is reaped, so it writes no
-                // more.
+                // The kernel initialised `n` bytes (at most what the entry asked for, within
+                // `bytes_total`) from `start`; those before `start` were initialised already.
+                // SAFETY: so `start + n` bytes are initialised, and the completion is reaped,
+                // so the kernel writes no more.
                 unsafe { buf.set_init(self.start + n as usize) };
                 (Ok(n as usize), buf)
             }

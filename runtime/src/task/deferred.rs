@@ -202,10 +202,10 @@ pub(crate) fn new<F: FnOnce() + Send + 'static>(f: F) -> Notified {
 /// Runs the closure and frees the cell; consumes the entry's (only) reference.
 unsafe fn run<F: FnOnce() + Send + 'static>(ptr: NonNull<Header>) {
     let cell = ptr.cast::<Deferred<F>>();
-    // SAFETY: the entry's reference was the only one (invariant 1), and it is handed to us,
-    // so we own the cell, written by `new` as a `Deferred<F>`. `f` is moved out exactly
-    // once, here (`dealloc`, which would drop it, is not called for this cell), and the
-    // header is dropped in place once.
+    // `dealloc`, which would drop `f`, is not called for this cell.
+    // SAFETY: the entry's reference was the only one (invariant 1) and is handed to us, so
+    // we own the cell, written by `new` as a `Deferred<F>`; `f` is moved out exactly once,
+    // here, and the header is dropped in place once.
     let f = unsafe {
         std::ptr::drop_in_place(&raw mut (*cell.as_ptr()).header);
         ManuallyDrop::into_inner(std::ptr::read(&raw const (*cell.as_ptr()).f))

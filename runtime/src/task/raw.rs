@@ -232,10 +232,10 @@ where
 /// its borrows pointing at the slot it was moved from.
 fn replace_stage<F: Future, S>(cell: &Cell<F, S>, new: Stage<F>) -> std::thread::Result<()> {
     cell.stage.with_mut(|stage| {
-        // SAFETY: the caller owns the stage (invariant 2), which holds a live value. It is
-        // dropped once, in place; after `drop_in_place` returns or unwinds (the unwinding
-        // drops the rest of the value) the slot holds nothing live, and `write` fills it
-        // without dropping.
+        // After `drop_in_place` returns or unwinds (which drops the rest of the value) the
+        // slot holds nothing live, and `write` fills it without dropping.
+        // SAFETY: the caller owns the stage (invariant 2), which holds a live value; it is
+        // dropped once, in place.
         let res = panic::catch_unwind(AssertUnwindSafe(|| unsafe {
             std::ptr::drop_in_place(stage)
         }));
