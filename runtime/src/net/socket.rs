@@ -365,7 +365,7 @@ impl Socket {
         }
     }
 
-    /// Connects to `addr`, waiting for a connect in progress to finish.
+    /// Connects to `addr`, waiting for a pending connect to finish.
     pub(crate) async fn connect(&self, addr: &SockAddr) -> io::Result<()> {
         loop {
             // SAFETY: reads `addr.len` bytes of `addr`'s storage.

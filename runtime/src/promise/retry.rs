@@ -59,7 +59,7 @@ pub struct Retry<F, Fut> {
     /// The number of the attempt in `fut` (0 before the first poll).
     attempt: u32,
     attempts: u32,
-    /// The attempt in progress; `None` before the first poll and after completion.
+    /// The attempt under way; `None` before the first poll and after completion.
     fut: Option<Fut>,
 }
 

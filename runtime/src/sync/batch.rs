@@ -183,7 +183,7 @@ impl Sem {
     }
 }
 
-/// One acquire of `n` permits in progress; see the module notes. `Ok(())` means the caller
+/// One pending acquire of `n` permits; see the module notes. `Ok(())` means the caller
 /// now owns the permits.
 #[derive(Debug)]
 pub(crate) struct Acquire {

@@ -259,7 +259,7 @@ impl<T> Receiver<T> {
         }
     }
 
-    /// Whether the sender is done: the value is there to take, or it never will be.
+    /// Whether the sender is done: the value is there to take, or it cannot come any more.
     pub fn is_terminated(&self) -> bool {
         self.inner.state.load(Acquire) & COMPLETE != 0
     }
