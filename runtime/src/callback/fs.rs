@@ -126,7 +126,7 @@ pub fn read(path: impl AsRef<Path>, cb: impl Callback<Vec<u8>, io::Error>) {
     let path = path.as_ref().to_path_buf();
     let rt = crate::scheduler::Handle::current();
     let defer_to = rt.clone();
-    drop(rt.shared.blocking.spawn_io(&rt, move || {
+    drop(rt.shared.blocking().spawn_io(&rt, move || {
         let res = std::fs::read(&path).map_err(|e| with_path("read", &path, e));
         defer_to.defer(move || cb.call(res));
     }));
