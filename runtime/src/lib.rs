@@ -73,7 +73,7 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
-pub use io::{IoUring, IO_DRIVER_ENV};
+pub use io::{UringMode, IO_DRIVER_ENV};
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};

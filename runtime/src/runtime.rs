@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use weft_reactor::{Driver, TimeDriver};
 
-use crate::io::IoUring;
+use crate::io::UringMode;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
@@ -57,7 +57,7 @@ pub struct Builder {
     global_queue_interval: u32,
     event_interval: u32,
     lifo_slot: bool,
-    io_uring: IoUring,
+    io_uring: UringMode,
 }
 
 impl Default for Builder {
@@ -83,22 +83,22 @@ impl Builder {
             global_queue_interval: 61,
             event_interval: 61,
             lifo_slot: true,
-            io_uring: IoUring::Auto,
+            io_uring: UringMode::Auto,
         }
     }
 
-    /// Whether workers use io_uring (default [`IoUring::Auto`]: if the kernel allows it).
-    /// The `WEFT_IO_DRIVER` environment variable overrides this (see [`IoUring`]).
+    /// Whether workers use io_uring (default [`UringMode::Auto`]: if the kernel allows it).
+    /// The `WEFT_IO_DRIVER` environment variable overrides this (see [`UringMode`]).
     ///
     /// # Examples
     ///
     /// ```
-    /// use weft_runtime::{IoUring, Runtime};
+    /// use weft_runtime::{UringMode, Runtime};
     /// // A runtime that never touches io_uring (file I/O on the blocking pool):
-    /// let rt = Runtime::builder().io_uring(IoUring::Disabled).build().unwrap();
+    /// let rt = Runtime::builder().io_uring(UringMode::Disabled).build().unwrap();
     /// assert!(!rt.metrics().io_uring());
     /// ```
-    pub fn io_uring(&mut self, mode: IoUring) -> &mut Self {
+    pub fn io_uring(&mut self, mode: UringMode) -> &mut Self {
         self.io_uring = mode;
         self
     }

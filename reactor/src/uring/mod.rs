@@ -75,7 +75,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 
 use crate::driver::{Driver, Unpark};
-use lifecycle::{Cleanup, CqeResult, Lifecycle, Ops, Reaped, RESERVED};
+use lifecycle::{CqeResult, Lifecycle, OnAbandon, Ops, Reaped, RESERVED};
 
 const EVENTFD: u64 = RESERVED | 1;
 const CANCEL: u64 = RESERVED | 2;
@@ -449,7 +449,7 @@ impl Uring {
     pub(crate) unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
-        callback: lifecycle::Callback,
+        callback: lifecycle::OnComplete,
     ) -> u64 {
         // SAFETY: as `submit`.
         unsafe { self.handle().submit_with_callback(entry, callback) }
@@ -840,12 +840,16 @@ impl UringHandle {
     pub(crate) unsafe fn submit_with_callback(
         &self,
         entry: squeue::Entry,
-        callback: lifecycle::Callback,
+        callback: lifecycle::OnComplete,
     ) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
-        let ud = self.shared.ops.lock().insert(Lifecycle::Callback(callback));
+        let ud = self
+            .shared
+            .ops
+            .lock()
+            .insert(Lifecycle::OnComplete(callback));
         // SAFETY: as `submit`.
         unsafe { self.shared.push(&entry.user_data(ud)) };
         self.count_submit();
@@ -864,7 +868,7 @@ impl UringHandle {
     /// Gives up on an op before seeing its result: `cleanup` takes over the resources the
     /// kernel may still use and runs at the completion (at once if it already came), and
     /// the kernel is asked to cancel the op.
-    pub fn abandon(&self, user_data: u64, cleanup: Cleanup) {
+    pub fn abandon(&self, user_data: u64, cleanup: OnAbandon) {
         let res = self.shared.ops.lock().abandon(user_data, cleanup);
         match res {
             Ok(true) => {
