@@ -28,7 +28,6 @@
 //! since been freed and reused is detected, never misdelivered. Values with the top bit set
 //! are reserved for the reactor's own operations (the eventfd read, cancellations).
 
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::task::{Poll, Waker};
@@ -56,10 +55,10 @@ impl CqeResult {
 
 /// Runs when an op whose future was dropped completes: owns the resources the kernel used,
 /// and may undo a late success (close an fd that an abandoned open returned).
-pub type OnAbandon = Box<dyn FnOnce(CqeResult) + Send>;
+pub(crate) type OnAbandon = Box<dyn FnOnce(CqeResult) + Send>;
 
 /// Runs when an op submitted with a callback completes, on the reaping thread.
-pub type OnComplete = Box<dyn FnOnce(CqeResult) + Send>;
+pub(crate) type OnComplete = Box<dyn FnOnce(CqeResult) + Send>;
 
 pub(crate) enum Lifecycle {
     /// In the kernel; nobody has polled yet.
@@ -288,8 +287,9 @@ impl fmt::Debug for Ops {
 }
 
 /// Keeps a value alive inside a [`OnAbandon`] until the completion arrives, then drops it.
-pub fn keep_until_complete<T: Send + 'static>(resources: T) -> OnAbandon {
-    let resources: Box<dyn Any + Send> = Box::new(resources);
+#[cfg(test)]
+pub(crate) fn keep_until_complete<T: Send + 'static>(resources: T) -> OnAbandon {
+    let resources: Box<dyn std::any::Any + Send> = Box::new(resources);
     Box::new(move |_| drop(resources))
 }
 

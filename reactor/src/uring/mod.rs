@@ -861,14 +861,14 @@ impl UringHandle {
     /// # Panics
     ///
     /// If `user_data` is not a live op of this ring owned by the caller.
-    pub fn poll(&self, user_data: u64, waker: &Waker) -> Poll<CqeResult> {
+    pub(crate) fn poll(&self, user_data: u64, waker: &Waker) -> Poll<CqeResult> {
         self.shared.ops.lock().poll(user_data, waker)
     }
 
     /// Gives up on an op before seeing its result: `cleanup` takes over the resources the
     /// kernel may still use and runs at the completion (at once if it already came), and
     /// the kernel is asked to cancel the op.
-    pub fn abandon(&self, user_data: u64, cleanup: OnAbandon) {
+    pub(crate) fn abandon(&self, user_data: u64, cleanup: OnAbandon) {
         let res = self.shared.ops.lock().abandon(user_data, cleanup);
         match res {
             Ok(true) => {
