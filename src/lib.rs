@@ -1,8 +1,9 @@
 //! # weft
 //!
 //! A Rust async runtime: per-core worker threads with local work-stealing deques, timers on
-//! per-worker timing wheels, and file I/O on an io_uring ring per worker (the blocking pool
-//! where io_uring is unavailable). Beside the runtime, weft carries
+//! per-worker timing wheels, and file, socket and process I/O on an io_uring ring per worker
+//! (the blocking pool and a readiness poller where io_uring is unavailable). Beside the
+//! runtime, weft carries
 //! the patterns of asynchronous JavaScript — callbacks, promises, async/await,
 //! `Promise.all`/`race`/`any`, retry, timeout — written three ways in Rust and benchmarked
 //! side by side.

@@ -104,8 +104,9 @@
 //!
 //! # Closing
 //!
-//! [`File::close`] closes on the blocking pool and reports `close(2)`'s error, after
-//! waiting for operations whose futures were dropped mid-flight. Dropping a `File` closes
+//! [`File::close`] waits for operations whose futures were dropped mid-flight, then closes
+//! (the `close` opcode on a ring worker, `close(2)` on the blocking pool elsewhere) and
+//! reports the error. Dropping a `File` closes
 //! the descriptor inline on the dropping thread (a short system call for a local file) and
 //! ignores errors, like `std::fs::File`; if a detached operation still uses it, the last of
 //! them closes it when it ends.
@@ -123,9 +124,9 @@
 //!   copied into a `Vec` to be written, and a read could not fill part of a buffer; the
 //!   [`crate::buf`] traits cost nothing at run time (the calls are generic) and a `Vec`
 //!   call reads the same.
-//! - **Closing on drop on the blocking pool**: a pool round trip per file to save a system
-//!   call that, for regular files, is fast; `close` is there for callers that need the pool
-//!   or the error.
+//! - **Closing on drop on the blocking pool or the ring**: a round trip per file to save a
+//!   system call that, for regular files, is fast; `close` is there for callers that want
+//!   the error.
 //! - **Closing the descriptor when the `File` drops, even with operations in flight**: the
 //!   number could be reused by another `open` while a pool thread still reads from it.
 
