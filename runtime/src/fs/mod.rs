@@ -74,6 +74,12 @@
 //! A read or write on the blocking pool costs a trip through it (a queue push, maybe a
 //! thread wake-up) on top of the system call, so prefer large buffers to many small ones.
 //!
+//! The kernel never issues `statx` inline from the ring: every one runs on an io-wq kernel
+//! thread, so a [`metadata`] costs a hand-off to that thread and back (about ten times the
+//! system call alone when one is in flight; many in flight overlap). It is not an inline
+//! `statx` on the worker because a stat may block for as long as the file system takes (a
+//! network or FUSE mount), and the worker's other tasks would wait with it.
+//!
 //! # Errors
 //!
 //! Every error names the operation and the path — `open /etc/nope: No such file or
