@@ -7,7 +7,7 @@
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
-    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// parking_lot's mutex behind loom's `lock()` shape (no poisoning to unwrap).
@@ -49,7 +49,7 @@ pub(crate) mod sync {
 #[cfg(loom)]
 pub(crate) mod sync {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
 
     /// loom's mutex with the shim's non-poisoning `lock()`.

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::loom::sync::{AtomicU64, AtomicUsize, Mutex, Ordering::SeqCst};
+use crate::loom::sync::{fence, AtomicU64, AtomicUsize, Mutex, Ordering::SeqCst};
 
 const UNPARK_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;
@@ -79,20 +79,21 @@ impl Idle {
     }
 
     fn notify_should_wakeup(&self) -> bool {
-        // A read-modify-write, not a load: the notifier published its work with an
-        // ordinary store (a deque push is a release store), and a parker's state RMW then
-        // its re-check of the queues is the other side of a store/load handshake. A plain
-        // load here could read the state from before the parker's RMW while the parker's
-        // re-check reads the queues from before the push (store buffering), and the wake
-        // would be lost; the RMW reads the latest state and orders the two sides with
-        // acquire/release alone (`loom_last_searcher_parks_while_work_arrives`).
-        let s = self.state.fetch_add(0, SeqCst);
+        let s = self.state.load(SeqCst);
         searching(s) == 0 && unparked(s) < self.num_workers
     }
 
     /// The parked worker to wake for new work, if one should be woken. It is removed from
     /// the sleepers and counted as unparked and searching.
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+        // The notifier published its work with an ordinary store (a deque push is a
+        // release store) and now reads the state; a parker writes the state, then re-checks
+        // the queues (`transition_worker_to_parked`). That is a store/load handshake on two
+        // locations: without a fence on each side, each may read the other's location from
+        // before the other's write (store buffering) and the wake-up is lost. The fence
+        // here costs no write to the shared state line (an RMW would bounce it between
+        // cores on every spawn); `loom_last_searcher_parks_while_work_arrives` checks it.
+        fence(SeqCst);
         if !self.notify_should_wakeup() {
             return None;
         }
@@ -129,6 +130,9 @@ impl Idle {
         let mut sleepers = self.sleepers.lock();
         let dec = (1 << UNPARK_SHIFT) + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, SeqCst);
+        // The parker's side of the handshake in `worker_to_notify`: the caller's re-check
+        // of the queues comes after this fence.
+        fence(SeqCst);
         debug_assert!(unparked(prev) > 0);
         sleepers.push(index);
         is_searching && searching(prev) == 1
