@@ -13,8 +13,8 @@
 //!   The connections, and the 64 server tasks that echo until end of stream, are set up
 //!   once per function, outside the timing, on its first call; every echoed message is
 //!   checked. Functions:
-//!   - `weft`: `weft::net::TcpStream` on an io_uring runtime (`IoUring::Auto`).
-//!   - `weft_fallback`: the same on `IoUring::Disabled` (readiness through the poller
+//!   - `weft`: `weft::net::TcpStream` on an io_uring runtime (`UringMode::Auto`).
+//!   - `weft_fallback`: the same on `UringMode::Disabled` (readiness through the poller
 //!     thread): what users without io_uring get.
 //!   - `tokio`: `tokio::net::TcpStream` with `AsyncReadExt`/`AsyncWriteExt` on a
 //!     multi-thread runtime with as many workers; each client stream sits in an
@@ -53,7 +53,7 @@ struct Weft {
     clients: Arc<Vec<weft::net::TcpStream>>,
 }
 
-fn weft_setup(io: weft::IoUring) -> Weft {
+fn weft_setup(io: weft::UringMode) -> Weft {
     let rt = weft::Runtime::builder()
         .worker_threads(workers())
         .io_uring(io)
@@ -197,7 +197,7 @@ fn tcp_echo(c: &mut Criterion) {
     static WEFT_FB: OnceLock<Weft> = OnceLock::new();
     static TOKIO: OnceLock<Tokio> = OnceLock::new();
     g.bench_function("weft", |b| {
-        let w = WEFT.get_or_init(|| weft_setup(weft::IoUring::Auto));
+        let w = WEFT.get_or_init(|| weft_setup(weft::UringMode::Auto));
         b.iter(|| weft_batch(w))
     });
     g.bench_function("tokio", |b| {
@@ -205,7 +205,7 @@ fn tcp_echo(c: &mut Criterion) {
         b.iter(|| tokio_batch(t))
     });
     g.bench_function("weft_fallback", |b| {
-        let w = WEFT_FB.get_or_init(|| weft_setup(weft::IoUring::Disabled));
+        let w = WEFT_FB.get_or_init(|| weft_setup(weft::UringMode::Disabled));
         b.iter(|| weft_batch(w))
     });
     g.finish();

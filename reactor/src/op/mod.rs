@@ -36,8 +36,8 @@
 //! use std::pin::Pin;
 //! use std::task::{Context, Poll, Waker};
 //! use std::time::Duration;
-//! use weft_reactor::op::{io_uring, Op, Operation};
-//! use weft_reactor::uring::{lifecycle::CqeResult, Uring};
+//! use weft_reactor::op::{io_uring, CqeResult, Op, Operation};
+//! use weft_reactor::uring::Uring;
 //! use weft_reactor::Driver;
 //!
 //! struct Nop;
@@ -63,6 +63,8 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+/// What [`Operation::complete`] and [`Operation::cleanup`] receive.
+pub use crate::uring::lifecycle::CqeResult;
 /// The `io_uring` crate, whose `opcode` builders make an [`Operation`]'s entry.
 pub use io_uring;
 
@@ -86,7 +88,6 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::uring::lifecycle::CqeResult;
 use crate::uring::UringHandle;
 
 /// One io_uring opcode's data: what the kernel uses, the entry that points at it, and what
