@@ -61,6 +61,7 @@ use std::task::{ready, Context, Poll};
 use parking_lot::Mutex;
 
 use super::ring::{RecvFuture, SendFuture, Stash};
+use super::socket::Socket;
 
 /// The smallest `RECV` a poll read submits, whatever the caller's buffer (a caller that
 /// reads a few bytes at a time gets the rest from the state's buffer).
@@ -273,6 +274,12 @@ impl PollState {
         }
     }
 
+    /// Whether bytes that poll writes accepted are not yet sent.
+    fn has_unsent(&self) -> bool {
+        let st = self.write.lock();
+        st.send.is_some() || st.sent < st.buf.len()
+    }
+
     /// Waits until every accepted byte is sent.
     pub(crate) fn poll_flush(
         &self,
@@ -366,4 +373,28 @@ fn writev(fd: &Arc<OwnedFd>, bufs: &[io::IoSlice<'_>]) -> isize {
     // SAFETY: the `iovec`s point at `count` live, initialised slices, which the kernel
     // only reads.
     unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }
+}
+
+impl Socket {
+    /// `shutdown(Write)` once every byte that poll writes accepted is sent: at once if
+    /// none is waiting, else from a task on the current runtime that flushes first (for
+    /// the drop of an `OwnedWriteHalf`, which cannot wait; a `SEND` still queued when the
+    /// writing side shuts would fail and lose the bytes). Outside a runtime, at once.
+    pub(crate) fn shutdown_write_when_sent(&self) {
+        #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+        if self.poll_parts().0.has_unsent() {
+            if let Ok(handle) = crate::Handle::try_current() {
+                let sock = self.clone();
+                drop(handle.spawn(async move {
+                    let (state, fd, _) = sock.poll_parts();
+                    // An error means the bytes are gone either way; shut down regardless.
+                    let _ = std::future::poll_fn(|cx| state.poll_flush(fd, cx)).await;
+                    let _ = sock.shutdown(std::net::Shutdown::Write);
+                }));
+                return;
+            }
+        }
+        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
 }

@@ -369,7 +369,8 @@ impl OwnedReadHalf {
 }
 
 /// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]. Dropping it shuts
-/// down the writing side (the peer reads end of stream).
+/// down the writing side (the peer reads end of stream), after the bytes that poll-based
+/// writes (the I/O trait features) accepted are sent.
 pub struct OwnedWriteHalf {
     pub(super) sock: Socket,
 }
@@ -414,8 +415,7 @@ impl OwnedWriteHalf {
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
-        let _ = self.sock.shutdown(Shutdown::Write);
+        self.sock.shutdown_write_when_sent();
     }
 }
 
