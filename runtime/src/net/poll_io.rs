@@ -35,6 +35,13 @@
 //! of a `SEND` whose bytes were already reported is returned by the next `poll_write` or
 //! `poll_flush`. `poll_shutdown` is a flush, then `shutdown(Write)`.
 //!
+//! The other way, a non-blocking `send(2)` first on ring workers (no copy, no completion
+//! to wait for), costs a syscall per write where the ring batches the `SEND`s of a whole
+//! park into one `io_uring_enter`; measured with `ci/http_bench.sh`'s load on the hyper
+//! example (interleaved same-run rounds, a loaded 2-core machine), it did no better, so
+//! the ring `SEND` stays. A dropped `OwnedWriteHalf` shuts its side only after the
+//! accepted bytes are sent (`Socket::shutdown_write_when_sent`).
+//!
 //! # Without a ring
 //!
 //! On the fallback driver and on threads that own no ring, reads and writes are
