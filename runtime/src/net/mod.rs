@@ -29,6 +29,20 @@
 //! Only [`TcpStream::read_exact`], dropped after some bytes reached its buffer, loses
 //! those, as its docs say. A dropped write may have sent some of its bytes.
 //!
+//! # Poll-based I/O (features `tokio-io`, `futures-io`, `hyper`)
+//!
+//! [`TcpStream`], its halves and [`UnixStream`] (and `&` of each) implement
+//! `tokio::io::{AsyncRead, AsyncWrite}`, `futures_io::{AsyncRead, AsyncWrite}` and
+//! `hyper::rt::{Read, Write}`, for tokio-util codecs, hyper and hyper-util's `TokioIo`. A
+//! poll read's `RECV` and the bytes beyond the caller's buffer live in the stream, not in
+//! the caller's future, so a read that is not polled again loses nothing, and owned-buffer
+//! and poll reads mix in order. A poll write copies the bytes, queues a `SEND` and reports
+//! them accepted; `poll_flush` waits for it, and `poll_shutdown` flushes before it shuts
+//! the writing side (the inherent `shutdown` does not wait: flush first). The trade-offs
+//! are in `poll_io.rs`. The inherent owned-buffer methods take precedence over the traits'
+//! extension methods of the same names (`read`, `write_all`): call those through the trait
+//! (`AsyncReadExt::read(&mut stream, &mut buf)`).
+//!
 //! # Errors
 //!
 //! The system's errors, with their kinds: a peer reset is
@@ -37,6 +51,9 @@
 //! `connect` names the address.
 
 mod addr;
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+mod compat;
+mod poll_io;
 mod ring;
 mod socket;
 mod tcp;

@@ -125,7 +125,7 @@ impl TcpListener {
 /// the next read (see the [module docs](super)). A dropped write may have sent part of its
 /// buffer.
 pub struct TcpStream {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl TcpStream {
@@ -327,7 +327,7 @@ impl TcpStream {
 
 /// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
 pub struct OwnedReadHalf {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl OwnedReadHalf {
@@ -369,9 +369,10 @@ impl OwnedReadHalf {
 }
 
 /// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]. Dropping it shuts
-/// down the writing side (the peer reads end of stream).
+/// down the writing side (the peer reads end of stream), after the bytes that poll-based
+/// writes (the I/O trait features) accepted are sent.
 pub struct OwnedWriteHalf {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl OwnedWriteHalf {
@@ -414,8 +415,7 @@ impl OwnedWriteHalf {
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
-        let _ = self.sock.shutdown(Shutdown::Write);
+        self.sock.shutdown_write_when_sent();
     }
 }
 
