@@ -64,7 +64,7 @@ fn udp_datagram_longer_than_the_buffer_is_truncated() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let baddr = b.local_addr().unwrap();
-        let (r, _) = a.send_to((0..100u8).collect(), baddr).await;
+        let (r, _) = a.send_to((0..100u8).collect::<Vec<u8>>(), baddr).await;
         assert_eq!(r.unwrap(), 100);
         let (r, _) = a.send_to(b"next".to_vec(), baddr).await;
         r.unwrap();

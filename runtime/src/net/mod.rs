@@ -41,8 +41,8 @@ mod ring;
 mod socket;
 mod tcp;
 mod udp;
-mod unix;
+pub mod unix;
 
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
