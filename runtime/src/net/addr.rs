@@ -119,15 +119,17 @@ impl SockAddr {
         use std::os::linux::net::SocketAddrExt;
         use std::os::unix::net::SocketAddr as UnixAddr;
 
-        if self.family() != libc::AF_UNIX {
+        let base = mem::offset_of!(libc::sockaddr_un, sun_path);
+        // An unnamed sender (a socketpair's peer) may come back with no address at all.
+        let unnamed = (self.len as usize) <= base;
+        if !unnamed && self.family() != libc::AF_UNIX {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("address family {} is not AF_UNIX", self.family()),
             ));
         }
-        let base = mem::offset_of!(libc::sockaddr_un, sun_path);
         let len = (self.len as usize).saturating_sub(base);
-        if len == 0 {
+        if unnamed {
             // std has no constructor for an unnamed address: take one from the kernel once.
             static UNNAMED: std::sync::OnceLock<io::Result<UnixAddr>> = std::sync::OnceLock::new();
             return match UNNAMED

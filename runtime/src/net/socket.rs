@@ -347,10 +347,19 @@ impl Socket {
 
     /// Sends `buf[start..bytes_init]` (never raising `SIGPIPE`): a ring `SEND` on a thread
     /// with a ring, else readiness and `send(2)`.
-    pub(crate) async fn send<B: IoBuf>(&self, mut buf: B, start: usize) -> BufResult<usize, B> {
+    pub(crate) async fn send<B: IoBuf>(&self, buf: B, start: usize) -> BufResult<usize, B> {
         if start >= buf.bytes_init() {
             return (Ok(0), buf);
         }
+        self.send_from(buf, start).await
+    }
+
+    /// Sends `buf`'s initialised bytes as one datagram (an empty one too).
+    pub(crate) async fn send_dgram<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.send_from(buf, 0).await
+    }
+
+    async fn send_from<B: IoBuf>(&self, mut buf: B, start: usize) -> BufResult<usize, B> {
         loop {
             let op = Send::new(self.fd.clone(), buf, start, libc::MSG_NOSIGNAL);
             let r = match Op::submit(op) {

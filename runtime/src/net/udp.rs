@@ -85,7 +85,7 @@ impl UdpSocket {
     /// to the peer was refused (ICMP port unreachable), `NotConnected` without
     /// [`connect`](UdpSocket::connect).
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        let (r, buf) = self.sock.send(buf, 0).await;
+        let (r, buf) = self.sock.send_dgram(buf).await;
         let r = r.map_err(|e| {
             if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
                 io::Error::new(

@@ -531,7 +531,7 @@ impl UnixDatagram {
     /// [`NotConnected`](io::ErrorKind::NotConnected) without a peer; the system's error
     /// for `send(2)` (`ConnectionRefused` once the peer is gone).
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        let (r, buf) = self.sock.send(buf, 0).await;
+        let (r, buf) = self.sock.send_dgram(buf).await;
         let r = r.map_err(|e| {
             if e.raw_os_error() == Some(libc::ENOTCONN) {
                 io::Error::new(
