@@ -436,7 +436,7 @@ impl Drop for OwnedWriteHalf {
 ///
 /// weft_runtime::Runtime::new()?.block_on(async {
 ///     let (a, b) = UnixDatagram::pair()?;
-///     let (r, _) = a.send(b"one").await;
+///     let (r, _) = a.send(&b"one"[..]).await;
 ///     r?;
 ///     let (r, buf) = b.recv(Vec::with_capacity(16)).await;
 ///     assert_eq!((r?, &buf[..]), (3, &b"one"[..]));
