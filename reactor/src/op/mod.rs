@@ -1,7 +1,8 @@
 //! One future for every io_uring operation: [`Op<T>`] over an [`Operation`], and one file
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
 //! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
-//! [`symlinkat`]).
+//! [`symlinkat`], and for sockets [`recv`], [`send`](mod@send), [`recvmsg`], [`sendmsg`],
+//! [`accept`], [`connect`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -68,14 +69,20 @@ pub use crate::uring::lifecycle::CqeResult;
 /// The `io_uring` crate, whose `opcode` builders make an [`Operation`]'s entry.
 pub use io_uring;
 
+pub mod accept;
 pub mod close;
+pub mod connect;
 pub mod fsync;
 pub mod linkat;
 pub mod mkdirat;
 pub mod open;
 pub mod poll_add;
 pub mod read;
+pub mod recv;
+pub mod recvmsg;
 pub mod renameat;
+pub mod send;
+pub mod sendmsg;
 pub mod statx;
 pub mod symlinkat;
 pub mod unlinkat;

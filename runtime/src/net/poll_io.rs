@@ -67,7 +67,24 @@ use std::task::{ready, Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::ring::{RecvFuture, SendFuture, Stash};
+use weft_reactor::op::recv::Recv;
+use weft_reactor::op::send::Send as SendOp;
+use weft_reactor::op::Op;
+
+use super::ring::{Budgeted, Stash, StashHook, Stashed};
+
+/// A poll read's `RECV`: into the state's buffer, its bytes to the stash if abandoned.
+type RecvFuture = Stashed<Recv<Arc<OwnedFd>, Vec<u8>, StashHook>>;
+/// A poll write's `SEND`, from the state's buffer.
+type SendFuture = Budgeted<SendOp<Arc<OwnedFd>, Vec<u8>>>;
+
+/// Submits a `SEND` of `buf[start..]` on the calling thread's ring; `Err` with the buffer
+/// back if the thread owns none.
+fn submit_send(fd: &Arc<OwnedFd>, buf: Vec<u8>, start: usize) -> Result<SendFuture, Vec<u8>> {
+    Op::submit(SendOp::new(fd.clone(), buf, start, libc::MSG_NOSIGNAL))
+        .map(Budgeted)
+        .map_err(|op| op.into_parts().1)
+}
 use super::socket::Socket;
 
 /// The smallest `RECV` a poll read submits, whatever the caller's buffer (a caller that
@@ -189,10 +206,17 @@ impl PollState {
             st.buf.clear();
             st.pos = 0;
             st.buf.reserve(want);
-            if stash.take(&mut st.buf, false).is_some() {
+            if stash.take(&mut st.buf, 0, false).is_some() {
                 continue;
             }
-            match RecvFuture::submit(fd.clone(), mem::take(&mut st.buf), 0, stash.clone()) {
+            let op = Recv::with_hook(
+                fd.clone(),
+                mem::take(&mut st.buf),
+                0,
+                0,
+                StashHook(stash.clone()),
+            );
+            match Stashed::submit(op, stash).map_err(|op| op.into_parts().1) {
                 // Polled at the top of the loop, which registers the waker.
                 Ok(recv) => st.recv = Some(recv),
                 Err(buf) => {
@@ -272,7 +296,7 @@ impl PollState {
                 }
             }
             let n = st.buf.len();
-            match SendFuture::submit(fd.clone(), mem::take(&mut st.buf), 0) {
+            match submit_send(fd, mem::take(&mut st.buf), 0) {
                 Ok(send) => st.send = Some(send),
                 // The ring refused the entry: `drive` sends it by syscall at the next call.
                 Err(buf) => st.buf = buf,
@@ -340,7 +364,7 @@ impl WriteState {
                 return Poll::Ready(Ok(()));
             }
             let start = self.sent;
-            match SendFuture::submit(fd.clone(), mem::take(&mut self.buf), start) {
+            match submit_send(fd, mem::take(&mut self.buf), start) {
                 Ok(send) => self.send = Some(send),
                 Err(buf) => {
                     self.buf = buf;
