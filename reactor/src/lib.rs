@@ -2,7 +2,8 @@
 //!
 //! This crate owns everything a worker thread blocks on: the park/unpark surface
 //! ([`driver`]), the timer wheel ([`time`]), the io_uring ring ([`uring`]) and the op layer
-//! over it ([`op`]: one op future, one file per opcode). It knows nothing of the scheduler:
+//! over it ([`op`]: one op future, one file per opcode), and the fallback's epoll driver
+//! with its readiness waits ([`epoll`]). It knows nothing of the scheduler:
 //! only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle, [`std::task::Waker`],
 //! completion callbacks and [`op::Op`] futures cross the line to `weft-runtime`.
 //!
@@ -28,6 +29,7 @@
 
 pub mod buf;
 pub mod driver;
+pub mod epoll;
 mod loom;
 pub mod op;
 pub mod time;
