@@ -55,6 +55,7 @@ pub use weft_reactor::buf;
 pub mod callback;
 mod context;
 mod coop;
+mod driver;
 mod fork;
 pub mod fs;
 mod io;

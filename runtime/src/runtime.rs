@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
-use weft_reactor::{Driver, TimeDriver};
+use weft_reactor::Driver;
 
 use crate::io::IoUring;
 
@@ -225,13 +225,12 @@ impl Builder {
     pub fn build(&mut self) -> io::Result<Runtime> {
         let n = self.resolve_workers()?;
         let mode = self.io_uring.resolve()?;
-        let drivers = crate::io::worker_drivers(n, mode)?;
-        let io_uring = drivers.iter().any(|d| d.ring().is_some());
+        let drivers = crate::driver::worker_drivers(n, mode)?;
+        let io_uring = drivers.iter().any(|d| d.inner().ring().is_some());
         let mut locals = Vec::with_capacity(n);
         let mut remotes = Vec::with_capacity(n);
         for (index, driver) in drivers.into_iter().enumerate() {
             let local = worker::new_local();
-            let driver = TimeDriver::new(driver);
             remotes.push(Remote {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),

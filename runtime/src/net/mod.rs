@@ -15,7 +15,8 @@
 //! datagrams, and every operation on the fallback driver or a thread without a ring —
 //! uses non-blocking sockets: the syscall at once, and on `EAGAIN` a wait for readiness
 //! (the one [`process`](crate::process) pipes use: a one-shot `POLL_ADD` on the polling
-//! thread's ring, or the process-wide readiness thread, `poller.rs`), then the syscall
+//! thread's ring, a one-shot registration on the polling fallback worker's epoll, or the
+//! process-wide readiness thread on a `block_on` thread, `poller.rs`), then the syscall
 //! again. A socket may move between threads and runtimes of either kind.
 //!
 //! # Cancellation, and no received byte is lost

@@ -19,7 +19,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use weft_reactor::{TimerHandle, Unpark};
 
-use crate::io::IoUnparker;
+use crate::driver::IoUnparker;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;

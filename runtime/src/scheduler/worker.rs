@@ -108,9 +108,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
-use weft_reactor::{Driver, TimeDriver};
+use weft_reactor::Driver;
 
-use crate::io::IoDriver;
+use crate::driver::WorkerDriver;
 
 use super::queue::push_local;
 use super::Shared;
@@ -134,9 +134,6 @@ pub(crate) struct Core {
     /// timers, completions) can schedule onto this core.
     driver: Option<WorkerDriver>,
 }
-
-/// What a worker parks on: its timing wheel around its I/O driver (its ring, or a parker).
-pub(crate) type WorkerDriver = TimeDriver<IoDriver>;
 
 impl Core {
     pub(crate) fn new(index: usize, local: Worker<Notified>, driver: WorkerDriver) -> Box<Core> {
@@ -257,9 +254,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     WORKER.with(|w| w.set(&cx));
     let reset = Reset;
     let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
-    let ring = crate::io::set_thread_ring(cx.core.borrow().driver().inner().ring());
     cx.run();
-    drop(ring);
     drop(timer);
     drop(reset);
     cx.exit();
