@@ -50,6 +50,16 @@
 //! by `MOD` (`ENOENT`) and added. A stale event (a duplicate of a closed descriptor still
 //! armed) wakes the waiters of the same number spuriously, which readiness loops tolerate:
 //! they retry their syscall and wait again.
+//!
+//! # Take-over of a stalled epoll
+//!
+//! Events wait in the kernel until the owner dispatches them, at its park or maintenance
+//! pass; a task that computes without yielding stops both. So, as for a ring, another
+//! thread may call [`EpollHandle::reap_stalled`]: if the owner is awake, has waits
+//! registered and has not dispatched for [`STALL`], it takes the ready events with a
+//! zero-timeout wait (an epoll may be waited on by several threads; a one-shot event goes
+//! to one of them) and wakes their waiters on its own thread. It never drains the
+//! eventfd: level-triggered, its event stays for the owner, which may be about to park.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -57,14 +67,15 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::driver::{Driver, Unpark};
+pub use crate::uring::STALL;
 
 const AWAKE: usize = 0;
 const PARKED: usize = 1;
@@ -108,6 +119,12 @@ impl Handshake {
         r
     }
 
+    /// Whether the owner is waiting in the kernel.
+    pub(crate) fn is_parked(&self) -> bool {
+        use crate::loom::sync::Ordering;
+        self.state.load(Ordering::SeqCst) == PARKED
+    }
+
     /// Leaves a token and calls `signal` (which writes the eventfd) if the owner is parked.
     pub(crate) fn unpark(&self, signal: impl FnOnce()) {
         use crate::loom::sync::Ordering;
@@ -143,6 +160,11 @@ struct Shared {
     table: Mutex<HashMap<RawFd, FdEntry>>,
     /// Registered waits, so that a zero-timeout park with none makes no syscall.
     waiting: AtomicUsize,
+    /// Waits registered so far (a count that only grows), for the scheduler's watch.
+    registered: AtomicU64,
+    /// Milliseconds after `born` of the owner's last dispatch.
+    last_dispatch: AtomicU64,
+    born: Instant,
 }
 
 /// A [`Driver`] that parks in `epoll_pwait2` and serves readiness waits (see the module docs).
@@ -162,6 +184,9 @@ struct Shared {
 pub struct Epoll {
     shared: Arc<Shared>,
     events: Vec<libc::epoll_event>,
+    /// Kept between parks so that a dispatch allocates nothing.
+    wake: Vec<Waker>,
+    closing: Vec<Arc<OwnedFd>>,
 }
 
 /// The [`Unpark`] handle of an [`Epoll`]. Cheap to clone.
@@ -237,8 +262,13 @@ impl Epoll {
                 handshake: Handshake::new(),
                 table: Mutex::new(HashMap::new()),
                 waiting: AtomicUsize::new(0),
+                registered: AtomicU64::new(0),
+                last_dispatch: AtomicU64::new(0),
+                born: Instant::now(),
             }),
             events: Vec::with_capacity(256),
+            wake: Vec::new(),
+            closing: Vec::new(),
         })
     }
 
@@ -259,6 +289,7 @@ impl Epoll {
     /// Waits in the kernel for up to `timeout` (`None`: no limit) and dispatches what it
     /// returns; `true` if the eventfd was among the events.
     fn wait(&mut self, timeout: Option<Duration>) -> bool {
+        self.shared.mark_dispatch();
         self.events.clear();
         let cap = self.events.capacity() as libc::c_int;
         let n = epoll_wait(self.shared.epfd.as_raw_fd(), &mut self.events, cap, timeout);
@@ -268,7 +299,8 @@ impl Epoll {
         }
         // SAFETY: the kernel initialised the first `n <= capacity` entries.
         unsafe { self.events.set_len(n as usize) };
-        self.shared.dispatch(&self.events)
+        self.shared
+            .dispatch(&self.events, &mut self.wake, &mut self.closing, true)
     }
 }
 
@@ -324,10 +356,18 @@ fn epoll_wait(
 impl Shared {
     /// Wakes the waiters the events report and re-arms for those left; `true` if the
     /// eventfd was among them (then drained).
-    fn dispatch(&self, events: &[libc::epoll_event]) -> bool {
+    ///
+    /// Only the owner drains the eventfd (`drain_wakeup`): another thread that took the
+    /// eventfd's event (a take-over) leaves it readable, since the owner may be about to
+    /// wait for it.
+    fn dispatch(
+        &self,
+        events: &[libc::epoll_event],
+        wake: &mut Vec<Waker>,
+        closing: &mut Vec<Arc<OwnedFd>>,
+        drain_wakeup: bool,
+    ) -> bool {
         let mut woke_up = false;
-        let mut wake: Vec<Waker> = Vec::new();
-        let mut closing: Vec<Arc<OwnedFd>> = Vec::new();
         {
             let mut table = self.table.lock();
             for ev in events {
@@ -372,16 +412,21 @@ impl Shared {
             }
         }
         // Descriptors are closed and tasks woken outside the table's lock.
-        drop(closing);
-        for w in wake {
+        closing.clear();
+        for w in wake.drain(..) {
             crate::wake::wake(w);
         }
-        if woke_up {
+        if woke_up && drain_wakeup {
             let mut buf = 0u64;
             // SAFETY: reads at most 8 bytes into a live u64 (non-blocking eventfd).
             unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut buf as *mut u64).cast(), 8) };
         }
         woke_up
+    }
+
+    fn mark_dispatch(&self) {
+        let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_dispatch.store(ms, Relaxed);
     }
 
     /// Arms `fd` for `events` (one-shot), adding it to the epoll if it is not there.
@@ -439,7 +484,52 @@ impl EpollHandle {
         }
         entry.waiters.push(waiter.clone());
         self.shared.waiting.fetch_add(1, Relaxed);
+        self.shared.registered.fetch_add(1, Relaxed);
         Ok(())
+    }
+
+    /// Waits registered on this epoll so far (a count that only grows).
+    pub fn registered(&self) -> u64 {
+        self.shared.registered.load(Relaxed)
+    }
+
+    /// When another thread should next look at this epoll in case its owner stalls: the
+    /// owner's last dispatch plus [`STALL`]; `None` with no wait registered, or while the
+    /// owner waits in the kernel (it dispatches what becomes ready). Read without a lock.
+    pub fn takeover_deadline(&self) -> Option<Instant> {
+        let shared = &*self.shared;
+        if shared.waiting.load(Relaxed) == 0 || shared.handshake.is_parked() {
+            return None;
+        }
+        let last = Duration::from_millis(shared.last_dispatch.load(Relaxed));
+        Some(shared.born + last + STALL)
+    }
+
+    /// Dispatches this epoll's ready events on the calling thread if its owner is stalled:
+    /// awake (not waiting in the kernel), with waits registered, and without a dispatch
+    /// for [`STALL`]. Wakes run on the calling thread. The eventfd is left to the owner.
+    /// Returns how many events it took (the eventfd's included).
+    pub fn reap_stalled(&self) -> usize {
+        let shared = &*self.shared;
+        match self.takeover_deadline() {
+            Some(at) if at <= Instant::now() => {}
+            _ => return 0,
+        }
+        let mut events = Vec::with_capacity(64);
+        let n = epoll_wait(
+            shared.epfd.as_raw_fd(),
+            &mut events,
+            64,
+            Some(Duration::ZERO),
+        );
+        if n <= 0 {
+            return 0;
+        }
+        // SAFETY: the kernel initialised the first `n <= 64` entries.
+        unsafe { events.set_len(n as usize) };
+        let (mut wake, mut closing) = (Vec::new(), Vec::new());
+        shared.dispatch(&events, &mut wake, &mut closing, false);
+        n as usize
     }
 
     /// Removes `waiter` (a dropped wait), if it is still registered.

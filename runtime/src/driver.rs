@@ -23,7 +23,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
-use weft_reactor::epoll::{Epoll, EpollUnparker};
+use weft_reactor::epoll::{Epoll, EpollHandle, EpollUnparker};
 use weft_reactor::uring::{Uring, UringHandle, UringUnparker};
 use weft_reactor::{Driver, TimeDriver, Unpark};
 
@@ -81,6 +81,14 @@ impl IoDriver {
         match self {
             IoDriver::Uring(d) => Some(d.handle()),
             IoDriver::Epoll(_) => None,
+        }
+    }
+
+    /// The epoll, if this driver is one.
+    pub(crate) fn epoll(&self) -> Option<EpollHandle> {
+        match self {
+            IoDriver::Uring(_) => None,
+            IoDriver::Epoll(d) => Some(d.handle()),
         }
     }
 

@@ -236,6 +236,7 @@ impl Builder {
                 unpark: driver.unparker(),
                 timer: driver.remote_handle(),
                 ring: driver.inner().ring(),
+                epoll: driver.inner().epoll(),
                 counters: CachePadded::new(WorkerCounters::default()),
             });
             locals.push(Core::new(index, local, driver));

@@ -39,6 +39,9 @@
 //!   fires its due timers; their tasks land in its own queue, where it runs them next. It
 //!   also reaps the posted completions of every other ring whose owner is awake with ops in
 //!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
+//!   On the fallback the same holds for every other worker's epoll with waits registered
+//!   and no dispatch for 2 ms (`EpollHandle::reap_stalled`): an epoll counts as a ring
+//!   below, a registered wait as an op in flight.
 //! - A parking worker bounds its park by the earliest *take-over deadline* of the other
 //!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
 //!   ms) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
@@ -188,7 +191,8 @@ pub(crate) struct WorkerCx {
     /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
     /// none), so that a poll that changes it is noticed ("Stalled workers").
     seen_earliest: Cell<u64>,
-    /// This worker's ring's submission count as last seen after a poll.
+    /// This worker's ring's submission count (or its epoll's registration count) as last
+    /// seen after a poll.
     seen_submitted: Cell<u64>,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
@@ -382,13 +386,23 @@ impl WorkerCx {
                 self.ensure_watcher(|| ring.takeover_deadline());
             }
         }
+        if let Some(epoll) = &me.epoll {
+            let registered = epoll.registered();
+            if self.seen_submitted.replace(registered) != registered {
+                self.ensure_watcher(|| epoll.takeover_deadline());
+            }
+        }
     }
 
     /// After this worker's own park: what it left in flight when it parked is watched by
     /// nobody (a parked owner's ring needs no watcher).
     fn watch_own_ring(&self) {
-        if let Some(ring) = &self.shared.remotes[self.index].ring {
+        let me = &self.shared.remotes[self.index];
+        if let Some(ring) = &me.ring {
             self.ensure_watcher(|| ring.takeover_deadline());
+        }
+        if let Some(epoll) = &me.epoll {
+            self.ensure_watcher(|| epoll.takeover_deadline());
         }
     }
 
@@ -419,6 +433,7 @@ impl WorkerCx {
             if i != self.index {
                 fired |= r.timer.take_over() > 0;
                 fired |= r.ring.as_ref().is_some_and(|h| h.reap_stalled() > 0);
+                fired |= r.epoll.as_ref().is_some_and(|h| h.reap_stalled() > 0);
             }
         }
         fired
@@ -431,7 +446,8 @@ impl WorkerCx {
             .filter(|(i, _)| *i != self.index)
             .flat_map(|(_, r)| {
                 let ring = r.ring.as_ref().and_then(|h| h.takeover_deadline());
-                [r.timer.takeover_deadline(), ring]
+                let epoll = r.epoll.as_ref().and_then(|h| h.takeover_deadline());
+                [r.timer.takeover_deadline(), ring, epoll]
             })
             .flatten()
             .min()
