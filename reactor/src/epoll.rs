@@ -289,10 +289,10 @@ impl Epoll {
     /// Waits in the kernel for up to `timeout` (`None`: no limit) and dispatches what it
     /// returns; `true` if the eventfd was among the events.
     fn wait(&mut self, timeout: Option<Duration>) -> bool {
-        self.shared.mark_dispatch();
         self.events.clear();
         let cap = self.events.capacity() as libc::c_int;
         let n = epoll_wait(self.shared.epfd.as_raw_fd(), &mut self.events, cap, timeout);
+        self.shared.mark_dispatch();
         if n <= 0 {
             // A timeout, or EINTR (a signal on this thread): the caller re-checks.
             return false;
@@ -562,6 +562,10 @@ impl Driver for Epoll {
             self.shared.handshake.consume();
             if self.shared.waiting.load(Relaxed) > 0 {
                 self.wait(Some(Duration::ZERO));
+            } else {
+                // Nothing to dispatch, but the pass counts: a wait registered next is not
+                // taken over before its own `STALL` has passed.
+                self.shared.mark_dispatch();
             }
             return Ok(());
         }
