@@ -160,7 +160,8 @@ struct Shared {
     table: Mutex<HashMap<RawFd, FdEntry>>,
     /// Registered waits, so that a zero-timeout park with none makes no syscall.
     waiting: AtomicUsize,
-    /// Waits registered so far (a count that only grows), for the scheduler's watch.
+    /// How many times the epoll went from no wait registered to one (a count that only
+    /// grows), for the scheduler's watch.
     registered: AtomicU64,
     /// Milliseconds after `born` of the owner's last dispatch.
     last_dispatch: AtomicU64,
@@ -483,12 +484,18 @@ impl EpollHandle {
             }
         }
         entry.waiters.push(waiter.clone());
-        self.shared.waiting.fetch_add(1, Relaxed);
-        self.shared.registered.fetch_add(1, Relaxed);
+        if self.shared.waiting.fetch_add(1, Relaxed) == 0 {
+            self.shared.registered.fetch_add(1, Relaxed);
+        }
         Ok(())
     }
 
-    /// Waits registered on this epoll so far (a count that only grows).
+    /// How many times this epoll went from no wait registered to one (a count that only
+    /// grows): when it moves, a take-over deadline has begun that nobody may be watching.
+    /// While waits stay registered, a watcher re-arms itself from [`takeover_deadline`]
+    /// at each of its parks.
+    ///
+    /// [`takeover_deadline`]: EpollHandle::takeover_deadline
     pub fn registered(&self) -> u64 {
         self.shared.registered.load(Relaxed)
     }

@@ -191,8 +191,8 @@ pub(crate) struct WorkerCx {
     /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
     /// none), so that a poll that changes it is noticed ("Stalled workers").
     seen_earliest: Cell<u64>,
-    /// This worker's ring's submission count (or its epoll's registration count) as last
-    /// seen after a poll.
+    /// This worker's ring's submission count (or its epoll's count of first waits) as
+    /// last seen after a poll.
     seen_submitted: Cell<u64>,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
