@@ -14,8 +14,8 @@
 //!   once per function, outside the timing, on its first call; every echoed message is
 //!   checked. Functions:
 //!   - `weft`: `weft::net::TcpStream` on an io_uring runtime (`UringMode::Auto`).
-//!   - `weft_fallback`: the same on `UringMode::Disabled` (readiness through the poller
-//!     thread): what users without io_uring get.
+//!   - `weft_fallback`: the same on `UringMode::Disabled` (readiness on each worker's
+//!     epoll): what users without io_uring get.
 //!   - `tokio`: `tokio::net::TcpStream` with `AsyncReadExt`/`AsyncWriteExt` on a
 //!     multi-thread runtime with as many workers; each client stream sits in an
 //!     uncontended `tokio::sync::Mutex` so that the batch tasks can borrow it.

@@ -4,7 +4,7 @@
 //! (or `None`). Any thread holding the matching [`Unpark`] handle may end that wait. The
 //! scheduler sees only these two traits; what "park" means is the driver's business: a
 //! condition variable in [`ThreadParker`], `io_uring_enter` on the worker's ring in the
-//! io_uring driver. So the reactor can change how a worker waits without the scheduler's
+//! io_uring driver, `epoll_pwait2` in the fallback's [`Epoll`](crate::epoll::Epoll). So the reactor can change how a worker waits without the scheduler's
 //! logic changing.
 //!
 //! # The handshake (one [`ThreadParker`])
@@ -73,7 +73,8 @@ struct Inner {
 
 /// A [`Driver`] that parks the thread on a mutex and condition variable.
 ///
-/// The driver of a runtime without I/O, and of the fallback when io_uring is unavailable.
+/// What a thread with no I/O driver of its own parks on (a `block_on` thread); workers
+/// park on their ring or, on the fallback, their [`Epoll`](crate::epoll::Epoll).
 ///
 /// # Examples
 ///

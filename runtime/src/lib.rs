@@ -60,6 +60,7 @@ pub use weft_reactor::op;
 pub mod callback;
 mod context;
 mod coop;
+mod driver;
 mod fork;
 pub mod fs;
 #[cfg(feature = "hyper")]

@@ -1,7 +1,7 @@
 //! The process-wide readiness thread: one thread in `poll(2)`, started on first use, that
-//! serves what has no ring to wait on — the signal pipe for [`signal`](crate::signal)
-//! (on every driver), and on the fallback driver (or a thread without a ring) the pidfds and
-//! pipes of [`process`](crate::process).
+//! serves what no worker's driver waits on — the signal pipe for [`signal`](crate::signal)
+//! (on every driver), orphaned children, and the socket, pipe and pidfd waits of threads
+//! that are not workers (a `block_on` thread owns neither a ring nor an epoll).
 //!
 //! # Protocol
 //!
@@ -23,10 +23,11 @@
 //! one thread for the process's life, not a blocking-pool slot.
 //!
 //! Rejected: a `poll(2)` call on the blocking pool per wait (a child that never exits
-//! would hold a pool thread forever, and a runtime's drop waits for its pool); an epoll
-//! instance per worker (the fallback workers park on a condition variable, and teaching
-//! them epoll is a driver of its own — this thread is the smaller step and serves
-//! `block_on` threads too).
+//! would hold a pool thread forever, and a runtime's drop waits for its pool). Fallback
+//! workers do not come here: each parks on its own epoll (`weft_reactor::epoll`), where
+//! the waits polled on it register, so a wait costs no thread hop. A `block_on` thread
+//! keeps this thread rather than an epoll of its own: what it registered would be served
+//! only while it sits in `block_on`, and a future polled there may move to a task.
 
 use std::collections::HashMap;
 use std::future::Future;

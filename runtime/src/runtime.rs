@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use weft_reactor::{Driver, TimeDriver};
+use weft_reactor::Driver;
 
 use crate::io::UringMode;
 
@@ -222,18 +222,18 @@ impl Builder {
     pub fn build(&mut self) -> io::Result<Runtime> {
         let n = self.resolve_workers()?;
         let mode = self.io_uring.resolve()?;
-        let drivers = crate::io::worker_drivers(n, mode)?;
-        let io_uring = drivers.iter().any(|d| d.ring().is_some());
+        let drivers = crate::driver::worker_drivers(n, mode)?;
+        let io_uring = drivers.iter().any(|d| d.inner().ring().is_some());
         let mut locals = Vec::with_capacity(n);
         let mut remotes = Vec::with_capacity(n);
         for (index, driver) in drivers.into_iter().enumerate() {
             let local = worker::new_local();
-            let driver = TimeDriver::new(driver);
             remotes.push(Remote {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),
                 timer: driver.remote_handle(),
                 ring: driver.inner().ring(),
+                epoll: driver.inner().epoll(),
                 counters: CachePadded::new(WorkerCounters::default()),
             });
             locals.push(Core::new(index, local, driver));

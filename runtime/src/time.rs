@@ -25,8 +25,9 @@
 //! tick has come, and `Sleep` checks the clock itself before it reports completion. The park
 //! is as precise as the kernel: with io_uring it is `io_uring_enter`'s `EXT_ARG` timeout, a
 //! nanosecond timespec served by an hrtimer; on the fallback driver (`WEFT_IO_DRIVER=fallback`)
-//! a condvar wait to an absolute deadline, a futex timeout subject to the thread's timer
-//! slack (50 µs by default on Linux). So `sleep(d)` completes after `d` plus the time the
+//! `epoll_pwait2`'s nanosecond timespec, also an hrtimer (on kernels before 5.11,
+//! `epoll_wait`'s milliseconds, rounded up); both are subject to the thread's timer slack
+//! (50 µs by default on Linux). So `sleep(d)` completes after `d` plus the time the
 //! thread takes to run again — tens of microseconds on an idle machine, as for
 //! `std::thread::sleep` — plus whatever runs on that worker before the woken task. A busy
 //! worker fires its wheel between tasks, on its maintenance cadence, so its timers wait

@@ -248,3 +248,107 @@ fn a_malformed_driver_variable_is_an_input_error() {
         }
     }
 }
+
+/// The threads of this process named `name`.
+fn threads_named(name: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter(|t| {
+            let comm = t.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.trim() == name)
+        })
+        .count()
+}
+
+/// A TCP round trip, a child's pipe and its exit, all awaited in tasks on two fallback
+/// workers: the waits register on the workers' own epolls, so the process-wide poller
+/// thread (which serves `block_on` threads and signals) is never started.
+fn fallback_readiness_round_trip() {
+    let rt = Runtime::builder().worker_threads(2).build().unwrap();
+    assert!(!rt.metrics().io_uring());
+    rt.block_on(async {
+        weft_runtime::spawn(async {
+            let listener = weft_runtime::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = weft_runtime::spawn(async move {
+                let (s, _) = listener.accept().await.unwrap();
+                for _ in 0..100 {
+                    let (r, buf) = s.read(Vec::with_capacity(64)).await;
+                    assert_eq!(r.unwrap(), 5);
+                    s.write_all(buf).await.0.unwrap();
+                }
+            });
+            let c = weft_runtime::net::TcpStream::connect(addr).await.unwrap();
+            for _ in 0..100 {
+                c.write_all(b"hello".to_vec()).await.0.unwrap();
+                let (r, buf) = c.read_exact(Vec::with_capacity(5)).await;
+                r.unwrap();
+                assert_eq!(buf, b"hello");
+            }
+            server.await.unwrap();
+            let out = weft_runtime::process::Command::new("echo")
+                .arg("epoll")
+                .output()
+                .await
+                .unwrap();
+            assert!(out.status.success());
+            assert_eq!(out.stdout, b"epoll\n");
+        })
+        .await
+        .unwrap();
+    });
+    assert_eq!(
+        threads_named("weft-poller"),
+        0,
+        "a fallback worker's readiness wait went to the poller thread"
+    );
+}
+
+#[test]
+fn fallback_workers_wait_for_readiness_on_their_own_epoll() {
+    const NAME: &str = "fallback_workers_wait_for_readiness_on_their_own_epoll";
+    match child_case().as_deref() {
+        None => {
+            let (ok, out, err) = run_child(NAME, "fallback", &[("WEFT_IO_DRIVER", "fallback")]);
+            assert!(ok, "fallback child failed:\n{out}\n{err}");
+        }
+        Some("fallback") => fallback_readiness_round_trip(),
+        Some(other) => panic!("unknown child case {other}"),
+    }
+}
+
+/// A kernel (or seccomp profile) without `epoll_pwait2`: the fallback parks in
+/// `epoll_wait` with its millisecond timeout rounded up, so timers still never fire early
+/// and sockets still work.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn fallback_without_epoll_pwait2_rounds_timeouts_up() {
+    const NAME: &str = "fallback_without_epoll_pwait2_rounds_timeouts_up";
+    match child_case().as_deref() {
+        None => {
+            let (ok, out, err) = run_child(NAME, "denied", &[("WEFT_IO_DRIVER", "fallback")]);
+            assert!(ok, "denied child failed:\n{out}\n{err}");
+        }
+        Some("denied") => {
+            deny_syscall(libc::SYS_epoll_pwait2);
+            let rt = Runtime::builder().worker_threads(2).build().unwrap();
+            rt.block_on(async {
+                weft_runtime::spawn(async {
+                    for us in [300u64, 1_500, 2_200] {
+                        let d = std::time::Duration::from_micros(us);
+                        let start = std::time::Instant::now();
+                        weft_runtime::time::sleep(d).await;
+                        assert!(start.elapsed() >= d, "a {d:?} sleep woke early");
+                    }
+                })
+                .await
+                .unwrap();
+            });
+            drop(rt);
+            fallback_readiness_round_trip();
+        }
+        Some(other) => panic!("unknown child case {other}"),
+    }
+}

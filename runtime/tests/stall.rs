@@ -256,3 +256,72 @@ fn an_idle_runtime_with_a_far_timer_and_a_read_pending_does_not_wake_to_watch() 
     drop(rt);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A socket read waiting on the stalling worker — a readiness wait on its epoll on the
+/// fallback, a `RECV` on its ring otherwise — and awaited by a task on the other worker
+/// completes while the first worker spins: the idle worker takes over its events.
+#[test]
+fn a_socket_wait_on_a_stalled_worker_completes_on_another_worker() {
+    hang_guard();
+    let released = watchdog("stalled socket wait", move || {
+        let rt = rt();
+        for _ in 0..20 {
+            let (a, b) = rt
+                .block_on(async { weft_runtime::net::UnixStream::pair() })
+                .unwrap();
+            let slot: Arc<Mutex<Option<Read>>> = Arc::new(Mutex::new(None));
+            let done = Arc::new(AtomicBool::new(false));
+            let staller = {
+                let (slot, done) = (slot.clone(), done.clone());
+                rt.spawn(async move {
+                    let here = std::thread::current().id();
+                    let mut read: Read =
+                        Box::pin(async move { a.read(Vec::with_capacity(4)).await });
+                    {
+                        let mut cx = Context::from_waker(Waker::noop());
+                        assert!(read.as_mut().poll(&mut cx).is_pending());
+                    }
+                    // Yield past a maintenance pass (a ring hands the read to the kernel).
+                    for _ in 0..64 {
+                        weft_runtime::task::yield_now().await;
+                    }
+                    if std::thread::current().id() != here {
+                        return None;
+                    }
+                    *slot.lock().unwrap() = Some(read);
+                    Some(spin_until(&done))
+                })
+            };
+            let mut stolen = false;
+            wait_until("the read is handed over", || {
+                stolen = staller.is_finished();
+                stolen || slot.lock().unwrap().is_some()
+            });
+            if stolen {
+                assert_eq!(rt.block_on(staller).unwrap(), None);
+                continue;
+            }
+            let read = slot.lock().unwrap().take().unwrap();
+            let reader = {
+                let done = done.clone();
+                rt.spawn(async move {
+                    let (res, buf) = read.await;
+                    assert_eq!(res.unwrap(), 4);
+                    assert_eq!(&buf, b"ping");
+                    done.store(true, SeqCst);
+                })
+            };
+            std::thread::sleep(Duration::from_millis(20));
+            rt.block_on(async move { b.write_all(b"ping".to_vec()).await.0 })
+                .unwrap();
+            let released = rt.block_on(staller).unwrap();
+            rt.block_on(reader).unwrap();
+            return released.unwrap();
+        }
+        panic!("the stalling task was stolen every time");
+    });
+    assert!(
+        released,
+        "the read's readiness stayed on the stalled worker"
+    );
+}

@@ -26,7 +26,7 @@
 //!    `AWAKE` and reap.
 //!
 //! `Unpark` swaps in `NOTIFIED` and writes the eventfd only if the owner was `PARKED`: a busy
-//! owner costs its wakers no syscall. The handshake is `handshake.rs`, model-checked there
+//! owner costs its wakers no syscall. The handshake is `../handshake.rs`, model-checked there
 //! with loom against an abstract eventfd.
 //!
 //! # Reaping a stalled ring
@@ -60,7 +60,6 @@
 //! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
 //! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
-mod handshake;
 #[cfg(test)]
 mod kernel_tests;
 pub mod lifecycle;
@@ -77,7 +76,7 @@ use io_uring::{opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 
 use crate::driver::{Driver, Unpark};
-use handshake::Handshake;
+use crate::handshake::Handshake;
 use lifecycle::{CqeResult, Lifecycle, OnAbandon, Ops, Reaped, RESERVED};
 
 const EVENTFD: u64 = RESERVED | 1;

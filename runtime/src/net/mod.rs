@@ -20,7 +20,8 @@
 //! Datagrams, and every operation on the fallback driver or a thread without a ring (a
 //! `block_on` thread), use non-blocking sockets: the syscall at once, and on `EAGAIN` a
 //! wait for readiness (the one [`process`](crate::process) pipes use: a one-shot
-//! `POLL_ADD` on the polling thread's ring, or the process-wide readiness thread,
+//! `POLL_ADD` on the polling thread's ring, a one-shot registration on the polling
+//! fallback worker's epoll, or the process-wide readiness thread on a `block_on` thread,
 //! `poller.rs`), then the syscall again. A socket may move between threads and runtimes of
 //! either kind.
 //!
@@ -46,8 +47,9 @@
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
 //! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
 //! a multishot accept (the op table keeps one completion per slot: it needs a slot that
-//! lives across completions). The fallback's extra cost is the poller thread: an `epoll`
-//! parker on each worker removes the pipe wake-up and the second thread hop.
+//! lives across completions). The fallback's figure was measured with readiness on the
+//! process-wide poller thread; fallback workers now wait on their own epoll, which removes
+//! the pipe wake-up and the second thread hop.
 //!
 //! # Cancellation, and no received byte is lost
 //!

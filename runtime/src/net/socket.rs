@@ -119,7 +119,8 @@ impl Socket {
     }
 
     /// Waits until the socket reports one of `events`: a `POLL_ADD` on the ring of the
-    /// thread polling now, or the process's readiness thread (see `process/ring.rs`).
+    /// thread polling now, its epoll on a fallback worker, or the process's readiness
+    /// thread (see `process/ring.rs`).
     pub(crate) async fn ready(&self, events: i16) -> io::Result<()> {
         crate::process::ring::ready(&self.fd, events).await
     }

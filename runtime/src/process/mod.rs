@@ -11,11 +11,12 @@
 //!    exit through the pidfd — on a ring worker with `IORING_OP_WAITID` (`WEXITED |
 //!    WNOWAIT`: the kernel reports the exit and leaves the reaping to us; Linux 6.7+) or,
 //!    on older kernels, an `IORING_OP_POLL_ADD` (the kernel makes a pidfd readable at
-//!    exit); on the fallback driver or a `block_on` thread, through the process's
-//!    readiness thread (`poller.rs`) — then reaps.
+//!    exit); on a fallback worker, through its epoll; on a `block_on` thread, through
+//!    the process's readiness thread (`poller.rs`) — then reaps.
 //! 3. Piped stdin, stdout and stderr ([`ChildStdin`], [`ChildStdout`], [`ChildStderr`])
 //!    are non-blocking pipe ends that wait for readiness (`POLL_ADD` on a ring worker's
-//!    ring, the readiness thread elsewhere); their reads and writes take and give back
+//!    ring, a fallback worker's epoll, the readiness thread elsewhere); their reads and
+//!    writes take and give back
 //!    owned buffers, like [`fs::File`](crate::fs::File).
 //! 4. A [`Child`] dropped before it was reaped (killed first if
 //!    [`kill_on_drop`](Command::kill_on_drop) was set) is handed to the readiness thread,

@@ -6,6 +6,9 @@
 //! - [`PollAdd`]: a one-shot `IORING_OP_POLL_ADD`: a pipe becoming readable or writable,
 //!   and a pidfd becoming readable (the child exited) on kernels without `WAITID`.
 //!
+//! A fallback worker (no ring) waits for the same readiness with a one-shot registration
+//! on its own epoll (`weft_reactor::epoll`); a thread with neither, on the poller thread.
+//!
 //! A kernel that rejects `WAITID` (`EINVAL`, an opcode it does not know) switches the
 //! process to `POLL_ADD` for good; `WEFT_PIDFD_WAIT=poll` does so from the start, so the
 //! tests can cover both paths.
@@ -20,7 +23,7 @@ use std::task::{Context, Poll};
 
 use weft_reactor::op::poll_add::PollAdd;
 use weft_reactor::op::waitid::WaitId;
-use weft_reactor::op::{Op, Operation};
+use weft_reactor::op::Op;
 
 /// A descriptor kept open by the op that names it (shared with the pipe or child).
 struct SharedFd(Arc<OwnedFd>);
@@ -31,13 +34,13 @@ impl std::os::fd::AsRawFd for SharedFd {
     }
 }
 
-/// An [`Op`] with the runtime's cooperative budget.
-struct Budgeted<T: Operation>(Op<T>);
+/// A wait (an [`Op`], an epoll readiness wait) with the runtime's cooperative budget.
+struct Budgeted<F>(F);
 
-impl<T: Operation> Future for Budgeted<T> {
-    type Output = T::Output;
+impl<F: Future + Unpin> Future for Budgeted<F> {
+    type Output = F::Output;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
         let out = std::task::ready!(Pin::new(&mut self.0).poll(cx));
         coop.made_progress();
@@ -53,7 +56,7 @@ fn waitid_enabled() -> &'static AtomicBool {
 
 /// Waits until the child behind `pidfd` has exited (not reaping it): `WAITID`, or
 /// `POLL_ADD` on kernels without it, on the calling thread's ring if it owns one (a ring
-/// worker); the readiness thread elsewhere.
+/// worker); readiness elsewhere (see [`ready`]).
 pub(super) async fn exited(pidfd: &Arc<OwnedFd>) -> io::Result<()> {
     let on = waitid_enabled();
     if on.load(Relaxed) {
@@ -67,11 +70,15 @@ pub(super) async fn exited(pidfd: &Arc<OwnedFd>) -> io::Result<()> {
     ready(pidfd, libc::POLLIN).await
 }
 
-/// Waits until `fd` reports one of `events`: on the calling thread's ring if it owns one
-/// (a ring worker), else through the process's readiness thread (`poller.rs`).
+/// Waits until `fd` reports one of `events`: a `POLL_ADD` on the calling thread's ring if
+/// it owns one (a ring worker), a one-shot registration on its epoll if it owns one (a
+/// fallback worker), else through the process's readiness thread (`poller.rs`).
 pub(crate) async fn ready(fd: &Arc<OwnedFd>, events: i16) -> io::Result<()> {
     match Op::submit(PollAdd::new(SharedFd(fd.clone()), events)) {
         Ok(op) => Budgeted(op).await.map(drop),
-        Err(_) => crate::poller::ready(fd.clone(), events).await,
+        Err(_) => match weft_reactor::epoll::current() {
+            Some(epoll) => Budgeted(weft_reactor::epoll::ready(epoll, fd.clone(), events)).await,
+            None => crate::poller::ready(fd.clone(), events).await,
+        },
     }
 }

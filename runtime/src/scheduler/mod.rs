@@ -19,7 +19,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use weft_reactor::{TimerHandle, Unpark};
 
-use crate::io::IoUnparker;
+use crate::driver::IoUnparker;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
@@ -49,6 +49,8 @@ pub(crate) struct Remote {
     pub(crate) timer: TimerHandle,
     /// The worker's ring, if it has one (for metrics).
     pub(crate) ring: Option<weft_reactor::uring::UringHandle>,
+    /// The worker's epoll, on the fallback (for the take-over of a stalled worker's events).
+    pub(crate) epoll: Option<weft_reactor::epoll::EpollHandle>,
     pub(crate) counters: CachePadded<WorkerCounters>,
 }
 

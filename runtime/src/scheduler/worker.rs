@@ -39,6 +39,9 @@
 //!   fires its due timers; their tasks land in its own queue, where it runs them next. It
 //!   also reaps the posted completions of every other ring whose owner is awake with ops in
 //!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
+//!   On the fallback the same holds for every other worker's epoll with waits registered
+//!   and no dispatch for 2 ms (`EpollHandle::reap_stalled`): an epoll counts as a ring
+//!   below, a registered wait as an op in flight.
 //! - A parking worker bounds its park by the earliest *take-over deadline* of the other
 //!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
 //!   ms) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
@@ -108,9 +111,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
-use weft_reactor::{Driver, TimeDriver};
+use weft_reactor::Driver;
 
-use crate::io::IoDriver;
+use crate::driver::WorkerDriver;
 
 use super::queue::push_local;
 use super::Shared;
@@ -134,9 +137,6 @@ pub(crate) struct Core {
     /// timers, completions) can schedule onto this core.
     driver: Option<WorkerDriver>,
 }
-
-/// What a worker parks on: its timing wheel around its I/O driver (its ring, or a parker).
-pub(crate) type WorkerDriver = TimeDriver<IoDriver>;
 
 impl Core {
     pub(crate) fn new(index: usize, local: Worker<Notified>, driver: WorkerDriver) -> Box<Core> {
@@ -191,7 +191,8 @@ pub(crate) struct WorkerCx {
     /// This worker's wheel's earliest deadline as last seen after a poll (`u64::MAX`:
     /// none), so that a poll that changes it is noticed ("Stalled workers").
     seen_earliest: Cell<u64>,
-    /// This worker's ring's submission count as last seen after a poll.
+    /// This worker's ring's submission count (or its epoll's count of first waits) as
+    /// last seen after a poll.
     seen_submitted: Cell<u64>,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
@@ -257,9 +258,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     WORKER.with(|w| w.set(&cx));
     let reset = Reset;
     let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
-    let ring = crate::io::set_thread_ring(cx.core.borrow().driver().inner().ring());
     cx.run();
-    drop(ring);
     drop(timer);
     drop(reset);
     cx.exit();
@@ -387,13 +386,23 @@ impl WorkerCx {
                 self.ensure_watcher(|| ring.takeover_deadline());
             }
         }
+        if let Some(epoll) = &me.epoll {
+            let registered = epoll.registered();
+            if self.seen_submitted.replace(registered) != registered {
+                self.ensure_watcher(|| epoll.takeover_deadline());
+            }
+        }
     }
 
     /// After this worker's own park: what it left in flight when it parked is watched by
     /// nobody (a parked owner's ring needs no watcher).
     fn watch_own_ring(&self) {
-        if let Some(ring) = &self.shared.remotes[self.index].ring {
+        let me = &self.shared.remotes[self.index];
+        if let Some(ring) = &me.ring {
             self.ensure_watcher(|| ring.takeover_deadline());
+        }
+        if let Some(epoll) = &me.epoll {
+            self.ensure_watcher(|| epoll.takeover_deadline());
         }
     }
 
@@ -424,6 +433,7 @@ impl WorkerCx {
             if i != self.index {
                 fired |= r.timer.take_over() > 0;
                 fired |= r.ring.as_ref().is_some_and(|h| h.reap_stalled() > 0);
+                fired |= r.epoll.as_ref().is_some_and(|h| h.reap_stalled() > 0);
             }
         }
         fired
@@ -436,7 +446,8 @@ impl WorkerCx {
             .filter(|(i, _)| *i != self.index)
             .flat_map(|(_, r)| {
                 let ring = r.ring.as_ref().and_then(|h| h.takeover_deadline());
-                [r.timer.takeover_deadline(), ring]
+                let epoll = r.epoll.as_ref().and_then(|h| h.takeover_deadline());
+                [r.timer.takeover_deadline(), ring, epoll]
             })
             .flatten()
             .min()

@@ -1,6 +1,7 @@
-//! The park/unpark handshake between a ring's owner and the threads that wake it, apart from
-//! the ring, so that loom can run it with an abstract eventfd (`loom_tests` below,
-//! `ci/loom.sh`).
+//! The park/unpark handshake between a driver's owner and the threads that wake it — the
+//! ring's (`uring/`) and the fallback's epoll (`epoll.rs`), which both wait in the kernel
+//! until an eventfd is written — apart from either, so that loom can run it with an
+//! abstract eventfd (`loom_tests` below, `ci/loom.sh`).
 //!
 //! One word, `AWAKE` / `PARKED` / `NOTIFIED`:
 //!
@@ -64,6 +65,22 @@ impl Handshake {
     /// Whether the owner is waiting in the kernel now.
     pub(crate) fn is_parked(&self) -> bool {
         self.state.load(SeqCst) == PARKED
+    }
+
+    /// Steps 1 and 3 around `wait` (which blocks until the eventfd is written or a
+    /// timeout): `None`, without calling it, if an unpark came first. The token is
+    /// consumed either way.
+    pub(crate) fn park<R>(&self, wait: impl FnOnce() -> R) -> Option<R> {
+        let r = self.announce_park().then(wait);
+        self.awake();
+        r
+    }
+
+    /// Step 2 with its eventfd write: `signal` runs only if the owner was `PARKED`.
+    pub(crate) fn unpark(&self, signal: impl FnOnce()) {
+        if self.notify() {
+            signal();
+        }
     }
 }
 
