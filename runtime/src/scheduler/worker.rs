@@ -77,10 +77,13 @@
 //! slot, which runs after the LIFO slot and before the local queue, so FIFO order is kept:
 //! it is the oldest entry, and whatever the poll queues after it goes to the local queue
 //! and wakes a worker as usual. If the poll instead fills the LIFO slot, `next` would wait
-//! behind it, so at the poll's end it moves to the (empty) local queue and a worker is
-//! woken. So the one entry nobody is told about sits, until the current poll returns, on a
-//! running worker that takes it next; the parking protocol (step 6) is unchanged, since a
-//! worker parks only with its slots and queue empty.
+//! behind it, so at the poll's end it moves to the (empty) local queue, stealable but with
+//! nobody woken for it: the worker runs it right after the LIFO slot's task (a callback
+//! resolving a promise queues both, the callback and the task it wakes; waking a worker
+//! for the second made `promisify/ready` at one in flight bounce between the workers, a
+//! wake-up every few ops). So the entries nobody is told about are the LIFO slot's and one
+//! more, which a running worker takes next; the parking protocol (step 6) is unchanged,
+//! since a worker parks only with its slots and queue empty.
 //!
 //! The wakes a worker's own driver runs during one park — a batch of fired timers, a batch
 //! of completions — go to its LIFO slot and local queue with no notification each; at the
@@ -363,14 +366,13 @@ impl WorkerCx {
         let mut core = self.core.borrow_mut();
         if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {
             // The poll filled the LIFO slot after queueing `next`, which now waits behind
-            // it: make it stealable (nothing else is queued, so the order is kept).
+            // it: make it stealable (nothing else is queued, so the order is kept), but
+            // wake nobody for it: this worker runs it right after the LIFO slot's task
+            // (see "Wake-ups").
             let task = core.next.take().expect("checked");
             core.local.push(task);
-            drop(core);
-            self.shared.notify_parked();
-        } else {
-            drop(core);
         }
+        drop(core);
         self.watch_own_wheel();
     }
 
