@@ -37,6 +37,18 @@
 //!   - `std_pread_1thread`: the same 16 384 `FileExt::read_at` calls in sequence on one
 //!     thread: the bare system-call cost, the floor an async runtime must beat by
 //!     overlapping reads on several workers.
+//!
+//!   `weft`'s time has been seen bimodal across runs (8.4 against 11.9 ms per iteration on
+//!   two idle cores, in every ring setting tried). Two causes are ruled out, by 30
+//!   iterations with per-worker counters (two workers, machine loaded by other builds, so
+//!   about 100 ms an iteration): the split of the reads between the two rings is even in
+//!   every iteration (41–59% of the 16 384 submissions on either ring, no iteration on
+//!   one ring alone), and no read goes to io-wq (the process has no `iou-wrk` thread: the
+//!   file is in the page cache and every read completes inline in `io_uring_enter`). The
+//!   cause is not established; the candidates left are outside the runtime (where the two
+//!   vCPUs land from one run to the next, the page cache's placement of the 256 MiB file),
+//!   so compare runs by their ratio to `std_pread_1thread` in the same run, not by the
+//!   absolute time.
 //! - `io/file_read_whole`: read the whole 256 MiB file into a new `Vec`: `weft`
 //!   (`weft::fs::read` in a spawned task), `tokio` (`tokio::fs::read`), `std`
 //!   (`std::fs::read`). Guards the whole-file helper against extra copies or small reads:

@@ -121,6 +121,47 @@ fn a_chain_of_deferred_callbacks_is_not_bounced_between_workers() {
     );
 }
 
+/// A poll that queues a deferred callback and then fills the LIFO slot (a callback style
+/// resolving a promise: the callback, then the task it wakes) queues two entries that its
+/// worker runs next, one after the other; waking the idle worker for the second only
+/// handed it over (`promisify/ready` at one in flight: a wake-up every few rounds, and
+/// twice the time on two workers as on one).
+#[test]
+fn a_callback_queued_behind_the_lifo_slot_wakes_nobody() {
+    common::hang_guard();
+    // Only some of the wake-ups find the idle worker parked, so more rounds than the
+    // tests above: about one in 30 did before.
+    const LIFO_ROUNDS: usize = 1_500;
+    let rt = rt2();
+    let before = rt.metrics().total().parks;
+    let moves = watchdog("defer then spawn", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let (mut last, mut moves) = (None, 0);
+                for _ in 0..LIFO_ROUNDS {
+                    count_move(&mut last, &mut moves);
+                    busy();
+                    let (tx, rx) = weft_runtime::sync::oneshot::channel();
+                    weft_runtime::callback::defer(move || {
+                        let _ = tx.send(());
+                    });
+                    drop(weft_runtime::spawn(async {}));
+                    rx.await.unwrap();
+                }
+                moves
+            }))
+            .unwrap()
+        }
+    });
+    let parks = rt.metrics().total().parks - before;
+    assert!(
+        parks <= (LIFO_ROUNDS / 150) as u64,
+        "the idle worker was woken and parked again {parks} times in {LIFO_ROUNDS} rounds \
+         ({moves} moves)"
+    );
+}
+
 /// Work queued behind the running task still wakes the idle worker: a task that queues
 /// two callbacks and then blocks its worker gets the second run elsewhere meanwhile.
 #[test]
@@ -151,4 +192,40 @@ fn work_behind_a_long_poll_is_taken_by_the_idle_worker() {
         }
     });
     assert!(ran >= 1);
+}
+
+/// The tasks a worker's wheel wakes in one firing pass stay on that worker's queue, past
+/// the local queue's bound: a spilled half used to go to the global queue, behind every task
+/// queued there, so a late timer waited on work that was not late at all (`timers_100k`:
+/// tens of milliseconds of lateness while 100 000 spawns were being worked through).
+///
+/// Spawned from outside (so that the spawns themselves go to the global queue and
+/// overflow nothing), 3 000 tasks sleep until one instant; at least half of them are in one
+/// wheel and fire in one pass. Only a firing pass pushes to a local queue here, so any
+/// overflow is a spilled batch of fired timers.
+#[test]
+fn timers_fired_in_one_pass_stay_on_the_firing_worker() {
+    common::hang_guard();
+    const TASKS: usize = 3_000;
+    let rt = rt2();
+    let before = rt.metrics().total().overflows;
+    watchdog("3 000 sleeps", {
+        let h = rt.handle().clone();
+        move || {
+            let at = std::time::Instant::now() + std::time::Duration::from_millis(100);
+            let hs: Vec<_> = (0..TASKS)
+                .map(|_| h.spawn(weft_runtime::time::sleep_until(at)))
+                .collect();
+            h.block_on(async {
+                for j in hs {
+                    j.await.unwrap();
+                }
+            });
+        }
+    });
+    let overflows = rt.metrics().total().overflows - before;
+    assert_eq!(
+        overflows, 0,
+        "fired timers spilled from a local queue to the global queue {overflows} times"
+    );
 }

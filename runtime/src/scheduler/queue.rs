@@ -11,6 +11,7 @@
 //! work that one core is hoarding. The only worker of a one-worker runtime hoards from
 //! nobody, and the spilled half would only come back out of order, so its queue is left
 //! unbounded and stays FIFO (and so do its deferred callbacks): see [`local_capacity`].
+//! The wakes a worker's own park runs skip the bound too (`worker.rs`, "Wake-ups").
 //!
 //! The global queue (`Inject`) is crossbeam's lock-free `Injector` plus a close protocol:
 //! a push announces itself in `pushing` before it checks `closed`, and closing waits for
