@@ -264,6 +264,7 @@ impl Builder {
             running: Mutex::new(0),
             exited: Condvar::new(),
             built_in: crate::fork::BuiltIn::here()?,
+            id: crate::scheduler::next_runtime_id(),
         });
         let handle = Handle { shared };
         let mut rt = Runtime {

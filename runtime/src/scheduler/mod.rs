@@ -76,6 +76,14 @@ pub(crate) struct Shared {
     pub(crate) exited: Condvar,
     /// The process the runtime was built in; see `fork.rs`.
     pub(crate) built_in: crate::fork::BuiltIn,
+    /// This runtime's number, unique in the process; see [`Handle::id`].
+    pub(crate) id: u64,
+}
+
+/// The next runtime's [`Handle::id`].
+pub(crate) fn next_runtime_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
 }
 
 /// A cheap, cloneable reference to a runtime, usable from any thread: spawn onto it, enter
@@ -243,6 +251,22 @@ impl Handle {
     /// The runtime's counters; see [`RuntimeMetrics`](crate::RuntimeMetrics).
     pub fn metrics(&self) -> crate::RuntimeMetrics {
         crate::RuntimeMetrics::new(self.clone())
+    }
+
+    /// A number naming this runtime, unique among the runtimes this process builds (never
+    /// reused, even after a runtime is dropped): a key for state kept per runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = weft_runtime::Runtime::new()?;
+    /// let b = weft_runtime::Runtime::new()?;
+    /// assert_ne!(a.handle().id(), b.handle().id());
+    /// assert_eq!(a.handle().id(), a.handle().clone().id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.shared.id
     }
 
     /// From a worker of this runtime, onto its queue (LIFO slot unless `is_yield`); from
