@@ -6,7 +6,12 @@
 //! cargo run --release --example compare -- --quick      # under 3 minutes
 //! cargo run --release --example compare -- --quick --json out.json --markdown out.md --svg out.svg
 //! cargo run --release --example compare -- --filter chain   # cases whose id contains "chain"
+//! cargo run --release --example compare -- --kind net        # the net rows only
 //! ```
+//!
+//! The `net` kind keeps a pool of persistent connections per runtime (at 64 in flight,
+//! `all_100` holds 6400 of them, and both ends count), so the command raises its soft
+//! `RLIMIT_NOFILE` to the hard limit at start and says so when even that is too low.
 //!
 //! Each measurement runs the shared harness (`weft_patterns::harness`, the code
 //! `benches/patterns.rs` gives to criterion): a calibration run picks an op count that
@@ -27,11 +32,12 @@ struct Options {
     markdown: Option<String>,
     svg: Option<String>,
     filter: Option<String>,
+    kind: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: compare [--quick] [--json PATH] [--markdown PATH] [--svg PATH] [--filter TEXT]"
+        "usage: compare [--quick] [--json PATH] [--markdown PATH] [--svg PATH] [--filter TEXT] [--kind KIND]"
     );
     std::process::exit(2)
 }
@@ -43,6 +49,7 @@ fn options() -> Options {
         markdown: None,
         svg: None,
         filter: None,
+        kind: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,6 +60,7 @@ fn options() -> Options {
             "--markdown" => o.markdown = Some(value()),
             "--svg" => o.svg = Some(value()),
             "--filter" => o.filter = Some(value()),
+            "--kind" => o.kind = Some(value()),
             // `cargo bench`-style harness flags are ignored, so the example also runs
             // under `cargo test --examples`.
             "--bench" | "--test" => {}
@@ -76,22 +84,25 @@ struct Row {
     samples: [Vec<f64>; 4],
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median, or `None` for an empty sample.
+fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let n = s.len();
     if n == 0 {
-        f64::NAN
+        None
     } else if n % 2 == 1 {
-        s[n / 2]
+        Some(s[n / 2])
     } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
+        Some((s[n / 2 - 1] + s[n / 2]) / 2.0)
     }
 }
 
 impl Row {
+    /// The median ns/op of `style` (NaN when it has no sample: printed as `-`, never
+    /// written to the JSON).
     fn ns(&self, style: Style) -> f64 {
-        median(&self.samples[style_index(style)])
+        median(&self.samples[style_index(style)]).unwrap_or(f64::NAN)
     }
 }
 
@@ -189,8 +200,59 @@ fn fmt_ns(ns: f64) -> String {
     }
 }
 
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; warns when the hard limit is below
+/// what the net rows' pools need.
+fn raise_nofile_limit() {
+    // Both ends of 64 lanes x 100 calls, on weft and tokio at each worker count, and slack.
+    const NEED: u64 = 4 * 2 * 64 * 100 + 1024;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the live local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        eprintln!(
+            "cannot read RLIMIT_NOFILE: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let was = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads one `rlimit` from the live local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            eprintln!(
+                "cannot raise RLIMIT_NOFILE from {was} to {}: {}",
+                lim.rlim_max,
+                std::io::Error::last_os_error()
+            );
+            lim.rlim_cur = was;
+        } else {
+            eprintln!(
+                "RLIMIT_NOFILE: soft limit raised from {was} to {}",
+                lim.rlim_cur
+            );
+        }
+    }
+    if (lim.rlim_cur as u64) < NEED {
+        eprintln!(
+            "RLIMIT_NOFILE is {} (hard {}): the net rows at 64 in flight need about {NEED} \
+             descriptors and may fail; raise the hard limit (ulimit -Hn) or run --kind ready",
+            lim.rlim_cur, lim.rlim_max
+        );
+    }
+}
+
 fn main() {
     let opts = options();
+    raise_nofile_limit();
+    let kind_filter = opts.kind.as_deref().map(|k| {
+        Kind::parse(k).unwrap_or_else(|| {
+            eprintln!("unknown kind {k:?}: ready, file, timer or net");
+            usage()
+        })
+    });
     let (reps, target) = if opts.quick {
         (3, Duration::from_millis(25))
     } else {
@@ -218,6 +280,9 @@ fn main() {
             }
         }
         for &kind in case.kinds() {
+            if kind_filter.is_some_and(|k| k != kind) {
+                continue;
+            }
             for &inflight in &[1usize, 64] {
                 for &workers in &worker_counts {
                     if case.one_worker_only() && workers > 1 {
@@ -340,56 +405,64 @@ fn markdown(rows: &[Row], machine: &str) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// The JSON document: the machine and one entry per (row, style).
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    machine: &'a str,
+    rows: Vec<JsonRow>,
+}
+
+/// One style of one row. A statistic of an empty sample is `null`, never `NaN` (which is
+/// not JSON).
+#[derive(serde::Serialize)]
+struct JsonRow {
+    pattern: &'static str,
+    kind: String,
+    inflight: usize,
+    workers: usize,
+    style: &'static str,
+    ns_per_op: Option<f64>,
+    ops_per_sec: Option<f64>,
+    ratio_to_async_fn: Option<f64>,
+    min_ns_per_op: Option<f64>,
+    max_ns_per_op: Option<f64>,
+    reps: usize,
+}
+
+/// A finite value, else `None`.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn json_row(r: &Row, style: Style) -> JsonRow {
+    let v = &r.samples[style_index(style)];
+    let ns = median(v);
+    let af = median(&r.samples[style_index(Style::AsyncFn)]);
+    JsonRow {
+        pattern: r.case.id(),
+        kind: r.kind.name(),
+        inflight: r.inflight,
+        workers: r.workers,
+        style: style.name(),
+        ns_per_op: ns,
+        ops_per_sec: ns.and_then(|ns| finite(1e9 / ns)),
+        ratio_to_async_fn: ns.zip(af).and_then(|(ns, af)| finite(ns / af)),
+        min_ns_per_op: v.iter().copied().reduce(f64::min),
+        max_ns_per_op: v.iter().copied().reduce(f64::max),
+        reps: v.len(),
     }
-    out.push('"');
-    out
 }
 
 fn json(rows: &[Row], machine: &str) -> String {
-    let mut s = String::from("{\n");
-    let _ = writeln!(s, "  \"machine\": {},", json_str(machine));
-    s.push_str("  \"rows\": [\n");
-    let mut first = true;
-    for r in rows {
-        let af = r.ns(Style::AsyncFn);
-        for style in Style::ALL {
-            let v = &r.samples[style_index(style)];
-            let ns = median(v);
-            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = v.iter().copied().fold(0.0, f64::max);
-            if !first {
-                s.push_str(",\n");
-            }
-            first = false;
-            let _ = write!(
-                s,
-                "    {{\"pattern\": {}, \"kind\": {}, \"inflight\": {}, \"workers\": {}, \"style\": {}, \"ns_per_op\": {:.1}, \"ops_per_sec\": {:.0}, \"ratio_to_async_fn\": {:.4}, \"min_ns_per_op\": {:.1}, \"max_ns_per_op\": {:.1}, \"reps\": {}}}",
-                json_str(r.case.id()),
-                json_str(&r.kind.name()),
-                r.inflight,
-                r.workers,
-                json_str(style.name()),
-                ns,
-                1e9 / ns,
-                ns / af,
-                min,
-                max,
-                v.len(),
-            );
-        }
-    }
-    s.push_str("\n  ]\n}\n");
+    let out = JsonOut {
+        machine,
+        rows: rows
+            .iter()
+            .flat_map(|r| Style::ALL.map(|style| json_row(r, style)))
+            .collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&out).expect("the comparison serialises");
+    s.push('\n');
     s
 }
 
@@ -487,4 +560,39 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_sample_writes_null_not_nan() {
+        let case = weft_patterns::case("single").expect("the single case");
+        let mut row = Row {
+            case,
+            kind: Kind::Ready,
+            inflight: 1,
+            workers: 1,
+            samples: Default::default(),
+        };
+        // async_fn measured, callback not: its statistics and the others' ratios.
+        row.samples[style_index(Style::AsyncFn)] = vec![100.0, 300.0, 200.0];
+        let text = json(&[row], "test machine");
+        assert!(!text.contains("NaN") && !text.contains("Infinity"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let rows = v["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 4);
+        let cb = &rows[style_index(Style::Callback)];
+        assert_eq!(cb["style"], "callback");
+        assert!(cb["ns_per_op"].is_null() && cb["ratio_to_async_fn"].is_null());
+        assert!(cb["min_ns_per_op"].is_null() && cb["max_ns_per_op"].is_null());
+        assert_eq!(cb["reps"], 0);
+        let af = &rows[style_index(Style::AsyncFn)];
+        assert_eq!(af["ns_per_op"], 200.0);
+        assert_eq!(af["min_ns_per_op"], 100.0);
+        assert_eq!(af["max_ns_per_op"], 300.0);
+        assert_eq!(af["ratio_to_async_fn"], 1.0);
+        assert_eq!(v["machine"], "test machine");
+    }
 }
