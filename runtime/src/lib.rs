@@ -42,6 +42,8 @@
 //!   `Notify`, `Barrier`, `OnceCell`, with tokio's names, usable on any executor.
 //! - [`net`]: [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`], Unix sockets:
 //!   owned buffers, methods on `&self`.
+//! - `hyper` (feature `hyper`): `Executor` and `Timer` for hyper 1.x; with the features
+//!   `tokio-io`, `futures-io` and `hyper` the streams implement those crates' I/O traits.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(
     missing_docs,
@@ -57,6 +59,8 @@ mod context;
 mod coop;
 mod fork;
 pub mod fs;
+#[cfg(feature = "hyper")]
+pub mod hyper;
 mod io;
 mod loom;
 mod macros;

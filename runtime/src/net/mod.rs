@@ -37,6 +37,9 @@
 //! `connect` names the address.
 
 mod addr;
+#[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+mod compat;
+mod poll_io;
 mod ring;
 mod socket;
 mod tcp;

@@ -70,6 +70,11 @@ impl Stash {
         !self.inner.lock().bytes.is_empty()
     }
 
+    /// Appends bytes that poll reads received and did not return (`poll_io.rs`).
+    pub(crate) fn put(&self, bytes: &[u8]) {
+        self.inner.lock().bytes.extend_from_slice(bytes);
+    }
+
     fn abandoned(&self) {
         self.inner.lock().in_flight += 1;
     }

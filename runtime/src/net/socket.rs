@@ -11,6 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
 use super::addr::SockAddr;
+use super::poll_io::PollState;
 use super::ring::{self, Stash};
 
 /// One non-blocking socket. Clones share the descriptor and the stash (the halves of a
@@ -20,6 +21,8 @@ pub(crate) struct Socket {
     fd: Arc<OwnedFd>,
     /// Bytes that cancelled ring reads received, returned by the next reads.
     stash: Arc<Stash>,
+    /// The state of poll-based reads and writes (`poll_io.rs`).
+    poll: Arc<PollState>,
 }
 
 pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -56,6 +59,7 @@ impl Socket {
         Socket {
             fd: Arc::new(fd),
             stash: Arc::default(),
+            poll: Arc::default(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Socket {
     /// The descriptor, back in blocking mode (as std's types expect). A wait whose future
     /// was dropped may still hold the `Arc` until its ring completion: then a duplicate.
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
+        self.poll.release_read(&self.stash);
         if self.stash.has_bytes() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -77,6 +82,12 @@ impl Socket {
         let fd = Arc::try_unwrap(self.fd).or_else(|fd| fd.try_clone())?;
         set_nonblocking(fd.as_raw_fd(), false)?;
         Ok(fd)
+    }
+
+    /// The poll-based state, with the descriptor and stash it works on.
+    #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+    pub(crate) fn poll_parts(&self) -> (&PollState, &Arc<OwnedFd>, &Arc<Stash>) {
+        (&self.poll, &self.fd, &self.stash)
     }
 
     pub(crate) fn raw(&self) -> RawFd {
@@ -182,6 +193,7 @@ impl Socket {
         if spare == 0 {
             return (Ok(0), buf);
         }
+        self.poll.release_read(&self.stash);
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
         if let Some(n) = self.stash.take(&mut buf, flags & libc::MSG_PEEK != 0) {
             return (Ok(n), buf);

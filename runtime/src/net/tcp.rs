@@ -125,7 +125,7 @@ impl TcpListener {
 /// the next read (see the [module docs](super)). A dropped write may have sent part of its
 /// buffer.
 pub struct TcpStream {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl TcpStream {
@@ -337,7 +337,7 @@ impl TcpStream {
 
 /// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
 pub struct OwnedReadHalf {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl OwnedReadHalf {
@@ -381,7 +381,7 @@ impl OwnedReadHalf {
 /// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]. Dropping it shuts
 /// down the writing side (the peer reads end of stream).
 pub struct OwnedWriteHalf {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl OwnedWriteHalf {

@@ -108,7 +108,7 @@ impl UnixListener {
 /// A Unix stream connection. Its methods are [`TcpStream`](super::TcpStream)'s, with the
 /// same owned buffers and cancellation.
 pub struct UnixStream {
-    sock: Socket,
+    pub(super) sock: Socket,
 }
 
 impl UnixStream {

@@ -1,0 +1,369 @@
+//! Poll-based reads and writes over the completion ring: the state machine under the
+//! `tokio-io`, `futures-io` and `hyper` trait impls (`compat.rs`).
+//!
+//! A poll-based reader hands its buffer in for one call only, while a ring `RECV` owns its
+//! buffer until the kernel completes it, so the two meet through a buffer of the socket's
+//! own, held with the in-flight operation in a [`PollState`] that every clone of the
+//! socket (both halves of a split stream) shares.
+//!
+//! # Reads
+//!
+//! `poll_read` returns, in this order: bytes an earlier `RECV` received that no caller
+//! has taken yet; bytes the socket's stash holds for cancelled owned-buffer reads (after
+//! every such `RECV` still in the kernel has completed); and else the result of a new
+//! `RECV`, of the caller's buffer's size (at least [`MIN_RECV`], at most [`MAX_RECV`]),
+//! into the state's buffer, copied out as far as the caller's buffer reaches and the rest
+//! kept. The in-flight `RECV` belongs to the state, not to the caller's future: a caller
+//! that stops polling (a dropped `read` future, a lost `select!`) leaves it there, and the
+//! next `poll_read` from any task picks up its bytes. No received byte is lost.
+//!
+//! An owned-buffer read (`TcpStream::read` and the others in `socket.rs`) first calls
+//! [`PollState::release_read`]: the bytes the state holds go to the stash, and an
+//! in-flight `RECV` is abandoned to the ring, which moves what it receives to the stash
+//! too, so the owned read returns them first. Mixing the two kinds of reads on one stream
+//! keeps the byte order (a `RECV` released that way reports no end of stream or error; the
+//! owned read's own `RECV` sees those again).
+//!
+//! # Writes: copy, report accepted, send on the ring
+//!
+//! A `SEND` needs bytes that outlive the caller's `&[u8]`, and a poll-based writer may
+//! pass different bytes when it retries after `Pending`, so reporting a write only once
+//! its `SEND` completed would count bytes of a buffer the caller no longer offers. So
+//! `poll_write` waits until the previous write is fully sent, copies up to [`MAX_SEND`]
+//! bytes into the state's buffer, submits the `SEND` and reports them accepted at once;
+//! `poll_flush` waits for that `SEND` (and resubmits what a short `SEND` left). An error
+//! of a `SEND` whose bytes were already reported is returned by the next `poll_write` or
+//! `poll_flush`. `poll_shutdown` is a flush, then `shutdown(Write)`.
+//!
+//! # Without a ring
+//!
+//! On the fallback driver and on threads that own no ring, reads and writes are
+//! non-blocking `recv(2)`/`send(2)` straight from and into the caller's buffer, and on
+//! `EAGAIN` a readiness wait (the one `socket.rs` uses), kept in the state like a `RECV`.
+//! A stream may move between threads of either kind: each call looks at the thread it
+//! runs on.
+
+// Without one of the trait features nothing polls; `release_read` still runs for every
+// owned read.
+#![cfg_attr(
+    not(any(feature = "tokio-io", feature = "futures-io", feature = "hyper")),
+    allow(dead_code)
+)]
+
+use std::future::Future;
+use std::io;
+use std::mem::{self, MaybeUninit};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use parking_lot::Mutex;
+
+use super::ring::{RecvFuture, SendFuture, Stash};
+
+/// The smallest `RECV` a poll read submits, whatever the caller's buffer (a caller that
+/// reads a few bytes at a time gets the rest from the state's buffer).
+pub(crate) const MIN_RECV: usize = 8 * 1024;
+/// The largest `RECV` a poll read submits.
+pub(crate) const MAX_RECV: usize = 256 * 1024;
+/// The most bytes one `poll_write` copies and accepts.
+pub(crate) const MAX_SEND: usize = 256 * 1024;
+
+type ReadyFuture = Pin<Box<dyn Future<Output = io::Result<()>> + Send>>;
+
+fn ready_future(fd: &Arc<OwnedFd>, events: i16) -> ReadyFuture {
+    let fd = fd.clone();
+    Box::pin(async move { crate::process::ring::ready(&fd, events).await })
+}
+
+/// The poll-based read and write state of one socket, shared by its clones.
+#[derive(Default)]
+pub(crate) struct PollState {
+    read: Mutex<ReadState>,
+    write: Mutex<WriteState>,
+}
+
+#[derive(Default)]
+struct ReadState {
+    /// Received bytes not yet returned are `buf[pos..]`; empty (moved out) while a `RECV`
+    /// owns it.
+    buf: Vec<u8>,
+    pos: usize,
+    recv: Option<RecvFuture>,
+    ready: Option<ReadyFuture>,
+}
+
+#[derive(Default)]
+struct WriteState {
+    /// Accepted bytes not yet sent are `buf[sent..]`; empty (moved out) while a `SEND`
+    /// owns it.
+    buf: Vec<u8>,
+    sent: usize,
+    send: Option<SendFuture>,
+    ready: Option<ReadyFuture>,
+    /// The error of a `SEND` whose bytes were already reported accepted.
+    error: Option<io::Error>,
+}
+
+/// What a syscall's failure means for a poll loop.
+enum Failed {
+    /// `EAGAIN`: wait for readiness, then try again.
+    Wait,
+    /// `EINTR`: try again now.
+    Again,
+    /// Anything else: give it to the caller.
+    Fatal(io::Error),
+}
+
+fn classify(e: io::Error) -> Failed {
+    match e.kind() {
+        io::ErrorKind::WouldBlock => Failed::Wait,
+        io::ErrorKind::Interrupted => Failed::Again,
+        _ => Failed::Fatal(e),
+    }
+}
+
+/// Copies `src` into the front of `dst` as far as it reaches; how many bytes.
+fn copy_out(src: &[u8], dst: &mut [MaybeUninit<u8>]) -> usize {
+    let n = src.len().min(dst.len());
+    // SAFETY: both ranges are `n` bytes long and valid; `src` is borrowed shared and `dst`
+    // exclusively, so they do not overlap; writing initialised bytes into `MaybeUninit`
+    // storage is always allowed.
+    unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr().cast::<u8>(), n) };
+    n
+}
+
+impl PollState {
+    /// Reads into the front of `dst`: how many bytes it initialised there (0 at end of
+    /// stream, or if `dst` is empty).
+    pub(crate) fn poll_read(
+        &self,
+        fd: &Arc<OwnedFd>,
+        stash: &Arc<Stash>,
+        cx: &mut Context<'_>,
+        dst: &mut [MaybeUninit<u8>],
+    ) -> Poll<io::Result<usize>> {
+        if dst.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut guard = self.read.lock();
+        let st = &mut *guard;
+        loop {
+            if st.pos < st.buf.len() {
+                let n = copy_out(&st.buf[st.pos..], dst);
+                st.pos += n;
+                return Poll::Ready(Ok(n));
+            }
+            if let Some(recv) = st.recv.as_mut() {
+                let (r, buf) = ready!(Pin::new(recv).poll(cx));
+                st.recv = None;
+                st.buf = buf;
+                st.pos = 0;
+                match r {
+                    Ok(0) => return Poll::Ready(Ok(0)),
+                    Ok(_) => continue,
+                    Err(e) => match classify(e) {
+                        Failed::Wait => st.ready = Some(ready_future(fd, libc::POLLIN)),
+                        Failed::Again => {}
+                        Failed::Fatal(e) => return Poll::Ready(Err(e)),
+                    },
+                }
+            }
+            if let Some(wait) = st.ready.as_mut() {
+                let r = ready!(wait.as_mut().poll(cx));
+                st.ready = None;
+                r?;
+            }
+            // Bytes of cancelled owned reads come first, once none is still in the kernel.
+            ready!(stash.poll_settled(cx));
+            let want = dst.len().clamp(MIN_RECV, MAX_RECV);
+            st.buf.clear();
+            st.pos = 0;
+            st.buf.reserve(want);
+            if stash.take(&mut st.buf, false).is_some() {
+                continue;
+            }
+            match RecvFuture::submit(fd.clone(), mem::take(&mut st.buf), 0, stash.clone()) {
+                // Polled at the top of the loop, which registers the waker.
+                Ok(recv) => st.recv = Some(recv),
+                Err(buf) => {
+                    st.buf = buf;
+                    // No ring on this thread: the syscall, straight into `dst`.
+                    // SAFETY: writes at most `dst.len()` bytes into `dst`, which is
+                    // borrowed exclusively for the call.
+                    let n = unsafe {
+                        libc::recv(fd.as_raw_fd(), dst.as_mut_ptr().cast(), dst.len(), 0)
+                    };
+                    if n >= 0 {
+                        return Poll::Ready(Ok(n as usize));
+                    }
+                    match classify(io::Error::last_os_error()) {
+                        Failed::Wait => st.ready = Some(ready_future(fd, libc::POLLIN)),
+                        Failed::Again => {}
+                        Failed::Fatal(e) => return Poll::Ready(Err(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands everything the poll reads hold to the stash, for an owned-buffer read that
+    /// starts now: the bytes received and not returned, and an in-flight `RECV` (abandoned
+    /// to the ring, which moves what it receives to the stash).
+    pub(crate) fn release_read(&self, stash: &Stash) {
+        let mut st = self.read.lock();
+        if st.pos < st.buf.len() {
+            stash.put(&st.buf[st.pos..]);
+        }
+        st.buf.clear();
+        st.pos = 0;
+        // Its drop counts it in the stash's in-flight reads, which the owned read waits for.
+        st.recv = None;
+        st.ready = None;
+    }
+
+    /// Writes up to [`MAX_SEND`] bytes of `bufs` (concatenated): how many it accepted.
+    pub(crate) fn poll_write(
+        &self,
+        fd: &Arc<OwnedFd>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        if total == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut guard = self.write.lock();
+        let st = &mut *guard;
+        loop {
+            ready!(st.drive(fd, cx))?;
+            if !weft_reactor::op::can_submit() {
+                // No ring on this thread: the syscall, straight from the caller's bytes.
+                let n = writev(fd, bufs);
+                if n >= 0 {
+                    return Poll::Ready(Ok(n as usize));
+                }
+                match classify(io::Error::last_os_error()) {
+                    Failed::Wait => st.ready = Some(ready_future(fd, libc::POLLOUT)),
+                    Failed::Again => {}
+                    Failed::Fatal(e) => return Poll::Ready(Err(e)),
+                }
+                continue;
+            }
+            let mut room = MAX_SEND;
+            st.buf.clear();
+            st.sent = 0;
+            st.buf.reserve(total.min(room));
+            for b in bufs {
+                let n = b.len().min(room);
+                st.buf.extend_from_slice(&b[..n]);
+                room -= n;
+                if room == 0 {
+                    break;
+                }
+            }
+            let n = st.buf.len();
+            match SendFuture::submit(fd.clone(), mem::take(&mut st.buf), 0) {
+                Ok(send) => st.send = Some(send),
+                // The ring refused the entry: `drive` sends it by syscall at the next call.
+                Err(buf) => st.buf = buf,
+            }
+            return Poll::Ready(Ok(n));
+        }
+    }
+
+    /// Waits until every accepted byte is sent.
+    pub(crate) fn poll_flush(
+        &self,
+        fd: &Arc<OwnedFd>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        self.write.lock().drive(fd, cx)
+    }
+}
+
+impl WriteState {
+    /// Sends what is accepted and not yet sent; `Ready(Ok)` once nothing is left.
+    fn drive(&mut self, fd: &Arc<OwnedFd>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if let Some(send) = self.send.as_mut() {
+                let (r, buf) = ready!(Pin::new(send).poll(cx));
+                self.send = None;
+                self.buf = buf;
+                match r {
+                    Ok(0) => {
+                        self.error = Some(io::Error::new(
+                            io::ErrorKind::WriteZero,
+                            format!(
+                                "the socket accepted 0 of {} bytes",
+                                self.buf.len() - self.sent
+                            ),
+                        ))
+                    }
+                    Ok(n) => self.sent += n,
+                    Err(e) => match classify(e) {
+                        Failed::Wait => self.ready = Some(ready_future(fd, libc::POLLOUT)),
+                        Failed::Again => {}
+                        Failed::Fatal(e) => self.error = Some(e),
+                    },
+                }
+            }
+            if let Some(e) = self.error.take() {
+                self.buf.clear();
+                self.sent = 0;
+                self.ready = None;
+                return Poll::Ready(Err(e));
+            }
+            if let Some(wait) = self.ready.as_mut() {
+                let r = ready!(wait.as_mut().poll(cx));
+                self.ready = None;
+                r?;
+            }
+            if self.sent >= self.buf.len() {
+                self.buf.clear();
+                self.sent = 0;
+                return Poll::Ready(Ok(()));
+            }
+            let start = self.sent;
+            match SendFuture::submit(fd.clone(), mem::take(&mut self.buf), start) {
+                Ok(send) => self.send = Some(send),
+                Err(buf) => {
+                    self.buf = buf;
+                    let rest = &self.buf[start..];
+                    // SAFETY: reads `rest.len()` initialised bytes of `self.buf`.
+                    let n = unsafe {
+                        libc::send(
+                            fd.as_raw_fd(),
+                            rest.as_ptr().cast(),
+                            rest.len(),
+                            libc::MSG_NOSIGNAL,
+                        )
+                    };
+                    if n >= 0 {
+                        self.sent += n as usize;
+                    } else {
+                        match classify(io::Error::last_os_error()) {
+                            Failed::Wait => self.ready = Some(ready_future(fd, libc::POLLOUT)),
+                            Failed::Again => {}
+                            Failed::Fatal(e) => self.error = Some(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `sendmsg(2)` of `bufs` with `MSG_NOSIGNAL` (a `writev` that never raises `SIGPIPE`).
+fn writev(fd: &Arc<OwnedFd>, bufs: &[io::IoSlice<'_>]) -> isize {
+    let count = bufs.len().min(libc::UIO_MAXIOV as usize);
+    // SAFETY: an all-zero `msghdr` is valid (no address, no control data).
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    // `IoSlice` is ABI-compatible with `iovec` on Unix (std documents it).
+    msg.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = count as _;
+    // SAFETY: the `iovec`s point at `count` live, initialised slices, which the kernel
+    // only reads.
+    unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }
+}
