@@ -11,7 +11,9 @@
 //!
 //! The `net` kind keeps a pool of persistent connections per runtime (at 64 in flight,
 //! `all_100` holds 6400 of them, and both ends count), so the command raises its soft
-//! `RLIMIT_NOFILE` to the hard limit at start and says so when even that is too low.
+//! `RLIMIT_NOFILE` to the hard limit at start and says so when even that is too low, and
+//! closes the idle pooled connections after each row (the next row's untimed round fills
+//! its pool again).
 //!
 //! Each measurement runs the shared harness (`weft_patterns::harness`, the code
 //! `benches/patterns.rs` gives to criterion): a calibration run picks an op count that
@@ -21,10 +23,14 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_patterns::harness::{tokio_runtime, weft_runtime};
-use weft_patterns::{cases, Kind, Runner, Style};
+use weft_patterns::{cases, Kind, Latch, Runner, Style};
+
+#[path = "common/dashboard_http.rs"]
+mod http;
 
 struct Options {
     quick: bool,
@@ -103,6 +109,15 @@ impl Row {
     /// written to the JSON).
     fn ns(&self, style: Style) -> f64 {
         median(&self.samples[style_index(style)]).unwrap_or(f64::NAN)
+    }
+}
+
+/// The row's kind as the table shows it: `http` for the dashboard, else the kind's name.
+fn kind_label(r: &Row) -> String {
+    if r.case.id() == DASHBOARD_ID {
+        "http".into()
+    } else {
+        r.kind.name()
     }
 }
 
@@ -200,11 +215,228 @@ fn fmt_ns(ns: f64) -> String {
     }
 }
 
+// --- dashboard/http: the article's loadDashboard as one op ----------------------------------
+
+/// The dashboard row's id; its kind shows as `http`.
+const DASHBOARD_ID: &str = "dashboard";
+
+/// `dashboard/http`: one op is the dashboard's three-request load (`examples/dashboard.rs`)
+/// against a hyper server on the same runtime, over keep-alive connections: on weft in the
+/// three styles, on tokio (hyper over `tokio::net`) in the `async fn` style. Listed under
+/// the `net` kind, which the table shows as `http`.
+struct DashboardHttp {
+    weft: std::sync::Mutex<Vec<(u64, Arc<http::Client<http::OnWeft>>)>>,
+    tokio: std::sync::Mutex<Vec<(usize, Arc<http::Client<http::OnTokio>>)>>,
+}
+
+static DASHBOARD_HTTP: DashboardHttp = DashboardHttp {
+    weft: std::sync::Mutex::new(Vec::new()),
+    tokio: std::sync::Mutex::new(Vec::new()),
+};
+
+fn lanes(inflight: usize, ops: u64) -> (u64, u64) {
+    let inflight = inflight.max(1) as u64;
+    let per = ops.div_ceil(inflight).max(1);
+    (per, per * inflight)
+}
+
+fn loaded(r: Result<http::Dashboard, http::FetchError>) {
+    if let Err(e) = r {
+        panic!("dashboard/http: a load failed: {e}");
+    }
+}
+
+/// One callback lane: `left` loads, each started from the previous one's callback.
+fn callback_lane(client: Arc<http::Client<http::OnWeft>>, left: u64, latch: Arc<Latch>) {
+    if left == 0 {
+        return latch.count_down();
+    }
+    let c = client.clone();
+    http::load_dashboard_cb(
+        &client,
+        move |r: Result<http::Dashboard, http::FetchError>| {
+            loaded(r);
+            callback_lane(c, left - 1, latch)
+        },
+    );
+}
+
+impl DashboardHttp {
+    /// Closes the idle keep-alive connections of every client.
+    fn close_idle(&self) {
+        for (_, c) in self.weft.lock().unwrap().iter() {
+            c.close_idle();
+        }
+        for (_, c) in self.tokio.lock().unwrap().iter() {
+            c.close_idle();
+        }
+    }
+
+    fn weft_client(&self, rt: &weft::Runtime) -> Arc<http::Client<http::OnWeft>> {
+        let id = rt.handle().id();
+        let mut all = self.weft.lock().unwrap();
+        if let Some((_, c)) = all.iter().find(|(i, _)| *i == id) {
+            return c.clone();
+        }
+        let addr = rt
+            .block_on(http::start_weft_server())
+            .unwrap_or_else(|e| panic!("dashboard/http: cannot start the weft server: {e}"));
+        let c = http::Client::new(addr);
+        all.push((id, c.clone()));
+        c
+    }
+
+    fn tokio_client(&self, rt: &tokio::runtime::Runtime) -> Arc<http::Client<http::OnTokio>> {
+        let id = rt as *const _ as usize;
+        let mut all = self.tokio.lock().unwrap();
+        if let Some((_, c)) = all.iter().find(|(i, _)| *i == id) {
+            return c.clone();
+        }
+        let addr = rt
+            .block_on(http::start_tokio_server())
+            .unwrap_or_else(|e| panic!("dashboard/http: cannot start the tokio server: {e}"));
+        let c = http::Client::new(addr);
+        all.push((id, c.clone()));
+        c
+    }
+
+    fn weft_lanes(
+        &self,
+        rt: &weft::Runtime,
+        style: Style,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        let client = self.weft_client(rt);
+        let (per, total) = lanes(inflight, ops);
+        let elapsed = rt.block_on(async move {
+            if style == Style::Callback {
+                let latch = Latch::new(inflight as u64);
+                let start = Instant::now();
+                let l = latch.clone();
+                weft::callback::defer(move || {
+                    for _ in 0..inflight {
+                        callback_lane(client.clone(), per, l.clone());
+                    }
+                });
+                latch.wait().await;
+                return start.elapsed();
+            }
+            let start = Instant::now();
+            let lanes: Vec<_> = (0..inflight)
+                .map(|_| {
+                    let c = client.clone();
+                    weft::spawn(async move {
+                        for _ in 0..per {
+                            if style == Style::Combinator {
+                                loaded(http::load_dashboard_comb(&c).await);
+                            } else {
+                                loaded(c.clone().load_dashboard().await);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for l in lanes {
+                l.await.expect("a dashboard lane");
+            }
+            start.elapsed()
+        });
+        (elapsed, total)
+    }
+
+    fn tokio_lanes(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        let client = self.tokio_client(rt);
+        let (per, total) = lanes(inflight, ops);
+        let elapsed = rt.block_on(async move {
+            let start = Instant::now();
+            let lanes: Vec<_> = (0..inflight)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per {
+                            loaded(c.clone().load_dashboard().await);
+                        }
+                    })
+                })
+                .collect();
+            for l in lanes {
+                l.await.expect("a dashboard lane");
+            }
+            start.elapsed()
+        });
+        (elapsed, total)
+    }
+}
+
+impl Runner for DashboardHttp {
+    fn id(&self) -> &'static str {
+        DASHBOARD_ID
+    }
+
+    fn title(&self) -> &'static str {
+        "the dashboard over real HTTP"
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Net]
+    }
+
+    fn one_worker_only(&self) -> bool {
+        false
+    }
+
+    fn run_weft(
+        &self,
+        rt: &weft::Runtime,
+        style: Style,
+        _kind: Kind,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        assert!(
+            style != Style::TokioAsyncFn,
+            "run the tokio baseline with run_tokio"
+        );
+        // Untimed: fills the client's connection pool, as the net kind does.
+        self.weft_lanes(rt, style, inflight, inflight as u64);
+        self.weft_lanes(rt, style, inflight, ops)
+    }
+
+    fn run_tokio(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        _kind: Kind,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        self.tokio_lanes(rt, inflight, inflight as u64);
+        self.tokio_lanes(rt, inflight, ops)
+    }
+
+    fn outcomes(&self, rt: &weft::Runtime, _kind: Kind, _x: u64) -> [String; 3] {
+        let client = self.weft_client(rt);
+        let c = client.clone();
+        let cb = weft_patterns::harness::await_callback(rt, move |done| {
+            http::load_dashboard_cb(&c, done)
+        });
+        let comb = rt.block_on(http::load_dashboard_comb(&client));
+        let af = rt.block_on(client.clone().load_dashboard());
+        [cb, comb, af].map(|r| format!("{r:?}"))
+    }
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit; warns when the hard limit is below
 /// what the net rows' pools need.
 fn raise_nofile_limit() {
-    // Both ends of 64 lanes x 100 calls, on weft and tokio at each worker count, and slack.
-    const NEED: u64 = 4 * 2 * 64 * 100 + 1024;
+    // Both ends of 64 lanes x 100 calls (`all_100`) on one runtime — the pools are closed
+    // between rows — and slack.
+    const NEED: u64 = 2 * 64 * 100 + 1024;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -235,7 +467,7 @@ fn raise_nofile_limit() {
             );
         }
     }
-    if (lim.rlim_cur as u64) < NEED {
+    if lim.rlim_cur < NEED {
         eprintln!(
             "RLIMIT_NOFILE is {} (hard {}): the net rows at 64 in flight need about {NEED} \
              descriptors and may fail; raise the hard limit (ulimit -Hn) or run --kind ready",
@@ -273,13 +505,16 @@ fn main() {
     weft_patterns::data_file();
 
     let mut rows = Vec::new();
-    for case in cases() {
+    let mut all_cases = cases();
+    all_cases.push(&DASHBOARD_HTTP);
+    for case in all_cases {
         if let Some(f) = &opts.filter {
             if !case.id().contains(f.as_str()) {
                 continue;
             }
         }
         for &kind in case.kinds() {
+            // `--kind net` keeps the dashboard (its requests are net too).
             if kind_filter.is_some_and(|k| k != kind) {
                 continue;
             }
@@ -307,7 +542,7 @@ fn main() {
         let label = format!(
             "{}/{} i{} w{}",
             row.case.id(),
-            row.kind,
+            kind_label(row),
             row.inflight,
             row.workers
         );
@@ -329,6 +564,10 @@ fn main() {
                 row.samples[style_index(style)].push(d.as_nanos() as f64 / ran as f64);
             }
         }
+        // The pools of this row's runtimes are not needed by the next row: closed, so
+        // that four runtimes' pools never hold descriptors at once.
+        weft_patterns::net::close_idle();
+        DASHBOARD_HTTP.close_idle();
         let line = format!(
             "[{:>3}/{total}] {:<36} async_fn {:>10}  callback {:>6.2}x  combinator {:>6.2}x  tokio {:>6.2}x  ({:.0} s)",
             i + 1,
@@ -390,7 +629,7 @@ fn markdown(rows: &[Row], machine: &str) -> String {
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
             r.case.id(),
-            r.kind,
+            kind_label(r),
             r.inflight,
             r.workers,
             fmt_ns(r.ns(Style::Callback)),
@@ -440,7 +679,7 @@ fn json_row(r: &Row, style: Style) -> JsonRow {
     let af = median(&r.samples[style_index(Style::AsyncFn)]);
     JsonRow {
         pattern: r.case.id(),
-        kind: r.kind.name(),
+        kind: kind_label(r),
         inflight: r.inflight,
         workers: r.workers,
         style: style.name(),
@@ -528,7 +767,7 @@ fn svg(rows: &[Row], machine: &str, workers: usize) -> String {
             left - 6.0,
             y0 + group_h / 2.0,
             r.case.id(),
-            r.kind
+            kind_label(r)
         );
         let af = r.ns(Style::AsyncFn);
         for (i, style) in Style::ALL.iter().enumerate() {
@@ -547,7 +786,7 @@ fn svg(rows: &[Row], machine: &str, workers: usize) -> String {
                 colours[i],
                 style.name(),
                 r.case.id(),
-                r.kind,
+                kind_label(r),
                 fmt_ns(r.ns(*style))
             );
         }
@@ -579,7 +818,10 @@ mod tests {
         // async_fn measured, callback not: its statistics and the others' ratios.
         row.samples[style_index(Style::AsyncFn)] = vec![100.0, 300.0, 200.0];
         let text = json(&[row], "test machine");
-        assert!(!text.contains("NaN") && !text.contains("Infinity"), "{text}");
+        assert!(
+            !text.contains("NaN") && !text.contains("Infinity"),
+            "{text}"
+        );
         let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
         let rows = v["rows"].as_array().expect("rows");
         assert_eq!(rows.len(), 4);

@@ -27,7 +27,7 @@
 //! ```
 //!
 //! hyper's client is future-based, so the callback style reaches it the way Node's
-//! callback APIs reach libuv: [`fetch_cb`] is `callbackify` of one fetch (a task per
+//! callback APIs reach libuv: `fetch_cb` is `callbackify` of one fetch (a task per
 //! request), and everything above it — the parallel load, the retry, the timeout — is
 //! composed with `weft::callback`'s helpers only.
 
@@ -37,10 +37,12 @@ mod http;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{checked, decode, Client, Dashboard, FetchError, Fetched, OnWeft, User, DASHBOARD};
-use weft::callback::{self, Callback, Cancel};
-use weft::promise::{all, callbackify, retry, PromiseExt};
-use weft::JoinHandle;
+use http::{
+    checked, fetch_cb, load_dashboard_cb, load_dashboard_comb, Client, Dashboard, FetchError,
+    Fetched, OnWeft, User,
+};
+use weft::callback::{self, Callback};
+use weft::promise::{retry, PromiseExt};
 
 type WeftClient = Client<OnWeft>;
 
@@ -48,40 +50,6 @@ type WeftClient = Client<OnWeft>;
 const LIMIT: Duration = Duration::from_millis(50);
 
 // --- callback ------------------------------------------------------------------------------
-
-/// A fetch in flight, as the callback helpers cancel it.
-struct Abort(JoinHandle<()>);
-
-impl Cancel for Abort {
-    fn cancel(self) {
-        self.0.abort();
-    }
-}
-
-/// `http.get(path, cb)`: one fetch delivered to an error-first callback.
-fn fetch_cb(
-    client: &Arc<WeftClient>,
-    path: &'static str,
-    cb: impl Callback<Fetched, FetchError>,
-) -> Abort {
-    Abort(callbackify(client.clone().fetch(path), cb))
-}
-
-/// The callback `loadDashboard`: `async.parallel` of the three fetches, each checked.
-fn load_dashboard_cb(client: &Arc<WeftClient>, done: impl Callback<Dashboard, FetchError>) {
-    let client = client.clone();
-    callback::parallel(
-        3,
-        move |i, part| {
-            fetch_cb(
-                &client,
-                DASHBOARD[i],
-                move |r: Result<Fetched, FetchError>| part.call(r.and_then(Fetched::check)),
-            );
-        },
-        move |r: Result<Vec<Fetched>, FetchError>| done.call(r.and_then(decode)),
-    );
-}
 
 /// `fetchWithRetry(url, 3)` with callbacks: `async.retry`.
 fn fetch_with_retry_cb(
@@ -119,15 +87,6 @@ fn fetch_with_timeout_cb(
 }
 
 // --- combinator ----------------------------------------------------------------------------
-
-/// The promise `loadDashboard`: `Promise.all([fetch(..).then(check), ...]).then(decode)`.
-fn load_dashboard_comb(
-    client: &Arc<WeftClient>,
-) -> impl std::future::Future<Output = Result<Dashboard, FetchError>> + Send {
-    let f = |path| client.clone().fetch(path).then(checked);
-    all([f(DASHBOARD[0]), f(DASHBOARD[1]), f(DASHBOARD[2])])
-        .map(|r| r.and_then(|rs| decode(rs.into())))
-}
 
 fn fetch_with_retry_comb(
     client: &Arc<WeftClient>,

@@ -29,6 +29,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
+use weft::callback::{self, Callback, Cancel};
+use weft::promise::{all, callbackify, PromiseExt};
+use weft::JoinHandle;
 
 /// How late `/api/slow` answers.
 pub const SLOW: Duration = Duration::from_millis(200);
@@ -362,6 +365,11 @@ impl<R: HttpRt> Client<R> {
         })
     }
 
+    /// Closes the idle pooled connections.
+    pub fn close_idle(&self) {
+        self.pool.lock().unwrap().clear();
+    }
+
     async fn connection(&self) -> Result<SendRequest<Empty<Bytes>>, FetchError> {
         loop {
             let pooled = self.pool.lock().unwrap().pop();
@@ -414,4 +422,49 @@ impl<R: HttpRt> Client<R> {
             .collect::<Result<Vec<_>, _>>()?;
         decode(rs)
     }
+}
+
+// --- the weft styles of loadDashboard (the example and the comparison) ----------------------
+
+/// A fetch in flight, as the callback helpers cancel it.
+pub struct Abort(JoinHandle<()>);
+
+impl Cancel for Abort {
+    fn cancel(self) {
+        self.0.abort();
+    }
+}
+
+/// `http.get(path, cb)`: one fetch delivered to an error-first callback.
+pub fn fetch_cb(
+    client: &Arc<Client<OnWeft>>,
+    path: &'static str,
+    cb: impl Callback<Fetched, FetchError>,
+) -> Abort {
+    Abort(callbackify(client.clone().fetch(path), cb))
+}
+
+/// The callback `loadDashboard`: `async.parallel` of the three fetches, each checked.
+pub fn load_dashboard_cb(client: &Arc<Client<OnWeft>>, done: impl Callback<Dashboard, FetchError>) {
+    let client = client.clone();
+    callback::parallel(
+        3,
+        move |i, part| {
+            fetch_cb(
+                &client,
+                DASHBOARD[i],
+                move |r: Result<Fetched, FetchError>| part.call(r.and_then(Fetched::check)),
+            );
+        },
+        move |r: Result<Vec<Fetched>, FetchError>| done.call(r.and_then(decode)),
+    );
+}
+
+/// The promise `loadDashboard`: `Promise.all([fetch(..).then(check), ...]).then(decode)`.
+pub fn load_dashboard_comb(
+    client: &Arc<Client<OnWeft>>,
+) -> impl std::future::Future<Output = Result<Dashboard, FetchError>> + Send {
+    let f = |path| client.clone().fetch(path).then(checked);
+    all([f(DASHBOARD[0]), f(DASHBOARD[1]), f(DASHBOARD[2])])
+        .map(|r| r.and_then(|rs| decode(rs.into())))
 }
