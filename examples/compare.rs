@@ -12,8 +12,8 @@
 //! The `net` kind keeps a pool of persistent connections per runtime (at 64 in flight,
 //! `all_100` holds 6400 of them, and both ends count), so the command raises its soft
 //! `RLIMIT_NOFILE` to the hard limit at start and says so when even that is too low, and
-//! closes the idle pooled connections after each row (the next row's untimed round fills
-//! its pool again).
+//! closes the idle pooled connections whenever it switches runtimes (each run's untimed
+//! round fills its own pool again before the clock starts).
 //!
 //! Each measurement runs the shared harness (`weft_patterns::harness`, the code
 //! `benches/patterns.rs` gives to criterion): a calibration run picks an op count that
@@ -128,6 +128,8 @@ fn style_index(style: Style) -> usize {
 struct Runtimes {
     weft: Vec<(usize, weft::Runtime)>,
     tokio: Vec<(usize, tokio::runtime::Runtime)>,
+    /// The runtime of the last run (tokio?, workers).
+    last: std::cell::Cell<Option<(bool, usize)>>,
 }
 
 impl Runtimes {
@@ -140,6 +142,14 @@ impl Runtimes {
         workers: usize,
         ops: u64,
     ) -> (Duration, u64) {
+        // Only one runtime's net pools hold descriptors at a time (`all_100` at 64 in
+        // flight keeps 12 800 open on one runtime): switching runtimes closes the idle
+        // pooled connections, and the run's untimed round refills its own pool.
+        let on = Some((style == Style::TokioAsyncFn, workers));
+        if self.last.replace(on) != on {
+            weft_patterns::net::close_idle();
+            DASHBOARD_HTTP.close_idle();
+        }
         match style {
             Style::TokioAsyncFn => {
                 let rt = &self
@@ -501,6 +511,7 @@ fn main() {
             .iter()
             .map(|&w| (w, tokio_runtime(w)))
             .collect(),
+        last: std::cell::Cell::new(None),
     };
     weft_patterns::data_file();
 
@@ -564,10 +575,6 @@ fn main() {
                 row.samples[style_index(style)].push(d.as_nanos() as f64 / ran as f64);
             }
         }
-        // The pools of this row's runtimes are not needed by the next row: closed, so
-        // that four runtimes' pools never hold descriptors at once.
-        weft_patterns::net::close_idle();
-        DASHBOARD_HTTP.close_idle();
         let line = format!(
             "[{:>3}/{total}] {:<36} async_fn {:>10}  callback {:>6.2}x  combinator {:>6.2}x  tokio {:>6.2}x  ({:.0} s)",
             i + 1,

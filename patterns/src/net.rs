@@ -39,7 +39,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 use weft::callback::{self, Callback};
-use weft::net::{TcpListener, TcpStream};
+use weft::net::TcpStream;
 
 use crate::service::{count_completed, step, SvcError};
 
@@ -190,12 +190,20 @@ pub fn weft_svc() -> Arc<NetSvc> {
     svc
 }
 
+/// The listen backlog (the kernel caps it at `somaxconn`): a pool filling thousands of
+/// connections at once must not overflow the accept queue, whose dropped handshakes come
+/// back as resets.
+const BACKLOG: u32 = 65_535;
+
 fn start_weft_server() -> Arc<NetSvc> {
-    let std = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap_or_else(|e| panic!("the net service cannot bind 127.0.0.1:0: {e}"));
-    let addr = std.local_addr().expect("a bound listener's address");
-    let listener =
-        TcpListener::from_std(std).unwrap_or_else(|e| io_panic("adopting the listener", addr, e));
+    let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let listener = weft::net::TcpSocket::new_v4()
+        .and_then(|s| {
+            s.bind(any)?;
+            s.listen(BACKLOG)
+        })
+        .unwrap_or_else(|e| panic!("the net service cannot listen on 127.0.0.1:0: {e}"));
+    let addr = listener.local_addr().expect("a bound listener's address");
     let svc = Arc::new(NetSvc {
         addr,
         pool: Mutex::new(Vec::new()),
@@ -429,13 +437,14 @@ mod tokio_net {
     }
 
     fn start() -> Arc<TokioSvc> {
-        let std = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap_or_else(|e| panic!("the net service cannot bind 127.0.0.1:0: {e}"));
-        let addr = std.local_addr().expect("a bound listener's address");
-        std.set_nonblocking(true)
-            .unwrap_or_else(|e| io_panic("non-blocking listener", addr, e));
-        let listener = tokio::net::TcpListener::from_std(std)
-            .unwrap_or_else(|e| io_panic("adopting the listener", addr, e));
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        let listener = tokio::net::TcpSocket::new_v4()
+            .and_then(|s| {
+                s.bind(any)?;
+                s.listen(BACKLOG)
+            })
+            .unwrap_or_else(|e| panic!("the net service cannot listen on 127.0.0.1:0: {e}"));
+        let addr = listener.local_addr().expect("a bound listener's address");
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let svc = Arc::new(TokioSvc {
             addr,
