@@ -224,7 +224,9 @@ fn a_callback_read_returns_what_a_cancelled_future_read_left_first() {
 
 #[test]
 fn callbacks_never_run_inside_the_call_that_started_them() {
-    let rt = rt();
+    // One worker: with two, an idle worker may steal a deferred callback and run it in
+    // parallel before the starting call's `store` below, which says nothing about inline.
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
     let addr = echo_server(&rt);
     let (tx, rx) = mpsc::channel();
     rt.handle().defer(move || {
