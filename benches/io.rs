@@ -21,11 +21,11 @@
 //!   its own xorshift generator (the same sequence every iteration) and its own reused
 //!   buffer, each doing 256 reads one after another. Functions:
 //!   - `weft`: `File::read_at` in tasks on the workers of an io_uring runtime
-//!     (`IoUring::Auto`; the bench says on stderr if the kernel refused and it fell back).
+//!     (`UringMode::Auto`; the bench says on stderr if the kernel refused and it fell back).
 //!     Guards the ring data path: submission batching, one `io_uring_enter` per park rather
 //!     than per read, completion reaping and the waker hand-off. It should beat the others
 //!     by a wide margin.
-//!   - `weft_fallback`: the same on `IoUring::Disabled`, so each read is a blocking-pool job.
+//!   - `weft_fallback`: the same on `UringMode::Disabled`, so each read is a blocking-pool job.
 //!     Guards the fallback (pool queue, thread wake-ups), which is what users without
 //!     io_uring get.
 //!   - `tokio_fs`: `tokio::fs::File`, one handle per task, seek then read exactly 4 KiB
@@ -170,7 +170,7 @@ impl Drop for DataFile {
     }
 }
 
-fn weft_rt(mode: weft::IoUring) -> weft::Runtime {
+fn weft_rt(mode: weft::UringMode) -> weft::Runtime {
     weft::Runtime::builder()
         .worker_threads(workers())
         .io_uring(mode)
@@ -235,7 +235,7 @@ fn bench_weft_rand(
     g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     data: &DataFile,
     name: &str,
-    mode: weft::IoUring,
+    mode: weft::UringMode,
 ) {
     let mut state = None;
     g.bench_function(name, |b| {
@@ -243,7 +243,7 @@ fn bench_weft_rand(
             let rt = weft_rt(mode);
             let uring = rt.metrics().io_uring();
             eprintln!("io/file_rand_4k/{name}: weft workers use io_uring: {uring}");
-            if mode == weft::IoUring::Auto && !uring {
+            if mode == weft::UringMode::Auto && !uring {
                 eprintln!("warning: io/file_rand_4k/{name} measures the fallback");
             }
             let path = data.path().to_path_buf();
@@ -378,8 +378,8 @@ fn file_rand_4k(c: &mut Criterion, data: &DataFile) {
     rand_group_settings(&mut g);
     g.throughput(Throughput::Elements(BATCH));
 
-    bench_weft_rand(&mut g, data, "weft", weft::IoUring::Auto);
-    bench_weft_rand(&mut g, data, "weft_fallback", weft::IoUring::Disabled);
+    bench_weft_rand(&mut g, data, "weft", weft::UringMode::Auto);
+    bench_weft_rand(&mut g, data, "weft_fallback", weft::UringMode::Disabled);
 
     {
         let mut state = None;
@@ -448,7 +448,7 @@ fn file_read_whole(c: &mut Criterion, data: &DataFile) {
         let mut rt = None;
         g.bench_function("weft", |b| {
             let rt = rt.get_or_insert_with(|| {
-                let rt = weft_rt(weft::IoUring::Auto);
+                let rt = weft_rt(weft::UringMode::Auto);
                 check_whole(&weft_read(&rt, data.path()), true);
                 rt
             });
@@ -539,7 +539,7 @@ fn metadata(c: &mut Criterion) {
             let rt = rt.get_or_insert_with(|| {
                 let rt = weft::Runtime::builder()
                     .worker_threads(1)
-                    .io_uring(weft::IoUring::Auto)
+                    .io_uring(weft::UringMode::Auto)
                     .build()
                     .unwrap();
                 eprintln!("io/metadata/weft: io_uring: {}", rt.metrics().io_uring());
@@ -616,7 +616,7 @@ fn read_dir(c: &mut Criterion) {
     {
         let mut rt = None;
         g.bench_function("weft", |b| {
-            let rt = rt.get_or_insert_with(|| weft_rt(weft::IoUring::Auto));
+            let rt = rt.get_or_insert_with(|| weft_rt(weft::UringMode::Auto));
             b.iter(|| {
                 let dir = dir.clone();
                 let names = rt

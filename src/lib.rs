@@ -1,8 +1,9 @@
 //! # weft
 //!
 //! A Rust async runtime: per-core worker threads with local work-stealing deques, timers on
-//! per-worker timing wheels, and file I/O on an io_uring ring per worker (the blocking pool
-//! where io_uring is unavailable). Beside the runtime, weft carries
+//! per-worker timing wheels, and file, socket and process I/O on an io_uring ring per worker
+//! (the blocking pool and a readiness poller where io_uring is unavailable). Beside the
+//! runtime, weft carries
 //! the patterns of asynchronous JavaScript — callbacks, promises, async/await,
 //! `Promise.all`/`race`/`any`, retry, timeout — written three ways in Rust and benchmarked
 //! side by side.
@@ -42,8 +43,46 @@
 //! | [`signal`] | `ctrl_c`, `unix::signal(SignalKind)`: any number of listeners, none lost |
 //! | [`process`] | `Command`, `Child`: exits watched through pidfds, owned-buffer pipes |
 //! | [`sync`] | tokio's `oneshot`, `mpsc`, `broadcast`, `watch`, `Mutex`, `RwLock`, `Semaphore`, `Notify`, `Barrier`, `OnceCell` |
+//! | [`op`] | your own io_uring operation on a worker's ring: [`op::Operation`], run by [`op::Op`] with the cancellation and cleanup `fs` uses |
 //! | [`net`] | `TcpListener`, `TcpStream`, `TcpSocket`, `UdpSocket`, `UnixListener`, `UnixStream`: owned buffers, methods on `&self` |
 //!
 //! This crate re-exports `weft-runtime`; the reactor lives in `weft-reactor`.
+//!
+//! # Your own io_uring operation
+//!
+//! An opcode weft does not wrap (here `IORING_OP_NOP`) runs through the same op future as
+//! `fs`, submitted on the ring of the worker that polls it. The trait is `unsafe`: its
+//! entry may point only at what the operation owns (see [`op::Operation`]). A thread with
+//! no ring (the fallback driver, a `block_on` thread) gets the operation back.
+//!
+//! ```
+//! use weft::op::{io_uring, CqeResult, Op, Operation};
+//!
+//! struct Nop;
+//!
+//! // SAFETY: a NOP's entry points at no memory.
+//! unsafe impl Operation for Nop {
+//!     type Output = std::io::Result<u32>;
+//!     fn sqe(&mut self) -> io_uring::squeue::Entry {
+//!         io_uring::opcode::Nop::new().build()
+//!     }
+//!     fn complete(self, cqe: CqeResult) -> std::io::Result<u32> {
+//!         cqe.result
+//!     }
+//! }
+//!
+//! let rt = weft::Runtime::new()?;
+//! let on_ring = rt.block_on(rt.spawn(async {
+//!     match Op::submit(Nop) {
+//!         Ok(op) => Some(op.await),
+//!         Err(Nop) => None, // this worker has no ring
+//!     }
+//! }))?;
+//! assert_eq!(on_ring.is_some(), rt.metrics().io_uring());
+//! if let Some(res) = on_ring {
+//!     assert_eq!(res?, 0);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub use weft_runtime::*;

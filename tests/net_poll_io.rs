@@ -337,3 +337,36 @@ fn reads_and_writes_on_a_thread_without_a_ring() {
         })
     });
 }
+
+#[test]
+fn dropped_write_half_sends_the_accepted_bytes_before_shutting_down() {
+    on_worker("write half dropped after poll writes", async {
+        const TOTAL: usize = 200 * 1024;
+        let (a, mut b) = pair().await;
+        let (r, mut w) = a.into_split();
+        // Accepted, maybe not yet sent: no flush before the drop.
+        AsyncWriteExt::write_all(&mut w, &pattern(TOTAL))
+            .await
+            .unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert_eq!(got.len(), TOTAL);
+        assert!(got == pattern(TOTAL), "bytes corrupted");
+        drop(r);
+    });
+}
+
+#[test]
+fn unix_stream_through_the_traits() {
+    on_worker("UnixStream", async {
+        let (mut a, mut b) = weft::net::UnixStream::pair().unwrap();
+        AsyncWriteExt::write_all(&mut a, b"over a unix socket")
+            .await
+            .unwrap();
+        AsyncWriteExt::shutdown(&mut a).await.unwrap();
+        let mut got = String::new();
+        b.read_to_string(&mut got).await.unwrap();
+        assert_eq!(got, "over a unix socket");
+    });
+}

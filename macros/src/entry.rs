@@ -211,7 +211,7 @@ fn expand_fn(kind: Kind, args: TokenStream, func: ItemFn) -> syn::Result<TokenSt
         .map(|(n, span)| quote_spanned!(span=> __weft_builder.worker_threads(#n);));
     let io = config.io.map(|(variant, span)| {
         let variant = syn::Ident::new(variant, span);
-        quote_spanned!(span=> __weft_builder.io_uring(#krate::IoUring::#variant);)
+        quote_spanned!(span=> __weft_builder.io_uring(#krate::UringMode::#variant);)
     });
     let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
     let what = name;

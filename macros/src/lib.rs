@@ -32,7 +32,7 @@ mod select;
 /// Arguments (all optional, comma-separated):
 /// - `worker_threads = N`: the number of workers (an integer ≥ 1); default: the builder's
 ///   (`WEFT_WORKER_THREADS`, else one per CPU);
-/// - `io = "uring" | "fallback" | "auto"`: `Builder::io_uring` with `IoUring::Required`,
+/// - `io = "uring" | "fallback" | "auto"`: `Builder::io_uring` with `UringMode::Required`,
 ///   `Disabled` or `Auto`; the `WEFT_IO_DRIVER` variable still overrides it;
 /// - `crate = "path"`: where the runtime crate is (default `weft`).
 ///

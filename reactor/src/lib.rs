@@ -1,8 +1,10 @@
 //! weft-reactor: the part of weft that waits.
 //!
 //! This crate owns everything a worker thread blocks on: the park/unpark surface
-//! ([`driver`]), the timer wheel ([`time`]), the io_uring ring ([`uring`]) and the op layer
-//! over it ([`op`]: one op future, one file per opcode). It knows nothing of the scheduler:
+//! ([`driver`]), the timer wheel ([`time`]), the io_uring ring ([`uring`]), the op layer
+//! over it ([`op`]: one op future, one file per opcode, public as `weft::op` for opcodes
+//! weft does not wrap), the owned-buffer traits the ops take ([`buf`]) and the guarded
+//! waking of user wakers ([`wake`]). It knows nothing of the scheduler:
 //! only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle, [`std::task::Waker`],
 //! completion callbacks and [`op::Op`] futures cross the line to `weft-runtime`.
 //!

@@ -1,5 +1,6 @@
 //! The cooperative budget: a task may make at most [`BUDGET`] units of progress through
-//! weft's own leaf futures (join handles, and later timers and I/O) per poll. Once spent,
+//! weft's own leaf futures (join handles, `JoinSet`, file, socket and process operations on
+//! a ring, signal streams) per poll. Once spent,
 //! those futures return `Pending` after waking the task, so a task that is always ready goes
 //! to the back of the queue and its peers get the worker.
 //!

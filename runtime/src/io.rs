@@ -1,10 +1,10 @@
 //! Which I/O driver a thread parks on: its own io_uring, or — when io_uring is unavailable
 //! or disabled — a plain thread parker, with file operations on the blocking pool.
 //!
-//! A runtime asks for one ring per worker ([`IoUring::Auto`], the default). If the kernel
+//! A runtime asks for one ring per worker ([`UringMode::Auto`], the default). If the kernel
 //! refuses (old kernel, seccomp, `kernel.io_uring_disabled`, locked-memory limit), `Auto`
-//! falls back for every worker and says why, once, on stderr; [`IoUring::Required`] makes
-//! that a `Builder::build` error naming the cause and the fix; [`IoUring::Disabled`] never
+//! falls back for every worker and says why, once, on stderr; [`UringMode::Required`] makes
+//! that a `Builder::build` error naming the cause and the fix; [`UringMode::Disabled`] never
 //! tries. The `WEFT_IO_DRIVER` environment variable (`uring`, `fallback` or `auto`)
 //! overrides the builder, for users and CI.
 
@@ -26,7 +26,7 @@ const RING_ENTRIES: u32 = 256;
 
 /// Whether a runtime uses io_uring; see [`Builder::io_uring`](crate::Builder::io_uring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum IoUring {
+pub enum UringMode {
     /// Use io_uring if the kernel allows it, else fall back and say why on stderr.
     #[default]
     Auto,
@@ -37,15 +37,15 @@ pub enum IoUring {
     Disabled,
 }
 
-impl IoUring {
+impl UringMode {
     /// The builder's choice, unless `WEFT_IO_DRIVER` says otherwise.
-    pub(crate) fn resolve(self) -> io::Result<IoUring> {
+    pub(crate) fn resolve(self) -> io::Result<UringMode> {
         match std::env::var(IO_DRIVER_ENV) {
             Err(_) => Ok(self),
             Ok(v) => match v.trim() {
-                "uring" | "io_uring" => Ok(IoUring::Required),
-                "fallback" => Ok(IoUring::Disabled),
-                "auto" | "" => Ok(IoUring::Auto),
+                "uring" | "io_uring" => Ok(UringMode::Required),
+                "fallback" => Ok(UringMode::Disabled),
+                "auto" | "" => Ok(UringMode::Auto),
                 other => Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("{IO_DRIVER_ENV}={other:?}: expected `uring`, `fallback` or `auto`"),
@@ -123,26 +123,26 @@ impl fmt::Debug for IoDriver {
 }
 
 /// One (disabled) ring per worker, or parkers: see the module docs.
-pub(crate) fn worker_drivers(n: usize, mode: IoUring) -> io::Result<Vec<IoDriver>> {
+pub(crate) fn worker_drivers(n: usize, mode: UringMode) -> io::Result<Vec<IoDriver>> {
     let parkers = |n| {
         (0..n)
             .map(|_| IoDriver::Park(ThreadParker::new()))
             .collect()
     };
-    if mode == IoUring::Disabled {
+    if mode == UringMode::Disabled {
         return Ok(parkers(n));
     }
     let mut rings = Vec::with_capacity(n);
     for _ in 0..n {
         match Uring::new_disabled(RING_ENTRIES) {
             Ok(r) => rings.push(IoDriver::Uring(r)),
-            Err(e) if mode == IoUring::Required => {
+            Err(e) if mode == UringMode::Required => {
                 return Err(io::Error::new(
                     e.kind(),
                     format!(
                         "weft: io_uring is required (Builder::io_uring or \
                          {IO_DRIVER_ENV}=uring) but unavailable: {e}; to run without it, \
-                         use IoUring::Auto or set {IO_DRIVER_ENV}=fallback"
+                         use UringMode::Auto or set {IO_DRIVER_ENV}=fallback"
                     ),
                 ));
             }

@@ -33,6 +33,8 @@
 //! - [`fs`]: [`fs::File`], [`fs::OpenOptions`], [`fs::read`]: positioned I/O, owned buffers.
 //! - [`buf`]: the owned-buffer traits [`buf::IoBuf`] and [`buf::IoBufMut`], the
 //!   [`buf::Slice`] view and [`buf::BufResult`], taken by [`fs`] and [`callback::fs`].
+//! - [`op`]: the reactor's op future [`op::Op`] over an [`op::Operation`], the extension
+//!   point for an io_uring opcode weft does not wrap.
 //! - [`promise`]: the Promise API as future combinators: [`promise::PromiseExt`]
 //!   (`then`, `catch`, `finally`, `timeout`), [`promise::all`], [`promise::race`],
 //!   [`promise::any`], [`promise::retry`], [`promise::promisify`].
@@ -54,6 +56,7 @@
 
 mod blocking;
 pub use weft_reactor::buf;
+pub use weft_reactor::op;
 pub mod callback;
 mod context;
 mod coop;
@@ -77,7 +80,7 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
-pub use io::{IoUring, IO_DRIVER_ENV};
+pub use io::{UringMode, IO_DRIVER_ENV};
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};

@@ -1,11 +1,13 @@
 //! The std/loom shim. Under `cfg(loom)` the task state machine's atomics and cells come from
 //! loom, so model tests explore every interleaving and flag unsynchronised cell access;
 //! otherwise they are std's, behind the same small API (`with`/`with_mut` on cells). `weft::sync`
-//! takes its atomics, `Arc` and `Mutex` (parking_lot's outside loom) from here too.
+//! takes its atomics, `Arc` and `Mutex` (parking_lot's outside loom) from here too, and so do
+//! the scheduler's idle accounting (`scheduler/idle.rs`) and global queue's close protocol
+//! (`scheduler/queue.rs`).
 
 #[cfg(not(loom))]
 pub(crate) mod sync {
-    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
 
     /// parking_lot's mutex behind loom's `lock()` shape (no poisoning to unwrap).
@@ -47,7 +49,7 @@ pub(crate) mod sync {
 #[cfg(loom)]
 pub(crate) mod sync {
     pub(crate) use loom::cell::UnsafeCell;
-    pub(crate) use loom::sync::atomic::{AtomicUsize, Ordering};
+    pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
 
     /// loom's mutex with the shim's non-poisoning `lock()`.
@@ -63,4 +65,13 @@ pub(crate) mod sync {
             self.0.lock().unwrap()
         }
     }
+}
+
+/// `yield_now` for a spin that waits on another thread: loom's, so that a model switches
+/// threads there, or std's.
+pub(crate) mod thread {
+    #[cfg(loom)]
+    pub(crate) use loom::thread::yield_now;
+    #[cfg(not(loom))]
+    pub(crate) use std::thread::yield_now;
 }

@@ -73,53 +73,53 @@ impl RuntimeMetrics {
 
     /// Whether the workers park on io_uring rings (`false`: the fallback driver).
     pub fn io_uring(&self) -> bool {
-        self.handle.shared.io_uring
+        self.handle.shared.io_uring()
     }
 
     /// Worker threads.
     pub fn num_workers(&self) -> usize {
-        self.handle.shared.remotes.len()
+        self.handle.shared.remotes().len()
     }
 
     /// Tasks spawned and not yet completed.
     pub fn num_alive_tasks(&self) -> usize {
-        self.handle.shared.owned.len()
+        self.handle.shared.owned().len()
     }
 
     /// Tasks ever spawned (not counting blocking jobs).
     pub fn spawned_tasks_count(&self) -> u64 {
         let shared = &self.handle.shared;
         let local: u64 = shared
-            .remotes
+            .remotes()
             .iter()
             .map(|r| r.counters.spawns.load(Relaxed))
             .sum();
-        local + shared.remote_spawns.load(Relaxed)
+        local + shared.remote_spawns()
     }
 
     /// Tasks spawned or woken from threads that are not this runtime's workers.
     pub fn remote_schedule_count(&self) -> u64 {
-        self.handle.shared.remote_schedules.load(Relaxed)
+        self.handle.shared.remote_schedules()
     }
 
     /// Tasks in the global queue now.
     pub fn global_queue_depth(&self) -> usize {
-        self.handle.shared.inject.len()
+        self.handle.shared.inject().len()
     }
 
     /// Workers parked now.
     pub fn num_parked_workers(&self) -> usize {
-        self.handle.shared.idle.num_parked()
+        self.handle.shared.idle().num_parked()
     }
 
     /// Blocking-pool threads alive now.
     pub fn num_blocking_threads(&self) -> usize {
-        self.handle.shared.blocking.num_threads()
+        self.handle.shared.blocking().num_threads()
     }
 
     /// Blocking jobs waiting for a thread.
     pub fn blocking_queue_depth(&self) -> usize {
-        self.handle.shared.blocking.queue_depth()
+        self.handle.shared.blocking().queue_depth()
     }
 
     /// Worker `index`'s counters.
@@ -128,7 +128,7 @@ impl RuntimeMetrics {
     ///
     /// If `index >= num_workers()`.
     pub fn worker(&self, index: usize) -> WorkerMetrics {
-        let r = &self.handle.shared.remotes[index];
+        let r = &self.handle.shared.remotes()[index];
         let c = &r.counters;
         WorkerMetrics {
             polls: c.polls.load(Relaxed),

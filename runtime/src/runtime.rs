@@ -3,21 +3,18 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
 use weft_reactor::{Driver, TimeDriver};
 
-use crate::io::IoUring;
+use crate::io::UringMode;
 
 use crate::blocking::BlockingPool;
 use crate::metrics::WorkerCounters;
 use crate::scheduler::worker::{self, Core};
-use crate::scheduler::{self, queue::Inject, Config, Handle, Remote, Shared};
-use crate::task::list::OwnedTasks;
+use crate::scheduler::{self, Config, Handle, Remote, Shared};
 use crate::task::JoinHandle;
 
 /// The environment variable that sets the number of worker threads when the builder does
@@ -60,7 +57,7 @@ pub struct Builder {
     global_queue_interval: u32,
     event_interval: u32,
     lifo_slot: bool,
-    io_uring: IoUring,
+    io_uring: UringMode,
 }
 
 impl Default for Builder {
@@ -86,22 +83,22 @@ impl Builder {
             global_queue_interval: 61,
             event_interval: 61,
             lifo_slot: true,
-            io_uring: IoUring::Auto,
+            io_uring: UringMode::Auto,
         }
     }
 
-    /// Whether workers use io_uring (default [`IoUring::Auto`]: if the kernel allows it).
-    /// The `WEFT_IO_DRIVER` environment variable overrides this (see [`IoUring`]).
+    /// Whether workers use io_uring (default [`UringMode::Auto`]: if the kernel allows it).
+    /// The `WEFT_IO_DRIVER` environment variable overrides this (see [`UringMode`]).
     ///
     /// # Examples
     ///
     /// ```
-    /// use weft_runtime::{IoUring, Runtime};
+    /// use weft_runtime::{UringMode, Runtime};
     /// // A runtime that never touches io_uring (file I/O on the blocking pool):
-    /// let rt = Runtime::builder().io_uring(IoUring::Disabled).build().unwrap();
+    /// let rt = Runtime::builder().io_uring(UringMode::Disabled).build().unwrap();
     /// assert!(!rt.metrics().io_uring());
     /// ```
-    pub fn io_uring(&mut self, mode: IoUring) -> &mut Self {
+    pub fn io_uring(&mut self, mode: UringMode) -> &mut Self {
         self.io_uring = mode;
         self
     }
@@ -241,31 +238,21 @@ impl Builder {
             });
             locals.push(Core::new(index, local, driver));
         }
-        let shared = Arc::new(Shared {
-            remotes: remotes.into_boxed_slice(),
-            inject: Inject::new(),
-            idle: scheduler_idle(n),
-            owned: OwnedTasks::new(n * 4),
-            shutdown: AtomicBool::new(false),
-            blocking: BlockingPool::new(
+        let shared = Arc::new(Shared::new(
+            remotes,
+            BlockingPool::new(
                 self.max_blocking_threads,
                 self.keep_alive,
                 self.hooks.clone(),
             ),
-            config: Config {
+            Config {
                 global_queue_interval: self.global_queue_interval,
                 event_interval: self.event_interval,
                 max_lifo_polls: if self.lifo_slot { 3 } else { 0 },
                 local_capacity: crate::scheduler::queue::local_capacity(n),
             },
             io_uring,
-            remote_schedules: AtomicU64::new(0),
-            remote_spawns: AtomicU64::new(0),
-            running: Mutex::new(0),
-            exited: Condvar::new(),
-            built_in: crate::fork::BuiltIn::here()?,
-            id: crate::scheduler::next_runtime_id(),
-        });
+        )?);
         let handle = Handle { shared };
         let mut rt = Runtime {
             handle,
@@ -283,7 +270,7 @@ impl Builder {
             if let Some(size) = hooks.stack_size {
                 builder = builder.stack_size(size);
             }
-            *rt.handle.shared.running.lock() += 1;
+            rt.handle.shared.worker_starting();
             let spawned = builder.spawn(move || {
                 let start = core.enable_driver().map_err(|e| {
                     io::Error::new(
@@ -311,7 +298,7 @@ impl Builder {
             match spawned {
                 Ok(t) => rt.threads.push(t),
                 Err(e) => {
-                    *rt.handle.shared.running.lock() -= 1;
+                    rt.handle.shared.worker_not_started();
                     // `rt` is dropped here: the workers already started are shut down.
                     return Err(io::Error::new(
                         e.kind(),
@@ -342,10 +329,6 @@ fn run_hook(hook: &Option<Callback>, index: usize) -> io::Result<()> {
             "weft: a thread hook panicked on worker {index}: {msg}"
         ))
     })
-}
-
-fn scheduler_idle(n: usize) -> scheduler::Idle {
-    scheduler::Idle::new(n)
 }
 
 impl fmt::Debug for Builder {
@@ -483,7 +466,7 @@ impl Runtime {
         if std::mem::replace(&mut self.shut_down, true) {
             return;
         }
-        if self.handle.shared.built_in.is_forked() {
+        if self.handle.shared.is_forked() {
             // A forked child: the threads do not exist here and the rings are the parent's.
             // Leak all of it (see `fork.rs`).
             std::mem::forget(self.handle.clone());
@@ -499,32 +482,14 @@ impl Runtime {
             );
         }
         // Step 1.
-        shared
-            .shutdown
-            .store(true, std::sync::atomic::Ordering::Release);
-        for r in shared.remotes.iter() {
-            weft_reactor::Unpark::unpark(&r.unpark);
-        }
+        shared.begin_shutdown();
         // Step 2: wait for the workers.
-        let all_exited = {
-            let mut running = shared.running.lock();
-            while *running > 0 {
-                match deadline {
-                    None => shared.exited.wait(&mut running),
-                    Some(d) => {
-                        if shared.exited.wait_until(&mut running, d).timed_out() {
-                            break;
-                        }
-                    }
-                }
-            }
-            *running == 0
-        };
+        let all_exited = shared.wait_for_workers(deadline);
         // Step 3: every remaining future is dropped here.
-        shared.owned.close_and_shutdown_all();
+        shared.owned().close_and_shutdown_all();
         // Step 4.
-        shared.inject.close_and_drain();
-        shared.blocking.shutdown(deadline);
+        shared.inject().close_and_drain();
+        shared.blocking().shutdown(deadline);
         if all_exited {
             for t in self.threads.drain(..) {
                 let _ = t.join();

@@ -20,7 +20,7 @@ use weft_runtime::callback::{
     Part,
 };
 use weft_runtime::time::Elapsed;
-use weft_runtime::{IoUring, Runtime};
+use weft_runtime::{Runtime, UringMode};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
@@ -1509,7 +1509,7 @@ fn runtimes() -> Vec<(&'static str, Runtime)> {
             "fallback",
             Runtime::builder()
                 .worker_threads(2)
-                .io_uring(IoUring::Disabled)
+                .io_uring(UringMode::Disabled)
                 .build()
                 .unwrap(),
         ),
@@ -1700,7 +1700,7 @@ fn fs_a_panicking_read_callback_does_not_break_later_reads() {
             "default" => rt(1),
             _ => Runtime::builder()
                 .worker_threads(1)
-                .io_uring(IoUring::Disabled)
+                .io_uring(UringMode::Disabled)
                 .build()
                 .unwrap(),
         };

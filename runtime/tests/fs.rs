@@ -468,7 +468,7 @@ fn futures_dropped_mid_flight_leave_the_file_usable() {
     let rt = Runtime::builder()
         .worker_threads(2)
         .max_blocking_threads(1)
-        .io_uring(weft_runtime::IoUring::Disabled)
+        .io_uring(weft_runtime::UringMode::Disabled)
         .build()
         .unwrap();
     let (file, writer) = rt.block_on(async {

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use weft_runtime::{IoUring, Runtime};
+use weft_runtime::{Runtime, UringMode};
 
 const CHILD_ENV: &str = "WEFT_IO_DRIVER_CHILD";
 
@@ -103,13 +103,13 @@ fn io_uring_is_used_where_the_kernel_allows_it() {
     // This machine allows io_uring: a test that cannot get it must fail with the reason.
     let rt = Runtime::builder()
         .worker_threads(2)
-        .io_uring(IoUring::Required)
+        .io_uring(UringMode::Required)
         .build()
         .unwrap_or_else(|e| panic!("io_uring should work on this machine: {e}"));
     assert!(rt.metrics().io_uring());
     let rt = Runtime::builder()
         .worker_threads(1)
-        .io_uring(IoUring::Disabled)
+        .io_uring(UringMode::Disabled)
         .build()
         .unwrap();
     assert!(!rt.metrics().io_uring());
@@ -155,7 +155,7 @@ fn seccomp_denied_io_uring_falls_back_or_fails_clearly() {
             deny_io_uring_setup();
             let mut b = Runtime::builder();
             if child_case().as_deref() == Some("required") {
-                b.io_uring(IoUring::Required);
+                b.io_uring(UringMode::Required);
             }
             let e = b.build().unwrap_err();
             let msg = e.to_string();
@@ -210,7 +210,7 @@ fn seccomp_denied_io_uring_enter_falls_back_or_fails_clearly() {
         Some("required") => {
             deny_syscall(libc::SYS_io_uring_enter);
             let e = Runtime::builder()
-                .io_uring(IoUring::Required)
+                .io_uring(UringMode::Required)
                 .build()
                 .unwrap_err();
             let msg = e.to_string();

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
-use weft_runtime::{IoUring, Runtime};
+use weft_runtime::{Runtime, UringMode};
 
 #[test]
 fn sixty_four_reads_in_flight_keep_both_workers_and_both_rings_busy() {
@@ -22,7 +22,7 @@ fn sixty_four_reads_in_flight_keep_both_workers_and_both_rings_busy() {
     for _attempt in 0..5 {
         let rt = Runtime::builder()
             .worker_threads(2)
-            .io_uring(IoUring::Required)
+            .io_uring(UringMode::Required)
             .build()
             .unwrap_or_else(|e| panic!("this test needs io_uring: {e}"));
         let done = Arc::new(AtomicUsize::new(0));

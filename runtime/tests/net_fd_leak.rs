@@ -1,6 +1,7 @@
 //! weft::net closes every socket it opens: after use, after every kind of operation future
-//! is dropped mid-flight (accept, connect, read, write), and when a runtime shuts down with
-//! connections open and reads pending.
+//! is dropped mid-flight (accept, connect, read, readv, write; on the `block_on` thread,
+//! through readiness, and on a worker, through its ring), and when a runtime shuts down
+//! with connections open and reads pending.
 //!
 //! Alone in its binary because it counts the process's socket descriptors.
 
@@ -72,6 +73,55 @@ fn no_socket_leaks() {
                 .await
                 .is_err());
             drop((u, a, b));
+        });
+        // The same drops on a worker, where accept, connect, reads (plain and vectored)
+        // and writes are ring ops: an abandoned accept's connection is queued in the
+        // listener and closed with it, an abandoned connect's socket closes at its
+        // completion.
+        rt.block_on(async {
+            weft_runtime::spawn(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let other_addr = other.local_addr().unwrap();
+                for i in 0..100 {
+                    assert!(timeout(Duration::ZERO, listener.accept()).await.is_err());
+                    let _ = timeout(Duration::ZERO, TcpStream::connect(other_addr)).await;
+                    let c = TcpStream::connect(addr).await.unwrap();
+                    // The accept may be abandoned after the kernel accepted: either way
+                    // the connection is returned by this accept or a later one.
+                    let (s, _) = match timeout(Duration::from_micros(10), listener.accept()).await {
+                        Ok(r) => r.unwrap(),
+                        Err(_) => listener.accept().await.unwrap(),
+                    };
+                    assert!(timeout(Duration::ZERO, c.read(Vec::with_capacity(8)))
+                        .await
+                        .is_err());
+                    let bufs = vec![Vec::with_capacity(4), Vec::with_capacity(4)];
+                    assert!(timeout(Duration::ZERO, s.readv(bufs)).await.is_err());
+                    if i % 10 == 0 {
+                        let big = vec![7u8; 32 << 20];
+                        let r = timeout(Duration::from_millis(5), c.write_all(big)).await;
+                        assert!(r.is_err(), "32 MiB cannot fit in loopback buffers");
+                    }
+                    drop((c.into_split(), s));
+                }
+                // Connections that dropped accepts took and nobody claimed, and ones the
+                // kernel queued, go with the listener.
+                for _ in 0..10 {
+                    let c = TcpStream::connect(addr).await.unwrap();
+                    let _ = timeout(Duration::from_micros(10), listener.accept()).await;
+                    drop(c);
+                }
+                drop((listener, other));
+                let (a, b) = weft_runtime::net::UnixDatagram::pair().unwrap();
+                assert!(timeout(Duration::ZERO, a.recv(Vec::with_capacity(8)))
+                    .await
+                    .is_err());
+                drop((a, b));
+            })
+            .await
+            .unwrap();
         });
         // Shutdown with connections open and reads pending on the workers.
         let peers = rt.block_on(async {

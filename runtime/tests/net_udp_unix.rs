@@ -1,5 +1,6 @@
 //! weft::net UDP and Unix sockets: round trips, truncation, connected sockets, paths and
-//! abstract names, and the errors for bad input. Run on both drivers.
+//! abstract names, Unix datagrams, Unix split halves on two workers, and the errors for
+//! bad input. Run on both drivers.
 
 mod common;
 
@@ -8,7 +9,10 @@ use std::net::Shutdown;
 use std::path::PathBuf;
 
 use common::{hang_guard, watchdog};
-use weft_runtime::net::{UdpSocket, UnixListener, UnixStream};
+use std::future::Future;
+use std::sync::{Arc, Barrier};
+
+use weft_runtime::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use weft_runtime::Runtime;
 
 fn rt() -> Runtime {
@@ -64,7 +68,7 @@ fn udp_datagram_longer_than_the_buffer_is_truncated() {
         let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let baddr = b.local_addr().unwrap();
-        let (r, _) = a.send_to((0..100u8).collect(), baddr).await;
+        let (r, _) = a.send_to((0..100u8).collect::<Vec<u8>>(), baddr).await;
         assert_eq!(r.unwrap(), 100);
         let (r, _) = a.send_to(b"next".to_vec(), baddr).await;
         r.unwrap();
@@ -196,5 +200,223 @@ fn unix_bad_paths_and_missing_listeners_are_typed_errors() {
             ErrorKind::BrokenPipe,
             "no SIGPIPE either"
         );
+    });
+}
+
+/// Runs `f` as a task on a worker (ring ops on the ring driver) and then on the
+/// `block_on` thread (readiness).
+fn on_worker_and_block_on<F, Fut>(f: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let rt = rt();
+    let fut = f();
+    rt.block_on(async move { weft_runtime::spawn(fut).await.unwrap() });
+    rt.block_on(f());
+}
+
+#[test]
+fn unix_datagram_round_trips() {
+    hang_guard();
+    watchdog("unix datagrams", || {
+        let dir = Arc::new(TempDir::new("net-udg"));
+        on_worker_and_block_on(|| {
+            let dir = dir.clone();
+            async move {
+                // A pair.
+                let (a, b) = UnixDatagram::pair().unwrap();
+                for msg in [&b"one"[..], b"", b"three"] {
+                    let (r, _) = a.send(msg).await;
+                    assert_eq!(r.unwrap(), msg.len());
+                    let (r, got) = b.recv(Vec::with_capacity(16)).await;
+                    assert_eq!(r.unwrap(), msg.len());
+                    assert_eq!(got, msg, "datagrams keep their boundaries");
+                }
+                // A bound server, an unbound client: the sender is unnamed.
+                let path = dir
+                    .0
+                    .join(format!("srv-{:?}.sock", std::thread::current().id()));
+                let _ = std::fs::remove_file(&path);
+                let server = UnixDatagram::bind(&path).unwrap();
+                assert_eq!(
+                    server.local_addr().unwrap().as_pathname(),
+                    Some(path.as_path())
+                );
+                let client = UnixDatagram::unbound().unwrap();
+                let (r, _) = client.send_to(b"hello".to_vec(), &path).await;
+                assert_eq!(r.unwrap(), 5);
+                let (r, got) = server.recv_from(Vec::with_capacity(16)).await;
+                let (n, from) = r.unwrap();
+                assert_eq!((n, &got[..]), (5, &b"hello"[..]));
+                assert!(from.is_unnamed(), "{from:?}");
+                // Bound at an abstract name, the client is named in replies.
+                use std::os::linux::net::SocketAddrExt;
+                let name = format!(
+                    "\0weft-udg-{}-{:?}",
+                    std::process::id(),
+                    std::thread::current().id()
+                );
+                let client = UnixDatagram::bind(&name).unwrap();
+                let (r, _) = client.send_to("named", &path).await;
+                r.unwrap();
+                let (r, got) = server.recv_from(Vec::with_capacity(16)).await;
+                let (_, from) = r.unwrap();
+                assert_eq!(got, b"named");
+                assert_eq!(from.as_abstract_name(), Some(&name.as_bytes()[1..]));
+                // Connected both ways: send and recv.
+                server.connect(&name).unwrap();
+                client.connect(&path).unwrap();
+                assert_eq!(
+                    client.peer_addr().unwrap().as_pathname(),
+                    Some(path.as_path())
+                );
+                let (r, _) = server.send(b"reply".to_vec()).await;
+                r.unwrap();
+                let (r, got) = client.recv(vec![0u8; 8].into_boxed_slice()).await;
+                assert_eq!(r.unwrap(), 5);
+                assert_eq!(&got[..5], b"reply");
+                std::fs::remove_file(&path).unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn unix_datagram_longer_than_the_buffer_is_truncated() {
+    hang_guard();
+    on_worker_and_block_on(|| async {
+        let (a, b) = UnixDatagram::pair().unwrap();
+        let long: Vec<u8> = (0..100u8).collect();
+        let (r, _) = a.send(long.clone()).await;
+        assert_eq!(r.unwrap(), 100);
+        let (r, _) = a.send("next").await;
+        r.unwrap();
+        let (r, got) = b.recv(Vec::with_capacity(10)).await;
+        assert_eq!(r.unwrap(), got.len());
+        assert_eq!(got, long[..got.len()], "the head of the datagram");
+        assert!(got.len() < 100);
+        // The rest was discarded: the next receive is the next datagram.
+        let (r, got) = b.recv_from(Vec::with_capacity(10)).await;
+        assert_eq!(r.unwrap().0, 4);
+        assert_eq!(got, b"next");
+    });
+}
+
+#[test]
+fn unix_datagram_bad_input_is_a_typed_error() {
+    hang_guard();
+    let dir = TempDir::new("net-udg-bad");
+    rt().block_on(async move {
+        let err = UnixDatagram::bind("/tmp/bad\0name").unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+        let missing = dir.0.join("missing.sock");
+        let c = UnixDatagram::unbound().unwrap();
+        let (r, _) = c.send_to(b"x".to_vec(), &missing).await;
+        let err = r.unwrap_err();
+        assert!(
+            matches!(
+                err.kind(),
+                ErrorKind::NotFound | ErrorKind::ConnectionRefused
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("missing.sock"), "{err}");
+        let err = c.connect(&missing).unwrap_err();
+        assert!(err.to_string().contains("missing.sock"), "{err}");
+        let (r, _) = c.send(b"x".to_vec()).await;
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::NotConnected);
+        let path = dir.0.join("taken.sock");
+        let _held = UnixDatagram::bind(&path).unwrap();
+        let err = UnixDatagram::bind(&path).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AddrInUse, "{err}");
+        assert!(err.to_string().contains("taken.sock"), "{err}");
+    });
+}
+
+/// Writes `total` bytes of a counting pattern through `w`, then drops it (end of stream).
+async fn write_count(w: weft_runtime::net::unix::OwnedWriteHalf, total: usize) {
+    let buf: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut sent = 0;
+    let mut buf = buf;
+    while sent < total {
+        let (r, b) = w.write_all(buf).await;
+        r.unwrap();
+        buf = b;
+        sent += buf.len();
+    }
+}
+
+/// Reads until end of stream, checking the counting pattern; the byte count.
+async fn read_count(r: weft_runtime::net::unix::OwnedReadHalf) -> usize {
+    let mut n = 0;
+    let mut buf = Vec::with_capacity(48 * 1024);
+    loop {
+        let (res, b) = r.read(buf).await;
+        let k = res.unwrap();
+        if k == 0 {
+            return n;
+        }
+        for (j, &x) in b.iter().enumerate() {
+            assert_eq!(x as usize, ((n + j) % (64 * 1024)) % 251, "byte {}", n + j);
+        }
+        n += k;
+        buf = b;
+    }
+}
+
+#[test]
+fn unix_split_halves_on_two_workers() {
+    hang_guard();
+    watchdog("unix halves", || {
+        let total = common::scaled(8 << 20, 1 << 20) / (64 * 1024) * (64 * 1024);
+        rt().block_on(async move {
+            let (a, b) = UnixStream::pair().unwrap();
+            let (ar, aw) = a.into_split();
+            let (br, bw) = b.into_split();
+            // Each task holds one half of each stream; the barrier holds both workers
+            // until both tasks run, so they run on different workers.
+            let barrier = Arc::new(Barrier::new(2));
+            let start = |barrier: Arc<Barrier>| {
+                barrier.wait();
+                std::thread::current().name().unwrap_or("").to_string()
+            };
+            let b1 = barrier.clone();
+            let t1 = weft_runtime::spawn(async move {
+                let name = start(b1);
+                let (_, n) = weft_runtime::join!(write_count(aw, total), read_count(br));
+                (name, n)
+            });
+            let t2 = weft_runtime::spawn(async move {
+                let name = start(barrier);
+                let (_, n) = weft_runtime::join!(write_count(bw, total), read_count(ar));
+                (name, n)
+            });
+            let (n1, got1) = t1.await.unwrap();
+            let (n2, got2) = t2.await.unwrap();
+            assert_ne!(n1, n2, "both tasks ran on one worker");
+            assert_eq!((got1, got2), (total, total));
+        });
+    });
+}
+
+#[test]
+fn empty_datagrams_are_sent() {
+    hang_guard();
+    watchdog("empty datagrams", || {
+        on_worker_and_block_on(|| async {
+            let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            a.connect(b.local_addr().unwrap()).await.unwrap();
+            let (r, _) = a.send(Vec::new()).await;
+            assert_eq!(r.unwrap(), 0);
+            let (r, _) = a.send_to("", b.local_addr().unwrap()).await;
+            assert_eq!(r.unwrap(), 0);
+            for _ in 0..2 {
+                let (r, got) = b.recv_from(Vec::with_capacity(8)).await;
+                assert_eq!(r.unwrap(), (0, a.local_addr().unwrap()));
+                assert!(got.is_empty());
+            }
+        });
     });
 }

@@ -12,14 +12,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use weft_runtime::process::{Command, Stdio};
-use weft_runtime::{IoUring, Runtime};
+use weft_runtime::{Runtime, UringMode};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
 }
 
 /// Both drivers: the ring where the kernel allows it, and the fallback.
-const DRIVERS: [IoUring; 2] = [IoUring::Auto, IoUring::Disabled];
+const DRIVERS: [UringMode; 2] = [UringMode::Auto, UringMode::Disabled];
 
 /// Runs the future `make` returns as a task on a worker, once on each driver, under the
 /// watchdog; returns the outputs in [`DRIVERS`] order.

@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use weft_runtime::signal::unix::{signal, SignalKind};
-use weft_runtime::{IoUring, Runtime};
+use weft_runtime::{Runtime, UringMode};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
@@ -63,7 +63,7 @@ fn is_child() -> bool {
 fn every_sigusr1_reaches_every_listener() {
     common::hang_guard();
     // Both drivers: the ring where the kernel allows it, and the fallback.
-    for mode in [IoUring::Auto, IoUring::Disabled] {
+    for mode in [UringMode::Auto, UringMode::Disabled] {
         let rt = Runtime::builder()
             .worker_threads(2)
             .io_uring(mode)

@@ -1,7 +1,8 @@
 //! One future for every io_uring operation: [`Op<T>`] over an [`Operation`], and one file
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
 //! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
-//! [`symlinkat`]).
+//! [`symlinkat`], and for sockets [`recv`], [`send`](mod@send), [`recvmsg`], [`sendmsg`],
+//! [`accept`], [`connect`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -36,8 +37,8 @@
 //! use std::pin::Pin;
 //! use std::task::{Context, Poll, Waker};
 //! use std::time::Duration;
-//! use weft_reactor::op::{io_uring, Op, Operation};
-//! use weft_reactor::uring::{lifecycle::CqeResult, Uring};
+//! use weft_reactor::op::{io_uring, CqeResult, Op, Operation};
+//! use weft_reactor::uring::Uring;
 //! use weft_reactor::Driver;
 //!
 //! struct Nop;
@@ -63,17 +64,25 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+/// What [`Operation::complete`] and [`Operation::cleanup`] receive.
+pub use crate::uring::lifecycle::CqeResult;
 /// The `io_uring` crate, whose `opcode` builders make an [`Operation`]'s entry.
 pub use io_uring;
 
+pub mod accept;
 pub mod close;
+pub mod connect;
 pub mod fsync;
 pub mod linkat;
 pub mod mkdirat;
 pub mod open;
 pub mod poll_add;
 pub mod read;
+pub mod recv;
+pub mod recvmsg;
 pub mod renameat;
+pub mod send;
+pub mod sendmsg;
 pub mod statx;
 pub mod symlinkat;
 pub mod unlinkat;
@@ -86,7 +95,6 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::uring::lifecycle::CqeResult;
 use crate::uring::UringHandle;
 
 /// One io_uring opcode's data: what the kernel uses, the entry that points at it, and what

@@ -21,14 +21,13 @@
 //!     ▼                             ▼                    ▼
 //! Completed                      Ignored ──complete──► (freed; cleanup runs)
 //!
-//! Callback ──complete──► (freed; callback runs on the reaping thread)
+//! OnComplete ──complete──► (freed; the callback runs on the reaping thread)
 //! ```
 //!
 //! `user_data` is `generation << 32 | index`: a completion or a poll naming a slot that has
 //! since been freed and reused is detected, never misdelivered. Values with the top bit set
 //! are reserved for the reactor's own operations (the eventfd read, cancellations).
 
-use std::any::Any;
 use std::fmt;
 use std::io;
 use std::task::{Poll, Waker};
@@ -56,10 +55,10 @@ impl CqeResult {
 
 /// Runs when an op whose future was dropped completes: owns the resources the kernel used,
 /// and may undo a late success (close an fd that an abandoned open returned).
-pub type Cleanup = Box<dyn FnOnce(CqeResult) + Send>;
+pub(crate) type OnAbandon = Box<dyn FnOnce(CqeResult) + Send>;
 
 /// Runs when an op submitted with a callback completes, on the reaping thread.
-pub type Callback = Box<dyn FnOnce(CqeResult) + Send>;
+pub(crate) type OnComplete = Box<dyn FnOnce(CqeResult) + Send>;
 
 pub(crate) enum Lifecycle {
     /// In the kernel; nobody has polled yet.
@@ -67,11 +66,11 @@ pub(crate) enum Lifecycle {
     /// In the kernel; a future waits (wake this at completion).
     Waiting(Waker),
     /// The future was dropped; the cleanup keeps the resources alive until the CQE.
-    Ignored(Cleanup),
+    Ignored(OnAbandon),
     /// Done; the result waits for the future's next poll.
     Completed(CqeResult),
     /// Done by running a callback, with no future and no task.
-    Callback(Callback),
+    OnComplete(OnComplete),
     /// The ring was dropped while the kernel still held this op: whatever it used is leaked
     /// (never freed), and a future still waiting on it never completes.
     Leaked,
@@ -139,7 +138,7 @@ impl Ops {
     pub(crate) fn leak_in_kernel(&mut self) {
         for slot in &mut self.slots {
             match slot.state.take() {
-                Some(Lifecycle::Ignored(f) | Lifecycle::Callback(f)) => {
+                Some(Lifecycle::Ignored(f) | Lifecycle::OnComplete(f)) => {
                     std::mem::forget(f);
                     slot.state = Some(Lifecycle::Leaked);
                 }
@@ -211,7 +210,7 @@ impl Ops {
                 Poll::Pending
             }
             Some(Lifecycle::Leaked) => Poll::Pending,
-            Some(Lifecycle::Ignored(_) | Lifecycle::Callback(_)) | None => {
+            Some(Lifecycle::Ignored(_) | Lifecycle::OnComplete(_)) | None => {
                 unreachable!("an op future polled a slot it gave away")
             }
         }
@@ -221,7 +220,7 @@ impl Ops {
     /// the kernel (the caller then asks the kernel to cancel it); the resources stay with
     /// the slot until the completion. If the result was already in, the slot is freed and
     /// `cleanup` runs now (it is returned to be run outside the lock).
-    pub(crate) fn abandon(&mut self, user_data: u64, cleanup: Cleanup) -> Result<bool, Reaped> {
+    pub(crate) fn abandon(&mut self, user_data: u64, cleanup: OnAbandon) -> Result<bool, Reaped> {
         let slot = self
             .slot(user_data)
             .expect("an op future dropped a slot it does not own");
@@ -259,7 +258,7 @@ impl Ops {
                 self.completed += 1;
                 Reaped::Nothing
             }
-            Some(Lifecycle::Ignored(f) | Lifecycle::Callback(f)) => {
+            Some(Lifecycle::Ignored(f) | Lifecycle::OnComplete(f)) => {
                 slot.state = Some(Lifecycle::Submitted);
                 self.free(user_data);
                 Reaped::Run(f, result)
@@ -287,9 +286,10 @@ impl fmt::Debug for Ops {
     }
 }
 
-/// Keeps a value alive inside a [`Cleanup`] until the completion arrives, then drops it.
-pub fn keep_until_complete<T: Send + 'static>(resources: T) -> Cleanup {
-    let resources: Box<dyn Any + Send> = Box::new(resources);
+/// Keeps a value alive inside a [`OnAbandon`] until the completion arrives, then drops it.
+#[cfg(test)]
+pub(crate) fn keep_until_complete<T: Send + 'static>(resources: T) -> OnAbandon {
+    let resources: Box<dyn std::any::Any + Send> = Box::new(resources);
     Box::new(move |_| drop(resources))
 }
 
@@ -415,7 +415,7 @@ mod tests {
         let mut ops = Ops::new();
         let got = Arc::new(AtomicUsize::new(0));
         let g = got.clone();
-        let ud = ops.insert(Lifecycle::Callback(Box::new(move |r| {
+        let ud = ops.insert(Lifecycle::OnComplete(Box::new(move |r| {
             g.store(r.result.unwrap() as usize, SeqCst)
         })));
         match ops.complete(ud, CqeResult::new(42, 0)) {

@@ -26,7 +26,8 @@
 //!    `AWAKE` and reap.
 //!
 //! `Unpark` swaps in `NOTIFIED` and writes the eventfd only if the owner was `PARKED`: a busy
-//! owner costs its wakers no syscall.
+//! owner costs its wakers no syscall. The handshake is `handshake.rs`, model-checked there
+//! with loom against an abstract eventfd.
 //!
 //! # Reaping a stalled ring
 //!
@@ -59,6 +60,7 @@
 //! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
 //! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
+mod handshake;
 #[cfg(test)]
 mod kernel_tests;
 pub mod lifecycle;
@@ -66,7 +68,7 @@ pub mod lifecycle;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -75,7 +77,8 @@ use io_uring::{opcode, squeue, types, IoUring};
 use parking_lot::Mutex;
 
 use crate::driver::{Driver, Unpark};
-use lifecycle::{Cleanup, CqeResult, Lifecycle, Ops, Reaped, RESERVED};
+use handshake::Handshake;
+use lifecycle::{CqeResult, Lifecycle, OnAbandon, Ops, Reaped, RESERVED};
 
 const EVENTFD: u64 = RESERVED | 1;
 const CANCEL: u64 = RESERVED | 2;
@@ -123,10 +126,6 @@ pub(crate) fn current() -> Option<UringHandle> {
     shared.is_owner().then_some(UringHandle { shared })
 }
 
-const AWAKE: usize = 0;
-const PARKED: usize = 1;
-const NOTIFIED: usize = 2;
-
 const IORING_ENTER_GETEVENTS: u32 = 1;
 
 struct Shared {
@@ -153,7 +152,8 @@ struct Shared {
     eventfd_armed: AtomicBool,
     /// Ops submitted over the ring's life (written by the owner only).
     submitted: std::sync::atomic::AtomicU64,
-    state: AtomicUsize,
+    /// AWAKE / PARKED / NOTIFIED (module docs, "Park").
+    handshake: Handshake,
 }
 
 /// An io_uring instance owned by one thread; see the module docs.
@@ -408,7 +408,7 @@ impl Uring {
                 eventfd,
                 eventfd_armed: AtomicBool::new(false),
                 submitted: std::sync::atomic::AtomicU64::new(0),
-                state: AtomicUsize::new(AWAKE),
+                handshake: Handshake::new(),
             }),
             eventfd_buf: Box::new(0),
             reaped: Vec::new(),
@@ -449,7 +449,7 @@ impl Uring {
     pub(crate) unsafe fn submit_with_callback(
         &mut self,
         entry: squeue::Entry,
-        callback: lifecycle::Callback,
+        callback: lifecycle::OnComplete,
     ) -> u64 {
         // SAFETY: as `submit`.
         unsafe { self.handle().submit_with_callback(entry, callback) }
@@ -570,17 +570,11 @@ impl Driver for Uring {
                 self.enter(0, None);
             }
             self.reap();
-            self.shared.state.store(AWAKE, SeqCst);
+            self.shared.handshake.awake();
             return Ok(());
         }
         // Step 3.
-        if self
-            .shared
-            .state
-            .compare_exchange(AWAKE, PARKED, SeqCst, SeqCst)
-            .is_err()
-        {
-            self.shared.state.store(AWAKE, SeqCst);
+        if !self.shared.handshake.announce_park() {
             self.enter(0, None);
             self.reap();
             return Ok(());
@@ -591,7 +585,7 @@ impl Driver for Uring {
             let _cq = self.shared.cq.lock();
             self.enter(1, timeout);
         }
-        self.shared.state.store(AWAKE, SeqCst);
+        self.shared.handshake.awake();
         self.reap();
         Ok(())
     }
@@ -629,7 +623,7 @@ impl UringUnparker {
 
 impl Unpark for UringUnparker {
     fn unpark(&self) {
-        if self.shared.state.swap(NOTIFIED, SeqCst) == PARKED {
+        if self.shared.handshake.notify() {
             if WakeMode::get() == WakeMode::MsgRing && self.msg_ring() {
                 return;
             }
@@ -762,7 +756,7 @@ impl UringHandle {
     /// owner's last reap plus [`STALL`]; `None` with nothing in flight, or while the owner
     /// waits in the kernel (it reaps what completes). Read without a lock.
     pub fn takeover_deadline(&self) -> Option<std::time::Instant> {
-        if !self.has_in_flight() || self.shared.state.load(SeqCst) == PARKED {
+        if !self.has_in_flight() || self.shared.handshake.is_parked() {
             return None;
         }
         let last = Duration::from_millis(self.shared.last_reap.load(Relaxed));
@@ -776,7 +770,7 @@ impl UringHandle {
     /// many op completions it reaped. See the module docs ("Reaping a stalled ring").
     pub fn reap_stalled(&self) -> usize {
         let shared = &*self.shared;
-        if !self.has_in_flight() || shared.state.load(SeqCst) == PARKED {
+        if !self.has_in_flight() || shared.handshake.is_parked() {
             return 0;
         }
         let since = shared.born.elapsed();
@@ -840,12 +834,16 @@ impl UringHandle {
     pub(crate) unsafe fn submit_with_callback(
         &self,
         entry: squeue::Entry,
-        callback: lifecycle::Callback,
+        callback: lifecycle::OnComplete,
     ) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
-        let ud = self.shared.ops.lock().insert(Lifecycle::Callback(callback));
+        let ud = self
+            .shared
+            .ops
+            .lock()
+            .insert(Lifecycle::OnComplete(callback));
         // SAFETY: as `submit`.
         unsafe { self.shared.push(&entry.user_data(ud)) };
         self.count_submit();
@@ -857,14 +855,14 @@ impl UringHandle {
     /// # Panics
     ///
     /// If `user_data` is not a live op of this ring owned by the caller.
-    pub fn poll(&self, user_data: u64, waker: &Waker) -> Poll<CqeResult> {
+    pub(crate) fn poll(&self, user_data: u64, waker: &Waker) -> Poll<CqeResult> {
         self.shared.ops.lock().poll(user_data, waker)
     }
 
     /// Gives up on an op before seeing its result: `cleanup` takes over the resources the
     /// kernel may still use and runs at the completion (at once if it already came), and
     /// the kernel is asked to cancel the op.
-    pub fn abandon(&self, user_data: u64, cleanup: Cleanup) {
+    pub(crate) fn abandon(&self, user_data: u64, cleanup: OnAbandon) {
         let res = self.shared.ops.lock().abandon(user_data, cleanup);
         match res {
             Ok(true) => {

@@ -6,8 +6,8 @@
 //! future, no queue pass. Elsewhere (the fallback driver, or a thread outside the workers)
 //! the read runs on the blocking pool and `cb` is deferred onto the runtime's queues.
 //!
-//! Opening (and [`read`], the whole-file helper) always uses the blocking pool, as
-//! [`weft::fs`](crate::fs) does; `cb` then runs on a worker.
+//! Opening (and [`read`], the whole-file helper) runs on the blocking pool, where
+//! [`weft::fs`](crate::fs) opens with `openat` on a ring worker; `cb` then runs on a worker.
 //!
 //! Every error names the path, as in [`weft::fs`](crate::fs#errors).
 //!
@@ -126,7 +126,7 @@ pub fn read(path: impl AsRef<Path>, cb: impl Callback<Vec<u8>, io::Error>) {
     let path = path.as_ref().to_path_buf();
     let rt = crate::scheduler::Handle::current();
     let defer_to = rt.clone();
-    drop(rt.shared.blocking.spawn_io(&rt, move || {
+    drop(rt.shared.blocking().spawn_io(&rt, move || {
         let res = std::fs::read(&path).map_err(|e| with_path("read", &path, e));
         defer_to.defer(move || cb.call(res));
     }));

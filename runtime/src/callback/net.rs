@@ -263,10 +263,10 @@ impl SockIo {
                 self.recv_append(buf, cb)
             });
         }
-        if let Some(n) = self.stash.take(&mut buf, false) {
+        let start = buf.len();
+        if let Some(n) = self.stash.take(&mut buf, start, false) {
             return self.handle.clone().defer(move || cb((Ok(n), buf)));
         }
-        let start = buf.len();
         // The kernel ignores the offset of a socket read.
         let op = Read::new(SharedFd(self.fd.clone()), buf, start, u64::MAX);
         if can_submit() {

@@ -74,6 +74,12 @@
 //! A read or write on the blocking pool costs a trip through it (a queue push, maybe a
 //! thread wake-up) on top of the system call, so prefer large buffers to many small ones.
 //!
+//! The kernel never issues `statx` inline from the ring: every one runs on an io-wq kernel
+//! thread, so a [`metadata`] costs a hand-off to that thread and back (about ten times the
+//! system call alone when one is in flight; many in flight overlap). It is not an inline
+//! `statx` on the worker because a stat may block for as long as the file system takes (a
+//! network or FUSE mount), and the worker's other tasks would wait with it.
+//!
 //! # Errors
 //!
 //! Every error names the operation and the path — `open /etc/nope: No such file or
@@ -104,8 +110,9 @@
 //!
 //! # Closing
 //!
-//! [`File::close`] closes on the blocking pool and reports `close(2)`'s error, after
-//! waiting for operations whose futures were dropped mid-flight. Dropping a `File` closes
+//! [`File::close`] waits for operations whose futures were dropped mid-flight, then closes
+//! (the `close` opcode on a ring worker, `close(2)` on the blocking pool elsewhere) and
+//! reports the error. Dropping a `File` closes
 //! the descriptor inline on the dropping thread (a short system call for a local file) and
 //! ignores errors, like `std::fs::File`; if a detached operation still uses it, the last of
 //! them closes it when it ends.
@@ -123,9 +130,9 @@
 //!   copied into a `Vec` to be written, and a read could not fill part of a buffer; the
 //!   [`crate::buf`] traits cost nothing at run time (the calls are generic) and a `Vec`
 //!   call reads the same.
-//! - **Closing on drop on the blocking pool**: a pool round trip per file to save a system
-//!   call that, for regular files, is fast; `close` is there for callers that need the pool
-//!   or the error.
+//! - **Closing on drop on the blocking pool or the ring**: a round trip per file to save a
+//!   system call that, for regular files, is fast; `close` is there for callers that want
+//!   the error.
 //! - **Closing the descriptor when the `File` drops, even with operations in flight**: the
 //!   number could be reused by another `open` while a pool thread still reads from it.
 

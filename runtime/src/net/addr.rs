@@ -22,6 +22,21 @@ impl SockAddr {
         }
     }
 
+    /// The reactor's form of this address (what its `ACCEPT` and `CONNECT` ops use).
+    pub(crate) fn raw(&self) -> weft_reactor::op::accept::RawAddr {
+        weft_reactor::op::accept::RawAddr {
+            storage: self.storage,
+            len: self.len,
+        }
+    }
+
+    pub(crate) fn from_raw(raw: weft_reactor::op::accept::RawAddr) -> SockAddr {
+        SockAddr {
+            storage: raw.storage,
+            len: raw.len,
+        }
+    }
+
     pub(crate) fn as_ptr(&self) -> *const libc::sockaddr {
         (&self.storage as *const libc::sockaddr_storage).cast()
     }
@@ -96,6 +111,46 @@ impl SockAddr {
                 io::ErrorKind::InvalidData,
                 format!("address family {f} is not an IP family"),
             )),
+        }
+    }
+
+    /// The Unix socket address this holds (a path, an abstract name, or unnamed).
+    pub(crate) fn as_unix(&self) -> io::Result<std::os::unix::net::SocketAddr> {
+        use std::os::linux::net::SocketAddrExt;
+        use std::os::unix::net::SocketAddr as UnixAddr;
+
+        let base = mem::offset_of!(libc::sockaddr_un, sun_path);
+        // An unnamed sender (a socketpair's peer) may come back with no address at all.
+        let unnamed = (self.len as usize) <= base;
+        if !unnamed && self.family() != libc::AF_UNIX {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("address family {} is not AF_UNIX", self.family()),
+            ));
+        }
+        let len = (self.len as usize).saturating_sub(base);
+        if unnamed {
+            // std has no constructor for an unnamed address: take one from the kernel once.
+            static UNNAMED: std::sync::OnceLock<io::Result<UnixAddr>> = std::sync::OnceLock::new();
+            return match UNNAMED
+                .get_or_init(|| std::os::unix::net::UnixDatagram::unbound()?.local_addr())
+            {
+                Ok(a) => Ok(a.clone()),
+                Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+            };
+        }
+        // SAFETY: the family says the storage holds a `sockaddr_un`, and it is aligned for it.
+        let sun: &libc::sockaddr_un = unsafe { &*self.as_ptr().cast() };
+        let path: Vec<u8> = sun.sun_path[..len.min(sun.sun_path.len())]
+            .iter()
+            .map(|&c| c as u8)
+            .collect();
+        if path[0] == 0 {
+            UnixAddr::from_abstract_name(&path[1..])
+        } else {
+            // A path's length may count its terminating NUL.
+            let end = path.iter().position(|&b| b == 0).unwrap_or(path.len());
+            UnixAddr::from_pathname(Path::new(std::ffi::OsStr::from_bytes(&path[..end])))
         }
     }
 

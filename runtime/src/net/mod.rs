@@ -1,5 +1,10 @@
 //! Sockets: TCP ([`TcpListener`], [`TcpStream`], [`TcpSocket`]), UDP ([`UdpSocket`]) and
-//! Unix streams ([`UnixListener`], [`UnixStream`]), with tokio's names and owned buffers.
+//! Unix ([`UnixListener`], [`UnixStream`], [`UnixDatagram`]; paths and abstract names),
+//! with tokio's names and owned buffers: every read, write, send and receive takes any
+//! [`IoBufMut`](crate::buf::IoBufMut) or [`IoBuf`](crate::buf::IoBuf) (`Vec<u8>`,
+//! `Box<[u8]>`, `&'static [u8]`, a [`Slice`](crate::buf::Slice), `bytes` types) and gives
+//! it back in a [`BufResult`](crate::buf::BufResult); `readv`/`writev` take a `Vec` of
+//! them.
 //!
 //! Every method takes `&self`; every type is `Send + Sync + Unpin + 'static`, so a stream
 //! may be read by one task and written by another, on any workers (work stealing moves
@@ -7,27 +12,69 @@
 //!
 //! # How an operation runs
 //!
-//! Stream reads and writes, on a thread that owns a ring (a worker), are ring ops
-//! (`ring.rs`): a `RECV` into the spare capacity of the read's buffer, a `SEND` from the
-//! write's buffer (`MSG_NOSIGNAL`), submitted on the ring of the thread polling at that
-//! moment (looked up each time, never cached, since a task may be stolen between two ops)
-//! and batched with that ring's other submissions. Everything else — accept, connect,
-//! datagrams, and every operation on the fallback driver or a thread without a ring —
-//! uses non-blocking sockets: the syscall at once, and on `EAGAIN` a wait for readiness
-//! (the one [`process`](crate::process) pipes use: a one-shot `POLL_ADD` on the polling
-//! thread's ring, or the process-wide readiness thread, `poller.rs`), then the syscall
-//! again. A socket may move between threads and runtimes of either kind.
+//! On a thread that owns a ring (a worker), stream reads and writes, vectored reads and
+//! writes, accept and connect are the reactor's socket ops (`weft_reactor::op::{recv,
+//! send, recvmsg, sendmsg, accept, connect}`; `MSG_NOSIGNAL` on every send), submitted on
+//! the ring of the thread polling at that moment (looked up each time, never cached, since
+//! a task may be stolen between two ops) and batched with that ring's other submissions.
+//! Datagrams, and every operation on the fallback driver or a thread without a ring (a
+//! `block_on` thread), use non-blocking sockets: the syscall at once, and on `EAGAIN` a
+//! wait for readiness (the one [`process`](crate::process) pipes use: a one-shot
+//! `POLL_ADD` on the polling thread's ring, or the process-wide readiness thread,
+//! `poller.rs`), then the syscall again. A socket may move between threads and runtimes of
+//! either kind.
+//!
+//! # Syscalls per round trip, and what stands between weft and twice tokio
+//!
+//! Counted with `strace -c -f` on the `tcp_echo` bench's setup and 5 batches (32 000
+//! 64-byte round trips over 64 connections, 2 workers), the setup alone subtracted
+//! (`WEFT_NET_COUNT=weft|tokio|weft_fallback WEFT_NET_BATCHES=5 strace -c -f
+//! target/release/deps/net-*`, see `benches/net.rs`):
+//!
+//! | | syscalls per round trip | which |
+//! |---|---|---|
+//! | weft, ring | 0.085 | `io_uring_enter` (about 50 socket ops per enter) |
+//! | tokio | 6.1 | `recvfrom` ×2 (one `EAGAIN`), `sendto`, `epoll_wait` |
+//! | weft, fallback | 12.1 | `recvfrom` ×2, `sendto`, `poll`, and the poller thread's pipe wake-up |
+//!
+//! So syscalls are no longer what weft pays on the ring: a round trip costs four ring ops
+//! and their completions, each waiting for its worker's next return from the kernel
+//! (`COOP_TASKRUN`: the kernel posts a socket's completion as task work run when the
+//! owner next enters or leaves the kernel), then an op-table slot, a waker and an `Arc`
+//! clone of the descriptor per op. What would take more off: a multishot `RECV` with
+//! provided buffers (one armed receive per connection instead of one per read, no buffer
+//! held while idle, and no stash, since the kernel would choose the buffer), submitting a
+//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
+//! a multishot accept (the op table keeps one completion per slot: it needs a slot that
+//! lives across completions). The fallback's extra cost is the poller thread: an `epoll`
+//! parker on each worker removes the pipe wake-up and the second thread hop.
 //!
 //! # Cancellation, and no received byte is lost
 //!
 //! Dropping an operation's future cancels it and leaves the socket usable: a readiness
 //! wait is removed, a ring op is abandoned to the ring, which keeps its buffer and a clone
-//! of the descriptor until the kernel's completion. A `RECV` that completes after its
+//! of the descriptor until the kernel's completion. A receive that completes after its
 //! future was dropped hands the bytes it received to the socket's stash, and the next
-//! read returns them first (a read waits until every abandoned `RECV` has completed, so
-//! bytes come out in the order they arrived). A readiness wait takes no bytes at all.
+//! read returns them first (a read waits until every abandoned receive has completed, so
+//! bytes come out in the order they arrived). An accept that completes after its future
+//! was dropped queues its connection in the listener for the next accept. A readiness
+//! wait takes no bytes at all.
 //! Only [`TcpStream::read_exact`], dropped after some bytes reached its buffer, loses
 //! those, as its docs say. A dropped write may have sent some of its bytes.
+//!
+//! # Poll-based I/O (features `tokio-io`, `futures-io`, `hyper`)
+//!
+//! [`TcpStream`], its halves and [`UnixStream`] (and `&` of each) implement
+//! `tokio::io::{AsyncRead, AsyncWrite}`, `futures_io::{AsyncRead, AsyncWrite}` and
+//! `hyper::rt::{Read, Write}`, for tokio-util codecs, hyper and hyper-util's `TokioIo`. A
+//! poll read's `RECV` and the bytes beyond the caller's buffer live in the stream, not in
+//! the caller's future, so a read that is not polled again loses nothing, and owned-buffer
+//! and poll reads mix in order. A poll write copies the bytes, queues a `SEND` and reports
+//! them accepted; `poll_flush` waits for it, and `poll_shutdown` flushes before it shuts
+//! the writing side (the inherent `shutdown` does not wait: flush first). The trade-offs
+//! are in `poll_io.rs`. The inherent owned-buffer methods take precedence over the traits'
+//! extension methods of the same names (`read`, `write_all`): call those through the trait
+//! (`AsyncReadExt::read(&mut stream, &mut buf)`).
 //!
 //! # Errors
 //!
@@ -44,11 +91,11 @@ mod ring;
 mod socket;
 mod tcp;
 mod udp;
-mod unix;
+pub mod unix;
 
 pub(crate) use addr::SockAddr;
 pub(crate) use ring::Stash;
 pub(crate) use socket::Socket;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
-pub use unix::{UnixListener, UnixStream};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -35,6 +35,13 @@
 //! of a `SEND` whose bytes were already reported is returned by the next `poll_write` or
 //! `poll_flush`. `poll_shutdown` is a flush, then `shutdown(Write)`.
 //!
+//! The other way, a non-blocking `send(2)` first on ring workers (no copy, no completion
+//! to wait for), costs a syscall per write where the ring batches the `SEND`s of a whole
+//! park into one `io_uring_enter`; measured with `ci/http_bench.sh`'s load on the hyper
+//! example (interleaved same-run rounds, a loaded 2-core machine), it did no better, so
+//! the ring `SEND` stays. A dropped `OwnedWriteHalf` shuts its side only after the
+//! accepted bytes are sent (`Socket::shutdown_write_when_sent`).
+//!
 //! # Without a ring
 //!
 //! On the fallback driver and on threads that own no ring, reads and writes are
@@ -60,7 +67,25 @@ use std::task::{ready, Context, Poll};
 
 use parking_lot::Mutex;
 
-use super::ring::{RecvFuture, SendFuture, Stash};
+use weft_reactor::op::recv::Recv;
+use weft_reactor::op::send::Send as SendOp;
+use weft_reactor::op::Op;
+
+use super::ring::{Budgeted, Stash, StashHook, Stashed};
+
+/// A poll read's `RECV`: into the state's buffer, its bytes to the stash if abandoned.
+type RecvFuture = Stashed<Recv<Arc<OwnedFd>, Vec<u8>, StashHook>>;
+/// A poll write's `SEND`, from the state's buffer.
+type SendFuture = Budgeted<SendOp<Arc<OwnedFd>, Vec<u8>>>;
+
+/// Submits a `SEND` of `buf[start..]` on the calling thread's ring; `Err` with the buffer
+/// back if the thread owns none.
+fn submit_send(fd: &Arc<OwnedFd>, buf: Vec<u8>, start: usize) -> Result<SendFuture, Vec<u8>> {
+    Op::submit(SendOp::new(fd.clone(), buf, start, libc::MSG_NOSIGNAL))
+        .map(Budgeted)
+        .map_err(|op| op.into_parts().1)
+}
+use super::socket::Socket;
 
 /// The smallest `RECV` a poll read submits, whatever the caller's buffer (a caller that
 /// reads a few bytes at a time gets the rest from the state's buffer).
@@ -181,10 +206,17 @@ impl PollState {
             st.buf.clear();
             st.pos = 0;
             st.buf.reserve(want);
-            if stash.take(&mut st.buf, false).is_some() {
+            if stash.take(&mut st.buf, 0, false).is_some() {
                 continue;
             }
-            match RecvFuture::submit(fd.clone(), mem::take(&mut st.buf), 0, stash.clone()) {
+            let op = Recv::with_hook(
+                fd.clone(),
+                mem::take(&mut st.buf),
+                0,
+                0,
+                StashHook(stash.clone()),
+            );
+            match Stashed::submit(op, stash).map_err(|op| op.into_parts().1) {
                 // Polled at the top of the loop, which registers the waker.
                 Ok(recv) => st.recv = Some(recv),
                 Err(buf) => {
@@ -264,13 +296,19 @@ impl PollState {
                 }
             }
             let n = st.buf.len();
-            match SendFuture::submit(fd.clone(), mem::take(&mut st.buf), 0) {
+            match submit_send(fd, mem::take(&mut st.buf), 0) {
                 Ok(send) => st.send = Some(send),
                 // The ring refused the entry: `drive` sends it by syscall at the next call.
                 Err(buf) => st.buf = buf,
             }
             return Poll::Ready(Ok(n));
         }
+    }
+
+    /// Whether bytes that poll writes accepted are not yet sent.
+    fn has_unsent(&self) -> bool {
+        let st = self.write.lock();
+        st.send.is_some() || st.sent < st.buf.len()
     }
 
     /// Waits until every accepted byte is sent.
@@ -326,7 +364,7 @@ impl WriteState {
                 return Poll::Ready(Ok(()));
             }
             let start = self.sent;
-            match SendFuture::submit(fd.clone(), mem::take(&mut self.buf), start) {
+            match submit_send(fd, mem::take(&mut self.buf), start) {
                 Ok(send) => self.send = Some(send),
                 Err(buf) => {
                     self.buf = buf;
@@ -366,4 +404,28 @@ fn writev(fd: &Arc<OwnedFd>, bufs: &[io::IoSlice<'_>]) -> isize {
     // SAFETY: the `iovec`s point at `count` live, initialised slices, which the kernel
     // only reads.
     unsafe { libc::sendmsg(fd.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) }
+}
+
+impl Socket {
+    /// `shutdown(Write)` once every byte that poll writes accepted is sent: at once if
+    /// none is waiting, else from a task on the current runtime that flushes first (for
+    /// the drop of an `OwnedWriteHalf`, which cannot wait; a `SEND` still queued when the
+    /// writing side shuts would fail and lose the bytes). Outside a runtime, at once.
+    pub(crate) fn shutdown_write_when_sent(&self) {
+        #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
+        if self.poll_parts().0.has_unsent() {
+            if let Ok(handle) = crate::Handle::try_current() {
+                let sock = self.clone();
+                drop(handle.spawn(async move {
+                    let (state, fd, _) = sock.poll_parts();
+                    // An error means the bytes are gone either way; shut down regardless.
+                    let _ = std::future::poll_fn(|cx| state.poll_flush(fd, cx)).await;
+                    let _ = sock.shutdown(std::net::Shutdown::Write);
+                }));
+                return;
+            }
+        }
+        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
 }

@@ -1,31 +1,34 @@
-//! The socket ops submitted to a worker's ring, each a small struct that builds its SQE and
-//! owns what the kernel uses until the completion is reaped:
+//! The socket side of the reactor's socket ops (`weft_reactor::op::{recv, send, recvmsg,
+//! sendmsg, accept, connect}`): the [`Stash`] that an abandoned receive's bytes go to, and
+//! the futures that submit each op on the ring of the thread polling at that moment (never
+//! a cached one), with the runtime's cooperative budget.
 //!
-//! - [`Recv`]: `IORING_OP_RECV` into the spare capacity of an owned `Vec<u8>`. Dropped
-//!   before it completes, it hands its buffer to the ring's cleanup, which moves any bytes
-//!   the kernel still delivered into the socket's [`Stash`], so the next read returns them
-//!   first: no received byte is lost.
-//! - [`Send`]: `IORING_OP_SEND` (with `MSG_NOSIGNAL`) from an owned `Vec<u8>`. Dropped
-//!   before it completes, it hands the buffer to the cleanup; what the kernel sent is sent.
-//!
-//! Both are [`Operation`]s of the reactor's op layer, submitted with [`Op::submit`] on the
-//! ring of the thread polling at that moment, never a cached one.
+//! A receive dropped before it completes is abandoned to the ring, which keeps its buffer
+//! and a clone of the descriptor until the completion; the op's
+//! [`Abandoned`](weft_reactor::op::recv::Abandoned) hook ([`StashHook`]) then moves any
+//! bytes the kernel still delivered into the socket's stash, so the next read returns them
+//! first: no received byte is lost. A dropped send has sent what the kernel sent. A dropped
+//! accept that the kernel completed anyway queues its connection in the listener's stash
+//! ([`Stash::pop_accepted`]), for the next accept: no connection is lost either.
 
 use std::future::Future;
-use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use parking_lot::Mutex;
-use weft_reactor::op::io_uring::{opcode, squeue, types};
-use weft_reactor::op::{Op, Operation};
-use weft_reactor::uring::lifecycle::CqeResult;
+use std::collections::VecDeque;
+use std::os::fd::OwnedFd;
 
-/// Bytes that abandoned `Recv`s took from the kernel, kept for the socket's next reads,
-/// and how many abandoned `Recv`s are still in the kernel (a read waits for them, so that
-/// bytes come out in the order they arrived).
+use parking_lot::Mutex;
+use weft_reactor::buf::IoBufMut;
+use weft_reactor::op::accept::{RawAddr, Unclaimed};
+use weft_reactor::op::recv::Abandoned;
+use weft_reactor::op::{Op, Operation};
+
+/// Bytes that abandoned receives took from the kernel, kept for the socket's next reads
+/// (and, on a listener, connections that abandoned accepts took), and how many abandoned
+/// ops are still in the kernel (a read waits for them, so that bytes come out in the order
+/// they arrived; an accept, so that it sees a connection they took).
 #[derive(Default)]
 pub(crate) struct Stash {
     inner: Mutex<StashInner>,
@@ -34,12 +37,13 @@ pub(crate) struct Stash {
 #[derive(Default)]
 struct StashInner {
     bytes: Vec<u8>,
+    accepted: VecDeque<(OwnedFd, RawAddr)>,
     in_flight: usize,
     waiters: Vec<Waker>,
 }
 
 impl Stash {
-    /// Ready once no abandoned `Recv` is still in the kernel.
+    /// Ready once no abandoned receive is still in the kernel.
     pub(crate) fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut s = self.inner.lock();
         if s.in_flight == 0 {
@@ -50,24 +54,34 @@ impl Stash {
         }
     }
 
-    /// Moves up to `buf`'s spare capacity of stashed bytes to its end (copies them, with
-    /// `peek`); how many, or `None` if the stash is empty.
-    pub(crate) fn take(&self, buf: &mut Vec<u8>, peek: bool) -> Option<usize> {
+    /// Copies stashed bytes into `buf` from byte `start` up to its `bytes_total()` and
+    /// records them initialised (removing them from the stash unless `peek`); how many, or
+    /// `None` if the stash is empty.
+    pub(crate) fn take<B: IoBufMut>(&self, buf: &mut B, start: usize, peek: bool) -> Option<usize> {
         let mut s = self.inner.lock();
         if s.bytes.is_empty() {
             return None;
         }
-        let n = s.bytes.len().min(buf.capacity() - buf.len());
-        buf.extend_from_slice(&s.bytes[..n]);
+        let n = s.bytes.len().min(buf.bytes_total() - start);
+        // SAFETY: `start + n <= bytes_total`, so the copy stays inside the buffer's
+        // storage, which nothing else touches while `buf` is borrowed mutably; the stash
+        // is a separate allocation.
+        unsafe {
+            std::ptr::copy_nonoverlapping(s.bytes.as_ptr(), buf.stable_mut_ptr().add(start), n)
+        };
+        // SAFETY: the first `start` bytes were initialised (the caller's `start <=
+        // bytes_init`) and the next `n` were just written.
+        unsafe { buf.set_init(start + n) };
         if !peek {
             s.bytes.drain(..n);
         }
         Some(n)
     }
 
-    /// Whether bytes are waiting for a read.
-    pub(crate) fn has_bytes(&self) -> bool {
-        !self.inner.lock().bytes.is_empty()
+    /// Whether bytes are waiting for a read, or connections for an accept.
+    pub(crate) fn holds_data(&self) -> bool {
+        let s = self.inner.lock();
+        !s.bytes.is_empty() || !s.accepted.is_empty()
     }
 
     /// Appends bytes that poll reads received and did not return (`poll_io.rs`).
@@ -75,11 +89,17 @@ impl Stash {
         self.inner.lock().bytes.extend_from_slice(bytes);
     }
 
+    /// The oldest connection an abandoned accept took, if any.
+    pub(crate) fn pop_accepted(&self) -> Option<(OwnedFd, RawAddr)> {
+        self.inner.lock().accepted.pop_front()
+    }
+
+    /// An op was abandoned while still in the kernel.
     fn abandoned(&self) {
         self.inner.lock().in_flight += 1;
     }
 
-    /// An abandoned `Recv` completed, having received `bytes` (maybe none).
+    /// An abandoned receive completed, having received `bytes` (maybe none).
     fn settle(&self, bytes: &[u8]) {
         let waiters = {
             let mut s = self.inner.lock();
@@ -93,159 +113,71 @@ impl Stash {
     }
 }
 
-/// `RECV` into `buf[len..capacity]` of `fd`; the output is the count and the buffer, its
-/// length grown by the count.
-pub(crate) struct Recv {
-    fd: Arc<OwnedFd>,
-    buf: Vec<u8>,
-    flags: libc::c_int,
-    stash: Arc<Stash>,
+/// The receive ops' [`Abandoned`] hook (the bytes go to the socket's stash) and the
+/// accept op's [`Unclaimed`] hook (the connection is queued in the listener's stash).
+pub(crate) struct StashHook(pub(crate) Arc<Stash>);
+
+impl Abandoned for StashHook {
+    fn received(self, bytes: &[u8]) {
+        self.0.settle(bytes);
+    }
 }
 
-// SAFETY: the entry points into `buf`'s heap allocation, within its spare capacity, and at
-// `fd`, which the operation keeps open; neither moves when the operation does.
-unsafe impl Operation for Recv {
-    type Output = (io::Result<usize>, Vec<u8>);
-
-    fn sqe(&mut self) -> squeue::Entry {
-        let len = self.buf.len();
-        let spare = (self.buf.capacity() - len).min(u32::MAX as usize) as u32;
-        // SAFETY: `len <= capacity`, so the pointer stays within the allocation.
-        let ptr = unsafe { self.buf.as_mut_ptr().add(len) };
-        opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, spare)
-            .flags(self.flags)
-            .build()
-    }
-
-    fn complete(self, cqe: CqeResult) -> Self::Output {
-        let mut buf = self.buf;
-        match cqe.result {
-            Ok(n) => {
-                let len = buf.len();
-                // SAFETY: the kernel initialised `n` bytes after the first `len`, and the
-                // completion is reaped, so it writes no more.
-                unsafe { buf.set_len(len + n as usize) };
-                (Ok(n as usize), buf)
-            }
-            Err(e) => (Err(e), buf),
+impl Unclaimed for StashHook {
+    fn accepted(self, conn: Option<(OwnedFd, RawAddr)>) {
+        if let Some(conn) = conn {
+            self.0.inner.lock().accepted.push_back(conn);
         }
-    }
-
-    /// Moves what an abandoned `RECV` received to the stash (nothing for a peek).
-    fn cleanup(self, cqe: CqeResult) {
-        let mut buf = self.buf;
-        let len = buf.len();
-        let got = match cqe.result {
-            Ok(n) if self.flags & libc::MSG_PEEK == 0 => n as usize,
-            _ => 0,
-        };
-        // SAFETY: the kernel initialised `got` bytes after the first `len`.
-        unsafe { buf.set_len(len + got) };
-        self.stash.settle(&buf[len..]);
+        self.0.settle(&[]);
     }
 }
 
-/// A read as a ring `RECV`: the op, and on drop before its result, the stash told to
-/// wait for the abandoned op's completion.
-pub(crate) struct RecvFuture {
-    op: Op<Recv>,
-    stash: Arc<Stash>,
-}
+/// An [`Op`] with the runtime's cooperative budget.
+pub(crate) struct Budgeted<T: Operation>(pub(crate) Op<T>);
 
-impl RecvFuture {
-    /// Submits a `RECV` on the calling thread's ring; `Err` with the buffer back if the
-    /// thread owns none.
-    pub(crate) fn submit(
-        fd: Arc<OwnedFd>,
-        buf: Vec<u8>,
-        flags: libc::c_int,
-        stash: Arc<Stash>,
-    ) -> Result<RecvFuture, Vec<u8>> {
-        let recv = Recv {
-            fd,
-            buf,
-            flags,
-            stash: stash.clone(),
-        };
-        match Op::submit(recv) {
-            Ok(op) => Ok(RecvFuture { op, stash }),
-            Err(recv) => Err(recv.buf),
-        }
-    }
-}
+impl<T: Operation> Future for Budgeted<T> {
+    type Output = T::Output;
 
-impl Future for RecvFuture {
-    type Output = (io::Result<usize>, Vec<u8>);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let out = std::task::ready!(Pin::new(&mut self.op).poll(cx));
-        coop.made_progress();
-        Poll::Ready(out)
-    }
-}
-
-impl Drop for RecvFuture {
-    fn drop(&mut self) {
-        if !self.op.is_done() {
-            // The op's drop (right after this) hands the `Recv` to the ring, whose
-            // `cleanup` settles this count, at once if the completion already came.
-            self.stash.abandoned();
-        }
-    }
-}
-
-/// `SEND` of `buf[start..]` on `fd`, with `MSG_NOSIGNAL`; the output is the count and the
-/// buffer.
-pub(crate) struct Send {
-    fd: Arc<OwnedFd>,
-    buf: Vec<u8>,
-    start: usize,
-}
-
-// SAFETY: the entry points at initialised bytes of `buf`'s heap allocation and at `fd`,
-// which the operation keeps open; neither moves when the operation does.
-unsafe impl Operation for Send {
-    type Output = (io::Result<usize>, Vec<u8>);
-
-    fn sqe(&mut self) -> squeue::Entry {
-        let rest = &self.buf[self.start..];
-        let len = rest.len().min(u32::MAX as usize) as u32;
-        opcode::Send::new(types::Fd(self.fd.as_raw_fd()), rest.as_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-    }
-
-    fn complete(self, cqe: CqeResult) -> Self::Output {
-        (cqe.result.map(|n| n as usize), self.buf)
-    }
-}
-
-/// A write as a ring `SEND`, with the runtime's cooperative budget.
-pub(crate) struct SendFuture(Op<Send>);
-
-impl SendFuture {
-    /// Submits a `SEND` on the calling thread's ring; `Err` with the buffer back if the
-    /// thread owns none.
-    pub(crate) fn submit(
-        fd: Arc<OwnedFd>,
-        buf: Vec<u8>,
-        start: usize,
-    ) -> Result<SendFuture, Vec<u8>> {
-        match Op::submit(Send { fd, buf, start }) {
-            Ok(op) => Ok(SendFuture(op)),
-            Err(send) => Err(send.buf),
-        }
-    }
-}
-
-impl Future for SendFuture {
-    type Output = (io::Result<usize>, Vec<u8>);
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
         let out = std::task::ready!(Pin::new(&mut self.0).poll(cx));
         coop.made_progress();
         Poll::Ready(out)
+    }
+}
+
+/// An op whose hook settles the socket's stash (`RECV`, `RECVMSG`, `ACCEPT`): on drop
+/// before its result, the stash is told to wait for the abandoned op's completion.
+pub(crate) struct Stashed<T: Operation> {
+    op: Budgeted<T>,
+    stash: Arc<Stash>,
+}
+
+impl<T: Operation> Stashed<T> {
+    /// Submits `op` (whose hook settles `stash`) on the calling thread's ring; `Err` with
+    /// the op back if the thread owns none.
+    pub(crate) fn submit(op: T, stash: &Arc<Stash>) -> Result<Stashed<T>, T> {
+        Op::submit(op).map(|op| Stashed {
+            op: Budgeted(op),
+            stash: stash.clone(),
+        })
+    }
+}
+
+impl<T: Operation> Future for Stashed<T> {
+    type Output = T::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
+        Pin::new(&mut self.op).poll(cx)
+    }
+}
+
+impl<T: Operation> Drop for Stashed<T> {
+    fn drop(&mut self) {
+        if !self.op.0.is_done() {
+            // The op's drop (right after this) hands it to the ring, whose cleanup calls
+            // the hook, which settles this count, at once if the completion already came.
+            self.stash.abandoned();
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The descriptor under every socket type: non-blocking, shared through an `Arc` so that
 //! a wait (or an abandoned ring op) keeps it open, with the loops that the public types
-//! wrap. Stream reads and writes go through the ring ops of `ring.rs` on a thread that owns
-//! a ring, and through readiness and a non-blocking syscall elsewhere; the rest always
-//! takes the second way.
+//! wrap. Stream reads and writes (plain and vectored), accept and connect go through the
+//! reactor's socket ops (with the stash hooks of `ring.rs`) on a thread that owns a ring,
+//! and through readiness and a non-blocking syscall elsewhere; datagrams always take the
+//! second way.
 
 use std::io;
 use std::mem::{self, ManuallyDrop};
@@ -10,9 +11,18 @@ use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 
+use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
+use weft_reactor::op::accept::Accept;
+use weft_reactor::op::connect::Connect;
+use weft_reactor::op::recv::Recv;
+use weft_reactor::op::recvmsg::RecvMsg;
+use weft_reactor::op::send::Send;
+use weft_reactor::op::sendmsg::SendMsg;
+use weft_reactor::op::Op;
+
 use super::addr::SockAddr;
 use super::poll_io::PollState;
-use super::ring::{self, Stash};
+use super::ring::{Budgeted, Stash, StashHook, Stashed};
 
 /// One non-blocking socket. Clones share the descriptor and the stash (the halves of a
 /// split stream).
@@ -73,10 +83,11 @@ impl Socket {
     /// was dropped may still hold the `Arc` until its ring completion: then a duplicate.
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
         self.poll.release_read(&self.stash);
-        if self.stash.has_bytes() {
+        if self.stash.holds_data() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "the socket holds bytes received for a cancelled read: read them first",
+                "the socket holds bytes (or connections) that a cancelled read (or accept) \
+                 received: read (or accept) them first",
             ));
         }
         let fd = Arc::try_unwrap(self.fd).or_else(|fd| fd.try_clone())?;
@@ -144,79 +155,88 @@ impl Socket {
         }
     }
 
-    /// A datagram's `recv(2)` with `flags` into `buf[..capacity]`; the length is set to
-    /// the count. Always readiness and a syscall: a stash would merge datagrams.
-    pub(crate) async fn recv_dgram(
+    /// A datagram's `recv(2)` with `flags` into `buf` from its start to its
+    /// `bytes_total()`; the initialised length is set to the count. Always readiness and a
+    /// syscall: a stash would merge datagrams.
+    pub(crate) async fn recv_dgram<B: IoBufMut>(
         &self,
-        mut buf: Vec<u8>,
+        mut buf: B,
         flags: libc::c_int,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        buf.clear();
-        let cap = buf.capacity();
-        if cap == 0 {
-            return (Ok(0), buf);
-        }
+    ) -> BufResult<usize, B> {
+        // SAFETY: no byte is declared initialised.
+        unsafe { buf.set_init(0) };
+        let cap = buf.bytes_total();
         let r = self
             .retry(libc::POLLIN, |fd| {
-                // SAFETY: writes at most `cap` bytes into `buf`'s allocation, which it owns.
-                unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), cap, flags) }
+                // SAFETY: writes at most `cap` bytes into `buf`'s storage, which it owns.
+                unsafe { libc::recv(fd, buf.stable_mut_ptr().cast(), cap, flags) }
             })
             .await;
         if let Ok(n) = r {
             // SAFETY: the kernel initialised `n <= cap` bytes from the start.
-            unsafe { buf.set_len(n) };
+            unsafe { buf.set_init(n) };
         }
         (r, buf)
     }
 
-    /// A stream read into `buf[..capacity]` (`MSG_PEEK` in `flags` to peek); the length
-    /// is set to the count.
-    pub(crate) async fn recv(
+    /// A stream read into `buf` from its start to its `bytes_total()` (`MSG_PEEK` in
+    /// `flags` to peek); the initialised length is set to the count.
+    pub(crate) async fn recv<B: IoBufMut>(
         &self,
-        mut buf: Vec<u8>,
+        mut buf: B,
         flags: libc::c_int,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        buf.clear();
-        self.recv_append(buf, flags).await
+    ) -> BufResult<usize, B> {
+        // SAFETY: no byte is declared initialised.
+        unsafe { buf.set_init(0) };
+        self.recv_at(buf, 0, flags).await
     }
 
-    /// A stream read into `buf[len..capacity]`, appending: the stash first (after any
-    /// cancelled ring read still in the kernel has settled), then a ring `RECV` on a
-    /// thread with a ring, else readiness and `recv(2)`.
-    async fn recv_append(
+    /// A stream read into `buf[start..bytes_total]` (`start <= bytes_init`), keeping the
+    /// bytes before: the stash first (after any cancelled ring read still in the kernel
+    /// has settled), then a ring `RECV` on a thread with a ring, else readiness and
+    /// `recv(2)`.
+    async fn recv_at<B: IoBufMut>(
         &self,
-        mut buf: Vec<u8>,
+        mut buf: B,
+        start: usize,
         flags: libc::c_int,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        let len = buf.len();
-        let spare = buf.capacity() - len;
+    ) -> BufResult<usize, B> {
+        let spare = buf.bytes_total() - start;
         if spare == 0 {
             return (Ok(0), buf);
         }
         self.poll.release_read(&self.stash);
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
-        if let Some(n) = self.stash.take(&mut buf, flags & libc::MSG_PEEK != 0) {
+        if let Some(n) = self
+            .stash
+            .take(&mut buf, start, flags & libc::MSG_PEEK != 0)
+        {
             return (Ok(n), buf);
         }
         loop {
-            let submitted =
-                ring::RecvFuture::submit(self.fd.clone(), buf, flags, self.stash.clone());
-            let r = match submitted {
+            let hook = StashHook(self.stash.clone());
+            let op = Recv::with_hook(self.fd.clone(), buf, start, flags, hook);
+            let r = match Stashed::submit(op, &self.stash) {
                 Ok(op) => {
                     let (r, b) = op.await;
                     buf = b;
                     r
                 }
-                Err(b) => {
-                    buf = b;
-                    // SAFETY: writes at most `spare` bytes into the allocation's tail after
-                    // the `len` initialised bytes, which `buf` owns.
+                Err(op) => {
+                    buf = op.into_parts().1;
+                    // SAFETY: writes at most `spare` bytes into the storage after the
+                    // first `start` bytes, within `bytes_total`; `buf` owns it.
                     let n = unsafe {
-                        libc::recv(self.raw(), buf.as_mut_ptr().add(len).cast(), spare, flags)
+                        libc::recv(
+                            self.raw(),
+                            buf.stable_mut_ptr().add(start).cast(),
+                            spare,
+                            flags,
+                        )
                     };
                     if n >= 0 {
-                        // SAFETY: the kernel initialised `n <= spare` bytes after `len`.
-                        unsafe { buf.set_len(len + n as usize) };
+                        // SAFETY: the kernel initialised `n <= spare` bytes after `start`.
+                        unsafe { buf.set_init(start + n as usize) };
                         Ok(n as usize)
                     } else {
                         Err(io::Error::last_os_error())
@@ -238,13 +258,15 @@ impl Socket {
         }
     }
 
-    /// Fills `buf` to its capacity, or fails with `UnexpectedEof` naming how far it got.
-    pub(crate) async fn recv_exact(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
-        buf.clear();
-        let want = buf.capacity();
-        while buf.len() < want {
-            let have = buf.len();
-            let (r, b) = self.recv_append(buf, 0).await;
+    /// Fills `buf` to its `bytes_total()`, or fails with `UnexpectedEof` naming how far
+    /// it got.
+    pub(crate) async fn recv_exact<B: IoBufMut>(&self, mut buf: B) -> BufResult<(), B> {
+        // SAFETY: no byte is declared initialised.
+        unsafe { buf.set_init(0) };
+        let want = buf.bytes_total();
+        let mut have = 0;
+        while have < want {
+            let (r, b) = self.recv_at(buf, have, 0).await;
             buf = b;
             match r {
                 Ok(0) => {
@@ -254,40 +276,129 @@ impl Socket {
                     );
                     return (Err(e), buf);
                 }
-                Ok(_) => {}
+                Ok(n) => have += n,
                 Err(e) => return (Err(e), buf),
             }
         }
         (Ok(()), buf)
     }
 
-    /// Sends `buf[start..]` (never raising `SIGPIPE`): a ring `SEND` on a thread with a
-    /// ring, else readiness and `send(2)`.
-    pub(crate) async fn send(
+    /// A vectored stream read into `bufs` in order, each from its start to its
+    /// `bytes_total()`: the stash first, then a ring `RECVMSG`, else readiness and
+    /// `recvmsg(2)`. Each buffer's initialised length is set to what it got.
+    pub(crate) async fn recv_vectored<B: IoBufMut>(
         &self,
-        mut buf: Vec<u8>,
-        start: usize,
-    ) -> (io::Result<usize>, Vec<u8>) {
-        if start >= buf.len() {
-            return (Ok(0), buf);
+        mut bufs: Vec<B>,
+    ) -> BufResult<usize, Vec<B>> {
+        for b in &mut bufs {
+            // SAFETY: no byte is declared initialised.
+            unsafe { b.set_init(0) };
+        }
+        if bufs.iter().all(|b| b.bytes_total() == 0) {
+            return (Ok(0), bufs);
+        }
+        std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
+        let mut from_stash = 0;
+        for b in &mut bufs {
+            match self.stash.take(b, 0, false) {
+                Some(n) => {
+                    from_stash += n;
+                    if n < b.bytes_total() {
+                        break;
+                    }
+                }
+                None => break,
+            }
+        }
+        if from_stash > 0 {
+            return (Ok(from_stash), bufs);
         }
         loop {
-            let submitted = ring::SendFuture::submit(self.fd.clone(), buf, start);
-            let r = match submitted {
+            let hook = StashHook(self.stash.clone());
+            let op = RecvMsg::new(self.fd.clone(), bufs, 0, hook);
+            let r = match Stashed::submit(op, &self.stash) {
                 Ok(op) => {
                     let (r, b) = op.await;
+                    bufs = b;
+                    r
+                }
+                Err(op) => {
+                    bufs = op.into_parts().1;
+                    let mut iov: Vec<libc::iovec> = bufs
+                        .iter_mut()
+                        .map(|b| libc::iovec {
+                            iov_base: b.stable_mut_ptr().cast(),
+                            iov_len: b.bytes_total(),
+                        })
+                        .collect();
+                    // SAFETY: all-zero bytes are a valid `msghdr`.
+                    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+                    msg.msg_iov = iov.as_mut_ptr();
+                    msg.msg_iovlen = iov.len() as _;
+                    // SAFETY: the iovecs point into the buffers' storage, each within its
+                    // `bytes_total`, and live (with `msg`) across the call.
+                    let n = unsafe { libc::recvmsg(self.raw(), &mut msg, 0) };
+                    if n >= 0 {
+                        let mut left = n as usize;
+                        for b in &mut bufs {
+                            let got = left.min(b.bytes_total());
+                            // SAFETY: the kernel filled the iovecs in order.
+                            unsafe { b.set_init(got) };
+                            left -= got;
+                        }
+                        Ok(n as usize)
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                }
+            };
+            match r {
+                Err(e) => match retry_kind(&e) {
+                    Some(true) => {
+                        if let Err(e) = self.ready(libc::POLLIN).await {
+                            return (Err(e), bufs);
+                        }
+                    }
+                    Some(false) => {}
+                    None => return (Err(e), bufs),
+                },
+                Ok(n) => return (Ok(n), bufs),
+            }
+        }
+    }
+
+    /// Sends `buf[start..bytes_init]` (never raising `SIGPIPE`): a ring `SEND` on a thread
+    /// with a ring, else readiness and `send(2)`.
+    pub(crate) async fn send<B: IoBuf>(&self, buf: B, start: usize) -> BufResult<usize, B> {
+        if start >= buf.bytes_init() {
+            return (Ok(0), buf);
+        }
+        self.send_from(buf, start).await
+    }
+
+    /// Sends `buf`'s initialised bytes as one datagram (an empty one too).
+    pub(crate) async fn send_dgram<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.send_from(buf, 0).await
+    }
+
+    async fn send_from<B: IoBuf>(&self, mut buf: B, start: usize) -> BufResult<usize, B> {
+        loop {
+            let op = Send::new(self.fd.clone(), buf, start, libc::MSG_NOSIGNAL);
+            let r = match Op::submit(op) {
+                Ok(op) => {
+                    let (r, b) = Budgeted(op).await;
                     buf = b;
                     r
                 }
-                Err(b) => {
-                    buf = b;
-                    let rest = &buf[start..];
-                    // SAFETY: reads `rest.len()` initialised bytes from `buf`.
+                Err(op) => {
+                    buf = op.into_parts().1;
+                    // SAFETY: reads the `bytes_init - start` initialised bytes after
+                    // `start` of `buf`'s storage.
                     let n = unsafe {
                         libc::send(
                             self.raw(),
-                            rest.as_ptr().cast(),
-                            rest.len(),
+                            buf.stable_ptr().add(start).cast(),
+                            buf.bytes_init() - start,
                             libc::MSG_NOSIGNAL,
                         )
                     };
@@ -313,17 +424,18 @@ impl Socket {
         }
     }
 
-    /// Sends all of `buf`.
-    pub(crate) async fn send_all(&self, mut buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    /// Sends all of `buf`'s initialised bytes.
+    pub(crate) async fn send_all<B: IoBuf>(&self, mut buf: B) -> BufResult<(), B> {
         let mut done = 0;
-        while done < buf.len() {
+        let total = buf.bytes_init();
+        while done < total {
             let (r, b) = self.send(buf, done).await;
             buf = b;
             match r {
                 Ok(0) => {
                     let e = io::Error::new(
                         io::ErrorKind::WriteZero,
-                        format!("the socket accepted 0 bytes after {done} of {}", buf.len()),
+                        format!("the socket accepted 0 bytes after {done} of {total}"),
                     );
                     return (Err(e), buf);
                 }
@@ -334,15 +446,71 @@ impl Socket {
         (Ok(()), buf)
     }
 
-    /// `sendto(2)` of `buf` to `addr`.
-    pub(crate) async fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+    /// A vectored send of `bufs`' initialised bytes, in order (never raising `SIGPIPE`):
+    /// a ring `SENDMSG`, else readiness and `sendmsg(2)`. May send fewer than all.
+    pub(crate) async fn send_vectored<B: IoBuf>(
+        &self,
+        mut bufs: Vec<B>,
+    ) -> BufResult<usize, Vec<B>> {
+        if bufs.iter().all(|b| b.bytes_init() == 0) {
+            return (Ok(0), bufs);
+        }
+        loop {
+            let op = SendMsg::new(self.fd.clone(), bufs, libc::MSG_NOSIGNAL);
+            let r = match Op::submit(op) {
+                Ok(op) => {
+                    let (r, b) = Budgeted(op).await;
+                    bufs = b;
+                    r
+                }
+                Err(op) => {
+                    bufs = op.into_parts().1;
+                    let mut iov: Vec<libc::iovec> = bufs
+                        .iter()
+                        .map(|b| libc::iovec {
+                            iov_base: b.stable_ptr().cast_mut().cast(),
+                            iov_len: b.bytes_init(),
+                        })
+                        .collect();
+                    // SAFETY: all-zero bytes are a valid `msghdr`.
+                    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+                    msg.msg_iov = iov.as_mut_ptr();
+                    msg.msg_iovlen = iov.len() as _;
+                    // SAFETY: the iovecs point at the buffers' initialised bytes, which
+                    // the kernel only reads, and live (with `msg`) across the call.
+                    let n = unsafe { libc::sendmsg(self.raw(), &msg, libc::MSG_NOSIGNAL) };
+                    if n >= 0 {
+                        Ok(n as usize)
+                    } else {
+                        Err(io::Error::last_os_error())
+                    }
+                }
+            };
+            match r {
+                Err(e) => match retry_kind(&e) {
+                    Some(true) => {
+                        if let Err(e) = self.ready(libc::POLLOUT).await {
+                            return (Err(e), bufs);
+                        }
+                    }
+                    Some(false) => {}
+                    None => return (Err(e), bufs),
+                },
+                Ok(n) => return (Ok(n), bufs),
+            }
+        }
+    }
+
+    /// `sendto(2)` of `buf`'s initialised bytes to `addr`.
+    pub(crate) async fn send_to<B: IoBuf>(&self, buf: &B, addr: &SockAddr) -> io::Result<usize> {
         self.retry(libc::POLLOUT, |fd| {
-            // SAFETY: reads `buf.len()` bytes from `buf` and `addr.len` bytes of `addr`.
+            // SAFETY: reads `bytes_init` initialised bytes of `buf` and `addr.len` bytes
+            // of `addr`.
             unsafe {
                 libc::sendto(
                     fd,
-                    buf.as_ptr().cast(),
-                    buf.len(),
+                    buf.stable_ptr().cast(),
+                    buf.bytes_init(),
                     libc::MSG_NOSIGNAL,
                     addr.as_ptr(),
                     addr.len,
@@ -352,23 +520,25 @@ impl Socket {
         .await
     }
 
-    /// `recvfrom(2)` into `buf[..capacity]`, with the sender's address.
-    pub(crate) async fn recv_from(
+    /// `recvfrom(2)` into `buf` from its start to its `bytes_total()`, with the sender's
+    /// address; the initialised length is set to the count.
+    pub(crate) async fn recv_from<B: IoBufMut>(
         &self,
-        mut buf: Vec<u8>,
-    ) -> (io::Result<(usize, SockAddr)>, Vec<u8>) {
-        buf.clear();
-        let cap = buf.capacity();
+        mut buf: B,
+    ) -> BufResult<(usize, SockAddr), B> {
+        // SAFETY: no byte is declared initialised.
+        unsafe { buf.set_init(0) };
+        let cap = buf.bytes_total();
         let mut from = SockAddr::empty();
         let r = self
             .retry(libc::POLLIN, |fd| {
                 from.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-                // SAFETY: writes at most `cap` bytes into `buf`'s allocation and at most
+                // SAFETY: writes at most `cap` bytes into `buf`'s storage and at most
                 // `from.len` bytes into `from`'s storage.
                 unsafe {
                     libc::recvfrom(
                         fd,
-                        buf.as_mut_ptr().cast(),
+                        buf.stable_mut_ptr().cast(),
                         cap,
                         0,
                         from.as_mut_ptr(),
@@ -380,15 +550,27 @@ impl Socket {
         match r {
             Ok(n) => {
                 // SAFETY: the kernel initialised `n <= cap` bytes from the start.
-                unsafe { buf.set_len(n) };
+                unsafe { buf.set_init(n) };
                 (Ok((n, from)), buf)
             }
             Err(e) => (Err(e), buf),
         }
     }
 
-    /// Connects to `addr`, waiting for a pending connect to finish.
+    /// Connects to `addr`: a ring `CONNECT` on a thread with a ring (the kernel waits for
+    /// the handshake), else `connect(2)` and a wait for a pending connect to finish.
     pub(crate) async fn connect(&self, addr: &SockAddr) -> io::Result<()> {
+        if let Ok(op) = Op::submit(Connect::new(self.fd.clone(), addr.raw())) {
+            match Budgeted(op).await {
+                Ok(()) => return Ok(()),
+                // Still in progress, or a full Unix backlog: finish through readiness.
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) => {
+                    return self.finish_connect().await
+                }
+                Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => return Err(e),
+                Err(_) => {}
+            }
+        }
         loop {
             // SAFETY: reads `addr.len` bytes of `addr`'s storage.
             let r = unsafe { libc::connect(self.raw(), addr.as_ptr(), addr.len) };
@@ -398,15 +580,7 @@ impl Socket {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 // In progress (TCP; or interrupted, which goes on asynchronously).
-                Some(libc::EINPROGRESS) | Some(libc::EINTR) => {
-                    self.ready(libc::POLLOUT).await?;
-                    let err: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR)?;
-                    return if err == 0 {
-                        Ok(())
-                    } else {
-                        Err(io::Error::from_raw_os_error(err))
-                    };
-                }
+                Some(libc::EINPROGRESS) | Some(libc::EINTR) => return self.finish_connect().await,
                 // A Unix listener's backlog is full: try again once it has room.
                 Some(libc::EAGAIN) => self.ready(libc::POLLOUT).await?,
                 _ => return Err(e),
@@ -414,21 +588,42 @@ impl Socket {
         }
     }
 
-    /// Accepts a connection: the new socket (non-blocking) and the peer's address.
+    /// Waits for a connect in progress and returns its result (`SO_ERROR`).
+    async fn finish_connect(&self) -> io::Result<()> {
+        self.ready(libc::POLLOUT).await?;
+        let err: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR)?;
+        if err == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::from_raw_os_error(err))
+        }
+    }
+
+    /// Accepts a connection: the new socket (non-blocking) and the peer's address. First
+    /// a connection that an abandoned ring accept took (once those have settled), then a
+    /// ring `ACCEPT` on a thread with a ring, else readiness and `accept4(2)`.
     pub(crate) async fn accept(&self) -> io::Result<(Socket, SockAddr)> {
+        const FLAGS: libc::c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
+        if let Some((fd, peer)) = self.stash.pop_accepted() {
+            return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)));
+        }
+        let op = Accept::with_hook(self.fd.clone(), FLAGS, StashHook(self.stash.clone()));
+        if let Ok(op) = Stashed::submit(op, &self.stash) {
+            match op.await {
+                Ok((fd, peer)) => {
+                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)))
+                }
+                Err(e) if retry_kind(&e).is_none() => return Err(e),
+                Err(_) => {}
+            }
+        }
         let mut peer = SockAddr::empty();
         let fd = self
             .retry(libc::POLLIN, |fd| {
                 peer.len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
                 // SAFETY: the kernel writes at most `peer.len` bytes into `peer`'s storage.
-                let r = unsafe {
-                    libc::accept4(
-                        fd,
-                        peer.as_mut_ptr(),
-                        &mut peer.len,
-                        libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                    )
-                };
+                let r = unsafe { libc::accept4(fd, peer.as_mut_ptr(), &mut peer.len, FLAGS) };
                 r as isize
             })
             .await?;

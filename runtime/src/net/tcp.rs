@@ -5,6 +5,8 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
+use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
+
 use super::addr::{each_addr, with_addr, SockAddr};
 use super::socket::Socket;
 
@@ -73,8 +75,9 @@ impl TcpListener {
     ///
     /// # Cancellation
     ///
-    /// Dropping the future before it completes accepts nothing: a connection that
-    /// arrives stays queued for the next `accept`.
+    /// Dropping the future before it completes loses no connection: one that arrives
+    /// stays queued for the next `accept` (on a worker's ring, where the kernel may have
+    /// accepted it for the dropped future, the listener keeps it for the next `accept`).
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (sock, peer) = self.sock.accept().await?;
         Ok((TcpStream { sock }, peer.as_inet()?))
@@ -153,19 +156,21 @@ impl TcpStream {
         .await
     }
 
-    /// Reads up to `buf.capacity()` bytes into the front of `buf` (its old contents do
-    /// not matter) and returns how many, with the buffer (length set to that number).
-    /// `Ok(0)` means the peer shut down its writing side, or `buf` has no capacity.
+    /// Reads up to `buf.bytes_total()` bytes (a `Vec`'s capacity) into the front of `buf`
+    /// (its old contents do not matter) and returns how many, with the buffer (its
+    /// initialised length, a `Vec`'s `len()`, set to that number). `Ok(0)` means the peer
+    /// shut down its writing side, or `buf` has no room. Any [`IoBufMut`] will do:
+    /// `Vec<u8>`, `Box<[u8]>`, a [`Slice`](crate::buf::Slice) of one, `bytes::BytesMut`.
     ///
     /// # Errors
     ///
     /// The system's error for `recv(2)`: [`ConnectionReset`](io::ErrorKind::ConnectionReset)
     /// when the peer reset the connection.
-    pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.recv(buf, 0).await
     }
 
-    /// Reads exactly `buf.capacity()` bytes into `buf`.
+    /// Reads exactly `buf.bytes_total()` bytes (a `Vec`'s capacity) into `buf`.
     ///
     /// # Errors
     ///
@@ -175,7 +180,7 @@ impl TcpStream {
     /// # Cancellation
     ///
     /// Dropping the future loses the bytes it had already read into its buffer.
-    pub async fn read_exact(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         self.sock.recv_exact(buf).await
     }
 
@@ -184,18 +189,19 @@ impl TcpStream {
     /// # Errors
     ///
     /// As [`read`](TcpStream::read).
-    pub async fn peek(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.recv(buf, libc::MSG_PEEK).await
     }
 
-    /// Writes some of `buf` (at least one byte unless it is empty) and returns how many,
-    /// with the buffer. Never raises `SIGPIPE`.
+    /// Writes some of `buf`'s initialised bytes (a `Vec`'s `len()`; at least one byte
+    /// unless it is empty) and returns how many, with the buffer. Never raises `SIGPIPE`.
+    /// Any [`IoBuf`] will do, `&'static [u8]` and `&'static str` too.
     ///
     /// # Errors
     ///
     /// The system's error for `send(2)`: [`BrokenPipe`](io::ErrorKind::BrokenPipe) once
     /// the connection is shut down for writing, `ConnectionReset` after a reset.
-    pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.send(buf, 0).await
     }
 
@@ -205,8 +211,62 @@ impl TcpStream {
     ///
     /// As [`write`](TcpStream::write); how much was written before the error is not
     /// reported.
-    pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         self.sock.send_all(buf).await
+    }
+
+    /// Reads into `bufs` in order (one `recvmsg(2)`, a ring `RECVMSG` on a worker), each
+    /// from its start up to its `bytes_total()`, and returns how many bytes in all, with
+    /// the buffers (each one's initialised length set to what it got: the first ones full,
+    /// the last ones empty). `Ok(0)` means end of stream, or no room.
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](TcpStream::read).
+    ///
+    /// # Cancellation
+    ///
+    /// As [`read`](TcpStream::read): no received byte is lost.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_runtime::net::{TcpListener, TcpStream};
+    ///
+    /// weft_runtime::Runtime::new()?.block_on(async {
+    ///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+    ///     let client = TcpStream::connect(listener.local_addr()?).await?;
+    ///     let (server, _) = listener.accept().await?;
+    ///     let (r, _) = client.writev(vec![&b"head"[..], &b"er"[..]]).await;
+    ///     assert_eq!(r?, 6);
+    ///     let mut got = Vec::new();
+    ///     while got.len() < 6 {
+    ///         let (r, bufs) = server.readv(vec![Vec::with_capacity(4), Vec::with_capacity(4)]).await;
+    ///         r?;
+    ///         got.extend(bufs.concat());
+    ///     }
+    ///     assert_eq!(got, b"header");
+    ///     Ok::<(), std::io::Error>(())
+    /// })?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        self.sock.recv_vectored(bufs).await
+    }
+
+    /// Writes some of the initialised bytes of `bufs`, in order (one `sendmsg(2)`, a ring
+    /// `SENDMSG` on a worker), and returns how many, with the buffers. Never raises
+    /// `SIGPIPE`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](TcpStream::write).
+    ///
+    /// # Examples
+    ///
+    /// See [`readv`](TcpStream::readv).
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        self.sock.send_vectored(bufs).await
     }
 
     /// Shuts down the reading side, the writing side (the peer reads end of stream) or
@@ -346,7 +406,7 @@ impl OwnedReadHalf {
     /// # Errors
     ///
     /// As [`TcpStream::read`].
-    pub async fn read(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.recv(buf, 0).await
     }
 
@@ -355,7 +415,7 @@ impl OwnedReadHalf {
     /// # Errors
     ///
     /// As [`TcpStream::read_exact`].
-    pub async fn read_exact(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         self.sock.recv_exact(buf).await
     }
 
@@ -364,8 +424,17 @@ impl OwnedReadHalf {
     /// # Errors
     ///
     /// As [`TcpStream::read`].
-    pub async fn peek(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.recv(buf, libc::MSG_PEEK).await
+    }
+
+    /// As [`TcpStream::readv`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::read`].
+    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        self.sock.recv_vectored(bufs).await
     }
 
     /// The peer's address.
@@ -379,7 +448,8 @@ impl OwnedReadHalf {
 }
 
 /// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]. Dropping it shuts
-/// down the writing side (the peer reads end of stream).
+/// down the writing side (the peer reads end of stream), after the bytes that poll-based
+/// writes (the I/O trait features) accepted are sent.
 pub struct OwnedWriteHalf {
     pub(super) sock: Socket,
 }
@@ -390,7 +460,7 @@ impl OwnedWriteHalf {
     /// # Errors
     ///
     /// As [`TcpStream::write`].
-    pub async fn write(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.send(buf, 0).await
     }
 
@@ -399,8 +469,17 @@ impl OwnedWriteHalf {
     /// # Errors
     ///
     /// As [`TcpStream::write`].
-    pub async fn write_all(&self, buf: Vec<u8>) -> (io::Result<()>, Vec<u8>) {
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         self.sock.send_all(buf).await
+    }
+
+    /// As [`TcpStream::writev`].
+    ///
+    /// # Errors
+    ///
+    /// As [`TcpStream::write`].
+    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
+        self.sock.send_vectored(bufs).await
     }
 
     /// Shuts down the writing side now.
@@ -424,8 +503,7 @@ impl OwnedWriteHalf {
 
 impl Drop for OwnedWriteHalf {
     fn drop(&mut self) {
-        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
-        let _ = self.sock.shutdown(Shutdown::Write);
+        self.sock.shutdown_write_when_sent();
     }
 }
 

@@ -4,6 +4,8 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::OwnedFd;
 
+use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
+
 use super::addr::{each_addr, with_addr, SockAddr};
 use super::socket::Socket;
 use super::tcp::fd_traits;
@@ -82,8 +84,8 @@ impl UdpSocket {
     /// The system's error for `send(2)`: `ConnectionRefused` when an earlier datagram
     /// to the peer was refused (ICMP port unreachable), `NotConnected` without
     /// [`connect`](UdpSocket::connect).
-    pub async fn send(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
-        let (r, buf) = self.sock.send(buf, 0).await;
+    pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let (r, buf) = self.sock.send_dgram(buf).await;
         let r = r.map_err(|e| {
             if e.raw_os_error() == Some(libc::EDESTADDRREQ) {
                 io::Error::new(
@@ -103,7 +105,7 @@ impl UdpSocket {
     /// # Errors
     ///
     /// The system's error for `recv(2)`.
-    pub async fn recv(&self, buf: Vec<u8>) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
         self.sock.recv_dgram(buf, 0).await
     }
 
@@ -113,11 +115,7 @@ impl UdpSocket {
     ///
     /// The system's error for `sendto(2)`, naming the address;
     /// [`InvalidInput`](io::ErrorKind::InvalidInput) if `addr` resolves to nothing.
-    pub async fn send_to(
-        &self,
-        buf: Vec<u8>,
-        addr: impl ToSocketAddrs,
-    ) -> (io::Result<usize>, Vec<u8>) {
+    pub async fn send_to<B: IoBuf>(&self, buf: B, addr: impl ToSocketAddrs) -> BufResult<usize, B> {
         let target = match addr.to_socket_addrs().map(|mut a| a.next()) {
             Ok(Some(a)) => a,
             Ok(None) => {
@@ -143,7 +141,7 @@ impl UdpSocket {
     /// # Errors
     ///
     /// The system's error for `recvfrom(2)`.
-    pub async fn recv_from(&self, buf: Vec<u8>) -> (io::Result<(usize, SocketAddr)>, Vec<u8>) {
+    pub async fn recv_from<B: IoBufMut>(&self, buf: B) -> BufResult<(usize, SocketAddr), B> {
         let (r, buf) = self.sock.recv_from(buf).await;
         (r.and_then(|(n, a)| Ok((n, a.as_inet()?))), buf)
     }

@@ -14,11 +14,13 @@
 //!
 //! It also keeps the *watch*: the earliest instant at which some parked worker will wake by
 //! itself to look at the other workers' timing wheels (`worker.rs`, "Stalled workers").
+//!
+//! Its atomics and lock come from `crate::loom`; the `loom_tests` below model the rules above
+//! (`ci/loom.sh`).
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use crate::loom::sync::{fence, AtomicU64, AtomicUsize, Mutex, Ordering::SeqCst};
 
 const UNPARK_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;
@@ -84,6 +86,14 @@ impl Idle {
     /// The parked worker to wake for new work, if one should be woken. It is removed from
     /// the sleepers and counted as unparked and searching.
     pub(crate) fn worker_to_notify(&self) -> Option<usize> {
+        // The notifier published its work with an ordinary store (a deque push is a
+        // release store) and now reads the state; a parker writes the state, then re-checks
+        // the queues (`transition_worker_to_parked`). That is a store/load handshake on two
+        // locations: without a fence on each side, each may read the other's location from
+        // before the other's write (store buffering) and the wake-up is lost. The fence
+        // here costs no write to the shared state line (an RMW would bounce it between
+        // cores on every spawn); `loom_last_searcher_parks_while_work_arrives` checks it.
+        fence(SeqCst);
         if !self.notify_should_wakeup() {
             return None;
         }
@@ -120,6 +130,9 @@ impl Idle {
         let mut sleepers = self.sleepers.lock();
         let dec = (1 << UNPARK_SHIFT) + usize::from(is_searching);
         let prev = self.state.fetch_sub(dec, SeqCst);
+        // The parker's side of the handshake in `worker_to_notify`: the caller's re-check
+        // of the queues comes after this fence.
+        fence(SeqCst);
         debug_assert!(unparked(prev) > 0);
         sleepers.push(index);
         is_searching && searching(prev) == 1
@@ -183,5 +196,72 @@ mod tests {
         let listed = (0..4).find(|i| *i != first && *i != second).unwrap();
         assert!(idle.unpark_self(listed));
         assert!(!idle.unpark_self(first));
+    }
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::{Arc, AtomicBool};
+
+    /// No lost wake-up: the last searcher parks while another thread queues work and asks
+    /// for a worker to wake. Either the parker's re-check (its `true` return) sees the
+    /// work, or the notifier gets a parked worker to wake; and the counts stay consistent.
+    #[test]
+    fn loom_last_searcher_parks_while_work_arrives() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let work = Arc::new(AtomicBool::new(false));
+            idle.transition_worker_to_parked(1, false);
+            assert!(idle.transition_worker_to_searching());
+            let (i2, w2) = (idle.clone(), work.clone());
+            let notifier = loom::thread::spawn(move || {
+                w2.store(true, SeqCst);
+                i2.worker_to_notify()
+            });
+            let found = idle.transition_worker_to_parked(0, true) && work.load(SeqCst);
+            let woken = notifier.join().unwrap();
+            assert!(
+                found || woken.is_some(),
+                "work queued and nobody will look at it"
+            );
+            let listed = idle.sleepers.lock().len();
+            assert_eq!(idle.num_parked(), listed);
+        });
+    }
+
+    /// No thundering herd: two notifiers racing over two parked workers wake exactly one
+    /// (the woken one counts as searching, which stops the other).
+    #[test]
+    fn loom_two_notifies_wake_one_worker() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            idle.transition_worker_to_parked(0, false);
+            idle.transition_worker_to_parked(1, false);
+            let i2 = idle.clone();
+            let t = loom::thread::spawn(move || i2.worker_to_notify());
+            let a = idle.worker_to_notify();
+            let b = t.join().unwrap();
+            assert_eq!(usize::from(a.is_some()) + usize::from(b.is_some()), 1);
+            assert_eq!(idle.num_searching(), 1);
+            assert_eq!(idle.num_parked(), 1);
+        });
+    }
+
+    /// A parked worker returning on its own (a time-out) races a notify that picks it:
+    /// exactly one of them takes it off the sleepers, and it is counted unparked once.
+    #[test]
+    fn loom_unpark_self_races_notify() {
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            idle.transition_worker_to_parked(0, false);
+            let i2 = idle.clone();
+            let t = loom::thread::spawn(move || i2.worker_to_notify());
+            let by_itself = idle.unpark_self(0);
+            let notified = t.join().unwrap();
+            assert_ne!(by_itself, notified == Some(0));
+            assert_eq!(idle.num_parked(), 0);
+            assert!(idle.sleepers.lock().is_empty());
+        });
     }
 }

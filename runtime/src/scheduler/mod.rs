@@ -59,29 +59,29 @@ pub(crate) struct Remote {
 /// every worker reads.
 #[repr(align(128))]
 pub(crate) struct Shared {
-    pub(crate) remotes: Box<[Remote]>,
-    pub(crate) inject: Inject,
-    pub(crate) idle: Idle,
-    pub(crate) owned: OwnedTasks,
-    pub(crate) shutdown: AtomicBool,
-    pub(crate) blocking: BlockingPool,
-    pub(crate) config: Config,
+    remotes: Box<[Remote]>,
+    inject: Inject,
+    idle: Idle,
+    owned: OwnedTasks,
+    shutdown: AtomicBool,
+    blocking: BlockingPool,
+    config: Config,
     /// Whether the workers park on io_uring (and file ops may use their rings).
-    pub(crate) io_uring: bool,
-    pub(crate) remote_schedules: AtomicU64,
+    io_uring: bool,
+    remote_schedules: AtomicU64,
     /// Tasks spawned from threads that are not workers (workers count their own).
-    pub(crate) remote_spawns: AtomicU64,
+    remote_spawns: AtomicU64,
     /// Workers still running; the runtime's drop waits on `exited`.
-    pub(crate) running: Mutex<usize>,
-    pub(crate) exited: Condvar,
+    running: Mutex<usize>,
+    exited: Condvar,
     /// The process the runtime was built in; see `fork.rs`.
-    pub(crate) built_in: crate::fork::BuiltIn,
+    built_in: crate::fork::BuiltIn,
     /// This runtime's number, unique in the process; see [`Handle::id`].
-    pub(crate) id: u64,
+    id: u64,
 }
 
 /// The next runtime's [`Handle::id`].
-pub(crate) fn next_runtime_id() -> u64 {
+fn next_runtime_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Relaxed)
 }
@@ -312,6 +312,116 @@ pub struct EnterGuard<'a> {
 }
 
 impl Shared {
+    /// The state for `remotes.len()` workers, before any of them runs.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error if the process id cannot be read (see `fork.rs`).
+    pub(crate) fn new(
+        remotes: Vec<Remote>,
+        blocking: BlockingPool,
+        config: Config,
+        io_uring: bool,
+    ) -> std::io::Result<Shared> {
+        let n = remotes.len();
+        Ok(Shared {
+            remotes: remotes.into_boxed_slice(),
+            inject: Inject::new(),
+            idle: Idle::new(n),
+            owned: OwnedTasks::new(n * 4),
+            shutdown: AtomicBool::new(false),
+            blocking,
+            config,
+            io_uring,
+            remote_schedules: AtomicU64::new(0),
+            remote_spawns: AtomicU64::new(0),
+            running: Mutex::new(0),
+            exited: Condvar::new(),
+            built_in: crate::fork::BuiltIn::here()?,
+            id: next_runtime_id(),
+        })
+    }
+
+    /// Each worker as the other threads see it.
+    pub(crate) fn remotes(&self) -> &[Remote] {
+        &self.remotes
+    }
+
+    /// The global queue.
+    pub(crate) fn inject(&self) -> &Inject {
+        &self.inject
+    }
+
+    /// Parked/searching accounting.
+    pub(crate) fn idle(&self) -> &Idle {
+        &self.idle
+    }
+
+    /// Every task spawned and not yet completed.
+    pub(crate) fn owned(&self) -> &OwnedTasks {
+        &self.owned
+    }
+
+    /// The pool `spawn_blocking` and the file backend's blocking jobs run on.
+    pub(crate) fn blocking(&self) -> &BlockingPool {
+        &self.blocking
+    }
+
+    /// Whether the workers park on io_uring (and file ops may use their rings).
+    pub(crate) fn io_uring(&self) -> bool {
+        self.io_uring
+    }
+
+    /// Tasks spawned or woken from threads that are not this runtime's workers.
+    pub(crate) fn remote_schedules(&self) -> u64 {
+        self.remote_schedules.load(Relaxed)
+    }
+
+    /// Tasks spawned from threads that are not workers (workers count their own).
+    pub(crate) fn remote_spawns(&self) -> u64 {
+        self.remote_spawns.load(Relaxed)
+    }
+
+    /// Whether this is a forked child of the process the runtime was built in.
+    pub(crate) fn is_forked(&self) -> bool {
+        self.built_in.is_forked()
+    }
+
+    /// Counts a worker thread about to start; [`Shared::wait_for_workers`] waits for it to
+    /// exit (through `worker::exit_core`) or for [`Shared::worker_not_started`].
+    pub(crate) fn worker_starting(&self) {
+        *self.running.lock() += 1;
+    }
+
+    /// Takes back [`Shared::worker_starting`] for a thread that could not be spawned.
+    pub(crate) fn worker_not_started(&self) {
+        *self.running.lock() -= 1;
+    }
+
+    /// Sets the shutdown flag and wakes every worker, so each sees it and exits.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutdown.store(true, Release);
+        for r in self.remotes.iter() {
+            r.unpark.unpark();
+        }
+    }
+
+    /// Waits until every worker has exited, or until `deadline`; returns whether all did.
+    pub(crate) fn wait_for_workers(&self, deadline: Option<std::time::Instant>) -> bool {
+        let mut running = self.running.lock();
+        while *running > 0 {
+            match deadline {
+                None => self.exited.wait(&mut running),
+                Some(d) => {
+                    if self.exited.wait_until(&mut running, d).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        *running == 0
+    }
+
     pub(crate) fn is_shutdown(&self) -> bool {
         self.shutdown.load(Acquire)
     }

@@ -16,11 +16,15 @@
 //! a push announces itself in `pushing` before it checks `closed`, and closing waits for
 //! `pushing` to drain, so after `close_and_drain` returns no entry can be added and none is
 //! left behind (each entry holds a task reference, so one left behind would leak the task).
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+//!
+//! Under `cfg(loom)` the local bound is 4, and `loom_tests` below drive the overflow path at
+//! that bound against a concurrent `close_and_drain` (`ci/loom.sh`). crossbeam's deque and
+//! injector are not loom-instrumented: the models explore the interleavings of `Inject`'s
+//! close protocol around the spill, not the deque's internals (crossbeam tests those).
 
 use crossbeam_deque::{Injector, Steal, Worker};
 
+use crate::loom::sync::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use crate::task::Notified;
 
 /// Above this many queued tasks, a push moves the oldest half to the global queue.
@@ -29,14 +33,15 @@ pub(crate) const LOCAL_QUEUE_CAPACITY: usize = 256;
 #[cfg(loom)]
 pub(crate) const LOCAL_QUEUE_CAPACITY: usize = 4;
 
-pub(crate) struct Inject {
-    queue: Injector<Notified>,
+/// The global queue of `T`s (tasks; the loom model below queues drop-counting payloads).
+pub(crate) struct Inject<T = Notified> {
+    queue: Injector<T>,
     closed: AtomicBool,
     pushing: AtomicUsize,
 }
 
-impl Inject {
-    pub(crate) fn new() -> Inject {
+impl<T> Inject<T> {
+    pub(crate) fn new() -> Inject<T> {
         Inject {
             queue: Injector::new(),
             closed: AtomicBool::new(false),
@@ -45,7 +50,7 @@ impl Inject {
     }
 
     /// Queues `task`; after close, drops it instead (every task is complete by then).
-    pub(crate) fn push(&self, task: Notified) {
+    pub(crate) fn push(&self, task: T) {
         self.pushing.fetch_add(1, SeqCst);
         if self.closed.load(SeqCst) {
             self.pushing.fetch_sub(1, SeqCst);
@@ -65,7 +70,7 @@ impl Inject {
     }
 
     /// One task from the global queue.
-    pub(crate) fn pop(&self) -> Option<Notified> {
+    pub(crate) fn pop(&self) -> Option<T> {
         loop {
             match self.queue.steal() {
                 Steal::Success(t) => return Some(t),
@@ -76,7 +81,7 @@ impl Inject {
     }
 
     /// Moves a batch into `local` and returns one task of it.
-    pub(crate) fn pop_batch(&self, local: &Worker<Notified>) -> Option<Notified> {
+    pub(crate) fn pop_batch(&self, local: &Worker<T>) -> Option<T> {
         if self.queue.is_empty() {
             return None;
         }
@@ -91,8 +96,12 @@ impl Inject {
 
     pub(crate) fn close_and_drain(&self) {
         self.closed.store(true, SeqCst);
-        while self.pushing.load(SeqCst) != 0 {
-            std::thread::yield_now();
+        // `pushing` is read with an RMW, so that a push's `fetch_add` either comes first in
+        // `pushing`'s order (and is waited for) or reads from this RMW, which orders the
+        // `closed` store before the push's check. That holds with acquire/release alone,
+        // which is what loom checks (`loom_overflow_spills_while_closing`).
+        while self.pushing.fetch_add(0, SeqCst) != 0 {
+            crate::loom::thread::yield_now();
         }
         while let Some(t) = self.pop() {
             drop(t);
@@ -112,10 +121,10 @@ pub(crate) fn local_capacity(workers: usize) -> usize {
 
 /// Pushes to a local queue, moving the oldest half to `inject` if it holds more than
 /// `capacity` (see [`local_capacity`]). Returns how many tasks were moved.
-pub(crate) fn push_local(
-    local: &Worker<Notified>,
-    inject: &Inject,
-    task: Notified,
+pub(crate) fn push_local<T>(
+    local: &Worker<T>,
+    inject: &Inject<T>,
+    task: T,
     capacity: usize,
 ) -> usize {
     local.push(task);
@@ -130,4 +139,70 @@ pub(crate) fn push_local(
         }
     }
     half
+}
+
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use crate::loom::sync::Arc;
+
+    /// A payload that counts its drops, so a task left behind (or dropped twice) shows.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// A worker fills its queue to the loom capacity and one more push spills the oldest
+    /// half into the global queue while another thread closes and drains it: whatever the
+    /// interleaving, nothing is left in the global queue once both are done, and every
+    /// payload is dropped exactly once.
+    #[test]
+    fn loom_overflow_spills_while_closing() {
+        loom::model(|| {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let inject = Arc::new(Inject::new());
+            let (d2, i2) = (drops.clone(), inject.clone());
+            let worker = loom::thread::spawn(move || {
+                let local = Worker::new_fifo();
+                let mut moved = 0;
+                for _ in 0..=LOCAL_QUEUE_CAPACITY {
+                    moved += push_local(&local, &i2, Counted(d2.clone()), LOCAL_QUEUE_CAPACITY);
+                }
+                // The push that found the queue over its bound moved half of what it held.
+                let pushed = LOCAL_QUEUE_CAPACITY + 1;
+                assert_eq!(moved, pushed / 2);
+                assert_eq!(local.len(), pushed - moved);
+                local
+            });
+            inject.close_and_drain();
+            let local = worker.join().unwrap();
+            assert!(
+                inject.is_empty(),
+                "an entry was left behind after close_and_drain"
+            );
+            while let Some(t) = local.pop() {
+                drop(t);
+            }
+            assert_eq!(drops.load(SeqCst), LOCAL_QUEUE_CAPACITY + 1);
+        });
+    }
+
+    /// Below the bound nothing spills; at one past it the oldest half moves, in order.
+    #[test]
+    fn loom_overflow_moves_the_oldest_half() {
+        loom::model(|| {
+            let inject = Inject::new();
+            let local = Worker::new_fifo();
+            for i in 0..LOCAL_QUEUE_CAPACITY {
+                assert_eq!(push_local(&local, &inject, i, LOCAL_QUEUE_CAPACITY), 0);
+            }
+            let moved = push_local(&local, &inject, LOCAL_QUEUE_CAPACITY, LOCAL_QUEUE_CAPACITY);
+            let spilled: Vec<usize> = std::iter::from_fn(|| inject.pop()).collect();
+            assert_eq!(spilled, (0..moved).collect::<Vec<_>>());
+            assert_eq!(local.pop(), Some(moved));
+        });
+    }
 }

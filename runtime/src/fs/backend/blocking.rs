@@ -137,7 +137,7 @@ where
     F: FnOnce() -> R + Send + 'static,
     R: Send + 'static,
 {
-    match crate::context::with_current(|h| h.shared.blocking.spawn_io(h, f)) {
+    match crate::context::with_current(|h| h.shared.blocking().spawn_io(h, f)) {
         Some(j) => j,
         None => panic!("weft::fs: {}", crate::scheduler::NO_RUNTIME),
     }
@@ -476,7 +476,7 @@ where
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
     // Detached: the job delivers through `cb`; its JoinHandle is not needed.
-    drop(handle.shared.blocking.spawn_io(&handle, move || {
+    drop(handle.shared.blocking().spawn_io(&handle, move || {
         let mut buf = buf;
         // SAFETY: no byte is declared initialised (a `Vec` is cleared; the read
         // overwrites).
@@ -494,7 +494,7 @@ where
 {
     let handle = crate::scheduler::Handle::current();
     let rt = handle.clone();
-    drop(handle.shared.blocking.spawn_io(&handle, move || {
+    drop(handle.shared.blocking().spawn_io(&handle, move || {
         let res = opts.to_std().open(path).map(Fd::new);
         rt.defer(move || cb(res));
     }));

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# hyper "hello" on weft against the same server on tokio (examples/http_bench.rs, release,
+# 2 workers each), loaded with `wrk -t1 -c64 -d5s` alternately weft, tokio, weft, tokio...
+# (3 rounds by default), printing requests/s and p99 latency side by side and the median
+# ratios. A benchmark, not a test: not part of .ci/run.
+#
+#   bash ci/http_bench.sh              # ROUNDS=3 DURATION=5s CONNECTIONS=64 WORKERS=2
+#   ROUNDS=5 DURATION=10s bash ci/http_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-64}
+WORKERS=${WORKERS:-2}
+
+if ! command -v wrk >/dev/null; then
+  # Debian's package; CI runs as root (as .ci/run installs valgrind).
+  apt-get update -qq && apt-get install -y -qq wrk >/dev/null
+fi
+
+cargo build --release --example http_bench
+bin=target/release/examples/http_bench
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Starts a server on a kernel-chosen port; prints its address.
+start() {
+  local rt=$1 out="$tmp/$1.out"
+  "$bin" --runtime "$rt" --listen 127.0.0.1:0 --workers "$WORKERS" >"$out" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do
+    if grep -q '^listening on ' "$out"; then
+      sed -n 's/^listening on //p' "$out"
+      return
+    fi
+    sleep 0.1
+  done
+  echo "the $rt server did not start:" >&2
+  cat "$out" >&2
+  exit 1
+}
+
+# wrk's p99 ("99%  1.23ms") in microseconds.
+p99_us() {
+  awk '$1 == "99%" {
+    v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+    if (u == "us") m = 1; else if (u == "ms") m = 1000; else if (u == "s") m = 1000000; else m = 0
+    printf "%.0f\n", v * m
+  }' "$1"
+}
+
+rps() {
+  awk '$1 == "Requests/sec:" { printf "%.0f\n", $2 }' "$1"
+}
+
+weft_addr=$(start weft)
+tokio_addr=$(start tokio)
+echo "weft on $weft_addr, tokio on $tokio_addr; wrk -t1 -c$CONNECTIONS -d$DURATION, $ROUNDS rounds"
+# One short warm-up each (connections, page faults, the servers' first allocations).
+wrk -t1 -c"$CONNECTIONS" -d1s "http://$weft_addr/" >/dev/null
+wrk -t1 -c"$CONNECTIONS" -d1s "http://$tokio_addr/" >/dev/null
+
+printf '%-6s %12s %12s %12s %12s %8s %8s\n' round weft_req/s tokio_req/s weft_p99_us tokio_p99_us rps_x p99_x
+ratios=()
+p99_ratios=()
+for round in $(seq "$ROUNDS"); do
+  for rt in weft tokio; do
+    addr=${rt}_addr
+    wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://${!addr}/" >"$tmp/$rt.$round"
+  done
+  w=$(rps "$tmp/weft.$round")
+  t=$(rps "$tmp/tokio.$round")
+  wp=$(p99_us "$tmp/weft.$round")
+  tp=$(p99_us "$tmp/tokio.$round")
+  r=$(awk -v a="$w" -v b="$t" 'BEGIN { printf "%.3f", a / b }')
+  pr=$(awk -v a="$wp" -v b="$tp" 'BEGIN { printf "%.3f", a / b }')
+  ratios+=("$r")
+  p99_ratios+=("$pr")
+  printf '%-6s %12s %12s %12s %12s %8s %8s\n' "$round" "$w" "$t" "$wp" "$tp" "$r" "$pr"
+done
+
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "median weft/tokio requests/s: $(median "${ratios[@]}")x (target >= 1.2)"
+echo "median weft/tokio p99:        $(median "${p99_ratios[@]}")x (target <= 1.0)"
