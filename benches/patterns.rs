@@ -64,6 +64,8 @@ fn patterns(c: &mut Criterion) {
                 }
             }
             group.finish();
+            // The net pools of this group are not needed by the next one.
+            weft_patterns::net::close_idle();
         }
     }
 }

@@ -6,7 +6,14 @@
 //! cargo run --release --example compare -- --quick      # under 3 minutes
 //! cargo run --release --example compare -- --quick --json out.json --markdown out.md --svg out.svg
 //! cargo run --release --example compare -- --filter chain   # cases whose id contains "chain"
+//! cargo run --release --example compare -- --kind net        # the net rows only
 //! ```
+//!
+//! The `net` kind keeps a pool of persistent connections per runtime (at 64 in flight,
+//! `all_100` holds 6400 of them, and both ends count), so the command raises its soft
+//! `RLIMIT_NOFILE` to the hard limit at start and says so when even that is too low, and
+//! closes the idle pooled connections whenever it switches runtimes (each run's untimed
+//! round fills its own pool again before the clock starts).
 //!
 //! Each measurement runs the shared harness (`weft_patterns::harness`, the code
 //! `benches/patterns.rs` gives to criterion): a calibration run picks an op count that
@@ -16,10 +23,14 @@
 
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write as _};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_patterns::harness::{tokio_runtime, weft_runtime};
-use weft_patterns::{cases, Kind, Runner, Style};
+use weft_patterns::{cases, Kind, Latch, Runner, Style};
+
+#[path = "common/dashboard_http.rs"]
+mod http;
 
 struct Options {
     quick: bool,
@@ -27,11 +38,12 @@ struct Options {
     markdown: Option<String>,
     svg: Option<String>,
     filter: Option<String>,
+    kind: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: compare [--quick] [--json PATH] [--markdown PATH] [--svg PATH] [--filter TEXT]"
+        "usage: compare [--quick] [--json PATH] [--markdown PATH] [--svg PATH] [--filter TEXT] [--kind KIND]"
     );
     std::process::exit(2)
 }
@@ -43,6 +55,7 @@ fn options() -> Options {
         markdown: None,
         svg: None,
         filter: None,
+        kind: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,6 +66,7 @@ fn options() -> Options {
             "--markdown" => o.markdown = Some(value()),
             "--svg" => o.svg = Some(value()),
             "--filter" => o.filter = Some(value()),
+            "--kind" => o.kind = Some(value()),
             // `cargo bench`-style harness flags are ignored, so the example also runs
             // under `cargo test --examples`.
             "--bench" | "--test" => {}
@@ -76,22 +90,34 @@ struct Row {
     samples: [Vec<f64>; 4],
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median, or `None` for an empty sample.
+fn median(v: &[f64]) -> Option<f64> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));
     let n = s.len();
     if n == 0 {
-        f64::NAN
+        None
     } else if n % 2 == 1 {
-        s[n / 2]
+        Some(s[n / 2])
     } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
+        Some((s[n / 2 - 1] + s[n / 2]) / 2.0)
     }
 }
 
 impl Row {
+    /// The median ns/op of `style` (NaN when it has no sample: printed as `-`, never
+    /// written to the JSON).
     fn ns(&self, style: Style) -> f64 {
-        median(&self.samples[style_index(style)])
+        median(&self.samples[style_index(style)]).unwrap_or(f64::NAN)
+    }
+}
+
+/// The row's kind as the table shows it: `http` for the dashboard, else the kind's name.
+fn kind_label(r: &Row) -> String {
+    if r.case.id() == DASHBOARD_ID {
+        "http".into()
+    } else {
+        r.kind.name()
     }
 }
 
@@ -102,6 +128,8 @@ fn style_index(style: Style) -> usize {
 struct Runtimes {
     weft: Vec<(usize, weft::Runtime)>,
     tokio: Vec<(usize, tokio::runtime::Runtime)>,
+    /// The runtime of the last run (tokio?, workers).
+    last: std::cell::Cell<Option<(bool, usize)>>,
 }
 
 impl Runtimes {
@@ -114,6 +142,14 @@ impl Runtimes {
         workers: usize,
         ops: u64,
     ) -> (Duration, u64) {
+        // Only one runtime's net pools hold descriptors at a time (`all_100` at 64 in
+        // flight keeps 12 800 open on one runtime): switching runtimes closes the idle
+        // pooled connections, and the run's untimed round refills its own pool.
+        let on = Some((style == Style::TokioAsyncFn, workers));
+        if self.last.replace(on) != on {
+            weft_patterns::net::close_idle();
+            DASHBOARD_HTTP.close_idle();
+        }
         match style {
             Style::TokioAsyncFn => {
                 let rt = &self
@@ -189,8 +225,276 @@ fn fmt_ns(ns: f64) -> String {
     }
 }
 
+// --- dashboard/http: the article's loadDashboard as one op ----------------------------------
+
+/// The dashboard row's id; its kind shows as `http`.
+const DASHBOARD_ID: &str = "dashboard";
+
+/// `dashboard/http`: one op is the dashboard's three-request load (`examples/dashboard.rs`)
+/// against a hyper server on the same runtime, over keep-alive connections: on weft in the
+/// three styles, on tokio (hyper over `tokio::net`) in the `async fn` style. Listed under
+/// the `net` kind, which the table shows as `http`.
+struct DashboardHttp {
+    weft: std::sync::Mutex<Vec<(u64, Arc<http::Client<http::OnWeft>>)>>,
+    tokio: std::sync::Mutex<Vec<(usize, Arc<http::Client<http::OnTokio>>)>>,
+}
+
+static DASHBOARD_HTTP: DashboardHttp = DashboardHttp {
+    weft: std::sync::Mutex::new(Vec::new()),
+    tokio: std::sync::Mutex::new(Vec::new()),
+};
+
+fn lanes(inflight: usize, ops: u64) -> (u64, u64) {
+    let inflight = inflight.max(1) as u64;
+    let per = ops.div_ceil(inflight).max(1);
+    (per, per * inflight)
+}
+
+fn loaded(r: Result<http::Dashboard, http::FetchError>) {
+    if let Err(e) = r {
+        panic!("dashboard/http: a load failed: {e}");
+    }
+}
+
+/// One callback lane: `left` loads, each started from the previous one's callback.
+fn callback_lane(client: Arc<http::Client<http::OnWeft>>, left: u64, latch: Arc<Latch>) {
+    if left == 0 {
+        return latch.count_down();
+    }
+    let c = client.clone();
+    http::load_dashboard_cb(
+        &client,
+        move |r: Result<http::Dashboard, http::FetchError>| {
+            loaded(r);
+            callback_lane(c, left - 1, latch)
+        },
+    );
+}
+
+impl DashboardHttp {
+    /// Closes the idle keep-alive connections of every client.
+    fn close_idle(&self) {
+        for (_, c) in self.weft.lock().unwrap().iter() {
+            c.close_idle();
+        }
+        for (_, c) in self.tokio.lock().unwrap().iter() {
+            c.close_idle();
+        }
+    }
+
+    fn weft_client(&self, rt: &weft::Runtime) -> Arc<http::Client<http::OnWeft>> {
+        let id = rt.handle().id();
+        let mut all = self.weft.lock().unwrap();
+        if let Some((_, c)) = all.iter().find(|(i, _)| *i == id) {
+            return c.clone();
+        }
+        let addr = rt
+            .block_on(http::start_weft_server())
+            .unwrap_or_else(|e| panic!("dashboard/http: cannot start the weft server: {e}"));
+        let c = http::Client::new(addr);
+        all.push((id, c.clone()));
+        c
+    }
+
+    fn tokio_client(&self, rt: &tokio::runtime::Runtime) -> Arc<http::Client<http::OnTokio>> {
+        let id = rt as *const _ as usize;
+        let mut all = self.tokio.lock().unwrap();
+        if let Some((_, c)) = all.iter().find(|(i, _)| *i == id) {
+            return c.clone();
+        }
+        let addr = rt
+            .block_on(http::start_tokio_server())
+            .unwrap_or_else(|e| panic!("dashboard/http: cannot start the tokio server: {e}"));
+        let c = http::Client::new(addr);
+        all.push((id, c.clone()));
+        c
+    }
+
+    fn weft_lanes(
+        &self,
+        rt: &weft::Runtime,
+        style: Style,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        let client = self.weft_client(rt);
+        let (per, total) = lanes(inflight, ops);
+        let elapsed = rt.block_on(async move {
+            if style == Style::Callback {
+                let latch = Latch::new(inflight as u64);
+                let start = Instant::now();
+                let l = latch.clone();
+                weft::callback::defer(move || {
+                    for _ in 0..inflight {
+                        callback_lane(client.clone(), per, l.clone());
+                    }
+                });
+                latch.wait().await;
+                return start.elapsed();
+            }
+            let start = Instant::now();
+            let lanes: Vec<_> = (0..inflight)
+                .map(|_| {
+                    let c = client.clone();
+                    weft::spawn(async move {
+                        for _ in 0..per {
+                            if style == Style::Combinator {
+                                loaded(http::load_dashboard_comb(&c).await);
+                            } else {
+                                loaded(c.clone().load_dashboard().await);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for l in lanes {
+                l.await.expect("a dashboard lane");
+            }
+            start.elapsed()
+        });
+        (elapsed, total)
+    }
+
+    fn tokio_lanes(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        let client = self.tokio_client(rt);
+        let (per, total) = lanes(inflight, ops);
+        let elapsed = rt.block_on(async move {
+            let start = Instant::now();
+            let lanes: Vec<_> = (0..inflight)
+                .map(|_| {
+                    let c = client.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per {
+                            loaded(c.clone().load_dashboard().await);
+                        }
+                    })
+                })
+                .collect();
+            for l in lanes {
+                l.await.expect("a dashboard lane");
+            }
+            start.elapsed()
+        });
+        (elapsed, total)
+    }
+}
+
+impl Runner for DashboardHttp {
+    fn id(&self) -> &'static str {
+        DASHBOARD_ID
+    }
+
+    fn title(&self) -> &'static str {
+        "the dashboard over real HTTP"
+    }
+
+    fn kinds(&self) -> &'static [Kind] {
+        &[Kind::Net]
+    }
+
+    fn one_worker_only(&self) -> bool {
+        false
+    }
+
+    fn run_weft(
+        &self,
+        rt: &weft::Runtime,
+        style: Style,
+        _kind: Kind,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        assert!(
+            style != Style::TokioAsyncFn,
+            "run the tokio baseline with run_tokio"
+        );
+        // Untimed: fills the client's connection pool, as the net kind does.
+        self.weft_lanes(rt, style, inflight, inflight as u64);
+        self.weft_lanes(rt, style, inflight, ops)
+    }
+
+    fn run_tokio(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        _kind: Kind,
+        inflight: usize,
+        ops: u64,
+    ) -> (Duration, u64) {
+        self.tokio_lanes(rt, inflight, inflight as u64);
+        self.tokio_lanes(rt, inflight, ops)
+    }
+
+    fn outcomes(&self, rt: &weft::Runtime, _kind: Kind, _x: u64) -> [String; 3] {
+        let client = self.weft_client(rt);
+        let c = client.clone();
+        let cb = weft_patterns::harness::await_callback(rt, move |done| {
+            http::load_dashboard_cb(&c, done)
+        });
+        let comb = rt.block_on(http::load_dashboard_comb(&client));
+        let af = rt.block_on(client.clone().load_dashboard());
+        [cb, comb, af].map(|r| format!("{r:?}"))
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; warns when the hard limit is below
+/// what the net rows' pools need.
+fn raise_nofile_limit() {
+    // Both ends of 64 lanes x 100 calls (`all_100`) on one runtime — the pools are closed
+    // between rows — and slack.
+    const NEED: u64 = 2 * 64 * 100 + 1024;
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the live local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        eprintln!(
+            "cannot read RLIMIT_NOFILE: {}",
+            std::io::Error::last_os_error()
+        );
+        return;
+    }
+    let was = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: setrlimit reads one `rlimit` from the live local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            eprintln!(
+                "cannot raise RLIMIT_NOFILE from {was} to {}: {}",
+                lim.rlim_max,
+                std::io::Error::last_os_error()
+            );
+            lim.rlim_cur = was;
+        } else {
+            eprintln!(
+                "RLIMIT_NOFILE: soft limit raised from {was} to {}",
+                lim.rlim_cur
+            );
+        }
+    }
+    if lim.rlim_cur < NEED {
+        eprintln!(
+            "RLIMIT_NOFILE is {} (hard {}): the net rows at 64 in flight need about {NEED} \
+             descriptors and may fail; raise the hard limit (ulimit -Hn) or run --kind ready",
+            lim.rlim_cur, lim.rlim_max
+        );
+    }
+}
+
 fn main() {
     let opts = options();
+    raise_nofile_limit();
+    let kind_filter = opts.kind.as_deref().map(|k| {
+        Kind::parse(k).unwrap_or_else(|| {
+            eprintln!("unknown kind {k:?}: ready, file, timer or net");
+            usage()
+        })
+    });
     let (reps, target) = if opts.quick {
         (3, Duration::from_millis(25))
     } else {
@@ -207,17 +511,24 @@ fn main() {
             .iter()
             .map(|&w| (w, tokio_runtime(w)))
             .collect(),
+        last: std::cell::Cell::new(None),
     };
     weft_patterns::data_file();
 
     let mut rows = Vec::new();
-    for case in cases() {
+    let mut all_cases = cases();
+    all_cases.push(&DASHBOARD_HTTP);
+    for case in all_cases {
         if let Some(f) = &opts.filter {
             if !case.id().contains(f.as_str()) {
                 continue;
             }
         }
         for &kind in case.kinds() {
+            // `--kind net` keeps the dashboard (its requests are net too).
+            if kind_filter.is_some_and(|k| k != kind) {
+                continue;
+            }
             for &inflight in &[1usize, 64] {
                 for &workers in &worker_counts {
                     if case.one_worker_only() && workers > 1 {
@@ -242,7 +553,7 @@ fn main() {
         let label = format!(
             "{}/{} i{} w{}",
             row.case.id(),
-            row.kind,
+            kind_label(row),
             row.inflight,
             row.workers
         );
@@ -325,7 +636,7 @@ fn markdown(rows: &[Row], machine: &str) -> String {
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
             r.case.id(),
-            r.kind,
+            kind_label(r),
             r.inflight,
             r.workers,
             fmt_ns(r.ns(Style::Callback)),
@@ -340,56 +651,64 @@ fn markdown(rows: &[Row], machine: &str) -> String {
     s
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// The JSON document: the machine and one entry per (row, style).
+#[derive(serde::Serialize)]
+struct JsonOut<'a> {
+    machine: &'a str,
+    rows: Vec<JsonRow>,
+}
+
+/// One style of one row. A statistic of an empty sample is `null`, never `NaN` (which is
+/// not JSON).
+#[derive(serde::Serialize)]
+struct JsonRow {
+    pattern: &'static str,
+    kind: String,
+    inflight: usize,
+    workers: usize,
+    style: &'static str,
+    ns_per_op: Option<f64>,
+    ops_per_sec: Option<f64>,
+    ratio_to_async_fn: Option<f64>,
+    min_ns_per_op: Option<f64>,
+    max_ns_per_op: Option<f64>,
+    reps: usize,
+}
+
+/// A finite value, else `None`.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn json_row(r: &Row, style: Style) -> JsonRow {
+    let v = &r.samples[style_index(style)];
+    let ns = median(v);
+    let af = median(&r.samples[style_index(Style::AsyncFn)]);
+    JsonRow {
+        pattern: r.case.id(),
+        kind: kind_label(r),
+        inflight: r.inflight,
+        workers: r.workers,
+        style: style.name(),
+        ns_per_op: ns,
+        ops_per_sec: ns.and_then(|ns| finite(1e9 / ns)),
+        ratio_to_async_fn: ns.zip(af).and_then(|(ns, af)| finite(ns / af)),
+        min_ns_per_op: v.iter().copied().reduce(f64::min),
+        max_ns_per_op: v.iter().copied().reduce(f64::max),
+        reps: v.len(),
     }
-    out.push('"');
-    out
 }
 
 fn json(rows: &[Row], machine: &str) -> String {
-    let mut s = String::from("{\n");
-    let _ = writeln!(s, "  \"machine\": {},", json_str(machine));
-    s.push_str("  \"rows\": [\n");
-    let mut first = true;
-    for r in rows {
-        let af = r.ns(Style::AsyncFn);
-        for style in Style::ALL {
-            let v = &r.samples[style_index(style)];
-            let ns = median(v);
-            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = v.iter().copied().fold(0.0, f64::max);
-            if !first {
-                s.push_str(",\n");
-            }
-            first = false;
-            let _ = write!(
-                s,
-                "    {{\"pattern\": {}, \"kind\": {}, \"inflight\": {}, \"workers\": {}, \"style\": {}, \"ns_per_op\": {:.1}, \"ops_per_sec\": {:.0}, \"ratio_to_async_fn\": {:.4}, \"min_ns_per_op\": {:.1}, \"max_ns_per_op\": {:.1}, \"reps\": {}}}",
-                json_str(r.case.id()),
-                json_str(&r.kind.name()),
-                r.inflight,
-                r.workers,
-                json_str(style.name()),
-                ns,
-                1e9 / ns,
-                ns / af,
-                min,
-                max,
-                v.len(),
-            );
-        }
-    }
-    s.push_str("\n  ]\n}\n");
+    let out = JsonOut {
+        machine,
+        rows: rows
+            .iter()
+            .flat_map(|r| Style::ALL.map(|style| json_row(r, style)))
+            .collect(),
+    };
+    let mut s = serde_json::to_string_pretty(&out).expect("the comparison serialises");
+    s.push('\n');
     s
 }
 
@@ -455,7 +774,7 @@ fn svg(rows: &[Row], machine: &str, workers: usize) -> String {
             left - 6.0,
             y0 + group_h / 2.0,
             r.case.id(),
-            r.kind
+            kind_label(r)
         );
         let af = r.ns(Style::AsyncFn);
         for (i, style) in Style::ALL.iter().enumerate() {
@@ -474,7 +793,7 @@ fn svg(rows: &[Row], machine: &str, workers: usize) -> String {
                 colours[i],
                 style.name(),
                 r.case.id(),
-                r.kind,
+                kind_label(r),
                 fmt_ns(r.ns(*style))
             );
         }
@@ -487,4 +806,42 @@ fn xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_sample_writes_null_not_nan() {
+        let case = weft_patterns::case("single").expect("the single case");
+        let mut row = Row {
+            case,
+            kind: Kind::Ready,
+            inflight: 1,
+            workers: 1,
+            samples: Default::default(),
+        };
+        // async_fn measured, callback not: its statistics and the others' ratios.
+        row.samples[style_index(Style::AsyncFn)] = vec![100.0, 300.0, 200.0];
+        let text = json(&[row], "test machine");
+        assert!(
+            !text.contains("NaN") && !text.contains("Infinity"),
+            "{text}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+        let rows = v["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 4);
+        let cb = &rows[style_index(Style::Callback)];
+        assert_eq!(cb["style"], "callback");
+        assert!(cb["ns_per_op"].is_null() && cb["ratio_to_async_fn"].is_null());
+        assert!(cb["min_ns_per_op"].is_null() && cb["max_ns_per_op"].is_null());
+        assert_eq!(cb["reps"], 0);
+        let af = &rows[style_index(Style::AsyncFn)];
+        assert_eq!(af["ns_per_op"], 200.0);
+        assert_eq!(af["min_ns_per_op"], 100.0);
+        assert_eq!(af["max_ns_per_op"], 300.0);
+        assert_eq!(af["ratio_to_async_fn"], 1.0);
+        assert_eq!(v["machine"], "test machine");
+    }
 }

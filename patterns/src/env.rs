@@ -148,7 +148,8 @@ mod tokio_env {
     ///   `tokio::task::yield_now` does, without its async-fn wrapper);
     /// - `timer`: `tokio::time::sleep`;
     /// - `file`: `pread` on tokio's blocking pool — what `tokio::fs` does inside (its `File`
-    ///   has no positioned read).
+    ///   has no positioned read);
+    /// - `net`: `tokio::net` against the same server protocol, served on the same runtime.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Tokio;
 
@@ -156,6 +157,7 @@ mod tokio_env {
         Ready { yielded: bool },
         Timer(Pin<Box<tokio::time::Sleep>>),
         File(tokio::task::JoinHandle<(std::io::Result<usize>, Vec<u8>)>),
+        Net(crate::net::TokioNetCall),
         Done,
     }
 
@@ -198,6 +200,11 @@ mod tokio_env {
                     let r = std::task::ready!(Pin::new(j).poll(cx)).expect("pread job");
                     file_value(this.x, r)
                 }
+                State::Net(call) => {
+                    let out = std::task::ready!(call.as_mut().poll(cx));
+                    this.state = State::Done;
+                    return Poll::Ready(out);
+                }
                 State::Done => panic!("TokioCall polled after it completed"),
             };
             this.state = State::Done;
@@ -223,6 +230,7 @@ mod tokio_env {
                         (r, buf)
                     }))
                 }
+                Kind::Net => State::Net(crate::net::tokio_call(x, fail)),
             };
             TokioCall {
                 state,

@@ -14,6 +14,9 @@
 //!   lane's next op — started by one deferred callback; the last lane to finish opens a
 //!   [`Latch`] that `block_on` awaits. No task runs per op.
 //!
+//! For the `net` kind, one untimed round (one op per lane) runs first, so that the
+//! connection pool holds what the timed ops need before the clock starts.
+//!
 //! Op `j` of lane `w` uses input `x = w * LANE_STRIDE + j`. Outputs go through
 //! `std::hint::black_box`.
 
@@ -48,6 +51,7 @@ pub fn weft_runtime(workers: usize) -> weft::Runtime {
 pub fn tokio_runtime(workers: usize) -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        .on_thread_start(crate::net::tag_tokio_thread())
         .enable_all()
         .build()
         .unwrap_or_else(|e| panic!("cannot build a tokio runtime with {workers} workers: {e}"))
@@ -255,12 +259,17 @@ impl<C: Case> Runner for Entry<C> {
         inflight: usize,
         ops: u64,
     ) -> (Duration, u64) {
-        match style {
+        let run = |ops| match style {
             Style::Callback => weft_callbacks::<C>(rt, kind, inflight, ops),
             Style::Combinator => weft_futures(rt, inflight, ops, move |x| C::combinator(kind, x)),
             Style::AsyncFn => weft_futures(rt, inflight, ops, move |x| C::async_fn(Weft, kind, x)),
             Style::TokioAsyncFn => panic!("run the tokio baseline with run_tokio"),
+        };
+        if kind == Kind::Net {
+            // Untimed: fills the connection pool to what `inflight` lanes of this case use.
+            run(inflight as u64);
         }
+        run(ops)
     }
 
     #[cfg(feature = "tokio")]
@@ -271,9 +280,16 @@ impl<C: Case> Runner for Entry<C> {
         inflight: usize,
         ops: u64,
     ) -> (Duration, u64) {
-        tokio_futures(rt, inflight, ops, move |x| {
-            C::async_fn(crate::env::Tokio, kind, x)
-        })
+        let run = |ops| {
+            tokio_futures(rt, inflight, ops, move |x| {
+                C::async_fn(crate::env::Tokio, kind, x)
+            })
+        };
+        if kind == Kind::Net {
+            // Untimed: fills the connection pool, as on weft.
+            run(inflight as u64);
+        }
+        run(ops)
     }
 
     fn outcomes(&self, rt: &weft::Runtime, kind: Kind, x: u64) -> [String; 3] {

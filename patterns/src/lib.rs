@@ -5,7 +5,8 @@
 //! The contract (the service, the styles, what one op is) is `shared/PATTERNS.md`; this
 //! crate follows it, and says where it deviates.
 //!
-//! - [`service`]: the mock service `svc(kind, x)` in its three faces, and the data file.
+//! - [`service`]: the mock service `svc(kind, x)` in its three faces, and the data file;
+//!   [`net`]: the `net` kind's server, protocol and connection pool.
 //! - [`Env`]: what the `async fn` style needs from a runtime, so it also runs on tokio.
 //! - [`patterns`]: one module per pattern, its three implementations side by side.
 //! - [`Case`] and [`cases`]: every pattern as the harness, the tests and the comparison see
@@ -31,6 +32,7 @@
 mod case;
 mod env;
 pub mod harness;
+pub mod net;
 pub mod patterns;
 pub mod service;
 

@@ -3,7 +3,7 @@
 //! The stand-in for the article's `fetchUser`, `getPosts`, `readFile`: its value is a pure
 //! function of `x` ([`expected`]), so every style must produce bit-identical results, and
 //! its [`Kind`] says how the result arrives — through one pass of the scheduler, one 4 KiB
-//! read through the reactor, or a timer.
+//! read through the reactor, a timer, or a request and reply over loopback TCP.
 //!
 //! Three faces of the same service:
 //! - [`svc`] / [`svc_fail`]: a named, unboxed future ([`Svc`]) for the two future styles;
@@ -68,7 +68,7 @@ pub const fn block_head(b: u64) -> u64 {
 pub fn expected(kind: Kind, x: u64) -> u64 {
     match kind {
         Kind::File => step(x) ^ block_head(x % BLOCKS),
-        Kind::Ready | Kind::Timer(_) => step(x),
+        Kind::Ready | Kind::Timer(_) | Kind::Net => step(x),
     }
 }
 
@@ -82,6 +82,9 @@ pub enum Kind {
     File,
     /// After the duration, through the reactor's timers.
     Timer(Duration),
+    /// One 9-byte request and its 9-byte reply over loopback TCP to the runtime's mock
+    /// server, on a pooled persistent connection ([`crate::net`]).
+    Net,
 }
 
 impl Kind {
@@ -98,17 +101,19 @@ impl Kind {
         match self {
             Kind::Ready => "ready".into(),
             Kind::File => "file".into(),
+            Kind::Net => "net".into(),
             Kind::Timer(d) if *d == Duration::from_millis(1) => "timer".into(),
             Kind::Timer(d) => format!("timer({}ms)", d.as_millis()),
         }
     }
 
-    /// Parses a name written by [`name`](Kind::name) (`ready`, `file`, `timer`).
+    /// Parses a name written by [`name`](Kind::name) (`ready`, `file`, `timer`, `net`).
     pub fn parse(s: &str) -> Option<Kind> {
         match s {
             "ready" => Some(Kind::Ready),
             "file" => Some(Kind::File),
             "timer" => Some(Kind::TIMER),
+            "net" => Some(Kind::Net),
             _ => None,
         }
     }
@@ -303,11 +308,13 @@ enum State {
     Ready { yielded: bool },
     Timer(Sleep),
     File(FileRead),
+    Net(crate::net::NetCall),
     Done,
 }
 
 /// The future of [`svc`] and [`svc_fail`]: unboxed for `ready` and `timer` (the `file`
-/// read's future is boxed: `File::read_at` is an `async fn`, whose type cannot be named).
+/// read's and the `net` exchange's futures are boxed: they are `async`, whose types cannot
+/// be named).
 #[must_use = "futures do nothing unless polled"]
 pub struct Svc {
     state: State,
@@ -357,6 +364,7 @@ pub fn call(kind: Kind, x: u64, fail: bool) -> Svc {
                 data_file().read_at(Vec::with_capacity(BLOCK_SIZE), pos),
             ))
         }
+        Kind::Net => State::Net(crate::net::weft_call(x, fail)),
     };
     Svc {
         state,
@@ -388,6 +396,12 @@ impl Future for Svc {
                 let r = std::task::ready!(read.as_mut().poll(cx));
                 file_value(this.x, r)
             }
+            State::Net(call) => {
+                // The reply decides the outcome (and counts the call complete).
+                let out = std::task::ready!(call.as_mut().poll(cx));
+                this.state = State::Done;
+                return Poll::Ready(out);
+            }
             State::Done => panic!("Svc polled after it completed"),
         };
         this.state = State::Done;
@@ -398,8 +412,8 @@ impl Future for Svc {
 // --- the callbacks -------------------------------------------------------------------------
 
 /// What [`svc_cb`] returns: a way to cancel the call. Only a pending `timer` call can be
-/// stopped (its callback then never runs); `ready` and `file` calls run to completion and a
-/// cancelled composite ignores their result.
+/// stopped (its callback then never runs); `ready`, `file` and `net` calls run to
+/// completion and a cancelled composite ignores their result.
 #[derive(Debug)]
 pub enum SvcHandle {
     /// Nothing to cancel.
@@ -417,7 +431,8 @@ impl Cancel for SvcHandle {
 }
 
 /// Calls the service and delivers the outcome to `cb`: from the run queue (`ready`), from
-/// the reactor's completion (`file`), or from a timer (`timer`). Never calls `cb` inline.
+/// the reactor's completion (`file`, `net`), or from a timer (`timer`). Never calls `cb`
+/// inline.
 ///
 /// # Examples
 ///
@@ -455,6 +470,10 @@ pub fn call_cb(kind: Kind, x: u64, fail: bool, cb: impl Callback<u64, SvcError>)
             callback::fs::read_at(data_file(), Vec::with_capacity(BLOCK_SIZE), pos, move |r| {
                 cb.call(outcome(kind, x, fail, file_value(x, r)))
             });
+            SvcHandle::Running
+        }
+        Kind::Net => {
+            crate::net::weft_call_cb(x, fail, cb);
             SvcHandle::Running
         }
     }

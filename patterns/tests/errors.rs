@@ -1,7 +1,8 @@
 //! Error outcomes of the error-handling patterns — `error_chain`, `all_fail_fast`,
 //! `all_settled`, `race`, `any`, `retry`, `timeout` — in every style: which call failed,
 //! how often handlers and cleanups ran, and that cancelled work stopped (through the
-//! service's probe counters).
+//! service's probe counters); and that a cancelled `net` call never hands its reply to
+//! the next call on its connection.
 //!
 //! The probe counters are process-wide, so every test here holds [`LOCK`]: no two of them
 //! make service calls at the same time. Timing-sensitive checks use a `timer(d)` with a
@@ -89,7 +90,7 @@ fn probed<T>(settle: Duration, f: impl FnOnce() -> T) -> (T, u64, u64) {
 fn error_chain_stops_at_step_3_handles_once_cleans_up_once() {
     let _g = lock();
     on_runtimes(|rt| {
-        for kind in [Kind::Ready, Kind::File] {
+        for kind in [Kind::Ready, Kind::File, Kind::Net] {
             for x in XS {
                 for style in STYLES {
                     let (out, started, completed) =
@@ -203,7 +204,7 @@ fn all_fail_fast_futures_cancel_the_rest() {
 fn all_settled_reports_every_outcome_in_order() {
     let _g = lock();
     on_runtimes(|rt| {
-        for kind in [Kind::Ready, Kind::File] {
+        for kind in [Kind::Ready, Kind::File, Kind::Net] {
             for x in XS {
                 let want: Vec<_> = (0..100u64)
                     .map(|i| {
@@ -338,5 +339,57 @@ fn timeout_value_in_time_error_when_late_and_the_late_call_cancelled() {
                 );
             }
         }
+    });
+}
+
+/// A `net` call cancelled at every point of its exchange (dropped after 0, 1, 2, ...
+/// polls) leaves no reply behind for a later call: every later call on the runtime gets
+/// its own value, and cancelled calls never count as completed.
+#[test]
+fn cancelled_net_calls_never_hand_their_reply_to_the_next_call() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    fn poll_once(call: &mut weft_patterns::Svc) -> bool {
+        let mut cx = Context::from_waker(Waker::noop());
+        std::pin::Pin::new(call).poll(&mut cx).is_ready()
+    }
+    let _g = lock();
+    on_runtimes(|rt| {
+        let rt_handle = rt.handle().clone();
+        let (out, started, completed) = probed(Duration::ZERO, || {
+            rt.block_on(rt_handle.spawn(async move {
+                let mut got = Vec::new();
+                for round in 0..40u64 {
+                    // Up to `round % 8` polls, then dropped, the reply maybe on its way.
+                    let mut call = weft_patterns::svc(Kind::Net, 1_000 + round);
+                    let mut finished = false;
+                    for _ in 0..round % 8 {
+                        if poll_once(&mut call) {
+                            finished = true;
+                            break;
+                        }
+                        weft::task::yield_now().await;
+                    }
+                    drop(call);
+                    // Calls that reuse the pool right after the cancel.
+                    for k in 0..3 {
+                        let x = 50_000 + round * 10 + k;
+                        // The cancelled call's own outcome counted once, with its round.
+                        let counted = finished && k == 0;
+                        got.push((x, weft_patterns::svc(Kind::Net, x).await, counted));
+                    }
+                }
+                got
+            }))
+            .unwrap()
+        });
+        let mut finished = 0;
+        for (x, r, f) in &out {
+            assert_eq!(*r, Ok(expected(Kind::Net, *x)), "the call for {x}");
+            finished += *f as u64;
+        }
+        assert_eq!(started, 40 + 120, "calls started");
+        // The 120 awaited calls, and a cancelled one only if it had finished.
+        assert_eq!(completed, 120 + finished, "calls completed");
     });
 }

@@ -115,7 +115,7 @@ impl Ui for Recorder {
 fn load_app_cleans_up_once_on_success_and_on_failure() {
     let _g = serial();
     let rt = runtime(2);
-    for kind in [Kind::Ready, Kind::TIMER] {
+    for kind in [Kind::Ready, Kind::TIMER, Kind::Net] {
         for style in STYLES {
             let x = 11;
             let user = expected(kind, x);
@@ -354,16 +354,23 @@ fn iterate_cases_give_every_value_in_order() {
     let _g = serial();
     let rt = runtime(2);
     let x = 40;
-    let want: Vec<u64> = (0..iterate::ITEMS as u64)
-        .map(|i| expected(Kind::Ready, x + i))
-        .collect();
-    for style in STYLES {
-        let seq = run_one::<iterate::IterateSeq>(&rt, style, Kind::Ready, x);
-        let par = run_one::<iterate::IteratePar>(&rt, style, Kind::Ready, x);
-        let bounded = run_one::<iterate::IterateBounded>(&rt, style, Kind::Ready, x);
-        assert_eq!(seq.as_ref(), Ok(&want), "{} seq", style.name());
-        assert_eq!(par.as_ref(), Ok(&want), "{} par", style.name());
-        assert_eq!(bounded.as_ref(), Ok(&want), "{} bounded", style.name());
+    for kind in [Kind::Ready, Kind::Net] {
+        let want: Vec<u64> = (0..iterate::ITEMS as u64)
+            .map(|i| expected(kind, x + i))
+            .collect();
+        for style in STYLES {
+            let seq = run_one::<iterate::IterateSeq>(&rt, style, kind, x);
+            let par = run_one::<iterate::IteratePar>(&rt, style, kind, x);
+            let bounded = run_one::<iterate::IterateBounded>(&rt, style, kind, x);
+            assert_eq!(seq.as_ref(), Ok(&want), "{} {kind} seq", style.name());
+            assert_eq!(par.as_ref(), Ok(&want), "{} {kind} par", style.name());
+            assert_eq!(
+                bounded.as_ref(),
+                Ok(&want),
+                "{} {kind} bounded",
+                style.name()
+            );
+        }
     }
 }
 
@@ -373,7 +380,7 @@ fn iterate_cases_give_every_value_in_order() {
 fn promisify_delivers_errors_and_stops_after_the_first() {
     let _g = serial();
     let rt = runtime(2);
-    for kind in [Kind::Ready, Kind::File] {
+    for kind in [Kind::Ready, Kind::File, Kind::Net] {
         let x = 3;
         for fail in [Fail::Neither, Fail::Promisified, Fail::Callbackified] {
             let want = match fail {
@@ -410,7 +417,7 @@ fn promisify_delivers_errors_and_stops_after_the_first() {
 fn promisify_async_fn_runs_on_tokio() {
     let _g = serial();
     let rt = weft_patterns::harness::tokio_runtime(1);
-    for kind in [Kind::Ready, Kind::File] {
+    for kind in [Kind::Ready, Kind::File, Kind::Net] {
         let x = 9;
         let env = weft_patterns::Tokio;
         let ok = rt.block_on(promisify::async_fn(env, kind, x, Fail::Neither));

@@ -66,7 +66,7 @@ pub struct All3;
 impl Case for All3 {
     const ID: &'static str = "all_3";
     const TITLE: &'static str = "Promise.all, the dashboard (N = 3)";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER, Kind::Net];
     type Out = Result<Vec<u64>, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {
@@ -93,7 +93,7 @@ pub struct All100;
 impl Case for All100 {
     const ID: &'static str = "all_100";
     const TITLE: &'static str = "Promise.all (N = 100)";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER, Kind::Net];
     type Out = Result<Vec<u64>, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

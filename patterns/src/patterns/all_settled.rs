@@ -62,7 +62,7 @@ pub struct AllSettled;
 impl Case for AllSettled {
     const ID: &'static str = "all_settled";
     const TITLE: &'static str = "Promise.allSettled (N = 100, every tenth call fails)";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Vec<Result<u64, SvcError>>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

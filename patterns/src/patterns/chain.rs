@@ -80,7 +80,7 @@ pub struct Chain;
 impl Case for Chain {
     const ID: &'static str = "chain";
     const TITLE: &'static str = "promise chaining / callback hell / the mini workflow";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::TIMER, Kind::Net];
     type Out = Result<u64, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

@@ -164,7 +164,7 @@ pub struct ErrorChain;
 impl Case for ErrorChain {
     const ID: &'static str = "error_chain";
     const TITLE: &'static str = "error-first callbacks, .catch, try/catch, .finally";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Outcome;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

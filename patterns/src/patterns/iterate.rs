@@ -232,7 +232,7 @@ pub struct IterateSeq;
 impl Case for IterateSeq {
     const ID: &'static str = "iterate_seq";
     const TITLE: &'static str = "async iteration: a sequential loop";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Result<Vec<u64>, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {
@@ -259,7 +259,7 @@ pub struct IteratePar;
 impl Case for IteratePar {
     const ID: &'static str = "iterate_par";
     const TITLE: &'static str = "async iteration: parallel map + all";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Result<Vec<u64>, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {
@@ -286,7 +286,7 @@ pub struct IterateBounded;
 impl Case for IterateBounded {
     const ID: &'static str = "iterate_bounded";
     const TITLE: &'static str = "async iteration: bounded to 8 in flight";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Result<Vec<u64>, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

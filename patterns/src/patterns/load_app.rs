@@ -226,7 +226,7 @@ pub struct LoadApp;
 impl Case for LoadApp {
     const ID: &'static str = "load_app";
     const TITLE: &'static str = "the complete example (loadApp with finally)";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::TIMER];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::TIMER, Kind::Net];
     type Out = Runs;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

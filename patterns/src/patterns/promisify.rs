@@ -191,7 +191,7 @@ pub struct Promisify;
 impl Case for Promisify {
     const ID: &'static str = "promisify";
     const TITLE: &'static str = "turning callbacks into promises, and back";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Result<(u64, u64), SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

@@ -38,7 +38,7 @@ pub struct Single;
 impl Case for Single {
     const ID: &'static str = "single";
     const TITLE: &'static str = "callback / promise / async fn basics";
-    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File];
+    const KINDS: &'static [Kind] = &[Kind::Ready, Kind::File, Kind::Net];
     type Out = Result<u64, SvcError>;
 
     fn callback(kind: Kind, x: u64, done: impl FnOnce(Self::Out) + Send + 'static) {

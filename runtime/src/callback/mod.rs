@@ -11,6 +11,7 @@
 //! | `setTimeout(f, ms)` / `clearTimeout` | [`set_timeout`] / [`TimeoutHandle::cancel`] |
 //! | `setInterval(f, ms)` / `clearInterval` | [`set_interval`] / [`IntervalHandle::cancel`] |
 //! | `fs.open`, `fs.read`, `fs.readFile` | [`fs::open`], [`fs::read_at`], [`fs::read`] |
+//! | `net.connect`, `socket.write`, `socket.on('data')` | [`net::connect`], [`net::write_all`], [`net::read`], [`net::read_exact`] |
 //! | `async.series/parallel/waterfall/race/retry/timeout` | [`series`], [`parallel`], [`waterfall`], [`race`], [`retry`], [`timeout`] |
 //! | `async.reflect` + `parallel`, `async.tryEach` | [`parallel_settled`], [`any`] |
 //! | `async.mapLimit` | [`parallel_limit`] |
@@ -65,6 +66,7 @@
 mod compose;
 pub mod fs;
 mod gather;
+pub mod net;
 mod timer;
 
 pub use compose::{

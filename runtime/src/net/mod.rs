@@ -95,6 +95,9 @@ mod tcp;
 mod udp;
 pub mod unix;
 
+pub(crate) use addr::SockAddr;
+pub(crate) use ring::Stash;
+pub(crate) use socket::Socket;
 pub use tcp::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpSocket, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

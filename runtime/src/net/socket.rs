@@ -109,6 +109,16 @@ impl Socket {
         &self.fd
     }
 
+    /// The shared descriptor, for an op that must keep it open (`callback::net`).
+    pub(crate) fn shared_fd(&self) -> &Arc<OwnedFd> {
+        &self.fd
+    }
+
+    /// The bytes cancelled ring reads received, which a read returns first.
+    pub(crate) fn stash(&self) -> &Arc<Stash> {
+        &self.stash
+    }
+
     /// Runs `f` on a std type that borrows the descriptor (for the options and addresses
     /// std already knows how to read), without ever closing it.
     pub(crate) fn with_std<T: FromRawFd + AsRawFd, R>(&self, f: impl FnOnce(&T) -> R) -> R {

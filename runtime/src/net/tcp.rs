@@ -132,6 +132,16 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
+    /// A stream over a connected socket (`callback::net::connect`).
+    pub(crate) fn from_socket(sock: Socket) -> TcpStream {
+        TcpStream { sock }
+    }
+
+    /// The socket under the stream (`callback::net`).
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
     /// Connects to `addr`, trying each resolved address in turn, as std does.
     ///
     /// # Errors

@@ -78,6 +78,14 @@ pub(crate) struct Shared {
     exited: Condvar,
     /// The process the runtime was built in; see `fork.rs`.
     built_in: crate::fork::BuiltIn,
+    /// This runtime's number, unique in the process; see [`Handle::id`].
+    id: u64,
+}
+
+/// The next runtime's [`Handle::id`].
+fn next_runtime_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Relaxed)
 }
 
 /// A cheap, cloneable reference to a runtime, usable from any thread: spawn onto it, enter
@@ -247,6 +255,22 @@ impl Handle {
         crate::RuntimeMetrics::new(self.clone())
     }
 
+    /// A number naming this runtime, unique among the runtimes this process builds (never
+    /// reused, even after a runtime is dropped): a key for state kept per runtime.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = weft_runtime::Runtime::new()?;
+    /// let b = weft_runtime::Runtime::new()?;
+    /// assert_ne!(a.handle().id(), b.handle().id());
+    /// assert_eq!(a.handle().id(), a.handle().clone().id());
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
     /// From a worker of this runtime, onto its queue (LIFO slot unless `is_yield`); from
     /// anywhere else, onto the global queue.
     #[inline]
@@ -316,6 +340,7 @@ impl Shared {
             running: Mutex::new(0),
             exited: Condvar::new(),
             built_in: crate::fork::BuiltIn::here()?,
+            id: next_runtime_id(),
         })
     }
 
