@@ -71,11 +71,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use parking_lot::Mutex;
-use weft_reactor::op::io_uring::{opcode, squeue, types};
 use weft_reactor::op::poll_add::PollAdd;
 use weft_reactor::op::read::Read;
-use weft_reactor::op::{can_submit, submit_with_callback, Operation};
-use weft_reactor::uring::lifecycle::CqeResult;
+use weft_reactor::op::{can_submit, submit_with_callback};
 
 use super::Callback;
 use crate::buf::BufResult;
@@ -376,11 +374,12 @@ impl SockIo {
         if done >= buf.len() {
             return self.handle.clone().defer(move || cb((Ok(()), buf)));
         }
-        let op = SendOp {
-            fd: SharedFd(self.fd.clone()),
+        let op = weft_reactor::op::send::Send::new(
+            SharedFd(self.fd.clone()),
             buf,
-            start: done,
-        };
+            done,
+            libc::MSG_NOSIGNAL,
+        );
         let after = move |this: SockIo, r: io::Result<usize>, buf: Vec<u8>, cb: F| match r {
             Ok(0) => {
                 let e = io::Error::new(
@@ -407,12 +406,16 @@ impl SockIo {
                 after(self, r, buf, cb)
             });
             if let Err((op, done_cb)) = r {
-                done_cb((Err(io::Error::from(io::ErrorKind::Interrupted)), op.buf));
+                done_cb((
+                    Err(io::Error::from(io::ErrorKind::Interrupted)),
+                    op.into_parts().1,
+                ));
             }
             return;
         }
-        let rest = &op.buf[done..];
-        // SAFETY: reads `rest.len()` initialised bytes of `op.buf`.
+        let buf = op.into_parts().1;
+        let rest = &buf[done..];
+        // SAFETY: reads `rest.len()` initialised bytes of `buf`.
         let n = unsafe {
             libc::send(
                 self.fd.as_raw_fd(),
@@ -426,36 +429,9 @@ impl SockIo {
         } else {
             Err(io::Error::last_os_error())
         };
-        let buf = op.buf;
         // Deferred so that `cb` never runs inside the call that started the write.
         let handle = self.handle.clone();
         handle.defer(move || after(self, r, buf, cb));
-    }
-}
-
-/// `IORING_OP_SEND` of `buf[start..]` with `MSG_NOSIGNAL`; the output is the count and the
-/// buffer.
-struct SendOp {
-    fd: SharedFd,
-    buf: Vec<u8>,
-    start: usize,
-}
-
-// SAFETY: the entry points at initialised bytes of `buf`'s heap allocation and at `fd`,
-// which the operation keeps open; neither moves when the operation does.
-unsafe impl Operation for SendOp {
-    type Output = (io::Result<usize>, Vec<u8>);
-
-    fn sqe(&mut self) -> squeue::Entry {
-        let rest = &self.buf[self.start..];
-        let len = rest.len().min(u32::MAX as usize) as u32;
-        opcode::Send::new(types::Fd(self.fd.as_raw_fd()), rest.as_ptr(), len)
-            .flags(libc::MSG_NOSIGNAL)
-            .build()
-    }
-
-    fn complete(self, cqe: CqeResult) -> Self::Output {
-        (cqe.result.map(|n| n as usize), self.buf)
     }
 }
 
