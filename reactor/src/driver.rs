@@ -3,9 +3,10 @@
 //! A worker with nothing to run calls [`Driver::park`] with the time until its next timer
 //! (or `None`). Any thread holding the matching [`Unpark`] handle may end that wait. The
 //! scheduler sees only these two traits; what "park" means is the driver's business: a
-//! condition variable in [`ThreadParker`], `io_uring_enter` on the worker's ring in the
-//! io_uring driver, `epoll_pwait2` in the fallback's [`Epoll`](crate::epoll::Epoll). So the reactor can change how a worker waits without the scheduler's
-//! logic changing.
+//! condition variable in [`ThreadParker`] (the runtime's `block_on` threads),
+//! `io_uring_enter` on the worker's ring in the io_uring driver, `epoll_pwait2` in the
+//! fallback's [`Epoll`](crate::epoll::Epoll). So the reactor can change how a worker waits
+//! without the scheduler's logic changing.
 //!
 //! # The handshake (one [`ThreadParker`])
 //!
