@@ -422,7 +422,12 @@ impl EpollHandle {
             added: false,
         });
         if entry.fd.is_none() {
+            // Nothing held the number open since the last wait on it went: it may name
+            // another file now, whose registration (if any) is not the old one's, so what
+            // the entry believes armed says nothing. Arm again (`arm` falls back from MOD
+            // to ADD when the kernel dropped the old file's registration at its close).
             entry.fd = Some(fd.clone());
+            entry.armed = 0;
         }
         let want = entry.armed | waiter.events;
         if want != entry.armed {
@@ -831,6 +836,30 @@ mod tests {
         write_byte(&w);
         // The stale event is ignored.
         e.park(Some(Duration::from_millis(1))).unwrap();
+    }
+
+    #[test]
+    fn a_reused_descriptor_number_is_armed_again() {
+        let mut e = Epoll::new().unwrap();
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut cx = Context::from_waker(&waker);
+        let (r, w) = pipe();
+        let number = r.as_raw_fd();
+        let mut fut = Box::pin(ready(e.handle(), r.clone(), libc::POLLIN));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        // A wait dropped while armed, then its descriptor closed: the number is free.
+        drop(fut);
+        drop((r, w));
+        let (r2, w2) = pipe();
+        assert_eq!(r2.as_raw_fd(), number, "the lowest free number is reused");
+        let mut fut = Box::pin(ready(e.handle(), r2.clone(), libc::POLLIN));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        write_byte(&w2);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            fut.as_mut().poll(&mut cx).is_ready(),
+            "the new file's event came"
+        );
     }
 
     #[test]
