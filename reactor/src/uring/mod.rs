@@ -470,47 +470,59 @@ impl Uring {
     /// it holds `cq` (the `_cq` guard), so that `eventfd_armed` cannot change under it and
     /// no other thread submits the read (see "Reaping a stalled ring"). A full queue whose
     /// completions are backed up is collected into `actions`, run after `cq` is released.
-    fn prepare(&mut self, _cq: &parking_lot::MutexGuard<'_, ()>) {
-        let cancels = std::mem::take(&mut *self.shared.cancels.lock());
+    /// (The fields are passed apart because the guard borrows `shared`.)
+    fn prepare(
+        shared: &Shared,
+        _cq: &parking_lot::MutexGuard<'_, ()>,
+        eventfd_buf: &mut u64,
+        reaped: &mut Vec<(u64, i32, u32)>,
+        actions: &mut Vec<Reaped>,
+    ) {
+        let cancels = std::mem::take(&mut *shared.cancels.lock());
         for ud in cancels {
             let entry = opcode::AsyncCancel::new(ud).build().user_data(CANCEL);
-            // SAFETY: a cancel SQE points to no memory.
-            unsafe { self.push_holding_cq(&entry) };
+            // SAFETY: a cancel SQE points to no memory; owner thread, holding `cq`.
+            unsafe { Self::push_holding_cq(shared, &entry, reaped, actions) };
         }
-        if !self.shared.eventfd_armed.load(Relaxed) {
+        if !shared.eventfd_armed.load(Relaxed) {
             let entry = opcode::Read::new(
-                types::Fd(self.shared.eventfd.as_raw_fd()),
-                (&mut *self.eventfd_buf as *mut u64).cast(),
+                types::Fd(shared.eventfd.as_raw_fd()),
+                (eventfd_buf as *mut u64).cast(),
                 8,
             )
             .build()
             .user_data(EVENTFD);
-            // SAFETY: `eventfd_buf` is a heap allocation owned by `self`, which outlives the
+            // SAFETY: `eventfd_buf` is the `Uring`'s heap allocation, which outlives the
             // read: `Drop` for `Uring` tears the ring down (the kernel cancels and waits for
             // in-flight requests when the ring's fd closes) before the box is freed.
-            unsafe { self.push_holding_cq(&entry) };
-            self.shared.eventfd_armed.store(true, Relaxed);
+            unsafe { Self::push_holding_cq(shared, &entry, reaped, actions) };
+            shared.eventfd_armed.store(true, Relaxed);
         }
     }
 
     /// [`Shared::push`] for the owner while it holds `cq`: backed-up completions are
-    /// collected into `self.actions` instead of under a second lock of `cq`.
+    /// collected into `actions` instead of under a second lock of `cq`.
     ///
     /// # Safety
     ///
     /// As [`Shared::push`], and the caller holds `cq`.
-    unsafe fn push_holding_cq(&mut self, entry: &squeue::Entry) {
+    unsafe fn push_holding_cq(
+        shared: &Shared,
+        entry: &squeue::Entry,
+        reaped: &mut Vec<(u64, i32, u32)>,
+        actions: &mut Vec<Reaped>,
+    ) {
         loop {
             // SAFETY: owner thread, one view at a time (this statement); the entry's memory
             // is our caller's to keep alive.
-            if unsafe { self.shared.ring.submission_shared().push(entry) }.is_ok() {
+            if unsafe { shared.ring.submission_shared().push(entry) }.is_ok() {
                 return;
             }
-            match self.shared.ring.submit() {
+            match shared.ring.submit() {
                 Ok(_) => {}
                 // SAFETY: the caller holds `cq`; no queue view is alive.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => unsafe {
-                    self.shared.collect(&mut self.reaped, &mut self.actions)
+                    shared.collect(reaped, actions)
                 },
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
                 Err(e) => panic!("io_uring_enter failed while the SQ was full: {e}"),
@@ -590,9 +602,15 @@ impl Driver for Uring {
         // wait, so that a thread reaping for a stalled owner never runs between them: it
         // would submit the read, or take its completion, and so swallow the wake-up of an
         // owner that is about to wait (see "Reaping a stalled ring").
-        let shared = self.shared.clone();
-        let cq = shared.cq.lock();
-        self.prepare(&cq);
+        let cq = self.shared.cq.lock();
+        Self::prepare(
+            &self.shared,
+            &cq,
+            &mut self.eventfd_buf,
+            &mut self.reaped,
+            &mut self.actions,
+        );
+        let shared = &*self.shared;
         let waited = if timeout == Some(Duration::ZERO) {
             // Step 2: a syscall only if the kernel has something for us or we for it.
             let must_enter = {
