@@ -183,11 +183,7 @@ fn gib_transfer_both_directions_on_split_halves() {
             assert_eq!(s_got.await.unwrap(), blocks, "client to server");
             assert_eq!(c_got.await.unwrap(), blocks, "server to client");
         });
-        // Bounded: after this transfer, on the ring driver (any setup flags), a worker
-        // sometimes (1 run in 4 to 8) misses the shutdown's wake-up and stays parked in
-        // `io_uring_enter(min_complete = 1)` with no timeout: a reactor park/unpark bug
-        // that this test exposes, to be fixed there; the transfer itself is checked above.
-        rt.shutdown_timeout(Duration::from_secs(5));
+        drop(rt);
     });
 }
 

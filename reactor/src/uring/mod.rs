@@ -22,8 +22,11 @@
 //! 2. Zero timeout (a busy worker's maintenance): enter only if something must be submitted
 //!    or the kernel flagged deferred work, then reap. No syscall otherwise.
 //! 3. Otherwise announce `PARKED` (an unpark that came first turns this into step 2), enter
-//!    waiting for one completion with the timeout as an `EXT_ARG` (no timeout SQE), return to
-//!    `AWAKE` and reap.
+//!    waiting for one completion with the timeout as an `EXT_ARG` (no timeout SQE), reap,
+//!    and return to `AWAKE`.
+//!
+//! All three run under the ring's `cq` mutex (below, "Reaping a stalled ring"); what the
+//! reaped completions call for runs after it is released.
 //!
 //! `Unpark` swaps in `NOTIFIED` and writes the eventfd only if the owner was `PARKED`: a busy
 //! owner costs its wakers no syscall. The handshake is `../handshake.rs`, model-checked there
@@ -31,17 +34,25 @@
 //!
 //! # Reaping a stalled ring
 //!
-//! The completion queue is read under the ring's `cq` mutex, which the owner holds while it
-//! reaps *and* while it waits in `io_uring_enter` (step 3). Another thread may call
+//! The completion queue is read under the ring's `cq` mutex, which the owner holds through
+//! its whole park: from (re-)arming the eventfd read (step 1), through announcing `PARKED`
+//! and waiting in `io_uring_enter` (step 3), to reaping. Another thread may call
 //! [`UringHandle::reap_stalled`]: if the owner has not reaped for [`STALL`], ops are in
-//! flight and `cq` is free (`try_lock`: it never waits, and it never finds the owner parked,
-//! so it cannot take the eventfd's completion from under a waiting owner), it reaps the
-//! completions the kernel has posted and runs what they call for on its own thread — wakes,
+//! flight, `cq` is free (`try_lock`: it never waits) and, checked under `cq`, the owner is
+//! not `PARKED`, it reaps the completions the kernel has posted and runs what they call for on its own thread — wakes,
 //! and completion callbacks. First it enters the ring's kernel side to submit the SQEs the
 //! owner queued but had not submitted before it stalled (`to_submit` is the queue's size: the
 //! kernel takes only what the owner's published tail covers, so the SQ's memory is never
 //! touched by two threads). Ops it submits complete through task work on its own thread,
 //! which it runs when it next returns from the kernel.
+//!
+//! Holding `cq` across the park is what keeps such a thread from taking a wake-up meant for
+//! a waiting owner. With the announcement outside `cq`, a reaper could pass its check
+//! before the owner announced `PARKED`, then, while the owner waited for `cq`, submit the
+//! owner's new eventfd read (or reap its completion): the read consumed the unpark's
+//! write, the reaper took its completion, and the owner waited for a completion that no
+//! longer existed. Under `cq` the reaper never submits the eventfd read, and any eventfd
+//! completion it takes ends a wait that is already over.
 //!
 //! This needs the setup flags' help. `COOP_TASKRUN` (the default) or plain flags post the
 //! completions of the owner's ops at its next return from the kernel, which a timer
@@ -136,8 +147,8 @@ struct Shared {
     ops: Mutex<Ops>,
     /// `user_data` of abandoned ops whose cancellation the owner must submit.
     cancels: Mutex<Vec<u64>>,
-    /// Held by whoever reads the completion queue, and by the owner while it waits in the
-    /// kernel (module docs, "Reaping a stalled ring").
+    /// Held by whoever reads the completion queue, and by the owner through its whole park
+    /// (module docs, "Reaping a stalled ring").
     cq: Mutex<()>,
     /// When the ring was built: the origin of `last_reap`.
     born: std::time::Instant,
@@ -455,37 +466,67 @@ impl Uring {
             .expect("submit from the ring's owner")
     }
 
-    /// Pushes an SQE on the owner thread; see [`Shared::push`].
-    ///
-    /// # Safety
-    ///
-    /// As [`Shared::push`].
-    unsafe fn push(&mut self, entry: squeue::Entry) {
-        // SAFETY: forwarded.
-        unsafe { self.shared.push(&entry) }
-    }
-
-    /// Step 1: the mailbox's cancellations and the eventfd read.
-    fn prepare(&mut self) {
-        let cancels = std::mem::take(&mut *self.shared.cancels.lock());
+    /// Step 1: the mailbox's cancellations and the eventfd read, pushed by the owner while
+    /// it holds `cq` (the `_cq` guard), so that `eventfd_armed` cannot change under it and
+    /// no other thread submits the read (see "Reaping a stalled ring"). A full queue whose
+    /// completions are backed up is collected into `actions`, run after `cq` is released.
+    /// (The fields are passed apart because the guard borrows `shared`.)
+    fn prepare(
+        shared: &Shared,
+        _cq: &parking_lot::MutexGuard<'_, ()>,
+        eventfd_buf: &mut u64,
+        reaped: &mut Vec<(u64, i32, u32)>,
+        actions: &mut Vec<Reaped>,
+    ) {
+        let cancels = std::mem::take(&mut *shared.cancels.lock());
         for ud in cancels {
             let entry = opcode::AsyncCancel::new(ud).build().user_data(CANCEL);
-            // SAFETY: a cancel SQE points to no memory.
-            unsafe { self.push(entry) };
+            // SAFETY: a cancel SQE points to no memory; owner thread, holding `cq`.
+            unsafe { Self::push_holding_cq(shared, &entry, reaped, actions) };
         }
-        if !self.shared.eventfd_armed.load(Relaxed) {
+        if !shared.eventfd_armed.load(Relaxed) {
             let entry = opcode::Read::new(
-                types::Fd(self.shared.eventfd.as_raw_fd()),
-                (&mut *self.eventfd_buf as *mut u64).cast(),
+                types::Fd(shared.eventfd.as_raw_fd()),
+                (eventfd_buf as *mut u64).cast(),
                 8,
             )
             .build()
             .user_data(EVENTFD);
-            // SAFETY: `eventfd_buf` is a heap allocation owned by `self`, which outlives the
+            // SAFETY: `eventfd_buf` is the `Uring`'s heap allocation, which outlives the
             // read: `Drop` for `Uring` tears the ring down (the kernel cancels and waits for
             // in-flight requests when the ring's fd closes) before the box is freed.
-            unsafe { self.push(entry) };
-            self.shared.eventfd_armed.store(true, Relaxed);
+            unsafe { Self::push_holding_cq(shared, &entry, reaped, actions) };
+            shared.eventfd_armed.store(true, Relaxed);
+        }
+    }
+
+    /// [`Shared::push`] for the owner while it holds `cq`: backed-up completions are
+    /// collected into `actions` instead of under a second lock of `cq`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Shared::push`], and the caller holds `cq`.
+    unsafe fn push_holding_cq(
+        shared: &Shared,
+        entry: &squeue::Entry,
+        reaped: &mut Vec<(u64, i32, u32)>,
+        actions: &mut Vec<Reaped>,
+    ) {
+        loop {
+            // SAFETY: owner thread, one view at a time (this statement); the entry's memory
+            // is our caller's to keep alive.
+            if unsafe { shared.ring.submission_shared().push(entry) }.is_ok() {
+                return;
+            }
+            match shared.ring.submit() {
+                Ok(_) => {}
+                // SAFETY: the caller holds `cq`; no queue view is alive.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => unsafe {
+                    shared.collect(reaped, actions)
+                },
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) => panic!("io_uring_enter failed while the SQ was full: {e}"),
+            }
         }
     }
 
@@ -557,35 +598,50 @@ impl Driver for Uring {
     type Unpark = UringUnparker;
 
     fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.prepare();
-        if timeout == Some(Duration::ZERO) {
+        // Steps 1 to 3 hold `cq` from before the eventfd read is (re-)armed until after the
+        // wait, so that a thread reaping for a stalled owner never runs between them: it
+        // would submit the read, or take its completion, and so swallow the wake-up of an
+        // owner that is about to wait (see "Reaping a stalled ring").
+        let cq = self.shared.cq.lock();
+        Self::prepare(
+            &self.shared,
+            &cq,
+            &mut self.eventfd_buf,
+            &mut self.reaped,
+            &mut self.actions,
+        );
+        let shared = &*self.shared;
+        let waited = if timeout == Some(Duration::ZERO) {
             // Step 2: a syscall only if the kernel has something for us or we for it.
             let must_enter = {
                 // SAFETY: owner thread; one queue view, dropped at the end of this block.
-                let sq = unsafe { self.shared.ring.submission_shared() };
+                let sq = unsafe { shared.ring.submission_shared() };
                 !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
             };
             if must_enter {
                 self.enter(0, None);
             }
-            self.reap();
-            self.shared.handshake.awake();
-            return Ok(());
-        }
-        // Step 3.
-        if !self.shared.handshake.announce_park() {
-            self.enter(0, None);
-            self.reap();
-            return Ok(());
-        }
-        {
-            // Held while waiting, so that no other thread reaps (and takes the eventfd's
-            // completion) from under a waiting owner.
-            let _cq = self.shared.cq.lock();
+            true
+        } else if shared.handshake.announce_park() {
+            // Step 3.
             self.enter(1, timeout);
+            true
+        } else {
+            // An unpark came first (the word is `AWAKE` again): submit and reap, no wait.
+            self.enter(0, None);
+            false
+        };
+        let ms = shared.born.elapsed().as_millis();
+        shared
+            .last_reap
+            .store(u64::try_from(ms).unwrap_or(u64::MAX), Relaxed);
+        // SAFETY: `cq` is held, and no queue view is alive.
+        unsafe { shared.collect(&mut self.reaped, &mut self.actions) };
+        drop(cq);
+        if waited {
+            shared.handshake.awake();
         }
-        self.shared.handshake.awake();
-        self.reap();
+        run_actions(&mut self.actions);
         Ok(())
     }
 
@@ -780,6 +836,12 @@ impl UringHandle {
         let Some(cq) = shared.cq.try_lock() else {
             return 0;
         };
+        // Checked again under `cq`: the owner announces `PARKED` only while it holds `cq`
+        // (its park), so a thread that holds it and reads `AWAKE` or `NOTIFIED` has no
+        // waiting owner's wake-up to take.
+        if shared.handshake.is_parked() {
+            return 0;
+        }
         let to_submit = shared.ring.params().sq_entries();
         // SAFETY: no argument struct; the kernel submits only the SQEs the owner published
         // (pushed under `push`'s contract), and this thread touches no queue memory. On a
