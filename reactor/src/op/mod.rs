@@ -22,7 +22,8 @@
 //!   descriptor the kernel opened after its future was gone — and asks the kernel to
 //!   cancel.
 //!
-//! [`submit_with_callback`] is the same submission with a callback in place of a future.
+//! [`submit_with_callback`] is the same submission with a callback in place of a future;
+//! [`multishot`] is one submission with many completions.
 //!
 //! # Your own operation
 //!
@@ -75,6 +76,7 @@ pub mod connect;
 pub mod fsync;
 pub mod linkat;
 pub mod mkdirat;
+pub mod multishot;
 pub mod open;
 pub mod poll_add;
 pub mod read;
