@@ -2,7 +2,7 @@
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
 //! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
 //! [`symlinkat`], and for sockets [`recv`], [`send`](mod@send), [`recvmsg`], [`sendmsg`],
-//! [`accept`], [`connect`]).
+//! [`accept`], [`accept_multi`], [`connect`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -71,6 +71,7 @@ pub use crate::uring::lifecycle::CqeResult;
 pub use io_uring;
 
 pub mod accept;
+pub mod accept_multi;
 pub mod close;
 pub mod connect;
 pub mod fsync;
