@@ -2,7 +2,7 @@
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
 //! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
 //! [`symlinkat`], and for sockets [`recv`], [`send`](mod@send), [`recvmsg`], [`sendmsg`],
-//! [`accept`], [`connect`]).
+//! [`accept`], [`accept_multi`], [`connect`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -22,7 +22,8 @@
 //!   descriptor the kernel opened after its future was gone — and asks the kernel to
 //!   cancel.
 //!
-//! [`submit_with_callback`] is the same submission with a callback in place of a future.
+//! [`submit_with_callback`] is the same submission with a callback in place of a future;
+//! [`multishot`] is one submission with many completions.
 //!
 //! # Your own operation
 //!
@@ -70,11 +71,13 @@ pub use crate::uring::lifecycle::CqeResult;
 pub use io_uring;
 
 pub mod accept;
+pub mod accept_multi;
 pub mod close;
 pub mod connect;
 pub mod fsync;
 pub mod linkat;
 pub mod mkdirat;
+pub mod multishot;
 pub mod open;
 pub mod poll_add;
 pub mod read;

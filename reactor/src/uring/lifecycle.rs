@@ -22,7 +22,19 @@
 //! Completed                      Ignored ──complete──► (freed; cleanup runs)
 //!
 //! OnComplete ──complete──► (freed; the callback runs on the reaping thread)
+//!
+//!            complete with F_MORE (the handler runs; the slot stays)
+//!              ┌──────┐
+//!              ▼      │
+//! Multishot ──────────┴──complete without F_MORE──► (freed; the handler runs, then drops)
 //! ```
+//!
+//! A multishot op (`Multishot`) completes many times: every CQE flagged
+//! `IORING_CQE_F_MORE` runs its handler and keeps the slot, so the `user_data` stays
+//! reserved; the first CQE without the flag is the last, runs the handler once more and
+//! frees the slot, dropping the handler (and with it the resources the kernel used) only
+//! then. Its owner's handle going away does not free anything: it asks the kernel to cancel,
+//! and the handler sees the remaining completions.
 //!
 //! `user_data` is `generation << 32 | index`: a completion or a poll naming a slot that has
 //! since been freed and reused is detected, never misdelivered. Values with the top bit set
@@ -60,6 +72,10 @@ pub(crate) type OnAbandon = Box<dyn FnOnce(CqeResult) + Send>;
 /// Runs when an op submitted with a callback completes, on the reaping thread.
 pub(crate) type OnComplete = Box<dyn FnOnce(CqeResult) + Send>;
 
+/// Runs at every completion of a multishot op, on the reaping thread; owns what the kernel
+/// uses, and is dropped after the last completion.
+pub(crate) type OnEach = std::sync::Arc<dyn Fn(CqeResult) + Send + Sync>;
+
 pub(crate) enum Lifecycle {
     /// In the kernel; nobody has polled yet.
     Submitted,
@@ -71,6 +87,8 @@ pub(crate) enum Lifecycle {
     Completed(CqeResult),
     /// Done by running a callback, with no future and no task.
     OnComplete(OnComplete),
+    /// A multishot op: in the kernel until a completion without `IORING_CQE_F_MORE`.
+    Multishot(OnEach),
     /// The ring was dropped while the kernel still held this op: whatever it used is leaked
     /// (never freed), and a future still waiting on it never completes.
     Leaked,
@@ -84,6 +102,8 @@ pub(crate) enum Reaped {
     Nothing,
     /// Run this (the cleanup of a dropped op, or the op's callback) outside the table lock.
     Run(Box<dyn FnOnce(CqeResult) + Send>, CqeResult),
+    /// Run this multishot handler outside the table lock (the slot may stay live).
+    RunEach(OnEach, CqeResult),
     /// The `user_data` names no live op (stale or reserved): ignore it.
     Unknown,
 }
@@ -139,6 +159,10 @@ impl Ops {
         for slot in &mut self.slots {
             match slot.state.take() {
                 Some(Lifecycle::Ignored(f) | Lifecycle::OnComplete(f)) => {
+                    std::mem::forget(f);
+                    slot.state = Some(Lifecycle::Leaked);
+                }
+                Some(Lifecycle::Multishot(f)) => {
                     std::mem::forget(f);
                     slot.state = Some(Lifecycle::Leaked);
                 }
@@ -210,7 +234,8 @@ impl Ops {
                 Poll::Pending
             }
             Some(Lifecycle::Leaked) => Poll::Pending,
-            Some(Lifecycle::Ignored(_) | Lifecycle::OnComplete(_)) | None => {
+            Some(Lifecycle::Ignored(_) | Lifecycle::OnComplete(_) | Lifecycle::Multishot(_))
+            | None => {
                 unreachable!("an op future polled a slot it gave away")
             }
         }
@@ -242,6 +267,15 @@ impl Ops {
         }
     }
 
+    /// Whether `user_data` is a multishot op the kernel may still complete (its last
+    /// completion not reaped): its owner then asks the kernel to cancel it.
+    pub(crate) fn is_multishot_live(&mut self, user_data: u64) -> bool {
+        matches!(
+            self.slot(user_data).and_then(|s| s.state.as_ref()),
+            Some(Lifecycle::Multishot(_))
+        )
+    }
+
     /// Records the completion of `user_data`.
     pub(crate) fn complete(&mut self, user_data: u64, result: CqeResult) -> Reaped {
         let Some(slot) = self.slot(user_data) else {
@@ -262,6 +296,15 @@ impl Ops {
                 slot.state = Some(Lifecycle::Submitted);
                 self.free(user_data);
                 Reaped::Run(f, result)
+            }
+            Some(Lifecycle::Multishot(f)) => {
+                if io_uring::cqueue::more(result.flags) {
+                    slot.state = Some(Lifecycle::Multishot(f.clone()));
+                } else {
+                    slot.state = Some(Lifecycle::Submitted);
+                    self.free(user_data);
+                }
+                Reaped::RunEach(f, result)
             }
             Some(Lifecycle::Completed(prev)) => {
                 // A second CQE for one op (multishot): keep the first until it is polled.
@@ -424,5 +467,65 @@ mod tests {
         }
         assert_eq!(got.load(SeqCst), 42);
         assert_eq!(ops.live(), 0);
+    }
+
+    /// `IORING_CQE_F_MORE`.
+    const MORE: u32 = 1 << 1;
+
+    fn each_counter() -> (Arc<AtomicUsize>, Arc<AtomicUsize>, OnEach) {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let guard = Arc::new(Dropped(drops.clone()));
+        let (s, g) = (seen.clone(), guard.clone());
+        let each: OnEach = Arc::new(move |r: CqeResult| {
+            let _keep = &g;
+            s.fetch_add(r.result.unwrap_or(0) as usize, SeqCst);
+        });
+        drop(guard);
+        (seen, drops, each)
+    }
+
+    fn run(reaped: Reaped) {
+        match reaped {
+            Reaped::RunEach(f, r) => f(r),
+            _ => panic!("expected the multishot handler"),
+        }
+    }
+
+    #[test]
+    fn multishot_slot_lives_while_more_and_frees_at_the_last() {
+        assert!(io_uring::cqueue::more(MORE));
+        let mut ops = Ops::new();
+        let (seen, drops, each) = each_counter();
+        let ud = ops.insert(Lifecycle::Multishot(each));
+        run(ops.complete(ud, CqeResult::new(1, MORE)));
+        run(ops.complete(ud, CqeResult::new(2, MORE)));
+        assert_eq!(seen.load(SeqCst), 3, "every result delivered");
+        assert_eq!(ops.live(), 1, "the slot stays while the kernel has more");
+        assert_eq!(ops.in_kernel(), 1);
+        assert!(ops.is_multishot_live(ud));
+        assert_eq!(drops.load(SeqCst), 0, "resources kept");
+        run(ops.complete(ud, CqeResult::new(4, 0)));
+        assert_eq!(seen.load(SeqCst), 7, "the last result delivered too");
+        assert_eq!(ops.live(), 0, "freed at the completion without F_MORE");
+        assert!(!ops.is_multishot_live(ud));
+        assert_eq!(drops.load(SeqCst), 1, "resources released after the last");
+        assert!(matches!(
+            ops.complete(ud, CqeResult::new(8, 0)),
+            Reaped::Unknown
+        ));
+    }
+
+    #[test]
+    fn multishot_resources_leak_with_the_ring() {
+        let mut ops = Ops::new();
+        let (_, drops, each) = each_counter();
+        let ud = ops.insert(Lifecycle::Multishot(each));
+        ops.leak_in_kernel();
+        assert_eq!(drops.load(SeqCst), 0, "the kernel may still use them");
+        assert!(matches!(
+            ops.complete(ud, CqeResult::new(1, 0)),
+            Reaped::Unknown
+        ));
     }
 }

@@ -704,6 +704,9 @@ fn run_actions(actions: &mut Vec<Reaped>) {
             Reaped::Run(f, r) => {
                 crate::wake::guarded(move || f(r));
             }
+            Reaped::RunEach(f, r) => {
+                crate::wake::guarded(move || f(r));
+            }
             Reaped::Nothing | Reaped::Unknown => {}
         }
     }
@@ -909,6 +912,46 @@ impl UringHandle {
         unsafe { self.shared.push(&entry.user_data(ud)) };
         self.count_submit();
         Some(ud)
+    }
+
+    /// Submits `entry` as a multishot op: every completion runs `handler` on the reaping
+    /// thread, until the first one without `IORING_CQE_F_MORE`, after which `handler` is
+    /// dropped. `None` on a thread that does not own the ring.
+    ///
+    /// # Safety
+    ///
+    /// As [`submit`](UringHandle::submit), until the last completion: `handler` owns every
+    /// resource that `entry` points to.
+    pub(crate) unsafe fn submit_multishot(
+        &self,
+        entry: squeue::Entry,
+        handler: lifecycle::OnEach,
+    ) -> Option<u64> {
+        if !self.is_owner() {
+            return None;
+        }
+        let ud = self.shared.ops.lock().insert(Lifecycle::Multishot(handler));
+        // SAFETY: as `submit`.
+        unsafe { self.shared.push(&entry.user_data(ud)) };
+        self.count_submit();
+        Some(ud)
+    }
+
+    /// Whether the multishot op `user_data` may still complete.
+    pub(crate) fn is_multishot_live(&self, user_data: u64) -> bool {
+        self.shared.ops.lock().is_multishot_live(user_data)
+    }
+
+    /// Asks the kernel to cancel the multishot op `user_data` if it may still complete;
+    /// its handler keeps running for the completions that follow, the last one included.
+    pub(crate) fn cancel_multishot(&self, user_data: u64) {
+        if self.shared.ops.lock().is_multishot_live(user_data) {
+            self.shared.cancels.lock().push(user_data);
+            UringUnparker {
+                shared: self.shared.clone(),
+            }
+            .unpark();
+        }
     }
 
     /// Polls the op `user_data`: its result, or `Pending` with `waker` stored.

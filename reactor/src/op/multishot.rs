@@ -1,0 +1,98 @@
+//! Multishot operations: one submission, many completions.
+//!
+//! A [`MultishotOperation`] (a multishot accept, say) stays in the kernel across its
+//! completions: every CQE flagged `IORING_CQE_F_MORE` is handed to
+//! [`MultishotOperation::each`] and the op's slot stays reserved; the first CQE without the
+//! flag is the last (the kernel ended it: an error, a cancellation, or it ran out of room)
+//! and the operation is dropped after it, so what the kernel used lives exactly as long as
+//! the kernel may use it.
+//!
+//! [`Multishot`] is the owner's handle. Dropping it asks the kernel to cancel; the
+//! operation keeps receiving the completions that still come (a connection the kernel
+//! accepted before it saw the cancel, say), so it must dispose of them itself — close or
+//! queue them — and nothing is freed early.
+//!
+//! The one-shot path ([`Op`](super::Op)) is untouched: a multishot op has a slot state of
+//! its own, and a one-shot completion costs the one `match` it always did.
+
+use std::sync::Arc;
+
+use io_uring::squeue;
+
+use super::CqeResult;
+use crate::uring::UringHandle;
+
+/// A multishot opcode's data: what the kernel uses, the entry that points at it, and what
+/// each completion means.
+///
+/// # Safety
+///
+/// The entry that [`sqe`](MultishotOperation::sqe) returns may point only at memory that
+/// `self` owns and that does not move when `self` moves (heap allocations), and at
+/// descriptors that `self` keeps open. The ring keeps `self` alive until the last
+/// completion is reaped. The kernel may write any memory the entry names at every
+/// completion, so an entry should name none that `each` reads concurrently.
+pub unsafe trait MultishotOperation: Send + Sync + 'static {
+    /// The submission entry (its `user_data` is set by the ring; the opcode's multishot
+    /// flag is the operation's to set). Called once, at submission.
+    fn sqe(&mut self) -> squeue::Entry;
+
+    /// Runs at every completion, on the reaping thread (which may differ between calls,
+    /// and two calls may overlap when a stalled ring is reaped by another thread).
+    /// `last` is `true` for the final one (no `IORING_CQE_F_MORE`), after which `self` is
+    /// dropped.
+    fn each(&self, cqe: CqeResult, last: bool);
+}
+
+/// The owner's handle on a submitted [`MultishotOperation`]; see the module docs.
+/// Dropping it cancels the operation in the kernel.
+pub struct Multishot {
+    ring: UringHandle,
+    user_data: u64,
+}
+
+impl Multishot {
+    /// Submits `op` on the ring the calling thread owns, or gives it back if the thread
+    /// owns none.
+    pub fn submit<T: MultishotOperation>(mut op: T) -> Result<Multishot, T> {
+        let Some(ring) = crate::uring::current() else {
+            return Err(op);
+        };
+        let entry = op.sqe();
+        let op = Arc::new(op);
+        let handler = op.clone();
+        let each = Arc::new(move |cqe: CqeResult| {
+            let last = !io_uring::cqueue::more(cqe.flags);
+            handler.each(cqe, last)
+        });
+        // SAFETY: the entry points only into what `op` owns (the trait's contract), and
+        // the handler, which the ring keeps until the last completion, owns `op`.
+        match unsafe { ring.submit_multishot(entry, each) } {
+            Some(user_data) => Ok(Multishot { ring, user_data }),
+            None => match Arc::try_unwrap(op) {
+                Ok(op) => Err(op),
+                Err(_) => unreachable!("the refused handler was dropped"),
+            },
+        }
+    }
+
+    /// Whether the kernel may still complete the operation (its last completion has not
+    /// been reaped).
+    pub fn is_live(&self) -> bool {
+        self.ring.is_multishot_live(self.user_data)
+    }
+}
+
+impl Drop for Multishot {
+    fn drop(&mut self) {
+        self.ring.cancel_multishot(self.user_data);
+    }
+}
+
+impl std::fmt::Debug for Multishot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Multishot")
+            .field("user_data", &self.user_data)
+            .finish_non_exhaustive()
+    }
+}
