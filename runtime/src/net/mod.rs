@@ -46,8 +46,8 @@
 //! provided buffers (one armed receive per connection instead of one per read, no buffer
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
 //! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
-//! a multishot accept (the op table keeps one completion per slot: it needs a slot that
-//! lives across completions). The fallback's figure was measured with readiness on the
+//! a multishot accept for listeners (the reactor has the op, `op::accept_multi`, on
+//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure was measured with readiness on the
 //! process-wide poller thread; fallback workers now wait on their own epoll, which removes
 //! the pipe wake-up and the second thread hop.
 //!
