@@ -33,7 +33,7 @@ async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallib
     Ok(resp)
 }
 
-/// Serves one connection; once `stop` changes, finishes the request in progress and
+/// Serves one connection; once `stop` changes, finishes the request it is serving and
 /// closes it.
 async fn connection(stream: TcpStream, mut stop: watch::Receiver<bool>) -> hyper::Result<()> {
     let conn = hyper::server::conn::http1::Builder::new()

@@ -473,7 +473,7 @@ fn wait(handle: &Handle, poll: PollFn, then: impl FnOnce(io::Result<()>) + Send 
     waiter.poll();
 }
 
-/// A wait in progress: what to poll and what to run after.
+/// A pending wait: what to poll and what to run after.
 struct Waiter {
     state: Mutex<Option<(PollFn, Then)>>,
     handle: Handle,

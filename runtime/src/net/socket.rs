@@ -589,7 +589,7 @@ impl Socket {
         }
     }
 
-    /// Waits for a connect in progress and returns its result (`SO_ERROR`).
+    /// Waits for a pending connect (`EINPROGRESS`) and returns its result (`SO_ERROR`).
     async fn finish_connect(&self) -> io::Result<()> {
         self.ready(libc::POLLOUT).await?;
         let err: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR)?;
