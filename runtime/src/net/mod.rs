@@ -19,11 +19,13 @@
 //! a task may be stolen between two ops) and batched with that ring's other submissions.
 //! Datagrams, and every operation on the fallback driver or a thread without a ring (a
 //! `block_on` thread), use non-blocking sockets: the syscall at once, and on `EAGAIN` a
-//! wait for readiness (the one [`process`](crate::process) pipes use: a one-shot
-//! `POLL_ADD` on the polling thread's ring, a one-shot registration on the polling
-//! fallback worker's epoll, or the process-wide readiness thread on a `block_on` thread,
-//! `poller.rs`), then the syscall again. A socket may move between threads and runtimes of
-//! either kind.
+//! wait for readiness, then the syscall again. On the fallback a socket registers once,
+//! edge-triggered, with the epoll of the worker that first waits on it, and its waits
+//! (from any thread) use the readiness that registration caches
+//! (`weft_reactor::epoll`, "Cached readiness"); a socket not registered waits as
+//! [`process`](crate::process) pipes do: a one-shot `POLL_ADD` on the polling thread's
+//! ring, or the process-wide readiness thread on a `block_on` thread (`poller.rs`). A
+//! socket may move between threads and runtimes of either kind.
 //!
 //! # Syscalls per round trip, and what stands between weft and twice tokio
 //!
