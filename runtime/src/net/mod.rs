@@ -90,6 +90,7 @@
 mod addr;
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 mod compat;
+mod half;
 mod poll_io;
 mod ring;
 mod socket;
