@@ -1207,24 +1207,7 @@ mod tests {
     #[test]
     fn a_read_and_a_write_wait_share_one_descriptor() {
         let mut e = Epoll::new().unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: socketpair writes two descriptors into the array on success.
-        cvt(unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
-                0,
-                fds.as_mut_ptr(),
-            )
-        })
-        .unwrap();
-        // SAFETY: fresh descriptors owned by nothing else.
-        let (a, b) = unsafe {
-            (
-                Arc::new(OwnedFd::from_raw_fd(fds[0])),
-                OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
+        let (a, b) = socketpair();
         let rflag = Arc::new(Flag(AtomicBool::new(false)));
         let rwaker = Waker::from(rflag.clone());
         let mut rfut = Box::pin(ready(e.handle(), a.clone(), libc::POLLIN));

@@ -8,14 +8,11 @@
 //! each loop reads its event count before the syscall and, on `EAGAIN`, waits through
 //! `wait_retry`, which clears only the readiness that syscall saw.
 
-use std::future::Future;
 use std::io;
 use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 use weft_reactor::epoll::{self, Registration, Seen};
@@ -26,6 +23,8 @@ use weft_reactor::op::recvmsg::RecvMsg;
 use weft_reactor::op::send::Send;
 use weft_reactor::op::sendmsg::SendMsg;
 use weft_reactor::op::Op;
+
+use crate::process::ring::Budgeted as Coop;
 
 use super::addr::SockAddr;
 use super::poll_io::PollState;
@@ -722,20 +721,6 @@ impl Socket {
         // SAFETY: zero-initialised, then (partly) written by the kernel; `T` is a plain
         // C value (the callers use `c_int` and `linger`) for which any bytes are valid.
         Ok(unsafe { value.assume_init() })
-    }
-}
-
-/// A readiness wait with the runtime's cooperative budget.
-struct Coop<F>(F);
-
-impl<F: Future + Unpin> Future for Coop<F> {
-    type Output = F::Output;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        let out = std::task::ready!(Pin::new(&mut self.0).poll(cx));
-        coop.made_progress();
-        Poll::Ready(out)
     }
 }
 
