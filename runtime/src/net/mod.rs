@@ -38,7 +38,7 @@
 //! |---|---|---|
 //! | weft, ring | 0.085 | `io_uring_enter` (about 50 socket ops per enter) |
 //! | tokio | 6.1 | `recvfrom` ×2 (one `EAGAIN`), `sendto`, `epoll_wait` |
-//! | weft, fallback | 12.1 | `recvfrom` ×2, `sendto`, `poll`, and the poller thread's pipe wake-up |
+//! | weft, fallback | 6.08 | `recvfrom` ×4 (two `EAGAIN`), `sendto` ×2, `epoll_pwait2` 0.09 (client and server) |
 //!
 //! So syscalls are no longer what weft pays on the ring: a round trip costs four ring ops
 //! and their completions, each waiting for its worker's next return from the kernel
@@ -49,9 +49,9 @@
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
 //! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
 //! a multishot accept for listeners (the reactor has the op, `op::accept_multi`, on
-//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure was measured with readiness on the
-//! process-wide poller thread; fallback workers now wait on their own epoll, which removes
-//! the pipe wake-up and the second thread hop.
+//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure is with each socket registered
+//! once on a worker's epoll (8.08 with a one-shot registration re-armed per wait, 12.1
+//! on the process-wide poller thread before that).
 //!
 //! # Cancellation, and no received byte is lost
 //!
