@@ -651,17 +651,30 @@ impl EpollHandle {
     /// # Examples
     ///
     /// ```
+    /// use std::future::Future;
+    /// use std::io::{ErrorKind, Read, Write};
     /// use std::os::unix::net::UnixStream;
+    /// use std::task::{Context, Waker};
+    /// use std::time::Duration;
     /// use weft_reactor::epoll::Epoll;
+    /// use weft_reactor::Driver;
     ///
-    /// let epoll = Epoll::new()?;
-    /// let (a, _b) = UnixStream::pair()?;
+    /// let mut epoll = Epoll::new()?;
+    /// let (mut a, mut b) = UnixStream::pair()?;
     /// a.set_nonblocking(true)?;
     /// let reg = epoll.handle().register_fd(&a)?;
-    /// let seen = reg.seen();
-    /// // ... a read that fails with `WouldBlock`, then `reg.ready(libc::POLLIN, seen).await`
+    /// let mut buf = [0u8; 8];
+    /// let seen = reg.seen(); // before the syscall
+    /// assert_eq!(a.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// let mut wait = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(wait.as_mut().poll(&mut cx).is_pending());
+    /// b.write_all(b"hi")?;
+    /// epoll.park(Some(Duration::from_secs(5)))?; // dispatches the event
+    /// assert!(wait.as_mut().poll(&mut cx).is_ready());
+    /// drop(wait);
+    /// assert_eq!(a.read(&mut buf)?, 2);
     /// drop(reg); // before `a` closes
-    /// # let _ = seen;
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn register_fd(&self, fd: &impl AsRawFd) -> io::Result<Registration> {
