@@ -715,3 +715,95 @@ fn dropped_vectored_read_loses_no_byte() {
         });
     });
 }
+
+/// Accepts `n` connections, each answered with the 8-byte id its client sends first; the
+/// peer address `accept` returned must be the client's.
+async fn accept_and_echo_ids(listener: Arc<TcpListener>, n: usize) {
+    for _ in 0..n {
+        let (s, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, s.peer_addr().unwrap());
+        let (r, buf) = s.read_exact(vec![0u8; 8]).await;
+        r.unwrap();
+        s.write_all(buf).await.0.unwrap();
+    }
+}
+
+async fn connect_with_id(addr: SocketAddr, id: u64) {
+    let c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(id.to_le_bytes().to_vec()).await.0.unwrap();
+    let (r, back) = c.read_exact(vec![0u8; 8]).await;
+    r.unwrap();
+    assert_eq!(
+        back,
+        id.to_le_bytes(),
+        "an answer from the server of another client"
+    );
+}
+
+#[test]
+fn many_concurrent_accepts_across_workers() {
+    hang_guard();
+    watchdog("concurrent accepts", || {
+        let rt = Runtime::builder().worker_threads(4).build().unwrap();
+        rt.block_on(async {
+            let (acceptors, per) = (16, scaled(16, 4));
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            let addr = listener.local_addr().unwrap();
+            let servers: Vec<_> = (0..acceptors)
+                .map(|_| weft_runtime::spawn(accept_and_echo_ids(listener.clone(), per)))
+                .collect();
+            let clients: Vec<_> = (0..acceptors * per)
+                .map(|i| weft_runtime::spawn(connect_with_id(addr, i as u64)))
+                .collect();
+            for t in clients.into_iter().chain(servers) {
+                t.await.unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn accept_after_the_multishot_ended_rearms() {
+    hang_guard();
+    watchdog("accept after the multishot ended", || {
+        rt().block_on(async {
+            weft_runtime::spawn(async {
+                let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+                let addr = listener.local_addr().unwrap();
+                // The first accept arms the listener's multishot accept (on a ring worker).
+                let first = weft_runtime::spawn(accept_and_echo_ids(listener.clone(), 1));
+                connect_with_id(addr, 0).await;
+                first.await.unwrap();
+                // More connections than it queues unclaimed (64): it is cancelled, the
+                // rest wait in the kernel's backlog.
+                let queued = 72;
+                let mut clients = Vec::new();
+                for _ in 0..queued {
+                    clients.push(TcpStream::connect(addr).await.unwrap());
+                }
+                // Time for the ring to take what it will (no assertion depends on it).
+                sleep(Duration::from_millis(20)).await;
+                for (i, c) in clients.iter().enumerate() {
+                    c.write_all((i as u64).to_le_bytes().to_vec())
+                        .await
+                        .0
+                        .unwrap();
+                }
+                accept_and_echo_ids(listener.clone(), queued).await;
+                for (i, c) in clients.iter().enumerate() {
+                    let (r, back) = c.read_exact(vec![0u8; 8]).await;
+                    r.unwrap();
+                    assert_eq!(back, (i as u64).to_le_bytes());
+                }
+                // The queue is empty and nothing is armed: the next accept arms again.
+                for round in 0..3 {
+                    let server = weft_runtime::spawn(accept_and_echo_ids(listener.clone(), 1));
+                    connect_with_id(addr, 100 + round).await;
+                    server.await.unwrap();
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
