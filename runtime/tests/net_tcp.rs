@@ -807,3 +807,101 @@ fn accept_after_the_multishot_ended_rearms() {
         });
     });
 }
+
+/// Connects and resets at once (`SO_LINGER` 0, then close), as a client that gives up
+/// does: the server side may sit in the listener's queue with its peer already gone.
+async fn connect_and_reset(addr: SocketAddr) {
+    let c = TcpStream::connect(addr).await.unwrap();
+    c.set_linger(Some(Duration::ZERO)).unwrap();
+}
+
+/// A connection reset before anyone accepts it is still accepted (as `accept4(2)` returns
+/// it), with its peer's address: a multishot accept that asked the closed socket for its
+/// peer lost it, and the accept waiting for it hung. (The multishot path runs under
+/// `WEFT_ACCEPT=multishot`, as `.ci/run` does.)
+#[test]
+fn accepts_connections_reset_before_accept() {
+    hang_guard();
+    watchdog("accept of reset connections", || {
+        rt().block_on(async {
+            weft_runtime::spawn(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                // Arms the multishot accept (on a ring worker) before the connections come.
+                let (first, client) =
+                    weft_runtime::join!(listener.accept(), TcpStream::connect(addr));
+                drop((first.unwrap(), client.unwrap()));
+                // Blocking connects on this worker, which holds the multishot: its ring is
+                // not reaped until this task yields, so each connection is reset by then.
+                let n = 16;
+                for _ in 0..n {
+                    let c = std::net::TcpStream::connect(addr).unwrap();
+                    linger_zero(&c);
+                }
+                for _ in 0..n {
+                    let (s, peer) = listener.accept().await.unwrap();
+                    assert_eq!(peer.ip(), addr.ip());
+                    assert_ne!(peer.port(), 0, "the peer's address, not an empty one");
+                    drop(s);
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
+
+/// Sets `SO_LINGER` to 0 on a std stream, so that dropping it resets the connection.
+fn linger_zero(c: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            c.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// The `net/accept_connect` bench's shape: a new listener per round, one task accepting,
+/// 8 tasks connecting and resetting, on 2 workers; every connection is accepted.
+#[test]
+fn sequential_listeners_accept_every_reset_connection() {
+    hang_guard();
+    watchdog("sequential listeners", || {
+        let rt = rt();
+        for _ in 0..scaled(20, 2) {
+            rt.block_on(async {
+                let (per, connectors) = (8, 8);
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = weft_runtime::spawn(async move {
+                    for _ in 0..per * connectors {
+                        drop(listener.accept().await.unwrap());
+                    }
+                });
+                let clients: Vec<_> = (0..connectors)
+                    .map(|_| {
+                        weft_runtime::spawn(async move {
+                            for _ in 0..per {
+                                connect_and_reset(addr).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for c in clients {
+                    c.await.unwrap();
+                }
+                server.await.unwrap();
+            });
+        }
+    });
+}

@@ -19,7 +19,10 @@
 //! holds the rest, as without it), and the next accept that finds the queue empty arms a
 //! new one, as it does after the kernel ends one. Dropping the listener drops the stash,
 //! which cancels the multishot and closes the queued connections; one accepted after that
-//! finds no stash and is closed.
+//! finds no stash and is closed. A connection its peer reset before anyone took it is
+//! queued too, as `accept4(2)` returns it: `getpeername(2)` refuses its address, so it is
+//! read with `SO_PEERNAME` (dropping such connections left the accepts that waited for
+//! them hanging).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -235,11 +238,11 @@ impl AcceptSink for StashSink {
         let (waiters, cancel) = {
             let mut s = stash.inner.lock();
             match conn {
-                // A connection whose peer is already gone (no address) is closed here.
+                // Queued even if its peer has reset it already: `accept4(2)` returns
+                // such a connection too, and an accept waits for it.
                 Ok(fd) => {
-                    if let Some(peer) = peer_addr(&fd) {
-                        s.accepted.push_back((fd, peer));
-                    }
+                    let peer = peer_addr(&fd);
+                    s.accepted.push_back((fd, peer));
                 }
                 // Our own cancel, or a kernel without the flag (the next accept falls back).
                 Err(e) if matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EINVAL)) => {}
@@ -264,9 +267,12 @@ impl AcceptSink for StashSink {
     }
 }
 
-/// The peer of an accepted socket (a multishot accept returns none); `None` if the kernel
-/// will not say (the peer reset the connection already).
-fn peer_addr(fd: &OwnedFd) -> Option<RawAddr> {
+/// The peer of an accepted socket (a multishot accept returns none), as `accept4(2)`
+/// would have written it. `getpeername(2)` refuses (`ENOTCONN`) once the peer has reset
+/// the connection, but `SO_PEERNAME` reads the same address the way accept does, from the
+/// handshake, given a buffer exactly the size of the family's address. Where neither
+/// answers, an all-zero address (family 0), which a TCP accept reports as an error.
+fn peer_addr(fd: &OwnedFd) -> RawAddr {
     let mut peer = RawAddr::empty();
     // SAFETY: the kernel writes at most `peer.len` bytes into `peer`'s storage.
     let r = unsafe {
@@ -276,7 +282,41 @@ fn peer_addr(fd: &OwnedFd) -> Option<RawAddr> {
             &mut peer.len,
         )
     };
-    (r == 0).then_some(peer)
+    if r == 0 {
+        return peer;
+    }
+    let mut local = RawAddr::empty();
+    // SAFETY: as above, into `local`'s storage.
+    let r = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut local.storage as *mut libc::sockaddr_storage).cast(),
+            &mut local.len,
+        )
+    };
+    let len = match (r, local.storage.ss_family as libc::c_int) {
+        (0, libc::AF_INET) => std::mem::size_of::<libc::sockaddr_in>(),
+        (0, libc::AF_INET6) => std::mem::size_of::<libc::sockaddr_in6>(),
+        _ => return RawAddr::empty(),
+    };
+    let mut peer = RawAddr::empty();
+    peer.len = len as libc::socklen_t;
+    // SAFETY: the kernel writes at most `peer.len` bytes (no more than the storage holds)
+    // into `peer`'s storage.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERNAME,
+            (&mut peer.storage as *mut libc::sockaddr_storage).cast(),
+            &mut peer.len,
+        )
+    };
+    if r == 0 {
+        peer
+    } else {
+        RawAddr::empty()
+    }
 }
 
 /// An [`Op`] with the runtime's cooperative budget.
