@@ -124,10 +124,10 @@ fn no_socket_leaks() {
             .await
             .unwrap();
         });
-        // On a ring worker the listener's multishot accept takes connections before anyone
-        // accepts them: dropping the listener cancels it and closes what it queued.
+        // On a ring worker the listener's multishot accept (`WEFT_ACCEPT=multishot`) takes
+        // connections before anyone accepts them: dropping the listener cancels it and closes what it queued.
         let ring = std::env::var("WEFT_IO_DRIVER").as_deref() != Ok("fallback")
-            && std::env::var("WEFT_ACCEPT").as_deref() != Ok("oneshot");
+            && std::env::var("WEFT_ACCEPT").as_deref() == Ok("multishot");
         let clients = rt.block_on(async move {
             weft_runtime::spawn(async move {
                 let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,8 +140,14 @@ fn no_socket_leaks() {
                     clients.push(TcpStream::connect(addr).await.unwrap().into_std().unwrap());
                 }
                 if ring {
-                    // Each client's server side, accepted and queued in the listener.
-                    while open_sockets() < base + 16 {
+                    // Some clients' server sides, accepted and queued in the listener. Not
+                    // necessarily all: the kernel may end the multishot early (the rest stay
+                    // in its backlog until an accept arms another), so this waits a bounded
+                    // number of ticks, and the count after the drop is what is checked.
+                    for _ in 0..2000 {
+                        if open_sockets() >= base + 9 {
+                            break;
+                        }
                         weft_runtime::time::sleep(Duration::from_millis(1)).await;
                     }
                 }

@@ -45,9 +45,10 @@
 //! clone of the descriptor per op. What would take more off: a multishot `RECV` with
 //! provided buffers (one armed receive per connection instead of one per read, no buffer
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
-//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
-//! a multishot accept for listeners (the reactor has the op, `op::accept_multi`, on
-//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure was measured with readiness on the
+//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn).
+//! Listeners accept one-shot by default: the multishot accept (`WEFT_ACCEPT=multishot`,
+//! `ring.rs`) measured slower on `accept_connect`, since it returns no peer address and
+//! each connection then costs a `getpeername(2)`. The fallback's figure was measured with readiness on the
 //! process-wide poller thread; fallback workers now wait on their own epoll, which removes
 //! the pipe wake-up and the second thread hop.
 //!

@@ -11,7 +11,8 @@
 //! accept that the kernel completed anyway queues its connection in the listener's stash
 //! ([`Stash::pop_accepted`]), for the next accept: no connection is lost either.
 //!
-//! A listener's accepts on a worker share one multishot `ACCEPT`
+//! With `WEFT_ACCEPT=multishot` ([`accept_multishot`]; one-shot `ACCEPT`s are the
+//! default), a listener's accepts on a worker share one multishot `ACCEPT`
 //! ([`Stash::poll_accept_multi`]): the first accept that finds the queue empty arms it on
 //! its worker's ring, and every connection it accepts is queued in the stash, where any
 //! accept on any worker takes it. It stays armed while accepts take what it queues; once
@@ -67,11 +68,14 @@ struct StashInner {
     accept_waiters: Vec<Waker>,
 }
 
-/// Whether accepts on a ring use the listener's multishot accept (the default) rather than
-/// one one-shot `ACCEPT` each: `WEFT_ACCEPT=oneshot` picks the latter (read once).
+/// Whether accepts on a ring use the listener's multishot accept (`WEFT_ACCEPT=multishot`,
+/// read once) rather than one one-shot `ACCEPT` each (the default). One-shot is the
+/// default because it measured faster on `net/accept_connect`: a multishot accept returns
+/// no peer address, so each connection costs a `getpeername(2)` syscall, more than the
+/// submission it saves (the ring batches those).
 pub(crate) fn accept_multishot() -> bool {
     static MULTI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *MULTI.get_or_init(|| std::env::var_os("WEFT_ACCEPT").is_none_or(|v| v != "oneshot"))
+    *MULTI.get_or_init(|| std::env::var_os("WEFT_ACCEPT").is_some_and(|v| v == "multishot"))
 }
 
 /// Connections a multishot accept may queue unclaimed before it is cancelled.

@@ -603,8 +603,9 @@ impl Socket {
 
     /// Accepts a connection: the new socket (non-blocking) and the peer's address. First
     /// a connection that an abandoned ring accept took (once those have settled), then the
-    /// listener's multishot `ACCEPT` queue (`ring.rs`) on a thread with a ring and a kernel
-    /// that has it, else a one-shot ring `ACCEPT`, else readiness and `accept4(2)`.
+    /// listener's multishot `ACCEPT` queue (`ring.rs`, with `WEFT_ACCEPT=multishot`) on a
+    /// thread with a ring and a kernel that has it, else a one-shot ring `ACCEPT`, else
+    /// readiness and `accept4(2)`.
     pub(crate) async fn accept(&self) -> io::Result<(Socket, SockAddr)> {
         const FLAGS: libc::c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
