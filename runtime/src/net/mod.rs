@@ -47,11 +47,12 @@
 //! clone of the descriptor per op. What would take more off: a multishot `RECV` with
 //! provided buffers (one armed receive per connection instead of one per read, no buffer
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
-//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
-//! a multishot accept for listeners (the reactor has the op, `op::accept_multi`, on
-//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure is with each socket registered
-//! once on a worker's epoll (8.08 with a one-shot registration re-armed per wait, 12.1
-//! on the process-wide poller thread before that).
+//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn).
+//! Listeners accept one-shot by default: the multishot accept (`WEFT_ACCEPT=multishot`,
+//! `ring.rs`) measured slower on `accept_connect`, since it returns no peer address and
+//! each connection then costs a `getpeername(2)`. The fallback's figure is with each
+//! socket registered once on a worker's epoll (8.08 with a one-shot registration re-armed
+//! per wait, 12.1 on the process-wide poller thread before that).
 //!
 //! # Cancellation, and no received byte is lost
 //!

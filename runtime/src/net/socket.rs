@@ -95,6 +95,7 @@ impl Socket {
     /// was dropped may still hold the `Arc` until its ring completion: then a duplicate.
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
         self.poll.release_read(&self.stash);
+        self.stash.cancel_accept_multi();
         if self.stash.holds_data() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -634,13 +635,26 @@ impl Socket {
     }
 
     /// Accepts a connection: the new socket (non-blocking) and the peer's address. First
-    /// a connection that an abandoned ring accept took (once those have settled), then a
-    /// ring `ACCEPT` on a thread with a ring, else readiness and `accept4(2)`.
+    /// a connection that an abandoned ring accept took (once those have settled), then the
+    /// listener's multishot `ACCEPT` queue (`ring.rs`, with `WEFT_ACCEPT=multishot`) on a
+    /// thread with a ring and a kernel that has it, else a one-shot ring `ACCEPT`, else
+    /// readiness and `accept4(2)`.
     pub(crate) async fn accept(&self) -> io::Result<(Socket, SockAddr)> {
         const FLAGS: libc::c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
         if let Some((fd, peer)) = self.stash.pop_accepted() {
             return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)));
+        }
+        if crate::net::ring::accept_multishot() {
+            let multi =
+                std::future::poll_fn(|cx| self.stash.poll_accept_multi(cx, &self.fd, FLAGS));
+            match multi.await {
+                Some(Ok((fd, peer))) => {
+                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)))
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
         }
         let op = Accept::with_hook(self.fd.clone(), FLAGS, StashHook(self.stash.clone()));
         if let Ok(op) = Stashed::submit(op, &self.stash) {
