@@ -52,7 +52,9 @@
 //! once the slab has grown, O(1) insert and cancel, and no `unsafe`. A [`Key`] is an index and
 //! a generation (8 bytes, `Copy`); the generation changes whenever a slot is freed, so
 //! cancelling a fired or cancelled timer, even after its slot was reused, is a no-op returning
-//! `None`.
+//! `None`. A key may also be handed out before its timer is filed: a *reserved* entry
+//! ([`Wheel::reserve_key`], filed later with [`Wheel::fill`]) holds no timer and does not
+//! count as one; the driver's owner registers with such keys without taking the lock.
 //!
 //! One slab entry is **40 bytes** on 64-bit targets for `T = usize`, `T = Waker` and
 //! `T = Box<dyn FnOnce()>` alike: deadline 8, `Option<T>` 16, two links 8, generation 4,
