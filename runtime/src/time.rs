@@ -13,8 +13,9 @@
 //! a worker, it registers in that worker's wheel without a lock and without a reference
 //! count: it takes a key the worker reserved in the wheel beforehand and queues the
 //! registration on the worker's own side of the wheel; a cancel there (completion, drop) is
-//! queued the same way. The worker files what the poll queued, under one lock, when the
-//! poll returns (and when it fires its wheel), so a timer is in the wheel, where another
+//! queued the same way, and applied before the worker next fires its wheel. The worker
+//! files the registrations a poll queued, under one lock, when the poll returns (and when
+//! it fires its wheel), so a timer is in the wheel, where another
 //! worker taking over a stalled wheel finds it, once the poll that registered it is over:
 //! only a timer registered by the very poll that stalls waits for that poll (or for another
 //! thread to poll it, which files it at once). The `Sleep` keeps the wheel's id, not a

@@ -15,10 +15,12 @@
 //! ([`TimerHandle::register_owned`], `unsafe`: owner thread only): the wheel keeps an
 //! owner-only side, reached without a lock, holding keys the owner reserved in the wheel
 //! ([`Wheel::reserve_key`]) and a queue of registrations made with them, and a queue of
-//! cancels ([`TimerHandle::cancel_owned`]). The owner files both queues under one lock
-//! ([`TimerHandle::flush_owned`]) at every firing pass, when a queue reaches 256 entries or
-//! the reserve runs out (then it reserves 256 more), and — in the runtime — after every task
-//! it polls. A key is valid from the moment it is handed out: another thread that polls
+//! cancels ([`TimerHandle::cancel_owned`]). The owner files both queues under one lock at
+//! every firing pass (before it fires anything), when a queue reaches 256 entries or the
+//! reserve runs out (then it reserves 256 more), and — in the runtime — after every task it
+//! polls that queued a registration ([`TimerHandle::flush_owned`]; queued cancels alone
+//! wait, since they only release wakers: a take-over by another thread meanwhile may fire
+//! such a timer, a spurious wake). A key is valid from the moment it is handed out: another thread that polls
 //! the timer before it is filed files it itself with its own waker
 //! ([`TimerHandle::update_or_file`]; the owner's fill then finds the key filed and drops
 //! its copy), one that moves it records the new deadline for the fill
@@ -80,6 +82,18 @@ pub const STALL_TICKS: u64 = 2_000;
 /// How many keys the owner reserves at a time, and how many registrations or cancels it
 /// queues before it files them (see "Registration by the owner").
 const OWNER_BATCH: usize = 256;
+
+/// What a flush of the owner's queues is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// After a poll: file registrations, so that a take-over sees them; queued cancels wait
+    /// (they only release wakers, and every firing pass applies them before it fires).
+    Registrations,
+    /// A firing pass, a close, a full queue: everything queued.
+    All,
+    /// The owner is out of reserved keys, or its queue is full: everything, and reserve more.
+    Refill,
+}
 
 /// The owner's side of a wheel: touched only by the owner thread, without a lock.
 #[derive(Default)]
@@ -154,20 +168,25 @@ impl Shared {
     }
 
     /// Files the owner's staged registrations and applies its queued cancels, under one
-    /// lock; with `refill`, also tops up its reserve of keys.
+    /// lock, if `mode` calls for it; with [`Flush::Refill`], also tops up its reserve of keys.
     ///
     /// # Safety
     ///
     /// Only on the owner thread.
-    unsafe fn flush_owned(&self, refill: bool) {
+    unsafe fn flush_owned(&self, mode: Flush) {
+        let refill = mode == Flush::Refill;
         // The queues are taken out of `local` while the lock is held and put back before any
         // waker is dropped or woken (arbitrary code, which may register or cancel on this
         // wheel again); the wheel's own operations in between run no user code.
         // SAFETY: owner thread (the caller's contract); moving vectors runs no user code.
         let taken = unsafe {
             self.with_local(|l| {
-                let idle = l.staged.is_empty() && l.cancels.is_empty();
-                (!idle || (refill && l.reserve.is_empty() && !l.closed)).then(|| {
+                let needed = match mode {
+                    Flush::Registrations => !l.staged.is_empty(),
+                    Flush::All => !l.staged.is_empty() || !l.cancels.is_empty(),
+                    Flush::Refill => true,
+                };
+                needed.then(|| {
                     (
                         std::mem::take(&mut l.staged),
                         std::mem::take(&mut l.cancels),
@@ -332,7 +351,7 @@ impl<D: Driver> TimeDriver<D> {
     /// and register elsewhere (as `weft_runtime::time::Sleep` does), or give up.
     pub fn close(&mut self) {
         // SAFETY: the driver's `&mut self` methods run on its owner thread.
-        unsafe { self.shared.flush_owned(false) };
+        unsafe { self.shared.flush_owned(Flush::All) };
         // SAFETY: as above; no other borrow of `local` is live (the flush returned).
         unsafe { (*self.shared.local.get()).closed = true };
         let mut locked = self.shared.locked.lock();
@@ -350,7 +369,7 @@ impl<D: Driver> TimeDriver<D> {
     /// whether any timer fired.
     fn fire(&mut self, parking: bool) -> (Option<Duration>, bool) {
         // SAFETY: the driver's `&mut self` methods run on its owner thread.
-        unsafe { self.shared.flush_owned(false) };
+        unsafe { self.shared.flush_owned(Flush::All) };
         let now = Instant::now();
         let mut locked = self.shared.locked.lock();
         let now_tick = self.shared.clock.now_tick(now);
@@ -624,14 +643,15 @@ impl TimerHandle {
                 Some(None) => return self.register(deadline, waker),
                 // Out of keys, or the queue is full: file the queue, reserve more.
                 // SAFETY: owner thread (the caller's contract).
-                None => unsafe { self.shared.flush_owned(true) },
+                None => unsafe { self.shared.flush_owned(Flush::Refill) },
             }
         }
     }
 
     /// Cancels a timer on the owner thread without a lock: the cancel is queued and applied
-    /// at the owner's next [`flush_owned`](TimerHandle::flush_owned) or firing pass (the
-    /// waker is dropped then). A no-op if it has fired or was cancelled already.
+    /// before the owner's next firing pass fires anything, or at the next
+    /// [`flush_owned`](TimerHandle::flush_owned) that files a registration (the waker is
+    /// dropped then). A no-op if it has fired or was cancelled already.
     ///
     /// # Safety
     ///
@@ -646,13 +666,14 @@ impl TimerHandle {
         };
         if full {
             // SAFETY: as above.
-            unsafe { self.shared.flush_owned(false) };
+            unsafe { self.shared.flush_owned(Flush::All) };
         }
     }
 
-    /// Files the owner's queued registrations and applies its queued cancels, under one
-    /// lock; a no-op when nothing is queued. The owner's firing passes do it too; a worker
-    /// also calls it after each task it polls, so that a timer a task registered is in the
+    /// Files the owner's queued registrations, under one lock, with any queued cancels; a
+    /// no-op when no registration is queued (queued cancels alone wait for the next firing
+    /// pass, which applies them before it fires anything, or for their queue to fill). A
+    /// worker calls it after each task it polls, so that a timer a task registered is in the
     /// wheel (and seen by a take-over) by the time the next task runs.
     ///
     /// # Safety
@@ -660,7 +681,7 @@ impl TimerHandle {
     /// Only on the thread that parks this wheel's driver (its owner).
     pub unsafe fn flush_owned(&self) {
         // SAFETY: the caller's contract.
-        unsafe { self.shared.flush_owned(false) }
+        unsafe { self.shared.flush_owned(Flush::Registrations) }
     }
 
     /// The earliest pending deadline's tick, read without the lock: never later than the
