@@ -221,14 +221,16 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         entry: Entry::None,
-        elapsed: false,
     }
 }
 
-/// Where a [`Sleep`]'s timer is filed.
+/// Where a [`Sleep`]'s timer is filed (and whether it completed: kept here rather than in
+/// a field of its own, which would make every `Sleep` 8 bytes larger).
 enum Entry {
-    /// Nowhere (not polled yet, completed, or its entry was found gone).
+    /// Nowhere (not polled yet, or its entry was found gone).
     None,
+    /// Nowhere: a poll saw the deadline pass.
+    Elapsed,
     /// In the wheel with this id, registered by the wheel's owner: found again through the
     /// thread's timer on that worker (no reference count is held), or through the runtime's
     /// workers elsewhere.
@@ -242,7 +244,6 @@ enum Entry {
 pub struct Sleep {
     deadline: Instant,
     entry: Entry,
-    elapsed: bool,
 }
 
 impl Sleep {
@@ -253,16 +254,16 @@ impl Sleep {
 
     /// Whether the deadline has been seen to pass (by a poll).
     pub fn is_elapsed(&self) -> bool {
-        self.elapsed
+        matches!(self.entry, Entry::Elapsed)
     }
 
     /// Moves the deadline (earlier or later), re-arming a sleep that has completed.
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
         this.deadline = deadline;
-        this.elapsed = false;
         let moved = match &this.entry {
             Entry::None => return,
+            Entry::Elapsed => false,
             Entry::Owned { wheel, key } => {
                 with_wheel(*wheel, |h, _| h.reset(*key, deadline)).unwrap_or(false)
             }
@@ -297,7 +298,7 @@ impl Sleep {
     fn still_registered(&self, waker: &Waker) -> bool {
         let deadline = self.deadline;
         match &self.entry {
-            Entry::None => false,
+            Entry::None | Entry::Elapsed => false,
             Entry::Owned { wheel, key } => {
                 with_wheel(*wheel, |h, _| h.update_or_file(*key, deadline, waker)).unwrap_or(false)
             }
@@ -307,7 +308,7 @@ impl Sleep {
 
     fn cancel(&mut self) {
         match std::mem::replace(&mut self.entry, Entry::None) {
-            Entry::None => {}
+            Entry::None | Entry::Elapsed => {}
             Entry::Owned { wheel, key } => {
                 with_wheel(wheel, |h, own| {
                     if own {
@@ -330,14 +331,14 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        if !this.elapsed && Instant::now() < this.deadline {
+        if !matches!(this.entry, Entry::Elapsed) && Instant::now() < this.deadline {
             if !this.still_registered(cx.waker()) {
                 this.register(cx.waker());
             }
             return Poll::Pending;
         }
-        this.elapsed = true;
         this.cancel();
+        this.entry = Entry::Elapsed;
         coop.made_progress();
         Poll::Ready(())
     }
@@ -353,7 +354,7 @@ impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
-            .field("elapsed", &self.elapsed)
+            .field("elapsed", &self.is_elapsed())
             .finish()
     }
 }

@@ -141,3 +141,14 @@ fn a_sleep_registered_on_one_worker_completes_when_polled_on_the_other() {
         }
     });
 }
+
+#[test]
+fn a_sleep_is_no_larger_than_before_owned_registration() {
+    // The deadline (16 bytes) and where the timer is filed (40: a handle and a key, or a
+    // wheel id and a key), completion folded into the latter; see `time.rs`, "Precision".
+    assert!(
+        std::mem::size_of::<Sleep>() <= 56,
+        "Sleep is {} bytes",
+        std::mem::size_of::<Sleep>()
+    );
+}
