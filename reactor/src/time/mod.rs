@@ -118,7 +118,11 @@ pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 pub const TICK: Duration = Duration::from_micros(1);
 
 /// Nanoseconds per tick.
-const TICK_NANOS: u128 = TICK.as_nanos();
+const TICK_NANOS_U64: u64 = TICK.as_nanos() as u64;
+
+/// Ticks per second (a tick divides a second exactly).
+const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK_NANOS_U64;
+const _: () = assert!(1_000_000_000 % TICK_NANOS_U64 == 0);
 
 /// Maps [`Instant`]s to wheel ticks of one microsecond ([`TICK`]) counted from a fixed start.
 ///
@@ -149,15 +153,25 @@ impl Clock {
     /// up), so a timer filed at this tick never fires before `deadline`, and fires less than
     /// a tick after it.
     pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
-        u64::try_from(nanos.div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
+        // In `u64` seconds and sub-second nanoseconds rather than `as_nanos`' `u128`, whose
+        // division is a library call: this runs for every timer registered.
+        let d = deadline.saturating_duration_since(self.start);
+        let sub = u64::from(d.subsec_nanos()).div_ceil(TICK_NANOS_U64);
+        d.as_secs()
+            .checked_mul(TICKS_PER_SEC)
+            .and_then(|t| t.checked_add(sub))
+            .unwrap_or(u64::MAX)
     }
 
     /// The last tick at or before `now` (whole microseconds since the start, rounded down):
     /// the value to pass to [`Wheel::poll_expired`].
     pub fn now_tick(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.start).as_nanos();
-        u64::try_from(nanos / TICK_NANOS).unwrap_or(u64::MAX)
+        let d = now.saturating_duration_since(self.start);
+        let sub = u64::from(d.subsec_nanos()) / TICK_NANOS_U64;
+        d.as_secs()
+            .checked_mul(TICKS_PER_SEC)
+            .and_then(|t| t.checked_add(sub))
+            .unwrap_or(u64::MAX)
     }
 
     /// The instant at which `tick` begins, or `None` if it is not representable.
