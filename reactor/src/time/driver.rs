@@ -6,8 +6,10 @@
 //! I/O layer underneath never knows about timers.
 //!
 //! Other threads reach the wheel through a [`TimerHandle`], under the wheel's mutex (one per
-//! driver, never a global lock): a timer registered on worker A and then polled or dropped by
-//! a task that moved to worker B updates or cancels its entry in A's wheel directly.
+//! driver, not a global lock): a timer registered on worker A and then polled or dropped by
+//! a task that moved to worker B updates or cancels its entry in A's wheel directly. The
+//! one process-wide lock guards the list of live wheels that [`TimerHandle::find`] searches
+//! (taken when a driver is created or dropped, and by a `find`).
 //!
 //! # Registration by the owner
 //!
