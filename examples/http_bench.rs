@@ -2,12 +2,15 @@
 //! `wrk`.
 //!
 //! ```text
-//! http_bench --runtime weft  --listen 127.0.0.1:0 [--workers 2]   # serve until killed
+//! http_bench --runtime weft  --listen 127.0.0.1:0 [--workers 2] [--stats]   # serve until killed
 //! http_bench --runtime tokio --listen 127.0.0.1:0 [--workers 2]
 //! http_bench                                                      # short self-check of both
 //! ```
 //!
-//! With `--listen` it prints `listening on ADDR` and serves until it is killed. Both
+//! With `--listen` it prints `listening on ADDR` and serves until it is killed. `--stats`
+//! (weft only) also prints, once a second to stderr, each worker's polls, parks, steals
+//! and ring submissions over that second: how the connections spread over the workers
+//! and their rings. Both
 //! servers are the same hyper `http1` connection code, 2 workers by default, `TCP_NODELAY`
 //! on, hyper's timer from the runtime; only the runtime and its I/O differ (weft's streams
 //! are hyper I/O themselves; tokio's go through hyper-util's `TokioIo`).
@@ -61,8 +64,12 @@ mod on_weft {
         super::requests(&mut send, requests).await
     }
 
-    pub fn run(listen: Option<&str>, workers: usize) -> Result<(), Error> {
+    pub fn run(listen: Option<&str>, workers: usize, stats: bool) -> Result<(), Error> {
         let rt = weft::Runtime::builder().worker_threads(workers).build()?;
+        if stats {
+            let metrics = rt.metrics();
+            std::thread::spawn(move || print_stats(metrics));
+        }
         rt.block_on(async {
             let listener = bind(listen.unwrap_or("127.0.0.1:0")).await?;
             let addr = listener.local_addr()?;
@@ -86,6 +93,31 @@ mod on_weft {
                 }
             }
         })
+    }
+}
+
+/// Prints each worker's counters over the last second, once a second, for ever.
+fn print_stats(metrics: weft::RuntimeMetrics) {
+    let mut last = metrics.workers();
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let now = metrics.workers();
+        let line: Vec<String> = now
+            .iter()
+            .zip(&last)
+            .enumerate()
+            .map(|(i, (n, l))| {
+                format!(
+                    "w{i}: polls {} parks {} steals {} ring_ops {}",
+                    n.polls - l.polls,
+                    n.parks - l.parks,
+                    n.steals - l.steals,
+                    n.io_submissions - l.io_submissions
+                )
+            })
+            .collect();
+        eprintln!("stats/s {}", line.join(" | "));
+        last = now;
     }
 }
 
@@ -185,6 +217,7 @@ fn main() -> Result<(), Error> {
     let mut runtime = None;
     let mut listen = None;
     let mut workers = 2;
+    let mut stats = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let mut value = || {
@@ -195,22 +228,23 @@ fn main() -> Result<(), Error> {
         match a.as_str() {
             "--runtime" => runtime = Some(value()?),
             "--listen" => listen = Some(value()?),
+            "--stats" => stats = true,
             "--workers" => {
                 let v = value()?;
                 workers = v.parse().map_err(|e| format!("--workers {v}: {e}"))?;
             }
             _ => {
-                eprintln!("usage: http_bench [--runtime weft|tokio] [--listen ADDR] [--workers N]");
+                eprintln!("usage: http_bench [--runtime weft|tokio] [--listen ADDR] [--workers N] [--stats]");
                 std::process::exit(2);
             }
         }
     }
     match (runtime.as_deref(), listen.as_deref()) {
         (None, None) => {
-            on_weft::run(None, workers)?;
+            on_weft::run(None, workers, stats)?;
             on_tokio::run(None, workers)
         }
-        (Some("weft"), l) => on_weft::run(l, workers),
+        (Some("weft"), l) => on_weft::run(l, workers, stats),
         (Some("tokio"), l) => on_tokio::run(l, workers),
         (Some(other), _) => Err(format!("--runtime {other}: expected weft or tokio").into()),
         (None, Some(_)) => Err("--listen needs --runtime weft|tokio".into()),

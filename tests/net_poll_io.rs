@@ -1,7 +1,9 @@
 //! The poll-based I/O traits of `weft::net`'s streams (features `tokio-io`, `futures-io`):
 //! a poll read dropped after the kernel filled its buffer keeps the bytes; small reads of
 //! every kind (poll, owned buffer, dropped midway) interleaved get every byte in order;
-//! 1 MiB through tokio-util's `LinesCodec` and `BytesCodec`; errors keep their kinds. Run
+//! 1 MiB through tokio-util's `LinesCodec` and `BytesCodec`; writes that fill the socket's
+//! buffers keep every byte in order; a poll writer that never waits for room still yields
+//! to other tasks (the cooperative budget); errors keep their kinds. Run
 //! on both drivers (`WEFT_IO_DRIVER=fallback` too). Every socket binds 127.0.0.1 on port 0.
 
 #[path = "../runtime/tests/common/mod.rs"]
@@ -10,6 +12,8 @@ mod common;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -274,6 +278,63 @@ fn one_mib_through_bytes_codec() {
         writer.await.unwrap();
         assert_eq!(got.len(), TOTAL);
         assert!(got == pattern(TOTAL), "bytes corrupted");
+    });
+}
+
+#[test]
+fn writes_into_a_full_socket_buffer_wait_and_keep_every_byte_in_order() {
+    on_worker("full send buffer", async {
+        // More than loopback's send and receive buffers hold together, so the writer's
+        // `send(2)` finds the buffer full and the rest goes the waiting way.
+        const TOTAL: usize = 16 * 1024 * 1024;
+        let (mut a, mut b) = pair().await;
+        let writer = weft::spawn(async move {
+            let data = pattern(TOTAL);
+            for chunk in data.chunks(100_000) {
+                AsyncWriteExt::write_all(&mut b, chunk).await.unwrap();
+            }
+            AsyncWriteExt::shutdown(&mut b).await.unwrap();
+        });
+        // Nobody reads for a while: the buffers fill and the writer waits.
+        sleep(Duration::from_millis(50)).await;
+        let mut got = Vec::with_capacity(TOTAL);
+        AsyncReadExt::read_to_end(&mut a, &mut got).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got.len(), TOTAL);
+        assert!(got == pattern(TOTAL), "bytes corrupted or reordered");
+    });
+}
+
+#[test]
+fn a_poll_writer_that_never_waits_still_lets_other_tasks_run() {
+    hang_guard();
+    watchdog("poll write budget", || {
+        let rt = Runtime::builder().worker_threads(1).build().unwrap();
+        rt.block_on(async {
+            weft::spawn(async {
+                let (_a, mut b) = pair().await;
+                let ran = Arc::new(AtomicBool::new(false));
+                let flag = ran.clone();
+                let other = weft::spawn(async move { flag.store(true, SeqCst) });
+                // 10 000 one-byte writes fit in the socket's buffers: none has to wait for
+                // room, so only the cooperative budget makes the writer yield.
+                let mut yielded = false;
+                for _ in 0..10_000 {
+                    AsyncWriteExt::write_all(&mut b, b"x").await.unwrap();
+                    if ran.load(SeqCst) {
+                        yielded = true;
+                        break;
+                    }
+                }
+                other.await.unwrap();
+                assert!(
+                    yielded,
+                    "10 000 writes ran without letting another task run"
+                );
+            })
+            .await
+            .unwrap();
+        });
     });
 }
 

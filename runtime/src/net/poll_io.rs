@@ -33,14 +33,21 @@
 //! bytes into the state's buffer, submits the `SEND` and reports them accepted at once;
 //! `poll_flush` waits for that `SEND` (and resubmits what a short `SEND` left). An error
 //! of a `SEND` whose bytes were already reported is returned by the next `poll_write` or
-//! `poll_flush`. `poll_shutdown` is a flush, then `shutdown(Write)`.
+//! `poll_flush`. `poll_shutdown` is a flush, then `shutdown(Write)`. Each accepted write
+//! spends a unit of the cooperative budget, as a `SEND` does.
 //!
-//! The other way, a non-blocking `send(2)` first on ring workers (no copy, no completion
-//! to wait for), costs a syscall per write where the ring batches the `SEND`s of a whole
-//! park into one `io_uring_enter`; measured with `ci/http_bench.sh`'s load on the hyper
-//! example (interleaved same-run rounds, a loaded 2-core machine), it did no better, so
-//! the ring `SEND` stays. A dropped `OwnedWriteHalf` shuts its side only after the
-//! accepted bytes are sent (`Socket::shutdown_write_when_sent`).
+//! The other way, `WEFT_POLL_SEND=first`, sends with a non-blocking `sendmsg(2)` first
+//! and takes the ring's way only when the socket's buffer is full (`EAGAIN`): no copy, no
+//! completion to wait for, the response in the kernel when `poll_write` returns rather
+//! than at the worker's next park or maintenance pass. On the hyper example
+//! (`ci/http_bench.sh`) it halves the task polls and ring ops per request (one each, the
+//! `SEND`'s completion no longer wakes the task to finish its flush) but adds a syscall
+//! per request (the ring way makes 0.2, the `io_uring_enter`s of the parks), and measured
+//! in interleaved same-run rounds (12, on a loaded 2-core machine) it cost 17% more server
+//! CPU per request and 5 to 8% of the requests per second, with p99 better in one set of
+//! rounds and worse in the other. So the ring way is the default, and the variable stays
+//! to measure the two in one build. A dropped `OwnedWriteHalf` shuts its side only after
+//! the accepted bytes are sent (`Socket::shutdown_write_when_sent`).
 //!
 //! # Without a ring
 //!
@@ -129,6 +136,14 @@ struct WriteState {
     ready: Option<ReadyFuture>,
     /// The error of a `SEND` whose bytes were already reported accepted.
     error: Option<io::Error>,
+}
+
+/// Whether poll writes on a ring thread try `send(2)` before a `SEND`:
+/// `WEFT_POLL_SEND=first`, for measurement; by default every write takes the ring (module
+/// docs, "Writes").
+fn send_first() -> bool {
+    static FIRST: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FIRST.get_or_init(|| std::env::var("WEFT_POLL_SEND").as_deref() == Ok("first"))
 }
 
 /// What a syscall's failure means for a poll loop.
@@ -270,18 +285,27 @@ impl PollState {
         let st = &mut *guard;
         loop {
             ready!(st.drive(fd, cx))?;
-            if !weft_reactor::op::can_submit() {
-                // No ring on this thread: the syscall, straight from the caller's bytes.
+            // Nothing accepted is unsent. Without a ring (or with `send_first`), the
+            // syscall, straight from the caller's bytes.
+            let coop = ready!(crate::coop::poll_proceed(cx));
+            let ring = weft_reactor::op::can_submit();
+            if !ring || send_first() {
                 let n = writev(fd, bufs);
                 if n >= 0 {
+                    coop.made_progress();
                     return Poll::Ready(Ok(n as usize));
                 }
                 match classify(io::Error::last_os_error()) {
-                    Failed::Wait => st.ready = Some(ready_future(fd, libc::POLLOUT)),
-                    Failed::Again => {}
+                    // The socket's buffer is full: on a ring, a `SEND` that waits for room
+                    // in the kernel (below); else a readiness wait.
+                    Failed::Wait if ring => {}
+                    Failed::Wait => {
+                        st.ready = Some(ready_future(fd, libc::POLLOUT));
+                        continue;
+                    }
+                    Failed::Again => continue,
                     Failed::Fatal(e) => return Poll::Ready(Err(e)),
                 }
-                continue;
             }
             let mut room = MAX_SEND;
             st.buf.clear();
@@ -301,6 +325,7 @@ impl PollState {
                 // The ring refused the entry: `drive` sends it by syscall at the next call.
                 Err(buf) => st.buf = buf,
             }
+            coop.made_progress();
             return Poll::Ready(Ok(n));
         }
     }
