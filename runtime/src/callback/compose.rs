@@ -401,7 +401,7 @@ where
     });
     // The first wave's deferred callbacks go to the queue as one entry
     // (`callback::batched`).
-    super::batched(|| sink.fill());
+    super::batched(limit.min(n), || sink.fill());
 }
 
 // --- parallel_settled ----------------------------------------------------------------------
@@ -530,7 +530,7 @@ where
         _te: std::marker::PhantomData,
     });
     // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).
-    super::batched(|| race_start(&sink, n, op))
+    super::batched(n, || race_start(&sink, n, op))
 }
 
 /// Starts the operations of a [`race`], storing their cancel handles.

@@ -203,7 +203,7 @@ where
     // The claims of parts `n - left..n`, which this function holds until it makes them.
     let mut unstarted = Unstarted { g, left: n };
     // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).
-    super::batched(|| {
+    super::batched(n, || {
         for i in 0..n {
             unstarted.left -= 1;
             // SAFETY: the claim of part `i` moves from `unstarted` to the part: the block

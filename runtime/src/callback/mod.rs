@@ -175,7 +175,7 @@ where
 {
     let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
     if !batch.is_null() {
-        // SAFETY: a non-null `BATCH` points to the `calls` of the innermost live `batched`
+        // SAFETY: a non-null `BATCH` points to the batch of the innermost live `batched`
         // frame on this thread, which nothing else touches while its `start` runs (this
         // call is inside that `start`), and which stays put until that frame's `Flush`
         // resets `BATCH` (see `batched`).
@@ -207,7 +207,24 @@ where
 thread_local! {
     /// The deferred callbacks of the innermost [`batched`] start running on this thread;
     /// null outside one.
-    static BATCH: Cell<*mut Vec<Notified>> = const { Cell::new(ptr::null_mut()) };
+    static BATCH: Cell<*mut Batch> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The callbacks one [`batched`] start has deferred so far.
+struct Batch {
+    calls: Vec<Notified>,
+    /// How many to make room for at the first: the operations the helper starts.
+    expect: usize,
+}
+
+impl Batch {
+    fn push(&mut self, call: Notified) {
+        if self.calls.capacity() == 0 {
+            // One allocation per batch, and none for a start that defers nothing.
+            self.calls.reserve_exact(self.expect.max(2));
+        }
+        self.calls.push(call);
+    }
 }
 
 /// Runs `start` (a composite helper calling its operation functions) with this thread's
@@ -219,19 +236,19 @@ thread_local! {
 /// worker (which would steal half of them and hand the composite between cores), instead
 /// of 100 of each. Outside a runtime nothing is collected, so a `defer` there panics as
 /// usual.
-pub(super) fn batched<R>(start: impl FnOnce() -> R) -> R {
+pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
     if crate::context::with_current(|_| ()).is_none() {
         return start();
     }
     /// Restores the outer batch and queues this one, on return and on unwind.
     struct Flush {
-        outer: *mut Vec<Notified>,
-        calls: Vec<Notified>,
+        outer: *mut Batch,
+        batch: Batch,
     }
     impl Drop for Flush {
         fn drop(&mut self) {
             let _ = BATCH.try_with(|b| b.set(self.outer));
-            let mut calls = std::mem::take(&mut self.calls);
+            let mut calls = std::mem::take(&mut self.batch.calls);
             match calls.len() {
                 0 => {}
                 1 => queue(calls.pop().expect("one call")),
@@ -248,9 +265,12 @@ pub(super) fn batched<R>(start: impl FnOnce() -> R) -> R {
     }
     let mut flush = Flush {
         outer: BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut()),
-        calls: Vec::new(),
+        batch: Batch {
+            calls: Vec::new(),
+            expect,
+        },
     };
-    let _ = BATCH.try_with(|b| b.set(&raw mut flush.calls));
+    let _ = BATCH.try_with(|b| b.set(&raw mut flush.batch));
     start()
 }
 
@@ -258,7 +278,7 @@ pub(super) fn batched<R>(start: impl FnOnce() -> R) -> R {
 fn queue(call: Notified) {
     let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
     if !batch.is_null() {
-        // SAFETY: as in `defer`: the innermost live `batched` frame's `calls`.
+        // SAFETY: as in `defer`: the innermost live `batched` frame's batch.
         unsafe { (*batch).push(call) };
         return;
     }
