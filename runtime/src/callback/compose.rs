@@ -529,8 +529,10 @@ where
         }),
         _te: std::marker::PhantomData,
     });
-    // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).
-    super::batched(n, || race_start(&sink, n, op))
+    // Not batched (`callback::batched`): only the first outcome counts, so a batch would
+    // only add its own list and entry (3 737 instructions per `race/ready` op unbatched,
+    // 4 041 batched).
+    race_start(&sink, n, op)
 }
 
 /// Starts the operations of a [`race`], storing their cancel handles.

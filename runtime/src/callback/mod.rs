@@ -26,8 +26,8 @@
 //! worker's queue (and a queue deeper than 256 entries spills its oldest half to the global
 //! queue), so callbacks deferred one after the other may run out of order, and in parallel.
 //!
-//! While a composition helper ([`parallel`], [`parallel_settled`], [`any`], [`race`], and
-//! the first wave of [`parallel_limit`]) calls its operation functions, the callbacks they
+//! While a composition helper ([`parallel`], [`parallel_settled`], [`any`], and the first
+//! wave of [`parallel_limit`]) calls its operation functions, the callbacks they
 //! defer are collected and queued as one entry when the helper's start returns: they run
 //! one after another, in the order deferred, on the worker that takes the entry. So a
 //! `parallel` of 100 `ready` operations costs one queue entry, not 100, and no idle worker
