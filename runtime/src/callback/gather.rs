@@ -202,14 +202,17 @@ where
     let g = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
     // The claims of parts `n - left..n`, which this function holds until it makes them.
     let mut unstarted = Unstarted { g, left: n };
-    for i in 0..n {
-        unstarted.left -= 1;
-        // SAFETY: the claim of part `i` moves from `unstarted` to the part: the block
-        // lives while it is held, the gather's vtable frees it, and `T`, `E` and the
-        // rule are `Send`, so the part may go to any thread.
-        let part = unsafe { Part::from_raw(g.cast(), Gather::<T, E, R>::VTABLE, i) };
-        op(i, part);
-    }
+    // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).
+    super::batched(n, || {
+        for i in 0..n {
+            unstarted.left -= 1;
+            // SAFETY: the claim of part `i` moves from `unstarted` to the part: the block
+            // lives while it is held, the gather's vtable frees it, and `T`, `E` and the
+            // rule are `Send`, so the part may go to any thread.
+            let part = unsafe { Part::from_raw(g.cast(), Gather::<T, E, R>::VTABLE, i) };
+            op(i, part);
+        }
+    })
 }
 
 // --- rules ---------------------------------------------------------------------------------

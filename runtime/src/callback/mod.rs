@@ -26,6 +26,15 @@
 //! worker's queue (and a queue deeper than 256 entries spills its oldest half to the global
 //! queue), so callbacks deferred one after the other may run out of order, and in parallel.
 //!
+//! While a composition helper ([`parallel`], [`parallel_settled`], [`any`], and the first
+//! wave of [`parallel_limit`]) calls its operation functions, the callbacks they
+//! defer are collected and queued as one entry when the helper's start returns: they run
+//! one after another, in the order deferred, on the worker that takes the entry. So a
+//! `parallel` of 100 `ready` operations costs one queue entry, not 100, and no idle worker
+//! is woken to steal half of it. What the operations queue by other means meanwhile (a
+//! task they wake) may run before those callbacks; everything queued before the helper was
+//! called runs before them.
+//!
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use std::time::Duration;
@@ -74,10 +83,14 @@ pub use compose::{
 };
 pub use timer::{set_interval, set_timeout, IntervalHandle, TimeoutHandle};
 
+use std::cell::Cell;
 use std::fmt;
+use std::ptr;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+
+use crate::task::Notified;
 
 /// An error-first callback: anything that can be called once with a `Result`.
 ///
@@ -160,6 +173,24 @@ pub fn defer<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
+    let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
+    if !batch.is_null() {
+        // SAFETY: a non-null `BATCH` points to the batch of the innermost live `batched`
+        // frame on this thread, which nothing else touches while its `start` runs (this
+        // call is inside that `start`), and which stays put until that frame's `Flush`
+        // resets `BATCH` (see `batched`).
+        unsafe { (*batch).push(crate::task::deferred::new(f)) };
+        return;
+    }
+    defer_now(f)
+}
+
+/// [`defer`] past any batch: straight onto the current runtime's queues.
+#[track_caller]
+fn defer_now<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
     // What `Handle::defer` does, with the entry built before the context lookup: calling
     // `Handle::defer` from inside the lookup measured about 5% slower on a callback-heavy
     // pattern (`all_100/ready`, three runs each way), so it is not reused here.
@@ -170,6 +201,93 @@ where
         // Dropped (with the closure) outside the context's borrow, before the panic.
         drop(entry);
         panic!("weft::callback::defer: {}", crate::scheduler::NO_RUNTIME)
+    }
+}
+
+thread_local! {
+    /// The deferred callbacks of the innermost [`batched`] start running on this thread;
+    /// null outside one.
+    static BATCH: Cell<*mut Batch> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The callbacks one [`batched`] start has deferred so far.
+struct Batch {
+    calls: Vec<Notified>,
+    /// How many to make room for at the first: the operations the helper starts.
+    expect: usize,
+}
+
+impl Batch {
+    fn push(&mut self, call: Notified) {
+        if self.calls.capacity() == 0 {
+            // One allocation per batch, and none for a start that defers nothing.
+            self.calls.reserve_exact(self.expect.max(2));
+        }
+        self.calls.push(call);
+    }
+}
+
+/// Runs `start` (a composite helper calling its operation functions) with this thread's
+/// [`defer`]s collected, and queues them as one run-queue entry when it returns (or
+/// unwinds): see [the ordering rules](self#ordering).
+///
+/// A `parallel` of 100 `ready` operations defers 100 callbacks from one loop; as one entry
+/// they cost one queue push and pop, one pass of the worker loop and no wake-up of an idle
+/// worker (which would steal half of them and hand the composite between cores), instead
+/// of 100 of each. Outside a runtime nothing is collected, so a `defer` there panics as
+/// usual.
+pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
+    if crate::context::with_current(|_| ()).is_none() {
+        return start();
+    }
+    /// Restores the outer batch and queues this one, on return and on unwind.
+    struct Flush {
+        outer: *mut Batch,
+        batch: Batch,
+    }
+    impl Drop for Flush {
+        fn drop(&mut self) {
+            let _ = BATCH.try_with(|b| b.set(self.outer));
+            let mut calls = std::mem::take(&mut self.batch.calls);
+            match calls.len() {
+                0 => {}
+                1 => queue(calls.pop().expect("one call")),
+                // Into the outer batch, if there is one, so the order stays that of the
+                // `defer` calls.
+                _ => defer(move || {
+                    for call in calls {
+                        // Each call catches its own panic, so the rest still run.
+                        call.run();
+                    }
+                }),
+            }
+        }
+    }
+    let mut flush = Flush {
+        outer: BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut()),
+        batch: Batch {
+            calls: Vec::new(),
+            expect,
+        },
+    };
+    let _ = BATCH.try_with(|b| b.set(&raw mut flush.batch));
+    start()
+}
+
+/// Queues one collected call: into the outer batch, or onto the runtime's queues.
+fn queue(call: Notified) {
+    let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
+    if !batch.is_null() {
+        // SAFETY: as in `defer`: the innermost live `batched` frame's batch.
+        unsafe { (*batch).push(call) };
+        return;
+    }
+    let mut call = Some(call);
+    crate::context::with_current(|h| h.schedule_task(call.take().expect("unqueued"), true));
+    if call.is_some() {
+        // `batched` collects only inside a runtime, and `start` left it as it found it.
+        drop(call);
+        panic!("weft::callback: {}", crate::scheduler::NO_RUNTIME)
     }
 }
 
