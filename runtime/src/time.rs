@@ -51,14 +51,15 @@ pub use std::time::Instant;
 use weft_reactor::time::Key;
 use weft_reactor::TimerHandle;
 
-thread_local! {
-    /// The wheel of the driver this thread parks on, if any.
-    static TIMER: RefCell<Option<TimerHandle>> = const { RefCell::new(None) };
+/// Runs `f` with the wheel of the driver this thread parks on (the thread context's
+/// `timer`; none once the context is gone).
+fn with_timer<R>(f: impl FnOnce(&RefCell<Option<TimerHandle>>) -> R) -> Option<R> {
+    crate::context::with(|cx| f(cx.timer()))
 }
 
 /// Makes `handle` this thread's wheel until the guard drops.
 pub(crate) fn set_thread_timer(handle: TimerHandle) -> ThreadTimerGuard {
-    ThreadTimerGuard(TIMER.with(|t| t.borrow_mut().replace(handle)))
+    ThreadTimerGuard(with_timer(|t| t.borrow_mut().replace(handle)).flatten())
 }
 
 pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
@@ -66,7 +67,7 @@ pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
 impl Drop for ThreadTimerGuard {
     fn drop(&mut self) {
         let prev = self.0.take();
-        let old = TIMER.with(|t| std::mem::replace(&mut *t.borrow_mut(), prev));
+        let old = with_timer(|t| std::mem::replace(&mut *t.borrow_mut(), prev));
         drop(old);
     }
 }
@@ -76,7 +77,7 @@ impl Drop for ThreadTimerGuard {
 /// workers, reached through a handle that unparks it if needed.
 #[track_caller]
 pub(crate) fn current_timer() -> TimerHandle {
-    if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
+    if let Some(h) = with_timer(|t| t.borrow().clone()).flatten() {
         return h;
     }
     let remote =

@@ -211,14 +211,11 @@ pub(crate) struct WorkerCx {
 /// take-over found nothing to do (the owner was parked, or held its wheel's lock).
 const MIN_WATCH: Duration = Duration::from_millis(1);
 
-thread_local! {
-    static WORKER: Cell<*const WorkerCx> = const { Cell::new(ptr::null()) };
-}
-
-/// Runs `f` with this thread's worker context, if it is a worker.
+/// Runs `f` with this thread's worker context, if it is a worker (the thread context's
+/// `worker` field; none once the context is gone).
 #[inline]
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCx>) -> R) -> R {
-    let p = WORKER.with(|w| w.get());
+    let p = crate::context::with(|cx| cx.worker().get()).unwrap_or(ptr::null());
     // SAFETY: the pointer is set by `run` to a `WorkerCx` on its own stack frame and reset
     // to null before that frame ends; only this thread reads it.
     f(unsafe { p.as_ref() })
@@ -258,10 +255,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            WORKER.with(|w| w.set(ptr::null()));
+            crate::context::with(|c| c.worker().set(ptr::null()));
         }
     }
-    WORKER.with(|w| w.set(&cx));
+    crate::context::with(|c| c.worker().set(&cx)).expect("a worker starts with its context");
     let reset = Reset;
     let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
     cx.run();
