@@ -55,7 +55,7 @@ pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     let mut run = Some(run);
     // The thread's parker, made on its first `block_on`; during thread-local destruction
     // (a destructor that blocks on a runtime) one made for this call.
-    let out = crate::context::with(|cx| {
+    let out = crate::context::with_resources(|cx| {
         (run.take().expect("once"))(cx.parker().get_or_init(Parker::new))
     });
     match out {

@@ -54,7 +54,7 @@ use weft_reactor::TimerHandle;
 /// Runs `f` with the wheel of the driver this thread parks on (the thread context's
 /// `timer`; none once the context is gone).
 fn with_timer<R>(f: impl FnOnce(&RefCell<Option<TimerHandle>>) -> R) -> Option<R> {
-    crate::context::with(|cx| f(cx.timer()))
+    crate::context::with_resources(|r| f(r.timer()))
 }
 
 /// Makes `handle` this thread's wheel until the guard drops.

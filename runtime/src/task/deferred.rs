@@ -137,7 +137,8 @@ fn class_layout(c: usize) -> Layout {
 fn alloc_cell<F>() -> NonNull<Deferred<F>> {
     if let Some(c) = CellLayout::<F>::CLASS {
         let cached =
-            crate::context::with(|cx| cx.deferred_cache().borrow_mut().free[c].pop()).flatten();
+            crate::context::with_resources(|cx| cx.deferred_cache().borrow_mut().free[c].pop())
+                .flatten();
         if let Some(block) = cached {
             return block.cast();
         }
@@ -158,7 +159,7 @@ fn alloc_cell<F>() -> NonNull<Deferred<F>> {
 unsafe fn free_cell<F>(ptr: NonNull<Deferred<F>>) {
     if let Some(c) = CellLayout::<F>::CLASS {
         let block = ptr.cast::<u8>();
-        let kept = crate::context::with(|cx| {
+        let kept = crate::context::with_resources(|cx| {
             let mut cache = cx.deferred_cache().borrow_mut();
             let free = &mut cache.free[c];
             if free.len() < CACHE_PER_CLASS {
