@@ -4,7 +4,9 @@
 //! those futures return `Pending` after waking the task, so a task that is always ready goes
 //! to the back of the queue and its peers get the worker.
 //!
-//! Outside a worker (a thread that is not polling a task) the budget is unconstrained. The
+//! Each task poll starts with a fresh budget, set and restored with the polled task itself
+//! (`task/waker.rs`'s poll guard), and so does each poll of `block_on`'s future
+//! ([`with_budget`]). Outside those polls the budget is unconstrained. The
 //! budget is the thread context's `budget` field (`context.rs`); once the context is gone
 //! (thread-local destruction) every poll is unconstrained.
 

@@ -357,7 +357,9 @@ impl WorkerCx {
         }
         bump(&self.counters().polls, 1);
         self.polling.set(true);
-        crate::coop::with_budget(|| task.run());
+        // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
+        // which polls nothing, runs with none.
+        task.run();
         self.polling.set(false);
         let mut core = self.core.borrow_mut();
         if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {

@@ -69,48 +69,62 @@ pub(super) fn current_task_id() -> Option<super::Id> {
     }
 }
 
-/// Marks `ptr` as the task this thread polls until the guard's `finish`.
+/// Marks `ptr` as the task this thread polls, with a fresh cooperative budget (`coop.rs`),
+/// until the guard's `finish`: one context access to start a poll and one to end it.
 pub(super) struct PollGuard {
     #[cfg(not(loom))]
     prev: (*const (), bool),
+    prev_budget: Option<u8>,
 }
 
 impl PollGuard {
     #[inline]
     pub(super) fn enter(ptr: NonNull<Header>) -> PollGuard {
+        let budget = Some(crate::coop::BUDGET);
         #[cfg(not(loom))]
         {
-            let prev = with_polling(|p| p.replace((ptr.as_ptr().cast(), false)))
-                .unwrap_or((std::ptr::null(), false));
-            PollGuard { prev }
+            let (prev, prev_budget) = crate::context::with(|cx| {
+                let prev = cx.polling().replace((ptr.as_ptr().cast(), false));
+                (prev, cx.budget().replace(budget))
+            })
+            .unwrap_or(((std::ptr::null(), false), None));
+            PollGuard { prev, prev_budget }
         }
         #[cfg(loom)]
         {
             let _ = ptr;
-            PollGuard {}
+            let prev_budget = crate::context::with(|cx| cx.budget().replace(budget)).flatten();
+            PollGuard { prev_budget }
         }
     }
 
     /// Ends the poll: whether the task woke itself during it.
     #[inline]
     pub(super) fn finish(self) -> bool {
-        #[cfg(not(loom))]
-        {
-            let me = std::mem::ManuallyDrop::new(self);
-            with_polling(|p| p.replace(me.prev).1).unwrap_or(false)
-        }
-        #[cfg(loom)]
-        {
-            false
-        }
+        let me = std::mem::ManuallyDrop::new(self);
+        crate::context::with(|cx| {
+            cx.budget().set(me.prev_budget);
+            #[cfg(not(loom))]
+            {
+                cx.polling().replace(me.prev).1
+            }
+            #[cfg(loom)]
+            {
+                false
+            }
+        })
+        .unwrap_or(false)
     }
 }
 
 impl Drop for PollGuard {
     /// Restores the previous state if the poll unwound.
     fn drop(&mut self) {
-        #[cfg(not(loom))]
-        with_polling(|p| p.set(self.prev));
+        crate::context::with(|cx| {
+            cx.budget().set(self.prev_budget);
+            #[cfg(not(loom))]
+            cx.polling().set(self.prev);
+        });
     }
 }
 
