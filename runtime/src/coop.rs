@@ -7,8 +7,7 @@
 //! Each task poll starts with a fresh budget, set and restored with the polled task itself
 //! (`task/waker.rs`'s poll guard), and so does each poll of `block_on`'s future
 //! ([`with_budget`]). Outside those polls the budget is unconstrained. The
-//! budget is the thread context's `budget` field (`context.rs`); once the context is gone
-//! (thread-local destruction) every poll is unconstrained.
+//! budget is the thread context's `budget` field (`context.rs`).
 
 use std::cell::Cell;
 use std::future::poll_fn;
