@@ -285,10 +285,12 @@ impl Handle {
 }
 
 impl Schedule for Handle {
+    #[inline]
     fn schedule(&self, task: Notified) {
         self.schedule_task(task, false)
     }
 
+    #[inline]
     fn yield_now(&self, task: Notified) {
         self.schedule_task(task, true)
     }

@@ -284,17 +284,19 @@ impl WorkerCx {
     fn run(&self) {
         let config = &self.shared.config;
         loop {
-            let maintenance = {
-                let mut core = self.core.borrow_mut();
-                countdown(&mut core.until_event, config.event_interval)
-            };
-            if maintenance {
+            // One borrow of the core for the countdown and the next task, unless the
+            // maintenance step (which needs the core released) runs between them.
+            let mut core = self.core.borrow_mut();
+            if countdown(&mut core.until_event, config.event_interval) {
+                drop(core);
                 if self.shared.is_shutdown() {
                     return;
                 }
                 self.park_driver(Some(Duration::ZERO));
+                core = self.core.borrow_mut();
             }
-            let task = self.next_task(&mut self.core.borrow_mut());
+            let task = self.next_task(&mut core);
+            drop(core);
             if let Some(task) = task {
                 self.run_task(task);
                 continue;
