@@ -362,7 +362,9 @@ criterion::criterion_group!(benches, tcp_echo, tcp_echo_4k, accept_connect);
 
 /// `WEFT_NET_COUNT=weft|weft_fallback|tokio` with `WEFT_NET_BATCHES=n`: no criterion, just
 /// the `tcp_echo` setup and `n` batches (64 × 100 round trips each), for counting
-/// syscalls with `strace -c -f` (run once with `n = 0` and subtract the setup).
+/// syscalls with `strace -c -f` or instructions with `perf stat` (run once with `n = 0`
+/// and subtract the setup). `weft_accept|tokio_accept` run `n` `accept_connect` batches
+/// (256 connections each) instead.
 fn count_mode(which: &str) {
     let batches: usize = std::env::var("WEFT_NET_BATCHES")
         .ok()
@@ -386,7 +388,26 @@ fn count_mode(which: &str) {
                 tokio_batch(&t);
             }
         }
-        other => panic!("WEFT_NET_COUNT={other}: expected weft, weft_fallback or tokio"),
+        "weft_accept" => {
+            let rt = weft_runtime(weft::UringMode::Auto);
+            for _ in 0..batches {
+                weft_accept_batch(&rt);
+            }
+            println!("{which}: {} connections", batches * ACCEPTS);
+            return;
+        }
+        "tokio_accept" => {
+            let rt = tokio_runtime();
+            for _ in 0..batches {
+                tokio_accept_batch(&rt);
+            }
+            println!("{which}: {} connections", batches * ACCEPTS);
+            return;
+        }
+        other => panic!(
+            "WEFT_NET_COUNT={other}: expected weft, weft_fallback, tokio, weft_accept or \
+             tokio_accept"
+        ),
     }
     println!("{which}: {} round trips", batches * CONNS * SMALL.rounds);
 }

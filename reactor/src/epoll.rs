@@ -1,4 +1,5 @@
-//! The epoll driver: what a worker parks on when io_uring is unavailable.
+//! The epoll driver: what a worker parks on when io_uring is unavailable, and the
+//! readiness it serves (cached per socket, one-shot for pipes and pidfds).
 //!
 //! [`Epoll`] owns an epoll instance and an eventfd. It is a [`Driver`]: parking means
 //! waiting in `epoll_pwait2` for a readiness event, the eventfd or the timeout, and another
@@ -26,7 +27,50 @@
 //! returns at once and drains it (spurious, which the caller tolerates). The handshake is
 //! written once, for the ring too (`handshake.rs`, `Handshake`), and model-checked with an abstract eventfd under loom.
 //!
-//! # Readiness
+//! # Cached readiness (sockets)
+//!
+//! A socket registers once, at its first wait on a fallback worker, on that worker's
+//! epoll ([`EpollHandle::register_fd`]): edge-triggered for `EPOLLIN | EPOLLOUT |
+//! EPOLLRDHUP`, for good, so that no wait after it costs an `epoll_ctl`. The
+//! [`Registration`] and the epoll's table share a slot: two readiness bits (read, write)
+//! and an event count (the *tick*) in one atomic word, and the pending waits with their
+//! wakers. The protocol:
+//!
+//! 1. An I/O call reads the tick ([`Registration::seen`]) and tries its syscall first.
+//! 2. On `WouldBlock` it waits ([`Registration::ready`]): the wait clears the direction's
+//!    bit if the tick is still the one read in step 1 (an event counted since may be
+//!    newer than the syscall's answer, so its bit stays and the wait returns at once),
+//!    then returns if the bit is set, else leaves its waker in the slot.
+//! 3. An event (at the owner's park or maintenance pass, or a take-over) sets the bits it
+//!    reports (an error or hang-up sets both), bumps the tick, and wakes the waits whose
+//!    direction it set; the caller goes back to step 1.
+//!
+//! The bits are set before the slot's lock is taken, and a wait checks them under it, so
+//! a wake-up is never lost. An edge that came before the registration is not lost either:
+//! `EPOLL_CTL_ADD` reports the descriptor's state at once as an event.
+//!
+//! A wait may be polled on any thread: the descriptor stays on the epoll it registered
+//! with, whose owner dispatches its events wherever the task runs now (the wake sends the
+//! task to that owner's worker). A busy owner dispatches at its maintenance pass, a
+//! stalled one is taken over (below; the slot's waits count as registered waits), and a
+//! parked one is woken by the event itself. A `block_on` thread's wait on the slot is
+//! dispatched the same way; it is not among the waits the scheduler's watch looks at, so
+//! behind a stalled owner it waits for the stall to end. When the epoll goes (its worker's
+//! driver is dropped), every slot is marked dead and its waits end: the caller then waits
+//! some other way ([`Registration::is_alive`]).
+//!
+//! The registration's owner drops it before it closes the descriptor: the drop removes it
+//! from the epoll (`EPOLL_CTL_DEL`, under the table's lock) and from the table, so that a
+//! reused number starts afresh. An event that a take-over had already read when the slot
+//! went is dispatched to whatever holds the number then: a spurious readiness, which costs
+//! the next I/O call one `WouldBlock`.
+//!
+//! Edge-triggered and persistent, a socket's every state change reaches the epoll it
+//! registered with, waited on or not (tokio's shape): a parked owner wakes for data that
+//! no task is waiting for yet. The one-shot design before it (below, still used for pipes
+//! and pidfds) paid an `EPOLL_CTL_MOD` per wait instead.
+//!
+//! # One-shot readiness (pipes, pidfds)
 //!
 //! [`ready`] waits for a descriptor to become readable or writable on the epoll of the
 //! thread that polls it first (its [`current`] epoll: a fallback worker's), as a ring
@@ -38,18 +82,17 @@
 //! events); an event wakes the waiters whose events it reports (an error or hang-up wakes
 //! them all) and re-arms for those left.
 //!
-//! Edge-triggered registrations were rejected: waits are one-shot and move between
-//! workers with their tasks, so a persistent registration would go on reporting every
-//! state change of a socket to whichever epoll first saw it (and to each one that did),
-//! waking workers for sockets nobody waits on; `EPOLLONESHOT` reports to the epoll of the
-//! current wait only, once. Level-triggered without one-shot would report a readable
-//! socket at every park until its reader runs.
+//! A one-shot wait on a descriptor with a persistent registration on the same epoll (a
+//! socket's poll-based I/O, `weft::net`'s trait features) joins the table's entry without
+//! arming it, which would make the registration one-shot: it looks at the descriptor's
+//! state with a zero-timeout `poll(2)` under the table's lock, and otherwise is woken by
+//! the registration's next edge.
 //!
-//! A descriptor closed while registered leaves every epoll by itself (the kernel removes
-//! it with its last reference); a number reused by a new descriptor is found unregistered
-//! by `MOD` (`ENOENT`) and added. A stale event (a duplicate of a closed descriptor still
-//! armed) wakes the waiters of the same number spuriously, which readiness loops tolerate:
-//! they retry their syscall and wait again.
+//! A descriptor closed while registered one-shot leaves every epoll by itself (the kernel
+//! removes it with its last reference); a number reused by a new descriptor is found
+//! unregistered by `MOD` (`ENOENT`) and added. A stale event (a duplicate of a closed
+//! descriptor still armed) wakes the waiters of the same number spuriously, which
+//! readiness loops tolerate: they retry their syscall and wait again.
 //!
 //! # Take-over of a stalled epoll
 //!
@@ -57,8 +100,8 @@
 //! pass; a task that computes without yielding stops both. So, as for a ring, another
 //! thread may call [`EpollHandle::reap_stalled`]: if the owner is awake, has waits
 //! registered and has not dispatched for [`STALL`], it takes the ready events with a
-//! zero-timeout wait (an epoll may be waited on by several threads; a one-shot event goes
-//! to one of them) and wakes their waiters on its own thread. It never drains the
+//! zero-timeout wait (an epoll may be waited on by several threads; a one-shot or
+//! edge-triggered event goes to one of them) and wakes their waiters on its own thread. It never drains the
 //! eventfd: level-triggered, its event stays for the owner, which may be about to park.
 
 use std::collections::HashMap;
@@ -67,7 +110,9 @@ use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -101,6 +146,109 @@ struct FdEntry {
     armed: u32,
     /// Whether this epoll is believed to hold a registration for the number.
     added: bool,
+    /// The descriptor's persistent registration ([`Registration`]), if it has one here:
+    /// then the kernel's registration is edge-triggered for good, never one-shot, and
+    /// one-shot waiters on the entry are woken by its events without arming.
+    slot: Option<Arc<Slot>>,
+}
+
+/// Readiness bits of a [`Slot`] (the low two bits of its state).
+const READ: u32 = 1;
+const WRITE: u32 = 2;
+const BITS: u32 = READ | WRITE;
+
+/// The events a persistent registration asks for (edge-triggered).
+const PERSISTENT_EVENTS: u32 =
+    (libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET) as u32;
+
+/// What a readiness event reports for each direction: an error or hang-up readies both,
+/// a read-side hang-up (`EPOLLRDHUP`) the read side.
+fn directions(revents: u32) -> u32 {
+    let mut dirs = 0;
+    let read = (libc::EPOLLIN | libc::EPOLLPRI | libc::EPOLLRDHUP) as u32 | ERR_EVENTS;
+    if revents & read != 0 {
+        dirs |= READ;
+    }
+    if revents & (libc::EPOLLOUT as u32 | ERR_EVENTS) != 0 {
+        dirs |= WRITE;
+    }
+    dirs
+}
+
+/// The direction bits of a wait for `events` (`POLLIN`, `POLLOUT`).
+fn interest(events: i16) -> u32 {
+    let mut dirs = 0;
+    if events & libc::POLLIN != 0 {
+        dirs |= READ;
+    }
+    if events & libc::POLLOUT != 0 {
+        dirs |= WRITE;
+    }
+    dirs
+}
+
+/// One persistent registration's readiness: what a [`Registration`] and the epoll's
+/// table share (see "Cached readiness" in the module docs).
+struct Slot {
+    /// `tick << 2 | bits`: the directions reported ready since a wait last cleared them,
+    /// and how many events have reached the slot (wrapping in 30 bits).
+    state: AtomicU32,
+    waiters: Mutex<SlotWaiters>,
+}
+
+#[derive(Default)]
+struct SlotWaiters {
+    /// `(id, directions, waker)` of each pending [`Readiness`].
+    list: Vec<(u64, u32, Waker)>,
+    next_id: u64,
+    /// The epoll is gone: waits end at once (the caller waits elsewhere).
+    dead: bool,
+}
+
+impl Slot {
+    /// Records an event reporting `dirs` and takes the wakers it satisfies; how many.
+    fn fire(&self, dirs: u32, wake: &mut Vec<Waker>) -> usize {
+        // Bits first, then the wakers under the lock: a wait that checks the bits under
+        // the lock either sees them or has left its waker for this to take.
+        let _ = self.state.fetch_update(SeqCst, SeqCst, |s| {
+            Some((s & !BITS).wrapping_add(1 << 2) | (s & BITS) | dirs)
+        });
+        if dirs == 0 {
+            return 0;
+        }
+        let mut w = self.waiters.lock();
+        let before = w.list.len();
+        let mut i = 0;
+        while i < w.list.len() {
+            if w.list[i].1 & dirs != 0 {
+                wake.push(w.list.swap_remove(i).2);
+            } else {
+                i += 1;
+            }
+        }
+        before - w.list.len()
+    }
+
+    /// Marks the slot dead and takes every waker; how many.
+    fn kill(&self, wake: &mut Vec<Waker>) -> usize {
+        let mut w = self.waiters.lock();
+        w.dead = true;
+        let n = w.list.len();
+        wake.extend(w.list.drain(..).map(|(_, _, waker)| waker));
+        n
+    }
+}
+
+impl FdEntry {
+    fn empty() -> FdEntry {
+        FdEntry {
+            fd: None,
+            waiters: Vec::new(),
+            armed: 0,
+            added: false,
+            slot: None,
+        }
+    }
 }
 
 struct Shared {
@@ -331,21 +479,17 @@ impl Shared {
                 let Some(entry) = table.get_mut(&fd) else {
                     continue;
                 };
+                if let Some(slot) = &entry.slot {
+                    // Persistent: record the readiness, wake its waits and the one-shot
+                    // waiters it satisfies; nothing to arm again.
+                    let fired = slot.fire(directions(revents), wake);
+                    self.waiting.fetch_sub(fired, Relaxed);
+                    self.fire_waiters(entry, revents, wake);
+                    continue;
+                }
                 // The one-shot event disarmed the registration.
                 entry.armed = 0;
-                let before = entry.waiters.len();
-                entry.waiters.retain(|w| {
-                    if revents & (w.events | ERR_EVENTS) == 0 {
-                        return true;
-                    }
-                    w.fired.store(true, SeqCst);
-                    if let Some(waker) = w.waker.lock().take() {
-                        wake.push(waker);
-                    }
-                    false
-                });
-                let fired = before - entry.waiters.len();
-                self.waiting.fetch_sub(fired, Relaxed);
+                self.fire_waiters(entry, revents, wake);
                 if entry.waiters.is_empty() {
                     closing.extend(entry.fd.take());
                 } else {
@@ -375,6 +519,40 @@ impl Shared {
         woke_up
     }
 
+    /// Wakes (and removes) the one-shot waiters of `entry` that `revents` satisfies.
+    fn fire_waiters(&self, entry: &mut FdEntry, revents: u32, wake: &mut Vec<Waker>) {
+        let before = entry.waiters.len();
+        entry.waiters.retain(|w| {
+            if revents & (w.events | ERR_EVENTS) == 0 {
+                return true;
+            }
+            w.fired.store(true, SeqCst);
+            if let Some(waker) = w.waker.lock().take() {
+                wake.push(waker);
+            }
+            false
+        });
+        let fired = before - entry.waiters.len();
+        self.waiting.fetch_sub(fired, Relaxed);
+    }
+
+    /// Counts one more registered wait (and a move from none, for the scheduler's watch).
+    fn add_waiting(&self) {
+        if self.waiting.fetch_add(1, Relaxed) == 0 {
+            self.registered.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// `epoll_ctl(op)` of `fd` for `events`, keyed by the descriptor's number.
+    fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events,
+            u64: fd as u64,
+        };
+        // SAFETY: `epfd` is open; `fd` is open (its caller holds it); `ev` is live.
+        cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) }).map(drop)
+    }
+
     fn mark_dispatch(&self) {
         let ms = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_dispatch.store(ms, Relaxed);
@@ -382,30 +560,34 @@ impl Shared {
 
     /// Arms `fd` for `events` (one-shot), adding it to the epoll if it is not there.
     fn arm(&self, fd: RawFd, entry: &mut FdEntry, events: u32) -> io::Result<()> {
-        let mut ev = libc::epoll_event {
-            events: events | libc::EPOLLONESHOT as u32,
-            u64: fd as u64,
-        };
-        let ctl = |op, ev: &mut libc::epoll_event| {
-            // SAFETY: `epfd` is open, `fd` is kept open by the entry, `ev` is live.
-            cvt(unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, ev) })
-        };
+        let events = events | libc::EPOLLONESHOT as u32;
         let (first, second) = if entry.added {
             (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
         } else {
             (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD)
         };
-        let r = match ctl(first, &mut ev) {
-            // MOD of a number this epoll no longer holds (closed and reused), or ADD of
-            // one it still holds (a duplicate kept it): the other operation.
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
-                ctl(second, &mut ev)
-            }
-            r => r,
-        };
+        let r = self.ctl_either(first, second, fd, events);
         entry.added = r.is_ok();
         entry.armed = if r.is_ok() { events } else { 0 };
-        r.map(drop)
+        r
+    }
+
+    /// `ctl(first)`, then `ctl(second)` if the kernel answers that the number is (ADD) or
+    /// is not (MOD) registered: a MOD of a number this epoll no longer holds (closed and
+    /// reused), or an ADD of one it still holds (a duplicate kept it).
+    fn ctl_either(
+        &self,
+        first: libc::c_int,
+        second: libc::c_int,
+        fd: RawFd,
+        events: u32,
+    ) -> io::Result<()> {
+        match self.ctl(first, fd, events) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
+                self.ctl(second, fd, events)
+            }
+            r => r,
+        }
     }
 }
 
@@ -415,12 +597,25 @@ impl EpollHandle {
     fn register(&self, fd: &Arc<OwnedFd>, waiter: &Arc<Waiter>) -> io::Result<()> {
         let raw = fd.as_raw_fd();
         let mut table = self.shared.table.lock();
-        let entry = table.entry(raw).or_insert_with(|| FdEntry {
-            fd: None,
-            waiters: Vec::new(),
-            armed: 0,
-            added: false,
-        });
+        let entry = table.entry(raw).or_insert_with(FdEntry::empty);
+        if entry.slot.is_some() {
+            // Persistent (edge-triggered) here: an edge that came before this wait will
+            // not come again, so look at the descriptor's state now, under the table's
+            // lock; an edge after the look finds the waiter in the entry.
+            let mut pfd = libc::pollfd {
+                fd: raw,
+                events: waiter.events as i16,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd; a zero timeout does not block.
+            if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+                waiter.fired.store(true, SeqCst);
+                return Ok(());
+            }
+            entry.waiters.push(waiter.clone());
+            self.shared.add_waiting();
+            return Ok(());
+        }
         if entry.fd.is_none() {
             // Nothing held the number open since the last wait on it went: it may name
             // another file now, whose registration (if any) is not the old one's, so what
@@ -439,10 +634,82 @@ impl EpollHandle {
             }
         }
         entry.waiters.push(waiter.clone());
-        if self.shared.waiting.fetch_add(1, Relaxed) == 0 {
-            self.shared.registered.fetch_add(1, Relaxed);
-        }
+        self.shared.add_waiting();
         Ok(())
+    }
+
+    /// Registers `fd` with this epoll for good, edge-triggered for reading, writing and
+    /// the peer's hang-up: its events then set the [`Registration`]'s readiness, which
+    /// [`Registration::ready`] waits on from any thread. The registration ends
+    /// (`EPOLL_CTL_DEL`) when the `Registration` is dropped, which its owner must do
+    /// before it closes `fd`; see "Cached readiness" in the module docs.
+    ///
+    /// # Errors
+    ///
+    /// The kernel's refusal of the descriptor (`EPERM` for a regular file, `EBADF`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::future::Future;
+    /// use std::io::{ErrorKind, Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use std::task::{Context, Waker};
+    /// use std::time::Duration;
+    /// use weft_reactor::epoll::Epoll;
+    /// use weft_reactor::Driver;
+    ///
+    /// let mut epoll = Epoll::new()?;
+    /// let (mut a, mut b) = UnixStream::pair()?;
+    /// a.set_nonblocking(true)?;
+    /// let reg = epoll.handle().register_fd(&a)?;
+    /// let mut buf = [0u8; 8];
+    /// let seen = reg.seen(); // before the syscall
+    /// assert_eq!(a.read(&mut buf).unwrap_err().kind(), ErrorKind::WouldBlock);
+    /// let mut wait = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(wait.as_mut().poll(&mut cx).is_pending());
+    /// b.write_all(b"hi")?;
+    /// epoll.park(Some(Duration::from_secs(5)))?; // dispatches the event
+    /// assert!(wait.as_mut().poll(&mut cx).is_ready());
+    /// drop(wait);
+    /// assert_eq!(a.read(&mut buf)?, 2);
+    /// drop(reg); // before `a` closes
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn register_fd(&self, fd: &impl AsRawFd) -> io::Result<Registration> {
+        let raw = fd.as_raw_fd();
+        let slot = Arc::new(Slot {
+            state: AtomicU32::new(0),
+            waiters: Mutex::new(SlotWaiters::default()),
+        });
+        let mut table = self.shared.table.lock();
+        let entry = table.entry(raw).or_insert_with(FdEntry::empty);
+        // One-shot waiters holding the number open: the same file, registered here (MOD
+        // turns it persistent, and reports the present state as an event); otherwise the
+        // number may be new to this epoll or a reuse of one the kernel dropped (ADD).
+        let (first, second) = if entry.fd.is_some() && entry.added {
+            (libc::EPOLL_CTL_MOD, libc::EPOLL_CTL_ADD)
+        } else {
+            (libc::EPOLL_CTL_ADD, libc::EPOLL_CTL_MOD)
+        };
+        if let Err(e) = self
+            .shared
+            .ctl_either(first, second, raw, PERSISTENT_EVENTS)
+        {
+            if entry.waiters.is_empty() {
+                table.remove(&raw);
+            }
+            return Err(e);
+        }
+        entry.added = true;
+        entry.armed = 0;
+        entry.slot = Some(slot.clone());
+        Ok(Registration {
+            shared: self.shared.clone(),
+            slot,
+            fd: raw,
+        })
     }
 
     /// How many times this epoll went from no wait registered to one (a count that only
@@ -625,9 +892,160 @@ impl Drop for Ready {
     }
 }
 
+/// A descriptor's persistent registration with one epoll, from
+/// [`EpollHandle::register_fd`]: the readiness its events reported, and the waits on it.
+/// Dropping it removes the descriptor from the epoll (`EPOLL_CTL_DEL`), which must come
+/// before the descriptor is closed (see "Cached readiness" in the module docs).
+pub struct Registration {
+    shared: Arc<Shared>,
+    slot: Arc<Slot>,
+    fd: RawFd,
+}
+
+/// A [`Registration`]'s event count, read before a syscall ([`Registration::seen`]), so
+/// that a wait after the syscall failed clears only readiness that the syscall saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen(u32);
+
+impl Registration {
+    /// The events seen so far; read it before the syscall whose `WouldBlock` leads to
+    /// [`ready`](Registration::ready).
+    pub fn seen(&self) -> Seen {
+        Seen(self.slot.state.load(SeqCst) >> 2)
+    }
+
+    /// Whether the epoll is still there to report events (it goes with its worker). Once
+    /// not, [`ready`](Registration::ready) returns at once and the caller waits some
+    /// other way.
+    pub fn is_alive(&self) -> bool {
+        !self.slot.waiters.lock().dead
+    }
+
+    /// Waits until the descriptor is ready for `events` (`POLLIN`, `POLLOUT`) after a
+    /// syscall that began after `seen` failed with `WouldBlock`: clears that readiness
+    /// unless an event came since `seen` (then it returns at once, and the caller tries
+    /// again), and waits for the next event that reports it. `None` (nothing was read
+    /// before the syscall) clears nothing: a readiness already recorded returns at once.
+    /// Errors and hang-ups count as ready both ways. Returns at once if the epoll is gone.
+    pub fn ready(&self, events: i16, seen: Option<Seen>) -> Readiness<'_> {
+        Readiness {
+            reg: self,
+            dirs: interest(events),
+            seen,
+            id: None,
+        }
+    }
+}
+
+/// See [`Registration::ready`].
+pub struct Readiness<'a> {
+    reg: &'a Registration,
+    dirs: u32,
+    seen: Option<Seen>,
+    /// The id of this wait's entry among the slot's waiters, once polled.
+    id: Option<u64>,
+}
+
+impl Future for Readiness<'_> {
+    type Output = io::Result<()>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let slot = &this.reg.slot;
+        if let (None, Some(seen)) = (this.id, this.seen) {
+            // The syscall failed after `seen`: what it saw is not ready, so clear it,
+            // unless an event came since, which may be newer than the syscall.
+            let mut cur = slot.state.load(SeqCst);
+            while cur >> 2 == seen.0 && cur & this.dirs != 0 {
+                match slot
+                    .state
+                    .compare_exchange(cur, cur & !this.dirs, SeqCst, SeqCst)
+                {
+                    Ok(_) => break,
+                    Err(now) => cur = now,
+                }
+            }
+        }
+        let mut w = slot.waiters.lock();
+        if w.dead || slot.state.load(SeqCst) & this.dirs != 0 {
+            if let Some(id) = this.id.take() {
+                let before = w.list.len();
+                w.list.retain(|(i, _, _)| *i != id);
+                let removed = before - w.list.len();
+                this.reg.shared.waiting.fetch_sub(removed, Relaxed);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        match this.id {
+            Some(id) => match w.list.iter_mut().find(|(i, _, _)| *i == id) {
+                Some((_, _, waker)) => waker.clone_from(cx.waker()),
+                // An event took the waker: its readiness was cleared again since (by
+                // another wait after a newer syscall); wait for the next event.
+                None => {
+                    w.list.push((id, this.dirs, cx.waker().clone()));
+                    this.reg.shared.add_waiting();
+                }
+            },
+            None => {
+                let id = w.next_id;
+                w.next_id += 1;
+                w.list.push((id, this.dirs, cx.waker().clone()));
+                this.id = Some(id);
+                this.reg.shared.add_waiting();
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Readiness<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            let mut w = self.reg.slot.waiters.lock();
+            let before = w.list.len();
+            w.list.retain(|(i, _, _)| *i != id);
+            let removed = before - w.list.len();
+            self.reg.shared.waiting.fetch_sub(removed, Relaxed);
+        }
+    }
+}
+
+impl Drop for Registration {
+    /// Removes the descriptor from the epoll (it is still open: see the type's docs) and
+    /// wakes the one-shot waiters that shared its entry, which find out and wait again.
+    fn drop(&mut self) {
+        let entry = {
+            let mut table = self.shared.table.lock();
+            match table.get(&self.fd) {
+                Some(e) if e.slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, &self.slot)) => {
+                    // Under the lock, so that no registration of the same number can
+                    // come between the removal and the `DEL`.
+                    let _ = self.shared.ctl(libc::EPOLL_CTL_DEL, self.fd, 0);
+                    table.remove(&self.fd)
+                }
+                _ => None,
+            }
+        };
+        let mut wake = Vec::new();
+        if let Some(e) = entry {
+            self.shared.waiting.fetch_sub(e.waiters.len(), Relaxed);
+            for w in &e.waiters {
+                w.fired.store(true, SeqCst);
+                wake.extend(w.waker.lock().take());
+            }
+        }
+        let n = self.slot.kill(&mut wake);
+        self.shared.waiting.fetch_sub(n, Relaxed);
+        for w in wake {
+            crate::wake::wake(w);
+        }
+    }
+}
+
 impl Drop for Epoll {
     /// Wakes every registered wait: nobody dispatches this epoll any more, so each finds
-    /// its wait over, retries its syscall and waits again wherever it is polled next.
+    /// its wait over, retries its syscall and waits again wherever it is polled next
+    /// (a persistent registration's waits some other way: its slot is dead).
     fn drop(&mut self) {
         let mut wake = Vec::new();
         let entries: Vec<FdEntry> = {
@@ -638,6 +1056,9 @@ impl Drop for Epoll {
             for w in &e.waiters {
                 w.fired.store(true, SeqCst);
                 wake.extend(w.waker.lock().take());
+            }
+            if let Some(slot) = &e.slot {
+                slot.kill(&mut wake);
             }
         }
         self.shared.waiting.store(0, Relaxed);
@@ -665,6 +1086,24 @@ impl fmt::Debug for EpollUnparker {
 impl fmt::Debug for EpollHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EpollHandle").finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("seen", &self.seen())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for Readiness<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Readiness")
+            .field("fd", &self.reg.fd)
+            .field("dirs", &self.dirs)
+            .finish_non_exhaustive()
     }
 }
 
@@ -781,24 +1220,7 @@ mod tests {
     #[test]
     fn a_read_and_a_write_wait_share_one_descriptor() {
         let mut e = Epoll::new().unwrap();
-        let mut fds = [0; 2];
-        // SAFETY: socketpair writes two descriptors into the array on success.
-        cvt(unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
-                0,
-                fds.as_mut_ptr(),
-            )
-        })
-        .unwrap();
-        // SAFETY: fresh descriptors owned by nothing else.
-        let (a, b) = unsafe {
-            (
-                Arc::new(OwnedFd::from_raw_fd(fds[0])),
-                OwnedFd::from_raw_fd(fds[1]),
-            )
-        };
+        let (a, b) = socketpair();
         let rflag = Arc::new(Flag(AtomicBool::new(false)));
         let rwaker = Waker::from(rflag.clone());
         let mut rfut = Box::pin(ready(e.handle(), a.clone(), libc::POLLIN));
@@ -860,6 +1282,252 @@ mod tests {
             fut.as_mut().poll(&mut cx).is_ready(),
             "the new file's event came"
         );
+    }
+
+    fn socketpair() -> (Arc<OwnedFd>, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: socketpair writes two descriptors into the array on success.
+        cvt(unsafe {
+            libc::socketpair(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                0,
+                fds.as_mut_ptr(),
+            )
+        })
+        .unwrap();
+        // SAFETY: fresh descriptors owned by nothing else.
+        unsafe {
+            (
+                Arc::new(OwnedFd::from_raw_fd(fds[0])),
+                OwnedFd::from_raw_fd(fds[1]),
+            )
+        }
+    }
+
+    /// `read(2)` of up to 64 bytes: the count, or -1 (`EAGAIN` when empty).
+    fn read_some(fd: &OwnedFd) -> isize {
+        let mut b = [0u8; 64];
+        // SAFETY: reads into a live 64-byte buffer.
+        unsafe { libc::read(fd.as_raw_fd(), b.as_mut_ptr().cast(), 64) }
+    }
+
+    #[test]
+    fn a_registration_waits_after_would_block_and_wakes_on_the_next_event() {
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        for round in 0..3 {
+            let seen = reg.seen();
+            assert_eq!(read_some(&a), -1, "round {round}: nothing to read yet");
+            let flag = Arc::new(Flag(AtomicBool::new(false)));
+            let waker = Waker::from(flag.clone());
+            let mut cx = Context::from_waker(&waker);
+            let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+            e.park(Some(Duration::ZERO)).unwrap();
+            assert!(fut.as_mut().poll(&mut cx).is_pending(), "round {round}");
+            assert_eq!(e.shared.waiting.load(SeqCst), 1);
+            write_byte(&b);
+            e.park(Some(Duration::from_secs(5))).unwrap();
+            assert!(flag.0.load(SeqCst), "round {round}: not woken");
+            assert!(fut.as_mut().poll(&mut cx).is_ready());
+            assert_eq!(read_some(&a), 1);
+        }
+        assert_eq!(e.shared.waiting.load(SeqCst), 0);
+    }
+
+    #[test]
+    fn a_registration_stays_registered_across_waits() {
+        // The kernel's registration stays: a wait after `WouldBlock` touches only the
+        // slot, and the eventfd aside the epoll reports nothing while nobody writes.
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap(); // the registration's first event
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut cx = Context::from_waker(&waker);
+        for _ in 0..3 {
+            let seen = reg.seen();
+            assert_eq!(read_some(&a), -1);
+            let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+            assert!(fut.as_mut().poll(&mut cx).is_pending());
+            write_byte(&b);
+            e.park(Some(Duration::from_secs(5))).unwrap();
+            assert!(fut.as_mut().poll(&mut cx).is_ready());
+            assert_eq!(read_some(&a), 1);
+        }
+        // Still the one registration: an ADD of the number is refused as a duplicate.
+        let r = e
+            .shared
+            .ctl(libc::EPOLL_CTL_ADD, a.as_raw_fd(), PERSISTENT_EVENTS);
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EEXIST));
+    }
+
+    #[test]
+    fn an_event_after_the_snapshot_is_not_cleared() {
+        // The data came (and its event was dispatched) between the snapshot and the
+        // syscall's `WouldBlock` as the wait sees it: the wait must not sleep on it.
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap();
+        let seen = reg.seen();
+        write_byte(&b);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_ready());
+    }
+
+    #[test]
+    fn a_read_and_a_write_wait_on_one_registration() {
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap();
+        let rflag = Arc::new(Flag(AtomicBool::new(false)));
+        let rwaker = Waker::from(rflag.clone());
+        let seen = reg.seen();
+        assert_eq!(read_some(&a), -1);
+        let mut rfut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(rfut
+            .as_mut()
+            .poll(&mut Context::from_waker(&rwaker))
+            .is_pending());
+        // Writable since the registration: the write wait returns at once.
+        let wwaker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut wfut = Box::pin(reg.ready(libc::POLLOUT, None));
+        assert!(wfut
+            .as_mut()
+            .poll(&mut Context::from_waker(&wwaker))
+            .is_ready());
+        assert!(!rflag.0.load(SeqCst));
+        write_byte(&b);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(rflag.0.load(SeqCst));
+    }
+
+    #[test]
+    fn a_one_shot_wait_on_a_registered_descriptor_keeps_it_persistent() {
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = Box::pin(ready(e.handle(), a.clone(), libc::POLLIN));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        write_byte(&b);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(flag.0.load(SeqCst), "the edge woke the one-shot waiter");
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+        // Already readable: a new one-shot wait returns at once.
+        let mut fut = Box::pin(ready(e.handle(), a.clone(), libc::POLLIN));
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(read_some(&a), 1);
+        // The registration still reports edges (it was not turned one-shot).
+        let seen = reg.seen();
+        assert_eq!(read_some(&a), -1);
+        let mut rfut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(rfut.as_mut().poll(&mut cx).is_pending());
+        write_byte(&b);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(rfut.as_mut().poll(&mut cx).is_ready());
+    }
+
+    #[test]
+    fn a_dropped_registration_leaves_the_epoll_and_its_number_registers_again() {
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let number = a.as_raw_fd();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        drop(reg);
+        // Deregistered while open: the number is free in this epoll.
+        let r = e.shared.ctl(libc::EPOLL_CTL_MOD, number, PERSISTENT_EVENTS);
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ENOENT));
+        assert!(e.shared.table.lock().is_empty());
+        drop((a, b));
+        let (a2, b2) = socketpair();
+        assert_eq!(a2.as_raw_fd(), number, "the lowest free number is reused");
+        let reg = e.handle().register_fd(&*a2).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap();
+        let seen = reg.seen();
+        assert_eq!(read_some(&a2), -1);
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let mut cx = Context::from_waker(&waker);
+        let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        write_byte(&b2);
+        e.park(Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            fut.as_mut().poll(&mut cx).is_ready(),
+            "the new socket's event"
+        );
+    }
+
+    #[test]
+    fn a_dropped_wait_leaves_the_registration() {
+        let mut e = Epoll::new().unwrap();
+        let (a, _b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::from_millis(1))).unwrap();
+        let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
+        let seen = reg.seen();
+        let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        assert_eq!(e.shared.waiting.load(SeqCst), 1);
+        drop(fut);
+        assert_eq!(e.shared.waiting.load(SeqCst), 0);
+        assert!(reg.slot.waiters.lock().list.is_empty());
+    }
+
+    #[test]
+    fn a_dropped_epoll_ends_the_waits_of_its_registrations() {
+        let e = Epoll::new().unwrap();
+        let (a, _b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let mut cx = Context::from_waker(&waker);
+        let seen = reg.seen();
+        let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        assert!(reg.is_alive());
+        drop(e);
+        assert!(flag.0.load(SeqCst), "woken by the drop");
+        assert!(fut.as_mut().poll(&mut cx).is_ready());
+        assert!(!reg.is_alive());
+    }
+
+    #[test]
+    fn a_stalled_owners_registration_events_are_reaped_by_another_thread() {
+        let mut e = Epoll::new().unwrap();
+        let (a, b) = socketpair();
+        let reg = e.handle().register_fd(&*a).unwrap();
+        e.park(Some(Duration::ZERO)).unwrap();
+        let flag = Arc::new(Flag(AtomicBool::new(false)));
+        let waker = Waker::from(flag.clone());
+        let seen = reg.seen();
+        assert_eq!(read_some(&a), -1);
+        let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
+        assert!(fut
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending());
+        write_byte(&b);
+        // The owner does not dispatch (a long poll): once `STALL` has passed, another
+        // thread takes the event.
+        let h = e.handle();
+        std::thread::sleep(STALL + Duration::from_millis(1));
+        assert!(std::thread::spawn(move || h.reap_stalled()).join().unwrap() > 0);
+        assert!(flag.0.load(SeqCst));
     }
 
     #[test]

@@ -15,8 +15,10 @@
 //!    readiness waits polled there register).
 //!
 //! Fallback file operations run on the blocking pool (`fs/backend/blocking.rs`); sockets,
-//! pipes and pidfds wait for readiness on the polling worker's epoll; a `block_on` thread
-//! (no driver of its own) waits on the process-wide poller thread (`poller.rs`).
+//! pipes and pidfds wait for readiness on a worker's epoll (a socket on the one it first
+//! waited on, registered once; pipes and pidfds on the polling worker's); a `block_on`
+//! thread (no driver of its own) waits on a socket's registration if it has one, else on
+//! the process-wide poller thread (`poller.rs`).
 
 use std::fmt;
 use std::io;

@@ -24,8 +24,7 @@ pub enum UringMode {
     /// Use io_uring or fail to build, with an error naming the cause and the fix.
     Required,
     /// Never use io_uring: workers park in `epoll_pwait2`, sockets and pipes wait for
-    /// readiness on the polling worker's epoll, and file operations run on the blocking
-    /// pool.
+    /// readiness on a worker's epoll, and file operations run on the blocking pool.
     Disabled,
 }
 

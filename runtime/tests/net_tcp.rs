@@ -715,3 +715,193 @@ fn dropped_vectored_read_loses_no_byte() {
         });
     });
 }
+
+/// Accepts `n` connections, each answered with the 8-byte id its client sends first; the
+/// peer address `accept` returned must be the client's.
+async fn accept_and_echo_ids(listener: Arc<TcpListener>, n: usize) {
+    for _ in 0..n {
+        let (s, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer, s.peer_addr().unwrap());
+        let (r, buf) = s.read_exact(vec![0u8; 8]).await;
+        r.unwrap();
+        s.write_all(buf).await.0.unwrap();
+    }
+}
+
+async fn connect_with_id(addr: SocketAddr, id: u64) {
+    let c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(id.to_le_bytes().to_vec()).await.0.unwrap();
+    let (r, back) = c.read_exact(vec![0u8; 8]).await;
+    r.unwrap();
+    assert_eq!(
+        back,
+        id.to_le_bytes(),
+        "an answer from the server of another client"
+    );
+}
+
+#[test]
+fn many_concurrent_accepts_across_workers() {
+    hang_guard();
+    watchdog("concurrent accepts", || {
+        let rt = Runtime::builder().worker_threads(4).build().unwrap();
+        rt.block_on(async {
+            let (acceptors, per) = (16, scaled(16, 4));
+            let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+            let addr = listener.local_addr().unwrap();
+            let servers: Vec<_> = (0..acceptors)
+                .map(|_| weft_runtime::spawn(accept_and_echo_ids(listener.clone(), per)))
+                .collect();
+            let clients: Vec<_> = (0..acceptors * per)
+                .map(|i| weft_runtime::spawn(connect_with_id(addr, i as u64)))
+                .collect();
+            for t in clients.into_iter().chain(servers) {
+                t.await.unwrap();
+            }
+        });
+    });
+}
+
+#[test]
+fn accept_after_the_multishot_ended_rearms() {
+    hang_guard();
+    watchdog("accept after the multishot ended", || {
+        rt().block_on(async {
+            weft_runtime::spawn(async {
+                let listener = Arc::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+                let addr = listener.local_addr().unwrap();
+                // The first accept arms the listener's multishot accept (on a ring worker).
+                let first = weft_runtime::spawn(accept_and_echo_ids(listener.clone(), 1));
+                connect_with_id(addr, 0).await;
+                first.await.unwrap();
+                // More connections than it queues unclaimed (64): it is cancelled, the
+                // rest wait in the kernel's backlog.
+                let queued = 72;
+                let mut clients = Vec::new();
+                for _ in 0..queued {
+                    clients.push(TcpStream::connect(addr).await.unwrap());
+                }
+                // Time for the ring to take what it will (no assertion depends on it).
+                sleep(Duration::from_millis(20)).await;
+                for (i, c) in clients.iter().enumerate() {
+                    c.write_all((i as u64).to_le_bytes().to_vec())
+                        .await
+                        .0
+                        .unwrap();
+                }
+                accept_and_echo_ids(listener.clone(), queued).await;
+                for (i, c) in clients.iter().enumerate() {
+                    let (r, back) = c.read_exact(vec![0u8; 8]).await;
+                    r.unwrap();
+                    assert_eq!(back, (i as u64).to_le_bytes());
+                }
+                // The queue is empty and nothing is armed: the next accept arms again.
+                for round in 0..3 {
+                    let server = weft_runtime::spawn(accept_and_echo_ids(listener.clone(), 1));
+                    connect_with_id(addr, 100 + round).await;
+                    server.await.unwrap();
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
+
+/// Connects and resets at once (`SO_LINGER` 0, then close), as a client that gives up
+/// does: the server side may sit in the listener's queue with its peer already gone.
+async fn connect_and_reset(addr: SocketAddr) {
+    let c = TcpStream::connect(addr).await.unwrap();
+    c.set_linger(Some(Duration::ZERO)).unwrap();
+}
+
+/// A connection reset before anyone accepts it is still accepted (as `accept4(2)` returns
+/// it), with its peer's address: a multishot accept that asked the closed socket for its
+/// peer lost it, and the accept waiting for it hung. (The multishot path runs under
+/// `WEFT_ACCEPT=multishot`, as `.ci/run` does.)
+#[test]
+fn accepts_connections_reset_before_accept() {
+    hang_guard();
+    watchdog("accept of reset connections", || {
+        rt().block_on(async {
+            weft_runtime::spawn(async {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                // Arms the multishot accept (on a ring worker) before the connections come.
+                let (first, client) =
+                    weft_runtime::join!(listener.accept(), TcpStream::connect(addr));
+                drop((first.unwrap(), client.unwrap()));
+                // Blocking connects on this worker, which holds the multishot: its ring is
+                // not reaped until this task yields, so each connection is reset by then.
+                let n = 16;
+                for _ in 0..n {
+                    let c = std::net::TcpStream::connect(addr).unwrap();
+                    linger_zero(&c);
+                }
+                for _ in 0..n {
+                    let (s, peer) = listener.accept().await.unwrap();
+                    assert_eq!(peer.ip(), addr.ip());
+                    assert_ne!(peer.port(), 0, "the peer's address, not an empty one");
+                    drop(s);
+                }
+            })
+            .await
+            .unwrap();
+        });
+    });
+}
+
+/// Sets `SO_LINGER` to 0 on a std stream, so that dropping it resets the connection.
+fn linger_zero(c: &std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `linger` is a valid `struct linger` of the size passed.
+    let r = unsafe {
+        libc::setsockopt(
+            c.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// The `net/accept_connect` bench's shape: a new listener per round, one task accepting,
+/// 8 tasks connecting and resetting, on 2 workers; every connection is accepted.
+#[test]
+fn sequential_listeners_accept_every_reset_connection() {
+    hang_guard();
+    watchdog("sequential listeners", || {
+        let rt = rt();
+        for _ in 0..scaled(20, 2) {
+            rt.block_on(async {
+                let (per, connectors) = (8, 8);
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let server = weft_runtime::spawn(async move {
+                    for _ in 0..per * connectors {
+                        drop(listener.accept().await.unwrap());
+                    }
+                });
+                let clients: Vec<_> = (0..connectors)
+                    .map(|_| {
+                        weft_runtime::spawn(async move {
+                            for _ in 0..per {
+                                connect_and_reset(addr).await;
+                            }
+                        })
+                    })
+                    .collect();
+                for c in clients {
+                    c.await.unwrap();
+                }
+                server.await.unwrap();
+            });
+        }
+    });
+}

@@ -19,11 +19,13 @@
 //! a task may be stolen between two ops) and batched with that ring's other submissions.
 //! Datagrams, and every operation on the fallback driver or a thread without a ring (a
 //! `block_on` thread), use non-blocking sockets: the syscall at once, and on `EAGAIN` a
-//! wait for readiness (the one [`process`](crate::process) pipes use: a one-shot
-//! `POLL_ADD` on the polling thread's ring, a one-shot registration on the polling
-//! fallback worker's epoll, or the process-wide readiness thread on a `block_on` thread,
-//! `poller.rs`), then the syscall again. A socket may move between threads and runtimes of
-//! either kind.
+//! wait for readiness, then the syscall again. On the fallback a socket registers once,
+//! edge-triggered, with the epoll of the worker that first waits on it, and its waits
+//! (from any thread) use the readiness that registration caches
+//! (`weft_reactor::epoll`, "Cached readiness"); a socket not registered waits as
+//! [`process`](crate::process) pipes do: a one-shot `POLL_ADD` on the polling thread's
+//! ring, or the process-wide readiness thread on a `block_on` thread (`poller.rs`). A
+//! socket may move between threads and runtimes of either kind.
 //!
 //! # Syscalls per round trip, and what stands between weft and twice tokio
 //!
@@ -36,7 +38,7 @@
 //! |---|---|---|
 //! | weft, ring | 0.085 | `io_uring_enter` (about 50 socket ops per enter) |
 //! | tokio | 6.1 | `recvfrom` ×2 (one `EAGAIN`), `sendto`, `epoll_wait` |
-//! | weft, fallback | 12.1 | `recvfrom` ×2, `sendto`, `poll`, and the poller thread's pipe wake-up |
+//! | weft, fallback | 6.08 | `recvfrom` ×4 (two `EAGAIN`), `sendto` ×2, `epoll_pwait2` 0.09 (client and server) |
 //!
 //! So syscalls are no longer what weft pays on the ring: a round trip costs four ring ops
 //! and their completions, each waiting for its worker's next return from the kernel
@@ -45,11 +47,12 @@
 //! clone of the descriptor per op. What would take more off: a multishot `RECV` with
 //! provided buffers (one armed receive per connection instead of one per read, no buffer
 //! held while idle, and no stash, since the kernel would choose the buffer), submitting a
-//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn), and
-//! a multishot accept for listeners (the reactor has the op, `op::accept_multi`, on
-//! multishot slots; listeners do not use it: wired in, it hung the `accept_connect` bench). The fallback's figure was measured with readiness on the
-//! process-wide poller thread; fallback workers now wait on their own epoll, which removes
-//! the pipe wake-up and the second thread hop.
+//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn).
+//! Listeners accept one-shot by default: the multishot accept (`WEFT_ACCEPT=multishot`,
+//! `ring.rs`) measured slower on `accept_connect`, since it returns no peer address and
+//! each connection then costs a `getpeername(2)`. The fallback's figure is with each
+//! socket registered once on a worker's epoll (8.08 with a one-shot registration re-armed
+//! per wait, 12.1 on the process-wide poller thread before that).
 //!
 //! # Cancellation, and no received byte is lost
 //!
@@ -88,6 +91,7 @@
 mod addr;
 #[cfg(any(feature = "tokio-io", feature = "futures-io", feature = "hyper"))]
 mod compat;
+mod half;
 mod poll_io;
 mod ring;
 mod socket;

@@ -10,6 +10,20 @@
 //! first: no received byte is lost. A dropped send has sent what the kernel sent. A dropped
 //! accept that the kernel completed anyway queues its connection in the listener's stash
 //! ([`Stash::pop_accepted`]), for the next accept: no connection is lost either.
+//!
+//! With `WEFT_ACCEPT=multishot` ([`accept_multishot`]; one-shot `ACCEPT`s are the
+//! default), a listener's accepts on a worker share one multishot `ACCEPT`
+//! ([`Stash::poll_accept_multi`]): the first accept that finds the queue empty arms it on
+//! its worker's ring, and every connection it accepts is queued in the stash, where any
+//! accept on any worker takes it. It stays armed while accepts take what it queues; once
+//! [`ACCEPT_QUEUE_CAP`] connections wait unclaimed it is cancelled (the kernel's backlog
+//! holds the rest, as without it), and the next accept that finds the queue empty arms a
+//! new one, as it does after the kernel ends one. Dropping the listener drops the stash,
+//! which cancels the multishot and closes the queued connections; one accepted after that
+//! finds no stash and is closed. A connection its peer reset before anyone took it is
+//! queued too, as `accept4(2)` returns it: `getpeername(2)` refuses its address, so it is
+//! read with `SO_PEERNAME` (dropping such connections left the accepts that waited for
+//! them hanging).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,11 +31,15 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
 use std::collections::VecDeque;
-use std::os::fd::OwnedFd;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Weak;
 
 use parking_lot::Mutex;
 use weft_reactor::buf::IoBufMut;
 use weft_reactor::op::accept::{RawAddr, Unclaimed};
+use weft_reactor::op::accept_multi::{self, AcceptMulti, AcceptSink};
+use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::Abandoned;
 use weft_reactor::op::{Op, Operation};
 
@@ -40,7 +58,28 @@ struct StashInner {
     accepted: VecDeque<(OwnedFd, RawAddr)>,
     in_flight: usize,
     waiters: Vec<Waker>,
+    /// Whether a multishot accept may still queue connections here.
+    multi_armed: bool,
+    /// Its handle (dropping it cancels it); `None` while it is being submitted.
+    multi: Option<Multishot>,
+    /// The error that ended it, for the next accept.
+    multi_error: Option<io::Error>,
+    /// Accepts waiting for it to queue a connection.
+    accept_waiters: Vec<Waker>,
 }
+
+/// Whether accepts on a ring use the listener's multishot accept (`WEFT_ACCEPT=multishot`,
+/// read once) rather than one one-shot `ACCEPT` each (the default). One-shot is the
+/// default because it measured faster on `net/accept_connect`: a multishot accept returns
+/// no peer address, so each connection costs a `getpeername(2)` syscall, more than the
+/// submission it saves (the ring batches those).
+pub(crate) fn accept_multishot() -> bool {
+    static MULTI: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MULTI.get_or_init(|| std::env::var_os("WEFT_ACCEPT").is_some_and(|v| v == "multishot"))
+}
+
+/// Connections a multishot accept may queue unclaimed before it is cancelled.
+pub(crate) const ACCEPT_QUEUE_CAP: usize = 64;
 
 impl Stash {
     /// Ready once no abandoned receive is still in the kernel.
@@ -94,6 +133,65 @@ impl Stash {
         self.inner.lock().accepted.pop_front()
     }
 
+    /// The listener's next connection from its multishot accept (armed on the calling
+    /// thread's ring if none is), or the error that ended the last one; `Ready(None)` where
+    /// a multishot accept cannot run (no ring on this thread, or a kernel without it), so
+    /// the caller accepts another way. `listener` is the listening socket; `flags` those
+    /// of the new sockets.
+    pub(crate) fn poll_accept_multi(
+        self: &Arc<Self>,
+        cx: &mut Context<'_>,
+        listener: &Arc<OwnedFd>,
+        flags: i32,
+    ) -> Poll<Option<io::Result<(OwnedFd, RawAddr)>>> {
+        {
+            let mut s = self.inner.lock();
+            if let Some(conn) = s.accepted.pop_front() {
+                return Poll::Ready(Some(Ok(conn)));
+            }
+            if let Some(e) = s.multi_error.take() {
+                return Poll::Ready(Some(Err(e)));
+            }
+            if s.multi_armed {
+                if !s.accept_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                    s.accept_waiters.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            if !weft_reactor::op::can_submit() || !accept_multi::supported() {
+                return Poll::Ready(None);
+            }
+            s.multi_armed = true;
+            s.accept_waiters.push(cx.waker().clone());
+        }
+        // Submitted outside the lock: a full submission queue makes the ring reap, and a
+        // completion of this listener's accept locks the stash.
+        let op = AcceptMulti::new(listener.clone(), flags, StashSink(Arc::downgrade(self)));
+        let armed = Multishot::submit(op).ok();
+        let mut s = self.inner.lock();
+        match armed {
+            Some(handle) if s.multi_armed => {
+                s.multi = Some(handle);
+                Poll::Pending
+            }
+            // It ended already (its sink saw the last completion): poll again.
+            Some(_) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            None => {
+                s.multi_armed = false;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    /// Cancels the multishot accept, if one is armed (the listener leaves the runtime).
+    pub(crate) fn cancel_accept_multi(&self) {
+        let handle = self.inner.lock().multi.take();
+        drop(handle);
+    }
+
     /// An op was abandoned while still in the kernel.
     fn abandoned(&self) {
         self.inner.lock().in_flight += 1;
@@ -129,6 +227,99 @@ impl Unclaimed for StashHook {
             self.0.inner.lock().accepted.push_back(conn);
         }
         self.0.settle(&[]);
+    }
+}
+
+/// The multishot accept's sink: each connection is queued in the listener's stash (closed
+/// if the listener is gone), and waiting accepts are woken.
+struct StashSink(Weak<Stash>);
+
+impl AcceptSink for StashSink {
+    fn accepted(&self, conn: io::Result<OwnedFd>, last: bool) {
+        let Some(stash) = self.0.upgrade() else {
+            return; // The listener is gone: `conn` is closed here.
+        };
+        let (waiters, cancel) = {
+            let mut s = stash.inner.lock();
+            match conn {
+                // Queued even if its peer has reset it already: `accept4(2)` returns
+                // such a connection too, and an accept waits for it.
+                Ok(fd) => {
+                    let peer = peer_addr(&fd);
+                    s.accepted.push_back((fd, peer));
+                }
+                // Our own cancel, or a kernel without the flag (the next accept falls back).
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EINVAL)) => {}
+                Err(e) => s.multi_error = Some(e),
+            }
+            let cancel = if last {
+                s.multi_armed = false;
+                s.multi.take()
+            } else if s.accepted.len() >= ACCEPT_QUEUE_CAP {
+                s.multi.take()
+            } else {
+                None
+            };
+            (std::mem::take(&mut s.accept_waiters), cancel)
+        };
+        // Outside the lock: a live handle's drop asks the ring to cancel.
+        drop(cancel);
+        drop(stash);
+        for w in waiters {
+            w.wake();
+        }
+    }
+}
+
+/// The peer of an accepted socket (a multishot accept returns none), as `accept4(2)`
+/// would have written it. `getpeername(2)` refuses (`ENOTCONN`) once the peer has reset
+/// the connection, but `SO_PEERNAME` reads the same address the way accept does, from the
+/// handshake, given a buffer exactly the size of the family's address. Where neither
+/// answers, an all-zero address (family 0), which a TCP accept reports as an error.
+fn peer_addr(fd: &OwnedFd) -> RawAddr {
+    let mut peer = RawAddr::empty();
+    // SAFETY: the kernel writes at most `peer.len` bytes into `peer`'s storage.
+    let r = unsafe {
+        libc::getpeername(
+            fd.as_raw_fd(),
+            (&mut peer.storage as *mut libc::sockaddr_storage).cast(),
+            &mut peer.len,
+        )
+    };
+    if r == 0 {
+        return peer;
+    }
+    let mut local = RawAddr::empty();
+    // SAFETY: as above, into `local`'s storage.
+    let r = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut local.storage as *mut libc::sockaddr_storage).cast(),
+            &mut local.len,
+        )
+    };
+    let len = match (r, local.storage.ss_family as libc::c_int) {
+        (0, libc::AF_INET) => std::mem::size_of::<libc::sockaddr_in>(),
+        (0, libc::AF_INET6) => std::mem::size_of::<libc::sockaddr_in6>(),
+        _ => return RawAddr::empty(),
+    };
+    let mut peer = RawAddr::empty();
+    peer.len = len as libc::socklen_t;
+    // SAFETY: the kernel writes at most `peer.len` bytes (no more than the storage holds)
+    // into `peer`'s storage.
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERNAME,
+            (&mut peer.storage as *mut libc::sockaddr_storage).cast(),
+            &mut peer.len,
+        )
+    };
+    if r == 0 {
+        peer
+    } else {
+        RawAddr::empty()
     }
 }
 

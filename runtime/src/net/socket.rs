@@ -3,15 +3,19 @@
 //! wrap. Stream reads and writes (plain and vectored), accept and connect go through the
 //! reactor's socket ops (with the stash hooks of `ring.rs`) on a thread that owns a ring,
 //! and through readiness and a non-blocking syscall elsewhere; datagrams always take the
-//! second way.
+//! second way. Readiness on the fallback is the socket's persistent registration with the
+//! epoll of the worker that first waited on it (`weft_reactor::epoll::Registration`):
+//! each loop reads its event count before the syscall and, on `EAGAIN`, waits through
+//! `wait_retry`, which clears only the readiness that syscall saw.
 
 use std::io;
 use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
+use weft_reactor::epoll::{self, Registration, Seen};
 use weft_reactor::op::accept::Accept;
 use weft_reactor::op::connect::Connect;
 use weft_reactor::op::recv::Recv;
@@ -19,6 +23,8 @@ use weft_reactor::op::recvmsg::RecvMsg;
 use weft_reactor::op::send::Send;
 use weft_reactor::op::sendmsg::SendMsg;
 use weft_reactor::op::Op;
+
+use crate::process::ring::Budgeted as Coop;
 
 use super::addr::SockAddr;
 use super::poll_io::PollState;
@@ -28,6 +34,11 @@ use super::ring::{Budgeted, Stash, StashHook, Stashed};
 /// split stream).
 #[derive(Clone)]
 pub(crate) struct Socket {
+    /// The persistent readiness registration on the epoll of the fallback worker that
+    /// first waited on the socket (`None` inside: the kernel refused it). Declared before
+    /// `fd`, so that the last clone's drop removes it from the epoll before the
+    /// descriptor can close.
+    reg: Arc<OnceLock<Option<Registration>>>,
     fd: Arc<OwnedFd>,
     /// Bytes that cancelled ring reads received, returned by the next reads.
     stash: Arc<Stash>,
@@ -67,6 +78,7 @@ impl Socket {
 
     fn from_nonblocking(fd: OwnedFd) -> Socket {
         Socket {
+            reg: Arc::default(),
             fd: Arc::new(fd),
             stash: Arc::default(),
             poll: Arc::default(),
@@ -83,6 +95,7 @@ impl Socket {
     /// was dropped may still hold the `Arc` until its ring completion: then a duplicate.
     pub(crate) fn into_owned(self) -> io::Result<OwnedFd> {
         self.poll.release_read(&self.stash);
+        self.stash.cancel_accept_multi();
         if self.stash.holds_data() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -128,11 +141,43 @@ impl Socket {
         f(&v)
     }
 
-    /// Waits until the socket reports one of `events`: a `POLL_ADD` on the ring of the
-    /// thread polling now, its epoll on a fallback worker, or the process's readiness
-    /// thread (see `process/ring.rs`).
-    pub(crate) async fn ready(&self, events: i16) -> io::Result<()> {
-        crate::process::ring::ready(&self.fd, events).await
+    /// The readiness events the socket's registration has seen, read before a syscall
+    /// whose `WouldBlock` leads to [`wait`](Socket::wait); `None` while unregistered.
+    fn seen(&self) -> Option<Seen> {
+        self.reg.get()?.as_ref().map(Registration::seen)
+    }
+
+    /// Waits until the socket reports one of `events` after a syscall begun after `seen`
+    /// failed with `WouldBlock`. Through the socket's registration while its epoll is
+    /// alive, from any thread (made at the first wait on a fallback worker: `register_fd`
+    /// on that worker's epoll); else a `POLL_ADD` on the ring of the thread polling now
+    /// or the process's readiness thread (see `process/ring.rs`).
+    async fn wait(&self, events: i16, seen: Option<Seen>) -> io::Result<()> {
+        let reg = match self.reg.get() {
+            Some(reg) => reg.as_ref(),
+            None => match epoll::current() {
+                Some(ep) => self
+                    .reg
+                    .get_or_init(|| ep.register_fd(&*self.fd).ok())
+                    .as_ref(),
+                None => None,
+            },
+        };
+        match reg {
+            Some(reg) if reg.is_alive() => Coop(reg.ready(events, seen)).await,
+            _ => crate::process::ring::ready(&self.fd, events).await,
+        }
+    }
+
+    /// The tail of every readiness loop, after a try (begun after `seen`) failed with
+    /// `e`: `Ok` to try again, at once (`EINTR`) or once the socket reports one of
+    /// `events` (`WouldBlock`); `Err` to give up with `e` (or the wait's error).
+    async fn wait_retry(&self, e: io::Error, events: i16, seen: Option<Seen>) -> io::Result<()> {
+        match retry_kind(&e) {
+            Some(true) => self.wait(events, seen).await,
+            Some(false) => Ok(()),
+            None => Err(e),
+        }
     }
 
     /// Calls `f` (a syscall returning a count or -1) until it stops asking to wait,
@@ -143,16 +188,13 @@ impl Socket {
         mut f: impl FnMut(RawFd) -> isize,
     ) -> io::Result<usize> {
         loop {
+            let seen = self.seen();
             let n = f(self.raw());
             if n >= 0 {
                 return Ok(n as usize);
             }
-            let e = io::Error::last_os_error();
-            match retry_kind(&e) {
-                Some(true) => self.ready(events).await?,
-                Some(false) => {}
-                None => return Err(e),
-            }
+            self.wait_retry(io::Error::last_os_error(), events, seen)
+                .await?;
         }
     }
 
@@ -215,6 +257,7 @@ impl Socket {
             return (Ok(n), buf);
         }
         loop {
+            let seen = self.seen();
             let hook = StashHook(self.stash.clone());
             let op = Recv::with_hook(self.fd.clone(), buf, start, flags, hook);
             let r = match Stashed::submit(op, &self.stash) {
@@ -245,16 +288,12 @@ impl Socket {
                 }
             };
             match r {
-                Err(e) => match retry_kind(&e) {
-                    Some(true) => {
-                        if let Err(e) = self.ready(libc::POLLIN).await {
-                            return (Err(e), buf);
-                        }
-                    }
-                    Some(false) => {}
-                    None => return (Err(e), buf),
-                },
                 Ok(n) => return (Ok(n), buf),
+                Err(e) => {
+                    if let Err(e) = self.wait_retry(e, libc::POLLIN, seen).await {
+                        return (Err(e), buf);
+                    }
+                }
             }
         }
     }
@@ -315,6 +354,7 @@ impl Socket {
             return (Ok(from_stash), bufs);
         }
         loop {
+            let seen = self.seen();
             let hook = StashHook(self.stash.clone());
             let op = RecvMsg::new(self.fd.clone(), bufs, 0, hook);
             let r = match Stashed::submit(op, &self.stash) {
@@ -354,16 +394,12 @@ impl Socket {
                 }
             };
             match r {
-                Err(e) => match retry_kind(&e) {
-                    Some(true) => {
-                        if let Err(e) = self.ready(libc::POLLIN).await {
-                            return (Err(e), bufs);
-                        }
-                    }
-                    Some(false) => {}
-                    None => return (Err(e), bufs),
-                },
                 Ok(n) => return (Ok(n), bufs),
+                Err(e) => {
+                    if let Err(e) = self.wait_retry(e, libc::POLLIN, seen).await {
+                        return (Err(e), bufs);
+                    }
+                }
             }
         }
     }
@@ -384,6 +420,7 @@ impl Socket {
 
     async fn send_from<B: IoBuf>(&self, mut buf: B, start: usize) -> BufResult<usize, B> {
         loop {
+            let seen = self.seen();
             let op = Send::new(self.fd.clone(), buf, start, libc::MSG_NOSIGNAL);
             let r = match Op::submit(op) {
                 Ok(op) => {
@@ -411,16 +448,12 @@ impl Socket {
                 }
             };
             match r {
-                Err(e) => match retry_kind(&e) {
-                    Some(true) => {
-                        if let Err(e) = self.ready(libc::POLLOUT).await {
-                            return (Err(e), buf);
-                        }
-                    }
-                    Some(false) => {}
-                    None => return (Err(e), buf),
-                },
                 Ok(n) => return (Ok(n), buf),
+                Err(e) => {
+                    if let Err(e) = self.wait_retry(e, libc::POLLOUT, seen).await {
+                        return (Err(e), buf);
+                    }
+                }
             }
         }
     }
@@ -457,6 +490,7 @@ impl Socket {
             return (Ok(0), bufs);
         }
         loop {
+            let seen = self.seen();
             let op = SendMsg::new(self.fd.clone(), bufs, libc::MSG_NOSIGNAL);
             let r = match Op::submit(op) {
                 Ok(op) => {
@@ -488,16 +522,12 @@ impl Socket {
                 }
             };
             match r {
-                Err(e) => match retry_kind(&e) {
-                    Some(true) => {
-                        if let Err(e) = self.ready(libc::POLLOUT).await {
-                            return (Err(e), bufs);
-                        }
-                    }
-                    Some(false) => {}
-                    None => return (Err(e), bufs),
-                },
                 Ok(n) => return (Ok(n), bufs),
+                Err(e) => {
+                    if let Err(e) = self.wait_retry(e, libc::POLLOUT, seen).await {
+                        return (Err(e), bufs);
+                    }
+                }
             }
         }
     }
@@ -566,13 +596,14 @@ impl Socket {
                 Ok(()) => return Ok(()),
                 // Still in progress, or a full Unix backlog: finish through readiness.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) => {
-                    return self.finish_connect().await
+                    return self.finish_connect(None).await
                 }
                 Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => return Err(e),
                 Err(_) => {}
             }
         }
         loop {
+            let seen = self.seen();
             // SAFETY: reads `addr.len` bytes of `addr`'s storage.
             let r = unsafe { libc::connect(self.raw(), addr.as_ptr(), addr.len) };
             if r == 0 {
@@ -581,17 +612,20 @@ impl Socket {
             let e = io::Error::last_os_error();
             match e.raw_os_error() {
                 // In progress (TCP; or interrupted, which goes on asynchronously).
-                Some(libc::EINPROGRESS) | Some(libc::EINTR) => return self.finish_connect().await,
+                Some(libc::EINPROGRESS) | Some(libc::EINTR) => {
+                    return self.finish_connect(seen).await
+                }
                 // A Unix listener's backlog is full: try again once it has room.
-                Some(libc::EAGAIN) => self.ready(libc::POLLOUT).await?,
+                Some(libc::EAGAIN) => self.wait(libc::POLLOUT, seen).await?,
                 _ => return Err(e),
             }
         }
     }
 
-    /// Waits for a pending connect (`EINPROGRESS`) and returns its result (`SO_ERROR`).
-    async fn finish_connect(&self) -> io::Result<()> {
-        self.ready(libc::POLLOUT).await?;
+    /// Waits for a pending connect (`EINPROGRESS`, from a `connect` begun after `seen`)
+    /// and returns its result (`SO_ERROR`).
+    async fn finish_connect(&self, seen: Option<Seen>) -> io::Result<()> {
+        self.wait(libc::POLLOUT, seen).await?;
         let err: libc::c_int = self.getsockopt(libc::SOL_SOCKET, libc::SO_ERROR)?;
         if err == 0 {
             Ok(())
@@ -601,13 +635,26 @@ impl Socket {
     }
 
     /// Accepts a connection: the new socket (non-blocking) and the peer's address. First
-    /// a connection that an abandoned ring accept took (once those have settled), then a
-    /// ring `ACCEPT` on a thread with a ring, else readiness and `accept4(2)`.
+    /// a connection that an abandoned ring accept took (once those have settled), then the
+    /// listener's multishot `ACCEPT` queue (`ring.rs`, with `WEFT_ACCEPT=multishot`) on a
+    /// thread with a ring and a kernel that has it, else a one-shot ring `ACCEPT`, else
+    /// readiness and `accept4(2)`.
     pub(crate) async fn accept(&self) -> io::Result<(Socket, SockAddr)> {
         const FLAGS: libc::c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
         if let Some((fd, peer)) = self.stash.pop_accepted() {
             return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)));
+        }
+        if crate::net::ring::accept_multishot() {
+            let multi =
+                std::future::poll_fn(|cx| self.stash.poll_accept_multi(cx, &self.fd, FLAGS));
+            match multi.await {
+                Some(Ok((fd, peer))) => {
+                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)))
+                }
+                Some(Err(e)) => return Err(e),
+                None => {}
+            }
         }
         let op = Accept::with_hook(self.fd.clone(), FLAGS, StashHook(self.stash.clone()));
         if let Ok(op) = Stashed::submit(op, &self.stash) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 
 use super::addr::{each_addr, with_addr, SockAddr};
+use super::half::owned_halves;
 use super::socket::Socket;
 
 /// The backlog `TcpListener::bind` asks for (the kernel caps it at `somaxconn`).
@@ -363,12 +364,7 @@ impl TcpStream {
     /// its own task (on any worker). Dropping the writing half shuts down the writing
     /// side; the descriptor closes when both halves are gone.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        (
-            OwnedReadHalf {
-                sock: self.sock.clone(),
-            },
-            OwnedWriteHalf { sock: self.sock },
-        )
+        split(self.sock)
     }
 
     /// Takes over a connected std stream (switching it to non-blocking mode).
@@ -395,117 +391,13 @@ impl TcpStream {
     }
 }
 
-/// The reading half of a [`TcpStream`], from [`TcpStream::into_split`].
-pub struct OwnedReadHalf {
-    pub(super) sock: Socket,
-}
-
-impl OwnedReadHalf {
-    /// As [`TcpStream::read`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf, 0).await
-    }
-
-    /// As [`TcpStream::read_exact`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.recv_exact(buf).await
-    }
-
-    /// As [`TcpStream::peek`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::read`].
-    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf, libc::MSG_PEEK).await
-    }
-
-    /// As [`TcpStream::readv`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::read`].
-    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        self.sock.recv_vectored(bufs).await
-    }
-
-    /// The peer's address.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::peer_addr`].
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.with_std(|s: &std::net::TcpStream| s.peer_addr())
-    }
-}
-
-/// The writing half of a [`TcpStream`], from [`TcpStream::into_split`]. Dropping it shuts
-/// down the writing side (the peer reads end of stream), after the bytes that poll-based
-/// writes (the I/O trait features) accepted are sent.
-pub struct OwnedWriteHalf {
-    pub(super) sock: Socket,
-}
-
-impl OwnedWriteHalf {
-    /// As [`TcpStream::write`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf, 0).await
-    }
-
-    /// As [`TcpStream::write_all`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::write`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.send_all(buf).await
-    }
-
-    /// As [`TcpStream::writev`].
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::write`].
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        self.sock.send_vectored(bufs).await
-    }
-
-    /// Shuts down the writing side now.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::shutdown`].
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.sock.shutdown(Shutdown::Write)
-    }
-
-    /// The local address of the connection.
-    ///
-    /// # Errors
-    ///
-    /// As [`TcpStream::local_addr`].
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock.with_std(|s: &std::net::TcpStream| s.local_addr())
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        self.sock.shutdown_write_when_sent();
-    }
-}
+owned_halves!(
+    TcpStream,
+    std::net::TcpStream,
+    SocketAddr,
+    "Dropping it shuts down the writing side (the peer reads end of stream), after the \
+     bytes that poll-based writes (the I/O trait features) accepted are sent."
+);
 
 /// A TCP socket not yet listening or connected, to set options first (tokio's builder).
 ///

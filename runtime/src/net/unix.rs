@@ -11,6 +11,7 @@ use std::path::Path;
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 
 use super::addr::{with_addr, SockAddr};
+use super::half::owned_halves;
 use super::socket::Socket;
 use super::tcp::fd_traits;
 
@@ -250,12 +251,7 @@ impl UnixStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        (
-            OwnedReadHalf {
-                sock: self.sock.clone(),
-            },
-            OwnedWriteHalf { sock: self.sock },
-        )
+        split(self.sock)
     }
 
     /// Shuts down the reading side, the writing side or both.
@@ -310,119 +306,12 @@ impl UnixStream {
     }
 }
 
-/// The reading half of a [`UnixStream`], from [`UnixStream::into_split`].
-pub struct OwnedReadHalf {
-    sock: Socket,
-}
-
-impl OwnedReadHalf {
-    /// As [`UnixStream::read`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::read`].
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf, 0).await
-    }
-
-    /// As [`UnixStream::read_exact`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::read_exact`].
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.recv_exact(buf).await
-    }
-
-    /// As [`UnixStream::peek`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::read`].
-    pub async fn peek<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.recv(buf, libc::MSG_PEEK).await
-    }
-
-    /// As [`UnixStream::readv`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::read`].
-    pub async fn readv<B: IoBufMut>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        self.sock.recv_vectored(bufs).await
-    }
-
-    /// The peer's address.
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::peer_addr`].
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.sock
-            .with_std(|s: &std::os::unix::net::UnixStream| s.peer_addr())
-    }
-}
-
-/// The writing half of a [`UnixStream`], from [`UnixStream::into_split`]. Dropping it
-/// shuts down the writing side (the peer reads end of stream).
-pub struct OwnedWriteHalf {
-    sock: Socket,
-}
-
-impl OwnedWriteHalf {
-    /// As [`UnixStream::write`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::write`].
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        self.sock.send(buf, 0).await
-    }
-
-    /// As [`UnixStream::write_all`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::write`].
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        self.sock.send_all(buf).await
-    }
-
-    /// As [`UnixStream::writev`].
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::write`].
-    pub async fn writev<B: IoBuf>(&self, bufs: Vec<B>) -> BufResult<usize, Vec<B>> {
-        self.sock.send_vectored(bufs).await
-    }
-
-    /// Shuts down the writing side now.
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::shutdown`].
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.sock.shutdown(Shutdown::Write)
-    }
-
-    /// The local address.
-    ///
-    /// # Errors
-    ///
-    /// As [`UnixStream::local_addr`].
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.sock
-            .with_std(|s: &std::os::unix::net::UnixStream| s.local_addr())
-    }
-}
-
-impl Drop for OwnedWriteHalf {
-    fn drop(&mut self) {
-        // NotConnected (the peer is gone) is fine: there is nothing left to shut.
-        let _ = self.sock.shutdown(Shutdown::Write);
-    }
-}
+owned_halves!(
+    UnixStream,
+    std::os::unix::net::UnixStream,
+    SocketAddr,
+    "Dropping it shuts down the writing side (the peer reads end of stream)."
+);
 
 /// A Unix datagram socket: bound to a path or abstract name, or unbound; connected to a
 /// default peer, or not. Datagrams keep their boundaries; a receive fills up to the

@@ -35,7 +35,7 @@ impl std::os::fd::AsRawFd for SharedFd {
 }
 
 /// A wait (an [`Op`], an epoll readiness wait) with the runtime's cooperative budget.
-struct Budgeted<F>(F);
+pub(crate) struct Budgeted<F>(pub(crate) F);
 
 impl<F: Future + Unpin> Future for Budgeted<F> {
     type Output = F::Output;
