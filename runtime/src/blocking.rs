@@ -196,9 +196,13 @@ impl BlockingPool {
     /// its runtime), it waits for the others but not for itself, and leaves its own
     /// thread to finish the job and exit on its own.
     pub(crate) fn shutdown(&self, deadline: Option<Instant>) {
-        let me = POOL_THREAD.with(|p| p.get()) == Arc::as_ptr(&self.inner);
+        // The thread context's `pool_thread` and `in_io_job` (`context.rs`).
+        let (pool, in_io) =
+            crate::context::with(|cx| (cx.pool_thread().get(), cx.in_io_job().get()))
+                .unwrap_or((std::ptr::null(), false));
+        let me = pool == Arc::as_ptr(&self.inner).cast();
         let myself = usize::from(me);
-        let my_io = usize::from(me && IN_IO_JOB.with(|f| f.get()));
+        let my_io = usize::from(me && in_io);
         let io_deadline = Instant::now() + IO_JOB_GRACE;
         let io_deadline = deadline.map_or(io_deadline, |d| d.min(io_deadline));
         let mut state = self.inner.state.lock();
@@ -250,7 +254,7 @@ impl BlockingPool {
 
 impl Inner {
     fn run(self: Arc<Self>, id: usize, rt: Handle) {
-        POOL_THREAD.with(|p| p.set(Arc::as_ptr(&self)));
+        crate::context::with(|cx| cx.pool_thread().set(Arc::as_ptr(&self).cast()));
         let _current = crate::context::set_current(rt);
         // A panicking hook must not take a queued job's only thread with it: the panic has
         // been reported by the panic hook; the thread works anyway.
@@ -262,9 +266,9 @@ impl Inner {
             if let Some((job, io)) = state.queue.pop_front() {
                 state.io_running += usize::from(io);
                 drop(state);
-                IN_IO_JOB.with(|f| f.set(io));
+                crate::context::with(|cx| cx.in_io_job().set(io));
                 job.run();
-                IN_IO_JOB.with(|f| f.set(false));
+                crate::context::with(|cx| cx.in_io_job().set(false));
                 state = self.state.lock();
                 state.io_running -= usize::from(io);
                 continue;
@@ -298,13 +302,6 @@ impl Inner {
             self.all_exited.notify_all();
         }
     }
-}
-
-thread_local! {
-    /// The pool this thread belongs to, if it is a blocking-pool thread.
-    static POOL_THREAD: std::cell::Cell<*const Inner> = const { std::cell::Cell::new(std::ptr::null()) };
-    /// Whether this pool thread is running a file system job.
-    static IN_IO_JOB: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl fmt::Debug for BlockingPool {

@@ -4,7 +4,10 @@
 //! those futures return `Pending` after waking the task, so a task that is always ready goes
 //! to the back of the queue and its peers get the worker.
 //!
-//! Outside a worker (a thread that is not polling a task) the budget is unconstrained.
+//! Each task poll starts with a fresh budget, set and restored with the polled task itself
+//! (`task/waker.rs`'s poll guard), and so does each poll of `block_on`'s future
+//! ([`with_budget`]). Outside those polls the budget is unconstrained. The
+//! budget is the thread context's `budget` field (`context.rs`).
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -13,8 +16,10 @@ use std::task::{Context, Poll};
 /// Units of progress per task poll.
 pub(crate) const BUDGET: u8 = 128;
 
-thread_local! {
-    static CURRENT: Cell<Option<u8>> = const { Cell::new(None) };
+/// Runs `f` with the thread's budget cell, if the context is still there.
+#[inline(always)]
+fn with_cell<R>(f: impl FnOnce(&Cell<Option<u8>>) -> R) -> Option<R> {
+    crate::context::with(|cx| f(cx.budget()))
 }
 
 /// Runs `f` (one task poll) with a fresh budget, restoring the previous one afterwards.
@@ -23,10 +28,10 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
     struct Reset(Option<u8>);
     impl Drop for Reset {
         fn drop(&mut self) {
-            CURRENT.with(|c| c.set(self.0));
+            with_cell(|c| c.set(self.0));
         }
     }
-    let _reset = Reset(CURRENT.with(|c| c.replace(Some(BUDGET))));
+    let _reset = Reset(with_cell(|c| c.replace(Some(BUDGET))).flatten());
     f()
 }
 
@@ -36,7 +41,7 @@ pub(crate) fn with_budget<R>(f: impl FnOnce() -> R) -> R {
 /// called, so a leaf that ends up `Pending` anyway costs nothing.
 #[inline]
 pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
-    CURRENT.with(|c| match c.get() {
+    let budget = with_cell(|c| match c.get() {
         None => Poll::Ready(RestoreOnPending(None)),
         Some(0) => {
             cx.waker().wake_by_ref();
@@ -46,7 +51,8 @@ pub(crate) fn poll_proceed(cx: &mut Context<'_>) -> Poll<RestoreOnPending> {
             c.set(Some(n - 1));
             Poll::Ready(RestoreOnPending(Some(n)))
         }
-    })
+    });
+    budget.unwrap_or(Poll::Ready(RestoreOnPending(None)))
 }
 
 /// See [`poll_proceed`].
@@ -62,7 +68,7 @@ impl RestoreOnPending {
 impl Drop for RestoreOnPending {
     fn drop(&mut self) {
         if let Some(n) = self.0 {
-            CURRENT.with(|c| c.set(Some(n)));
+            with_cell(|c| c.set(Some(n)));
         }
     }
 }
@@ -97,8 +103,8 @@ pub async fn consume_budget() {
 
 /// Runs `f` with no budget limit, restoring the budget afterwards.
 pub(crate) fn unconstrained<R>(f: impl FnOnce() -> R) -> R {
-    let prev = CURRENT.with(|c| c.replace(None));
+    let prev = with_cell(|c| c.replace(None)).flatten();
     let out = f();
-    CURRENT.with(|c| c.set(prev));
+    with_cell(|c| c.set(prev));
     out
 }

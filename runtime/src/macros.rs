@@ -156,15 +156,11 @@ pub mod __macro_support {
 
     use std::cell::Cell;
 
-    thread_local! {
-        /// xorshift64* state; 0 until first used on this thread.
-        static RNG: Cell<u64> = const { Cell::new(0) };
-    }
-
-    /// A random number in `0..n` (`n > 0`), from a per-thread xorshift64* generator seeded
-    /// from std's random hasher keys: a few instructions, no atomic, no lock.
+    /// A random number in `0..n` (`n > 0`), from a per-thread xorshift64* generator (the
+    /// thread context's `rng`) seeded from std's random hasher keys: a few instructions, no
+    /// atomic, no lock. During thread-local destruction, from a fresh seed each call.
     pub fn thread_rng_n(n: u32) -> u32 {
-        RNG.with(|rng| {
+        let step = |rng: &Cell<u64>| {
             let mut x = rng.get();
             if x == 0 {
                 use std::hash::{BuildHasher, Hasher};
@@ -178,7 +174,8 @@ pub mod __macro_support {
             rng.set(x);
             let r = x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32;
             ((r * u64::from(n)) >> 32) as u32
-        })
+        };
+        crate::context::with(|cx| step(cx.rng())).unwrap_or_else(|| step(&Cell::new(0)))
     }
 
     #[cfg(test)]

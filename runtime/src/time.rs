@@ -65,9 +65,10 @@ pub use std::time::Instant;
 use weft_reactor::time::Key;
 use weft_reactor::TimerHandle;
 
-thread_local! {
-    /// The wheel of the driver this thread parks on, if any.
-    static TIMER: RefCell<Option<TimerHandle>> = const { RefCell::new(None) };
+/// Runs `f` with the wheel of the driver this thread parks on (the thread context's
+/// `timer`; none once the context is gone).
+fn with_timer<R>(f: impl FnOnce(&RefCell<Option<TimerHandle>>) -> R) -> Option<R> {
+    crate::context::with_resources(|r| f(r.timer()))
 }
 
 /// Makes `handle` this thread's wheel until the guard drops. It must be the owner handle of
@@ -79,7 +80,7 @@ pub(crate) fn set_thread_timer(handle: TimerHandle) -> ThreadTimerGuard {
         handle.is_owner_thread(),
         "a thread's timer must be the wheel of the driver it parks"
     );
-    ThreadTimerGuard(TIMER.with(|t| t.borrow_mut().replace(handle)))
+    ThreadTimerGuard(with_timer(|t| t.borrow_mut().replace(handle)).flatten())
 }
 
 pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
@@ -87,7 +88,7 @@ pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
 impl Drop for ThreadTimerGuard {
     fn drop(&mut self) {
         let prev = self.0.take();
-        let old = TIMER.with(|t| std::mem::replace(&mut *t.borrow_mut(), prev));
+        let old = with_timer(|t| std::mem::replace(&mut *t.borrow_mut(), prev));
         drop(old);
     }
 }
@@ -97,7 +98,7 @@ impl Drop for ThreadTimerGuard {
 /// workers, reached through a handle that unparks it if needed.
 #[track_caller]
 pub(crate) fn current_timer() -> TimerHandle {
-    if let Some(h) = TIMER.with(|t| t.borrow().clone()) {
+    if let Some(h) = with_timer(|t| t.borrow().clone()).flatten() {
         return h;
     }
     let remote =
@@ -118,10 +119,11 @@ pub(crate) fn current_timer() -> TimerHandle {
 /// the wheel is gone (its timers with it).
 fn with_wheel<R>(wheel: u64, f: impl FnOnce(&TimerHandle, bool) -> R) -> Option<R> {
     let mut f = Some(f);
-    let own = TIMER.with(|t| match &*t.borrow() {
+    let own = with_timer(|t| match &*t.borrow() {
         Some(h) if h.id() == wheel => f.take().map(|f| f(h, true)),
         _ => None,
-    });
+    })
+    .flatten();
     if own.is_some() {
         return own;
     }
@@ -278,14 +280,15 @@ impl Sleep {
     /// (no lock, no reference count); elsewhere through a handle to a worker's wheel.
     fn register(&mut self, waker: &Waker) {
         let deadline = self.deadline;
-        let owned = TIMER.with(|t| {
+        let owned = with_timer(|t| {
             t.borrow().as_ref().map(|h| {
                 // SAFETY: the thread's timer is the handle of the driver this thread parks
                 // (`set_thread_timer` checks it), so this is the owner thread.
                 let key = unsafe { h.register_owned(deadline, waker) };
                 Entry::Owned { wheel: h.id(), key }
             })
-        });
+        })
+        .flatten();
         self.entry = owned.unwrap_or_else(|| {
             let handle = current_timer();
             let key = handle.register(deadline, waker.clone());

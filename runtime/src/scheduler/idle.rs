@@ -94,6 +94,25 @@ impl Idle {
         // here costs no write to the shared state line (an RMW would bounce it between
         // cores on every spawn); `loom_last_searcher_parks_while_work_arrives` checks it.
         fence(SeqCst);
+        self.pick_worker()
+    }
+
+    /// [`worker_to_notify`](Idle::worker_to_notify) for work published through the global
+    /// queue, with no fence.
+    ///
+    /// `Inject::push` ends with a read-modify-write of the queue's `pushing` counter, and a
+    /// parker reads that counter with a read-modify-write (`Inject::sync_with_pushes`) after
+    /// its own write of the state and before it re-checks the global queue. The two RMWs
+    /// on one location are ordered: if the push's comes first, the parker's synchronises
+    /// with it and its re-check sees the work; if the parker's comes first, the push's
+    /// synchronises with it and the state load below sees the parker parked. Either way the
+    /// work is found, and the remote spawn path, which already pays for those RMWs, pays for
+    /// no fence; `loom_last_searcher_parks_while_remote_work_arrives` checks it.
+    pub(crate) fn worker_to_notify_after_push(&self) -> Option<usize> {
+        self.pick_worker()
+    }
+
+    fn pick_worker(&self) -> Option<usize> {
         if !self.notify_should_wakeup() {
             return None;
         }
@@ -227,6 +246,38 @@ mod loom_tests {
             );
             let listed = idle.sleepers.lock().len();
             assert_eq!(idle.num_parked(), listed);
+        });
+    }
+
+    /// The same race with the work published through the global queue's push protocol and
+    /// the fence-free notify of `Shared::schedule_remote`: the parker's RMW on `pushing`
+    /// before its re-check is what keeps the wake-up (without it this model fails).
+    #[test]
+    fn loom_last_searcher_parks_while_remote_work_arrives() {
+        use crate::scheduler::queue::Inject;
+        use loom::sync::atomic::Ordering::{Acquire, Release};
+        loom::model(|| {
+            let idle = Arc::new(Idle::new(2));
+            let inject = Arc::new(Inject::<()>::new());
+            // Stands for the queue's contents: published with a release store, as a push
+            // into crossbeam's injector is at best.
+            let work = Arc::new(AtomicBool::new(false));
+            idle.transition_worker_to_parked(1, false);
+            assert!(idle.transition_worker_to_searching());
+            let (i2, q2, w2) = (idle.clone(), inject.clone(), work.clone());
+            let notifier = loom::thread::spawn(move || {
+                q2.push_with(|| w2.store(true, Release));
+                i2.worker_to_notify_after_push()
+            });
+            let found = idle.transition_worker_to_parked(0, true) && {
+                inject.sync_with_pushes();
+                work.load(Acquire)
+            };
+            let woken = notifier.join().unwrap();
+            assert!(
+                found || woken.is_some(),
+                "work queued and nobody will look at it"
+            );
         });
     }
 

@@ -285,10 +285,12 @@ impl Handle {
 }
 
 impl Schedule for Handle {
+    #[inline]
     fn schedule(&self, task: Notified) {
         self.schedule_task(task, false)
     }
 
+    #[inline]
     fn yield_now(&self, task: Notified) {
         self.schedule_task(task, true)
     }
@@ -432,7 +434,10 @@ impl Shared {
     pub(crate) fn schedule_remote(&self, task: Notified) {
         self.remote_schedules.fetch_add(1, Relaxed);
         self.inject.push(task);
-        self.notify_parked();
+        // No fence: the push's last RMW pairs with the parker's (`has_remote_work`).
+        if let Some(index) = self.idle.worker_to_notify_after_push() {
+            self.remotes[index].unpark.unpark();
+        }
     }
 
     /// Wakes one parked worker if there is work no searcher will find.
@@ -452,8 +457,12 @@ impl Shared {
         self.remotes[i].timer.clone()
     }
 
-    /// Whether any queue another worker could take from is non-empty.
+    /// Whether any queue another worker could take from is non-empty: a parker's re-check,
+    /// after its write of the idle state.
     pub(crate) fn has_remote_work(&self) -> bool {
+        // Pairs with the RMW that ends every global-queue push, so that a remote notify
+        // needs no fence (`Idle::worker_to_notify_after_push`).
+        self.inject.sync_with_pushes();
         !self.inject.is_empty() || self.remotes.iter().any(|r| !r.stealer.is_empty())
     }
 }

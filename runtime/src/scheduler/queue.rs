@@ -51,15 +51,32 @@ impl<T> Inject<T> {
     }
 
     /// Queues `task`; after close, drops it instead (every task is complete by then).
+    ///
+    /// It ends with a read-modify-write of `pushing`, which
+    /// [`sync_with_pushes`](Inject::sync_with_pushes) pairs with: see
+    /// `Idle::worker_to_notify_after_push`.
     pub(crate) fn push(&self, task: T) {
+        self.push_with(move || self.queue.push(task));
+    }
+
+    /// The push protocol around `publish`, which queues the entry (the loom model of the
+    /// idle handshake publishes a flag instead); after close, `publish` is dropped unrun.
+    pub(crate) fn push_with(&self, publish: impl FnOnce()) {
         self.pushing.fetch_add(1, SeqCst);
         if self.closed.load(SeqCst) {
             self.pushing.fetch_sub(1, SeqCst);
-            drop(task);
+            drop(publish);
             return;
         }
-        self.queue.push(task);
+        publish();
         self.pushing.fetch_sub(1, SeqCst);
+    }
+
+    /// Orders this thread after every push whose final RMW on `pushing` came before this
+    /// one, and every later push's notify after this thread's earlier writes (a parker's
+    /// state update): called by a parker before it re-checks the queue.
+    pub(crate) fn sync_with_pushes(&self) {
+        self.pushing.fetch_add(0, SeqCst);
     }
 
     pub(crate) fn is_empty(&self) -> bool {

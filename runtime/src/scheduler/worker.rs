@@ -215,14 +215,11 @@ pub(crate) struct WorkerCx {
 /// take-over found nothing to do (the owner was parked, or held its wheel's lock).
 const MIN_WATCH: Duration = Duration::from_millis(1);
 
-thread_local! {
-    static WORKER: Cell<*const WorkerCx> = const { Cell::new(ptr::null()) };
-}
-
-/// Runs `f` with this thread's worker context, if it is a worker.
+/// Runs `f` with this thread's worker context, if it is a worker (the thread context's
+/// `worker` field; none once the context is gone).
 #[inline]
 pub(crate) fn with_worker<R>(f: impl FnOnce(Option<&WorkerCx>) -> R) -> R {
-    let p = WORKER.with(|w| w.get());
+    let p = crate::context::with(|cx| cx.worker().get()).unwrap_or(ptr::null());
     // SAFETY: the pointer is set by `run` to a `WorkerCx` on its own stack frame and reset
     // to null before that frame ends; only this thread reads it.
     f(unsafe { p.as_ref() })
@@ -262,10 +259,10 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            WORKER.with(|w| w.set(ptr::null()));
+            crate::context::with(|c| c.worker().set(ptr::null()));
         }
     }
-    WORKER.with(|w| w.set(&cx));
+    crate::context::with(|c| c.worker().set(&cx)).expect("a worker starts with its context");
     let reset = Reset;
     let timer = crate::time::set_thread_timer(cx.core.borrow().driver().handle());
     cx.run();
@@ -291,20 +288,22 @@ impl WorkerCx {
     fn run(&self) {
         let config = &self.shared.config;
         loop {
-            let maintenance = {
-                let mut core = self.core.borrow_mut();
-                countdown(&mut core.until_event, config.event_interval)
-            };
-            if maintenance {
+            // One borrow of the core for the countdown and the next task, unless the
+            // maintenance step (which needs the core released) runs between them.
+            let mut core = self.core.borrow_mut();
+            if countdown(&mut core.until_event, config.event_interval) {
+                drop(core);
                 if self.shared.is_shutdown() {
                     return;
                 }
                 self.park_driver(Some(Duration::ZERO));
                 // Busy workers look too ("Stalled workers"): what they take over lands in
-                // their own queue.
+                // their own queue. The core is released here, as waking needs it.
                 self.take_over_stalled();
+                core = self.core.borrow_mut();
             }
-            let task = self.next_task(&mut self.core.borrow_mut());
+            let task = self.next_task(&mut core);
+            drop(core);
             if let Some(task) = task {
                 self.run_task(task);
                 continue;
@@ -367,7 +366,9 @@ impl WorkerCx {
         }
         bump(&self.counters().polls, 1);
         self.polling.set(true);
-        crate::coop::with_budget(|| task.run());
+        // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
+        // which polls nothing, runs with none.
+        task.run();
         self.polling.set(false);
         let mut core = self.core.borrow_mut();
         if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {

@@ -31,14 +31,14 @@
 //! defers 100 closures before the first runs), more than the allocator's per-thread cache
 //! holds, so each cell went through `malloc`'s slow path and its consolidation: about 40%
 //! of the instructions of such a composite. Cells of up to 256 bytes are therefore carved
-//! in three size classes and recycled through a per-thread free list of each class
+//! in three size classes and recycled through a per-thread free list of each class (the
+//! thread context's `deferred_cache`, `context.rs`)
 //! (bounded, so that a thread that only runs what others defer does not hoard memory): the
 //! thread that runs a cell keeps its block for the next `defer`. Larger cells, and threads
 //! whose cache is gone (thread-local destruction), use the global allocator directly. A
 //! block is always returned to the global allocator with the layout it was allocated with.
 
 use std::alloc::{self, Layout};
-use std::cell::RefCell;
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
@@ -103,8 +103,17 @@ impl<F> CellLayout<F> {
 }
 
 /// Free blocks of each class, owned by this thread.
-struct Cache {
+pub(crate) struct Cache {
     free: [Vec<NonNull<u8>>; CLASSES.len()],
+}
+
+impl Cache {
+    /// An empty cache.
+    pub(crate) const fn new() -> Cache {
+        Cache {
+            free: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
 }
 
 impl Drop for Cache {
@@ -120,12 +129,6 @@ impl Drop for Cache {
     }
 }
 
-thread_local! {
-    static CACHE: RefCell<Cache> = const {
-        RefCell::new(Cache { free: [Vec::new(), Vec::new(), Vec::new()] })
-    };
-}
-
 fn class_layout(c: usize) -> Layout {
     Layout::from_size_align(CLASSES[c], CLASS_ALIGN).expect("class layouts are valid")
 }
@@ -133,10 +136,9 @@ fn class_layout(c: usize) -> Layout {
 /// A block for a `Deferred<F>`: from this thread's cache if it has one of the class.
 fn alloc_cell<F>() -> NonNull<Deferred<F>> {
     if let Some(c) = CellLayout::<F>::CLASS {
-        let cached = CACHE
-            .try_with(|cache| cache.borrow_mut().free[c].pop())
-            .ok()
-            .flatten();
+        let cached =
+            crate::context::with_resources(|cx| cx.deferred_cache().borrow_mut().free[c].pop())
+                .flatten();
         if let Some(block) = cached {
             return block.cast();
         }
@@ -157,18 +159,17 @@ fn alloc_cell<F>() -> NonNull<Deferred<F>> {
 unsafe fn free_cell<F>(ptr: NonNull<Deferred<F>>) {
     if let Some(c) = CellLayout::<F>::CLASS {
         let block = ptr.cast::<u8>();
-        let kept = CACHE
-            .try_with(|cache| {
-                let mut cache = cache.borrow_mut();
-                let free = &mut cache.free[c];
-                if free.len() < CACHE_PER_CLASS {
-                    free.push(block);
-                    true
-                } else {
-                    false
-                }
-            })
-            .unwrap_or(false);
+        let kept = crate::context::with_resources(|cx| {
+            let mut cache = cx.deferred_cache().borrow_mut();
+            let free = &mut cache.free[c];
+            if free.len() < CACHE_PER_CLASS {
+                free.push(block);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
         if kept {
             return;
         }

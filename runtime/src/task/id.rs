@@ -4,15 +4,15 @@
 //!
 //! One global counter would put one contended atomic on every spawn, on a cache line that
 //! every spawning thread writes. Instead each thread reserves a block of [`BLOCK`] ids from
-//! the global counter with one `fetch_add` and hands them out from a thread-local, so the
-//! shared line is written once per 1024 spawns of a thread. Ids are unique but not dense and
+//! the global counter with one `fetch_add` and hands them out from the thread context's
+//! `task_ids` range (`context.rs`), so the shared line is written once per 1024 spawns of a
+//! thread (a spawn during thread-local destruction takes a block for itself). Ids are unique but not dense and
 //! not ordered across threads; nothing may rely on their order.
 //!
 //! The id sits in the task header (8 bytes, next to the state word): [`id`] reads it through
 //! the pointer the worker already keeps to the task it polls (`waker.rs`), so knowing the
 //! current task costs no extra store per poll.
 
-use std::cell::Cell;
 use std::fmt;
 use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -22,11 +22,6 @@ const BLOCK: u64 = 1024;
 
 /// The next block to hand out (block `b` holds ids `b * BLOCK .. (b + 1) * BLOCK`).
 static NEXT_BLOCK: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// The thread's reserved range: `(next, end)`; empty when `next == end`.
-    static LOCAL: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
-}
 
 /// An opaque id that is unique among all tasks of all runtimes in the process, for as
 /// long as the process runs.
@@ -49,19 +44,20 @@ pub struct Id(NonZeroU64);
 impl Id {
     /// A fresh id.
     pub(crate) fn next() -> Id {
-        let raw = LOCAL.with(|local| {
-            let (mut next, mut end) = local.get();
-            if next == end {
-                let block = NEXT_BLOCK.fetch_add(1, Relaxed);
-                next = block * BLOCK;
-                end = next + BLOCK;
-                if next == 0 {
-                    next = 1;
-                }
+        let take = |(next, end): (u64, u64)| {
+            if next != end {
+                return (next, end);
             }
-            local.set((next + 1, end));
+            let block = NEXT_BLOCK.fetch_add(1, Relaxed);
+            let start = block * BLOCK;
+            (start.max(1), start + BLOCK)
+        };
+        let raw = crate::context::with(|cx| {
+            let (next, end) = take(cx.task_ids().get());
+            cx.task_ids().set((next + 1, end));
             next
-        });
+        })
+        .unwrap_or_else(|| take((0, 0)).0);
         Id(NonZeroU64::new(raw).expect("task ids start at 1"))
     }
 

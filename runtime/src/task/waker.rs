@@ -11,18 +11,19 @@ use super::state::ToNotified;
 // A task that wakes itself during its own poll (a yield, a future that is ready after one
 // more pass) would set `NOTIFIED` with an atomic read-modify-write, and the poll's end
 // would then read it back in `transition_to_idle`'s compare-and-swap. The worker records
-// instead, in a thread-local, which task it is polling; `wake_by_ref` of that task on that
-// thread only sets a thread-local flag, and the poll's end folds `NOTIFIED` into the one
+// instead, in the thread context's `polling` field (`context.rs`), which task it is polling; `wake_by_ref` of that task on that
+// thread only sets a flag there, and the poll's end folds `NOTIFIED` into the one
 // compare-and-swap it makes anyway (`State::transition_to_idle(self_woken)`). The outcome is
 // the same as if the wake had happened at the end of the poll, which is a valid order: no
 // other thread can tell the two apart, since while `RUNNING` is set nobody but the poller
 // acts on `NOTIFIED`. Under loom the fast path is off, so the models check the atomic one.
 
+/// Runs `f` with the context's `polling` cell; `None` once the context is gone, when no
+/// task is being polled on this thread.
 #[cfg(not(loom))]
-thread_local! {
-    /// The task this thread is polling (null when none) and whether it woke itself.
-    static POLLING: std::cell::Cell<(*const (), bool)> =
-        const { std::cell::Cell::new((std::ptr::null(), false)) };
+#[inline(always)]
+fn with_polling<R>(f: impl FnOnce(&std::cell::Cell<(*const (), bool)>) -> R) -> Option<R> {
+    crate::context::with(|cx| f(cx.polling()))
 }
 
 /// If `data` is the task this thread is polling, records the wake and returns `true`.
@@ -30,7 +31,7 @@ thread_local! {
 fn self_wake(data: *const ()) -> bool {
     #[cfg(not(loom))]
     {
-        POLLING.with(|p| {
+        with_polling(|p| {
             let (current, _) = p.get();
             if current == data {
                 p.set((current, true));
@@ -39,6 +40,7 @@ fn self_wake(data: *const ()) -> bool {
                 false
             }
         })
+        .unwrap_or(false)
     }
     #[cfg(loom)]
     {
@@ -51,11 +53,11 @@ fn self_wake(data: *const ()) -> bool {
 pub(super) fn current_task_id() -> Option<super::Id> {
     #[cfg(not(loom))]
     {
-        let current = POLLING.with(|p| p.get().0);
+        let current = with_polling(|p| p.get().0).unwrap_or(std::ptr::null());
         if current.is_null() {
             return None;
         }
-        // SAFETY: `POLLING` holds the header of the task this thread is polling right now
+        // SAFETY: `polling` holds the header of the task this thread is polling right now
         // (set by `PollGuard::enter`, restored when that poll ends); the poll holds a
         // reference, so the header is live for the duration of this call.
         let header = unsafe { &*current.cast::<Header>() };
@@ -67,47 +69,62 @@ pub(super) fn current_task_id() -> Option<super::Id> {
     }
 }
 
-/// Marks `ptr` as the task this thread polls until the guard's `finish`.
+/// Marks `ptr` as the task this thread polls, with a fresh cooperative budget (`coop.rs`),
+/// until the guard's `finish`: one context access to start a poll and one to end it.
 pub(super) struct PollGuard {
     #[cfg(not(loom))]
     prev: (*const (), bool),
+    prev_budget: Option<u8>,
 }
 
 impl PollGuard {
     #[inline]
     pub(super) fn enter(ptr: NonNull<Header>) -> PollGuard {
+        let budget = Some(crate::coop::BUDGET);
         #[cfg(not(loom))]
         {
-            let prev = POLLING.with(|p| p.replace((ptr.as_ptr().cast(), false)));
-            PollGuard { prev }
+            let (prev, prev_budget) = crate::context::with(|cx| {
+                let prev = cx.polling().replace((ptr.as_ptr().cast(), false));
+                (prev, cx.budget().replace(budget))
+            })
+            .unwrap_or(((std::ptr::null(), false), None));
+            PollGuard { prev, prev_budget }
         }
         #[cfg(loom)]
         {
             let _ = ptr;
-            PollGuard {}
+            let prev_budget = crate::context::with(|cx| cx.budget().replace(budget)).flatten();
+            PollGuard { prev_budget }
         }
     }
 
     /// Ends the poll: whether the task woke itself during it.
     #[inline]
     pub(super) fn finish(self) -> bool {
-        #[cfg(not(loom))]
-        {
-            let me = std::mem::ManuallyDrop::new(self);
-            POLLING.with(|p| p.replace(me.prev)).1
-        }
-        #[cfg(loom)]
-        {
-            false
-        }
+        let me = std::mem::ManuallyDrop::new(self);
+        crate::context::with(|cx| {
+            cx.budget().set(me.prev_budget);
+            #[cfg(not(loom))]
+            {
+                cx.polling().replace(me.prev).1
+            }
+            #[cfg(loom)]
+            {
+                false
+            }
+        })
+        .unwrap_or(false)
     }
 }
 
 impl Drop for PollGuard {
     /// Restores the previous state if the poll unwound.
     fn drop(&mut self) {
-        #[cfg(not(loom))]
-        POLLING.with(|p| p.set(self.prev));
+        crate::context::with(|cx| {
+            cx.budget().set(self.prev_budget);
+            #[cfg(not(loom))]
+            cx.polling().set(self.prev);
+        });
     }
 }
 
