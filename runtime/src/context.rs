@@ -63,6 +63,9 @@ pub(crate) struct Context {
     pool_thread: Cell<*const ()>,
     /// `blocking.rs`: whether this pool thread is running a file system job.
     in_io_job: Cell<bool>,
+    /// `callback/mod.rs`: the batch of the innermost `batched` helper start running on this
+    /// thread (null outside one).
+    callback_batch: Cell<*mut crate::callback::Batch>,
 }
 
 /// The owned state weft keeps per thread, dropped with it; see the module docs.
@@ -93,6 +96,7 @@ thread_local! {
             rng: Cell::new(0),
             pool_thread: Cell::new(std::ptr::null()),
             in_io_job: Cell::new(false),
+            callback_batch: Cell::new(std::ptr::null_mut()),
         }
     };
     static RESOURCES: Resources = const {
@@ -161,6 +165,12 @@ impl Context {
     #[inline(always)]
     pub(crate) fn in_io_job(&self) -> &Cell<bool> {
         &self.in_io_job
+    }
+
+    /// See the field.
+    #[inline(always)]
+    pub(crate) fn callback_batch(&self) -> &Cell<*mut crate::callback::Batch> {
+        &self.callback_batch
     }
 }
 

@@ -83,7 +83,6 @@ pub use compose::{
 };
 pub use timer::{set_interval, set_timeout, IntervalHandle, TimeoutHandle};
 
-use std::cell::Cell;
 use std::fmt;
 use std::ptr;
 use std::sync::Arc;
@@ -173,12 +172,12 @@ pub fn defer<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
 {
-    let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
+    let batch = current_batch();
     if !batch.is_null() {
-        // SAFETY: a non-null `BATCH` points to the batch of the innermost live `batched`
+        // SAFETY: a non-null current batch points to the batch of the innermost live `batched`
         // frame on this thread, which nothing else touches while its `start` runs (this
         // call is inside that `start`), and which stays put until that frame's `Flush`
-        // resets `BATCH` (see `batched`).
+        // resets it (see `batched`).
         unsafe { (*batch).push(crate::task::deferred::new(f)) };
         return;
     }
@@ -204,14 +203,19 @@ where
     }
 }
 
-thread_local! {
-    /// The deferred callbacks of the innermost [`batched`] start running on this thread;
-    /// null outside one.
-    static BATCH: Cell<*mut Batch> = const { Cell::new(ptr::null_mut()) };
+/// This thread's innermost running [`batched`] start's batch (the context's
+/// `callback_batch`); null outside one.
+fn current_batch() -> *mut Batch {
+    crate::context::with(|cx| cx.callback_batch().get()).unwrap_or(ptr::null_mut())
+}
+
+/// Makes `batch` this thread's innermost batch (null: none).
+fn set_current_batch(batch: *mut Batch) {
+    let _ = crate::context::with(|cx| cx.callback_batch().set(batch));
 }
 
 /// The callbacks one [`batched`] start has deferred so far.
-struct Batch {
+pub(crate) struct Batch {
     calls: Vec<Notified>,
     /// How many to make room for at the first: the operations the helper starts.
     expect: usize,
@@ -247,7 +251,7 @@ pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
     }
     impl Drop for Flush {
         fn drop(&mut self) {
-            let _ = BATCH.try_with(|b| b.set(self.outer));
+            set_current_batch(self.outer);
             let mut calls = std::mem::take(&mut self.batch.calls);
             match calls.len() {
                 0 => {}
@@ -264,19 +268,19 @@ pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
         }
     }
     let mut flush = Flush {
-        outer: BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut()),
+        outer: current_batch(),
         batch: Batch {
             calls: Vec::new(),
             expect,
         },
     };
-    let _ = BATCH.try_with(|b| b.set(&raw mut flush.batch));
+    set_current_batch(&raw mut flush.batch);
     start()
 }
 
 /// Queues one collected call: into the outer batch, or onto the runtime's queues.
 fn queue(call: Notified) {
-    let batch = BATCH.try_with(Cell::get).unwrap_or(ptr::null_mut());
+    let batch = current_batch();
     if !batch.is_null() {
         // SAFETY: as in `defer`: the innermost live `batched` frame's batch.
         unsafe { (*batch).push(call) };

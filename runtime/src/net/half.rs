@@ -13,7 +13,7 @@
 macro_rules! owned_halves {
     ($stream:ident, $std:ty, $addr:ty, $write_doc:literal) => {
         #[doc = concat!("The reading half of a [`", stringify!($stream), "`], from [`",
-                                                    stringify!($stream), "::into_split`].")]
+                                                            stringify!($stream), "::into_split`].")]
         pub struct OwnedReadHalf {
             pub(super) sock: Socket,
         }
@@ -66,7 +66,7 @@ macro_rules! owned_halves {
         }
 
         #[doc = concat!("The writing half of a [`", stringify!($stream), "`], from [`",
-                                                    stringify!($stream), "::into_split`].")]
+                                                            stringify!($stream), "::into_split`].")]
         #[doc = $write_doc]
         pub struct OwnedWriteHalf {
             pub(super) sock: Socket,
