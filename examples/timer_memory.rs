@@ -1,9 +1,8 @@
-//! Peak memory of a million registered 1 h sleeps, on weft or on tokio:
+//! Peak memory of a million registered 10 s sleeps, on weft or on tokio:
 //!
 //! ```sh
 //! cargo run --release --example timer_memory -- weft
 //! cargo run --release --example timer_memory -- tokio
-//! cargo run --release --example timer_memory -- weft 100000   # another count
 //! ```
 //!
 //! Prints the process's peak resident set (VmHWM) after registering the timers and after
@@ -14,19 +13,7 @@ use std::pin::Pin;
 use std::task::Context;
 use std::time::Duration;
 
-/// Timers registered unless the second argument gives another count.
 const N: usize = 1_000_000;
-
-/// Their duration: long enough that none is due while they are being registered, even
-/// under valgrind.
-const SLEEP: Duration = Duration::from_secs(3600);
-
-fn count() -> usize {
-    std::env::args()
-        .nth(2)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(N)
-}
 
 fn peak_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -51,15 +38,14 @@ fn register_all<F: Future>(v: &mut [F]) {
 
 fn main() {
     let which = std::env::args().nth(1).unwrap_or_else(|| "weft".into());
-    let n = count();
     let before = peak_rss_kib();
     match which.as_str() {
         "weft" => {
             let rt = weft::Runtime::builder().worker_threads(2).build().unwrap();
-            rt.block_on(rt.spawn(async move {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(weft::time::sleep(SLEEP));
+            rt.block_on(rt.spawn(async {
+                let mut v = Vec::with_capacity(N);
+                for _ in 0..N {
+                    v.push(weft::time::sleep(Duration::from_secs(10)));
                 }
                 register_all(&mut v);
                 println!("weft: {} timers registered", v.len());
@@ -72,10 +58,10 @@ fn main() {
                 .enable_time()
                 .build()
                 .unwrap();
-            rt.block_on(rt.spawn(async move {
-                let mut v = Vec::with_capacity(n);
-                for _ in 0..n {
-                    v.push(tokio::time::sleep(SLEEP));
+            rt.block_on(rt.spawn(async {
+                let mut v = Vec::with_capacity(N);
+                for _ in 0..N {
+                    v.push(tokio::time::sleep(Duration::from_secs(10)));
                 }
                 register_all(&mut v);
                 println!("tokio: {} timers registered", v.len());
@@ -90,6 +76,6 @@ fn main() {
     let peak = peak_rss_kib();
     println!(
         "{which}: peak RSS {peak} KiB, {:.1} bytes per timer above the {before} KiB baseline",
-        (peak - before) as f64 * 1024.0 / n as f64
+        (peak - before) as f64 * 1024.0 / N as f64
     );
 }

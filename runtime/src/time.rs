@@ -4,24 +4,10 @@
 //! a thread with no wheel (in `block_on`, on the blocking pool) uses a worker's. A timer is filed in the wheel of the thread that first
 //! polls it; if its task later moves to another worker, polling or dropping it updates or
 //! cancels the entry in the original wheel under that wheel's own lock — there is no global
-//! timer lock on these paths. A worker fires its due timers whenever it parks, and a busy worker also on a
+//! timer lock. A worker fires its due timers whenever it parks, and a busy worker also on a
 //! fixed cadence between tasks; it never parks past its earliest deadline. If a worker is
 //! stuck in one long poll, an idle worker fires the stuck wheel's due timers instead, about
 //! 2 ms after they are due (`scheduler/worker.rs`, "Stalled workers").
-//!
-//! **Registration.** A [`Sleep`] costs nothing in a wheel until it is first polled. Polled on
-//! a worker, it registers in that worker's wheel without a lock and without a reference
-//! count: it takes a key the worker reserved in the wheel beforehand and queues the
-//! registration on the worker's own side of the wheel; a cancel there (completion, drop) is
-//! queued the same way, and applied before the worker next fires its wheel. The worker
-//! files the registrations a poll queued, under one lock, when the poll returns (and when
-//! it fires its wheel), so a timer is in the wheel, where another
-//! worker taking over a stalled wheel finds it, once the poll that registered it is over:
-//! only a timer registered by the very poll that stalls waits for that poll (or for another
-//! thread to poll it, which files it at once). The `Sleep` keeps the wheel's id, not a
-//! handle; touched on another thread it finds the wheel again through that thread's
-//! runtime (its workers' wheels), or, on a thread outside any runtime, through a
-//! process-wide list of wheels under a lock.
 //!
 //! **After shutdown time still passes.** A worker leaving at shutdown closes its wheel: the
 //! timers in it are woken (early; each checks the clock, finds its entry gone and registers
@@ -57,7 +43,7 @@ use std::cell::RefCell;
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 pub use std::time::Instant;
@@ -71,15 +57,8 @@ fn with_timer<R>(f: impl FnOnce(&RefCell<Option<TimerHandle>>) -> R) -> Option<R
     crate::context::with_resources(|r| f(r.timer()))
 }
 
-/// Makes `handle` this thread's wheel until the guard drops. It must be the owner handle of
-/// the driver this thread parks ([`TimerHandle::is_owner_thread`]): a `Sleep` polled here
-/// registers in it with the owner-only calls.
-#[track_caller]
+/// Makes `handle` this thread's wheel until the guard drops.
 pub(crate) fn set_thread_timer(handle: TimerHandle) -> ThreadTimerGuard {
-    assert!(
-        handle.is_owner_thread(),
-        "a thread's timer must be the wheel of the driver it parks"
-    );
     ThreadTimerGuard(with_timer(|t| t.borrow_mut().replace(handle)).flatten())
 }
 
@@ -111,30 +90,6 @@ pub(crate) fn current_timer() -> TimerHandle {
             crate::scheduler::NO_RUNTIME
         ),
     }
-}
-
-/// Runs `f` with a handle to the wheel whose id is `wheel`, and whether it is this thread's
-/// own (so that the owner-only calls apply): this thread's timer if it is that wheel, else
-/// the current runtime's worker that owns it, else any live wheel with that id. `None` if
-/// the wheel is gone (its timers with it).
-fn with_wheel<R>(wheel: u64, f: impl FnOnce(&TimerHandle, bool) -> R) -> Option<R> {
-    let mut f = Some(f);
-    let own = with_timer(|t| match &*t.borrow() {
-        Some(h) if h.id() == wheel => f.take().map(|f| f(h, true)),
-        _ => None,
-    })
-    .flatten();
-    if own.is_some() {
-        return own;
-    }
-    let worker = |rt: &crate::scheduler::Handle| {
-        let remotes = rt.shared.remotes().iter();
-        remotes.map(|r| &r.timer).find(|t| t.id() == wheel).cloned()
-    };
-    let h = crate::context::with_current(worker)
-        .flatten()
-        .or_else(|| TimerHandle::find(wheel))?;
-    f.take().map(|f| f(&h, false))
 }
 
 /// The wheel for timers polled after their runtime shut down: one per process, fired by a
@@ -222,30 +177,17 @@ pub fn sleep(duration: Duration) -> Sleep {
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
-        entry: Entry::None,
+        entry: None,
+        elapsed: false,
     }
-}
-
-/// Where a [`Sleep`]'s timer is filed (and whether it completed: kept here rather than in
-/// a field of its own, which would make every `Sleep` 8 bytes larger).
-enum Entry {
-    /// Nowhere (not polled yet, or its entry was found gone).
-    None,
-    /// Nowhere: a poll saw the deadline pass.
-    Elapsed,
-    /// In the wheel with this id, registered by the wheel's owner: found again through the
-    /// thread's timer on that worker (no reference count is held), or through the runtime's
-    /// workers elsewhere.
-    Owned { wheel: u64, key: Key },
-    /// In a wheel reached through `handle` (registered on a thread with no wheel of its own).
-    Shared { handle: TimerHandle, key: Key },
 }
 
 /// The future of [`sleep`] and [`sleep_until`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
-    entry: Entry,
+    entry: Option<(TimerHandle, Key)>,
+    elapsed: bool,
 }
 
 impl Sleep {
@@ -256,74 +198,24 @@ impl Sleep {
 
     /// Whether the deadline has been seen to pass (by a poll).
     pub fn is_elapsed(&self) -> bool {
-        matches!(self.entry, Entry::Elapsed)
+        self.elapsed
     }
 
     /// Moves the deadline (earlier or later), re-arming a sleep that has completed.
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
         this.deadline = deadline;
-        let moved = match &this.entry {
-            Entry::None => return,
-            Entry::Elapsed => false,
-            Entry::Owned { wheel, key } => {
-                with_wheel(*wheel, |h, _| h.reset(*key, deadline)).unwrap_or(false)
+        this.elapsed = false;
+        if let Some((h, key)) = &this.entry {
+            if !h.reset(*key, deadline) {
+                this.entry = None;
             }
-            Entry::Shared { handle, key } => handle.reset(*key, deadline),
-        };
-        if !moved {
-            this.entry = Entry::None;
-        }
-    }
-
-    /// Files the timer for `waker`: on a worker, in its own wheel with the owner-only call
-    /// (no lock, no reference count); elsewhere through a handle to a worker's wheel.
-    fn register(&mut self, waker: &Waker) {
-        let deadline = self.deadline;
-        let owned = with_timer(|t| {
-            t.borrow().as_ref().map(|h| {
-                // SAFETY: the thread's timer is the handle of the driver this thread parks
-                // (`set_thread_timer` checks it), so this is the owner thread.
-                let key = unsafe { h.register_owned(deadline, waker) };
-                Entry::Owned { wheel: h.id(), key }
-            })
-        })
-        .flatten();
-        self.entry = owned.unwrap_or_else(|| {
-            let handle = current_timer();
-            let key = handle.register(deadline, waker.clone());
-            Entry::Shared { handle, key }
-        });
-    }
-
-    /// Whether the timer is still filed for `waker` (updated if need be); `false` if it
-    /// must be registered again.
-    fn still_registered(&self, waker: &Waker) -> bool {
-        let deadline = self.deadline;
-        match &self.entry {
-            Entry::None | Entry::Elapsed => false,
-            Entry::Owned { wheel, key } => {
-                with_wheel(*wheel, |h, _| h.update_or_file(*key, deadline, waker)).unwrap_or(false)
-            }
-            Entry::Shared { handle, key } => handle.update_waker(*key, waker),
         }
     }
 
     fn cancel(&mut self) {
-        match std::mem::replace(&mut self.entry, Entry::None) {
-            Entry::None | Entry::Elapsed => {}
-            Entry::Owned { wheel, key } => {
-                with_wheel(wheel, |h, own| {
-                    if own {
-                        // SAFETY: `own`: `h` is this thread's timer, the handle of the driver
-                        // this thread parks.
-                        unsafe { h.cancel_owned(key) }
-                    } else {
-                        h.cancel(key)
-                    }
-                });
-            }
-            Entry::Shared { handle, key } => handle.cancel(key),
+        if let Some((h, key)) = self.entry.take() {
+            h.cancel(key);
         }
     }
 }
@@ -334,14 +226,20 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        if !matches!(this.entry, Entry::Elapsed) && Instant::now() < this.deadline {
-            if !this.still_registered(cx.waker()) {
-                this.register(cx.waker());
+        if !this.elapsed && Instant::now() < this.deadline {
+            let registered = match &this.entry {
+                Some((h, key)) => h.update_waker(*key, cx.waker()),
+                None => false,
+            };
+            if !registered {
+                let h = current_timer();
+                let key = h.register(this.deadline, cx.waker().clone());
+                this.entry = Some((h, key));
             }
             return Poll::Pending;
         }
+        this.elapsed = true;
         this.cancel();
-        this.entry = Entry::Elapsed;
         coop.made_progress();
         Poll::Ready(())
     }
@@ -357,7 +255,7 @@ impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
-            .field("elapsed", &self.is_elapsed())
+            .field("elapsed", &self.elapsed)
             .finish()
     }
 }

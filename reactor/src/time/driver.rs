@@ -6,33 +6,12 @@
 //! I/O layer underneath never knows about timers.
 //!
 //! Other threads reach the wheel through a [`TimerHandle`], under the wheel's mutex (one per
-//! driver, not a global lock): a timer registered on worker A and then polled or dropped by
-//! a task that moved to worker B updates or cancels its entry in A's wheel directly. The
-//! one process-wide lock guards the list of live wheels that [`TimerHandle::find`] searches
-//! (taken when a driver is created or dropped, and by a `find`).
-//!
-//! # Registration by the owner
-//!
-//! The owner registers without the lock and without touching a reference count
-//! ([`TimerHandle::register_owned`], `unsafe`: owner thread only): the wheel keeps an
-//! owner-only side, reached without a lock, holding keys the owner reserved in the wheel
-//! ([`Wheel::reserve_key`]) and a queue of registrations made with them, and a queue of
-//! cancels ([`TimerHandle::cancel_owned`]). The owner files both queues under one lock at
-//! every firing pass (before it fires anything), when a queue reaches 256 entries or the
-//! reserve runs out (then it reserves 256 more), and — in the runtime — after every task it
-//! polls that queued a registration ([`TimerHandle::flush_owned`]; queued cancels alone
-//! wait, since they only release wakers: a take-over by another thread meanwhile may fire
-//! such a timer, a spurious wake). A key is valid from the moment it is handed out: another thread that polls
-//! the timer before it is filed files it itself with its own waker
-//! ([`TimerHandle::update_or_file`]; the owner's fill then finds the key filed and drops
-//! its copy), one that moves it records the new deadline for the fill
-//! ([`Wheel::reset_reserved`]), and one that cancels it frees the reservation, so the
-//! fill files nothing. Until it is filed, a timer is not counted by
-//! [`TimerHandle::len`] and a take-over does not see it.
+//! driver, never a global lock): a timer registered on worker A and then polled or dropped by
+//! a task that moved to worker B updates or cancels its entry in A's wheel directly.
 //!
 //! # Protocol with the owner's park
 //!
-//! 1. Before parking, the owner files its queues (above), then (holding the lock) fires due timers, reads the earliest
+//! 1. Before parking, the owner (holding the lock) fires due timers, reads the earliest
 //!    deadline and records it as `parked_until`, then parks with that timeout.
 //! 2. After parking it fires due timers and sets `parked_until` to 0 ("awake").
 //! 3. A timer inserted or moved earlier by a *non-owner* compares its deadline with
@@ -52,11 +31,10 @@
 //! thread. The owner's own protocol is unchanged: it takes the same lock, and whichever of
 //! the two polls the wheel first fires a due timer; a timer fires once either way.
 
-use std::cell::UnsafeCell;
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
@@ -81,41 +59,7 @@ struct Locked {
 /// sleeps are late by a few milliseconds rather than by the length of the stall.
 pub const STALL_TICKS: u64 = 2_000;
 
-/// How many keys the owner reserves at a time, and how many registrations or cancels it
-/// queues before it files them (see "Registration by the owner").
-const OWNER_BATCH: usize = 256;
-
-/// What a flush of the owner's queues is for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Flush {
-    /// After a poll: file registrations, so that a take-over sees them; queued cancels wait
-    /// (they only release wakers, and every firing pass applies them before it fires).
-    Registrations,
-    /// A firing pass, a close, a full queue: everything queued.
-    All,
-    /// The owner is out of reserved keys, or its queue is full: everything, and reserve more.
-    Refill,
-}
-
-/// The owner's side of a wheel: touched only by the owner thread, without a lock.
-#[derive(Default)]
-struct Local {
-    /// Keys reserved in the wheel for the owner's next registrations.
-    reserve: Vec<Key>,
-    /// Registrations not yet filed: key, tick, waker.
-    staged: Vec<(Key, u64, Waker)>,
-    /// Cancels not yet applied.
-    cancels: Vec<Key>,
-    /// Set by [`TimeDriver::close`]: the owner registers through the lock from then on.
-    closed: bool,
-}
-
 struct Shared {
-    /// Unique among the drivers of this process, never reused: names the wheel in a
-    /// [`Key`]'s owner (see [`TimerHandle::id`]).
-    id: u64,
-    /// The owner's unlocked side (see "Registration by the owner").
-    local: UnsafeCell<Local>,
     locked: Mutex<Locked>,
     clock: Clock,
     unpark: Box<dyn Unpark>,
@@ -129,118 +73,11 @@ struct Shared {
     earliest: AtomicU64,
 }
 
-// SAFETY: every field but `local` is `Sync`; `local` is reached only through the `unsafe`
-// owner-only methods of `TimerHandle` (`register_owned`, `cancel_owned`, `flush_owned`) and
-// through `TimeDriver`'s `&mut self` methods, whose callers guarantee (or, for the driver, are)
-// the owner thread, so it is never touched from two threads.
-unsafe impl Sync for Shared {}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        registry().lock().retain(|(id, _)| *id != self.id);
-    }
-}
-
-/// Every live wheel by id, so that a handle can be found from the id a timer recorded (on
-/// the rare path where the timer is touched on a thread that knows no handle to its wheel).
-fn registry() -> &'static Mutex<Vec<(u64, Weak<Shared>)>> {
-    static REGISTRY: Mutex<Vec<(u64, Weak<Shared>)>> = Mutex::new(Vec::new());
-    &REGISTRY
-}
-
 impl Shared {
     /// After a timer was filed at `tick` (under the lock).
     fn lower_earliest(&self, tick: u64) {
         if tick < self.earliest.load(Relaxed) {
             self.earliest.store(tick, Relaxed);
-        }
-    }
-
-    /// Runs `f` on the owner's side.
-    ///
-    /// # Safety
-    ///
-    /// Only on the owner thread, and `f` must not run code it does not control (wake, clone
-    /// or drop a waker): such code may reach this wheel again, and the borrow of `local` is
-    /// exclusive.
-    unsafe fn with_local<R>(&self, f: impl FnOnce(&mut Local) -> R) -> R {
-        // SAFETY: the caller is the owner thread, the only one that touches `local`, and `f`
-        // calls nothing that could borrow it again.
-        f(unsafe { &mut *self.local.get() })
-    }
-
-    /// Files the owner's staged registrations and applies its queued cancels, under one
-    /// lock, if `mode` calls for it; with [`Flush::Refill`], also tops up its reserve of keys.
-    ///
-    /// # Safety
-    ///
-    /// Only on the owner thread.
-    unsafe fn flush_owned(&self, mode: Flush) {
-        let refill = mode == Flush::Refill;
-        // The queues are taken out of `local` while the lock is held and put back before any
-        // waker is dropped or woken (arbitrary code, which may register or cancel on this
-        // wheel again); the wheel's own operations in between run no user code.
-        // SAFETY: owner thread (the caller's contract); moving vectors runs no user code.
-        let taken = unsafe {
-            self.with_local(|l| {
-                let needed = match mode {
-                    Flush::Registrations => !l.staged.is_empty(),
-                    Flush::All => !l.staged.is_empty() || !l.cancels.is_empty(),
-                    Flush::Refill => true,
-                };
-                needed.then(|| {
-                    (
-                        std::mem::take(&mut l.staged),
-                        std::mem::take(&mut l.cancels),
-                        std::mem::take(&mut l.reserve),
-                        l.closed,
-                    )
-                })
-            })
-        };
-        let Some((mut staged, mut cancels, mut reserve, closed)) = taken else {
-            return;
-        };
-        let mut dead: Vec<Waker> = Vec::new();
-        let mut woken: Vec<Waker> = Vec::new();
-        {
-            let mut locked = self.locked.lock();
-            for (key, tick, waker) in staged.drain(..) {
-                if locked.closed {
-                    locked.wheel.unreserve(key);
-                    woken.push(waker);
-                    continue;
-                }
-                match locked.wheel.fill(key, tick, waker) {
-                    Ok(tick) => self.lower_earliest(tick),
-                    // Cancelled, or filed already by another thread that polled the timer.
-                    Err(waker) => dead.push(waker),
-                }
-            }
-            for key in cancels.drain(..) {
-                match locked.wheel.cancel(key) {
-                    Some(waker) => dead.push(waker),
-                    None => drop(locked.wheel.unreserve(key)),
-                }
-            }
-            if refill && !closed && !locked.closed {
-                while reserve.len() < OWNER_BATCH {
-                    reserve.push(locked.wheel.reserve_key());
-                }
-            }
-        }
-        // SAFETY: owner thread; only vectors move (the ones in `local` are still the empty
-        // ones `take` left, since no user code ran).
-        unsafe {
-            self.with_local(|l| {
-                l.staged = staged;
-                l.cancels = cancels;
-                l.reserve = reserve;
-            })
-        };
-        drop(dead);
-        for w in woken {
-            crate::wake::wake(w);
         }
     }
 }
@@ -293,27 +130,21 @@ impl<D: Driver> TimeDriver<D> {
     /// Wraps `inner`; the thread that calls [`park`](Driver::park) must be the thread that
     /// created the driver (its owner).
     pub fn new(inner: D) -> Self {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let unpark = Box::new(inner.unparker());
-        let id = NEXT_ID.fetch_add(1, Relaxed);
-        let shared = Arc::new(Shared {
-            id,
-            local: UnsafeCell::new(Local::default()),
-            locked: Mutex::new(Locked {
-                wheel: Wheel::new(),
-                parked_until: 0,
-                closed: false,
-            }),
-            clock: Clock::new(),
-            unpark,
-            heartbeat: AtomicU64::new(0),
-            owner_parked: AtomicBool::new(false),
-            earliest: AtomicU64::new(u64::MAX),
-        });
-        registry().lock().push((id, Arc::downgrade(&shared)));
         TimeDriver {
             inner,
-            shared,
+            shared: Arc::new(Shared {
+                locked: Mutex::new(Locked {
+                    wheel: Wheel::new(),
+                    parked_until: 0,
+                    closed: false,
+                }),
+                clock: Clock::new(),
+                unpark,
+                heartbeat: AtomicU64::new(0),
+                owner_parked: AtomicBool::new(false),
+                earliest: AtomicU64::new(u64::MAX),
+            }),
             fired: Vec::new(),
         }
     }
@@ -352,10 +183,6 @@ impl<D: Driver> TimeDriver<D> {
     /// wheel that nobody fires; a woken timer finds its entry gone and must check the clock
     /// and register elsewhere (as `weft_runtime::time::Sleep` does), or give up.
     pub fn close(&mut self) {
-        // SAFETY: the driver's `&mut self` methods run on its owner thread.
-        unsafe { self.shared.flush_owned(Flush::All) };
-        // SAFETY: as above; no other borrow of `local` is live (the flush returned).
-        unsafe { (*self.shared.local.get()).closed = true };
         let mut locked = self.shared.locked.lock();
         locked.closed = true;
         let fired = &mut self.fired;
@@ -370,8 +197,6 @@ impl<D: Driver> TimeDriver<D> {
     /// returns that timeout (step 1), otherwise marks the owner awake (step 2). Also returns
     /// whether any timer fired.
     fn fire(&mut self, parking: bool) -> (Option<Duration>, bool) {
-        // SAFETY: the driver's `&mut self` methods run on its owner thread.
-        unsafe { self.shared.flush_owned(Flush::All) };
         let now = Instant::now();
         let mut locked = self.shared.locked.lock();
         let now_tick = self.shared.clock.now_tick(now);
@@ -515,38 +340,6 @@ impl TimerHandle {
         }
     }
 
-    /// For a timer polled again while pending, on any thread: makes `waker` the one woken
-    /// when `key` fires, as [`update_waker`](TimerHandle::update_waker); and if `key` was
-    /// registered by the owner ([`register_owned`](TimerHandle::register_owned)) but not yet
-    /// filed, files it now at `deadline` (the timer's current deadline) with `waker`, so
-    /// that it fires even if the owner stalls before filing it. Returns `false` if the timer
-    /// has fired or been cancelled, or the wheel is closed: then it must be registered
-    /// again.
-    pub fn update_or_file(&self, key: Key, deadline: Instant, waker: &Waker) -> bool {
-        let tick = self.shared.clock.deadline_to_tick(deadline);
-        let mut locked = self.shared.locked.lock();
-        if let Some(w) = locked.wheel.get_mut(key) {
-            if !w.will_wake(waker) {
-                w.clone_from(waker);
-            }
-            return true;
-        }
-        if locked.closed || !locked.wheel.is_reserved(key) {
-            locked.wheel.unreserve(key);
-            return false;
-        }
-        // Cloned under the lock: a waker's clone runs no code of this wheel's (the runtime's
-        // wakers are reference counts).
-        match locked.wheel.fill(key, tick, waker.clone()) {
-            Ok(tick) => {
-                self.shared.lower_earliest(tick);
-                self.wake_owner_if_needed(&locked, tick);
-                true
-            }
-            Err(_) => false,
-        }
-    }
-
     /// Moves a pending timer to `deadline`. Returns `false` if it has fired or been cancelled.
     pub fn reset(&self, key: Key, deadline: Instant) -> bool {
         let tick = self.shared.clock.deadline_to_tick(deadline);
@@ -556,134 +349,14 @@ impl TimerHandle {
             self.shared.lower_earliest(tick);
             self.wake_owner_if_needed(&locked, tick);
         }
-        // Registered by the owner and not filed yet: the fill files it at `tick`.
-        moved || (!locked.closed && locked.wheel.reset_reserved(key, tick))
+        moved
     }
 
-    /// Cancels a timer (a no-op if it has fired or was cancelled already), from any thread.
+    /// Cancels a timer (a no-op if it has fired or was cancelled already).
     pub fn cancel(&self, key: Key) {
-        let waker = {
-            let mut locked = self.shared.locked.lock();
-            let waker = locked.wheel.cancel(key);
-            if waker.is_none() {
-                // Registered by the owner and not filed yet: the fill then files nothing.
-                locked.wheel.unreserve(key);
-            }
-            waker
-        };
+        let waker = self.shared.locked.lock().wheel.cancel(key);
         // Dropped outside the lock: dropping a waker may run arbitrary code.
         drop(waker);
-    }
-
-    /// This wheel's id: unique among the drivers of the process, never reused.
-    pub fn id(&self) -> u64 {
-        self.shared.id
-    }
-
-    /// A handle to the live wheel whose [`id`](TimerHandle::id) is `id`, if any, for a
-    /// thread that knows no handle to it (a slow path: it looks through every wheel under a
-    /// process-wide lock).
-    pub fn find(id: u64) -> Option<TimerHandle> {
-        let shared = registry()
-            .lock()
-            .iter()
-            .find(|(i, _)| *i == id)
-            .and_then(|(_, w)| w.upgrade())?;
-        Some(TimerHandle {
-            shared,
-            owner: None,
-        })
-    }
-
-    /// Whether this is the handle of the thread that parks the driver (from
-    /// [`TimeDriver::handle`] on that thread), the one the owner-only calls need.
-    pub fn is_owner_thread(&self) -> bool {
-        self.is_owner()
-    }
-
-    /// Registers a timer for the owner thread without a lock or a reference count: it takes
-    /// a key reserved earlier and queues the registration, filed at the owner's next
-    /// [`flush_owned`](TimerHandle::flush_owned) or firing pass (in batches, one lock each).
-    /// Until then the timer is in the owner's queue, not the wheel: [`len`](TimerHandle::len)
-    /// does not count it and a stalled owner's [`take_over`](TimerHandle::take_over) does not
-    /// see it, unless another thread files it by polling it
-    /// ([`update_or_file`](TimerHandle::update_or_file)). Every other operation on the key
-    /// works from any thread as for [`register`](TimerHandle::register)'s keys. On a closed
-    /// wheel it is [`register`](TimerHandle::register).
-    ///
-    /// # Safety
-    ///
-    /// Only on the thread that parks this wheel's driver (its owner).
-    pub unsafe fn register_owned(&self, deadline: Instant, waker: &Waker) -> Key {
-        // Cloned before `local` is borrowed: a clone may run arbitrary code.
-        let waker = waker.clone();
-        let tick = self.shared.clock.deadline_to_tick(deadline);
-        loop {
-            // SAFETY: owner thread (the caller's contract); pushing a waker moves it, runs no
-            // user code.
-            let done = unsafe {
-                self.shared.with_local(|l| {
-                    if l.closed {
-                        return Some(None);
-                    }
-                    if l.staged.len() >= OWNER_BATCH {
-                        return None;
-                    }
-                    let key = l.reserve.pop()?;
-                    Some(Some(key))
-                })
-            };
-            match done {
-                Some(Some(key)) => {
-                    // SAFETY: as above.
-                    unsafe {
-                        self.shared
-                            .with_local(|l| l.staged.push((key, tick, waker)))
-                    };
-                    return key;
-                }
-                Some(None) => return self.register(deadline, waker),
-                // Out of keys, or the queue is full: file the queue, reserve more.
-                // SAFETY: owner thread (the caller's contract).
-                None => unsafe { self.shared.flush_owned(Flush::Refill) },
-            }
-        }
-    }
-
-    /// Cancels a timer on the owner thread without a lock: the cancel is queued and applied
-    /// before the owner's next firing pass fires anything, or at the next
-    /// [`flush_owned`](TimerHandle::flush_owned) that files a registration (the waker is
-    /// dropped then). A no-op if it has fired or was cancelled already.
-    ///
-    /// # Safety
-    ///
-    /// Only on the thread that parks this wheel's driver (its owner).
-    pub unsafe fn cancel_owned(&self, key: Key) {
-        // SAFETY: owner thread (the caller's contract); pushing a key runs no user code.
-        let full = unsafe {
-            self.shared.with_local(|l| {
-                l.cancels.push(key);
-                l.cancels.len() >= OWNER_BATCH
-            })
-        };
-        if full {
-            // SAFETY: as above.
-            unsafe { self.shared.flush_owned(Flush::All) };
-        }
-    }
-
-    /// Files the owner's queued registrations, under one lock, with any queued cancels; a
-    /// no-op when no registration is queued (queued cancels alone wait for the next firing
-    /// pass, which applies them before it fires anything, or for their queue to fill). A
-    /// worker calls it after each task it polls, so that a timer a task registered is in the
-    /// wheel (and seen by a take-over) by the time the next task runs.
-    ///
-    /// # Safety
-    ///
-    /// Only on the thread that parks this wheel's driver (its owner).
-    pub unsafe fn flush_owned(&self) {
-        // SAFETY: the caller's contract.
-        unsafe { self.shared.flush_owned(Flush::Registrations) }
     }
 
     /// The earliest pending deadline's tick, read without the lock: never later than the
@@ -902,129 +575,6 @@ mod tests {
             );
             h.cancel(key);
         }
-    }
-
-    #[test]
-    fn owned_registrations_file_in_batches_and_fire_never_early() {
-        let mut d = TimeDriver::new(ThreadParker::new());
-        let h = d.handle();
-        assert!(h.is_owner_thread());
-        let start = Instant::now();
-        let (c, w) = counter();
-        // More than a batch, so that some are filed while registering.
-        let n = OWNER_BATCH * 2 + 3;
-        let keys: Vec<Key> = (0..n)
-            // SAFETY: this thread owns `d`.
-            .map(|i| unsafe { h.register_owned(start + Duration::from_micros(500 + i as u64), &w) })
-            .collect();
-        assert!(
-            h.len() < n,
-            "the last registrations wait in the owner's queue"
-        );
-        // SAFETY: as above.
-        unsafe { h.flush_owned() };
-        assert_eq!(h.len(), n);
-        // Half cancelled without the lock, applied at the next pass.
-        for k in keys.iter().step_by(2) {
-            // SAFETY: as above.
-            unsafe { h.cancel_owned(*k) };
-        }
-        while c.0.load(SeqCst) < n / 2 {
-            d.park(None).unwrap();
-        }
-        let last = start + Duration::from_micros(500 + n as u64 - 1);
-        assert!(Instant::now() >= last, "a timer fired early");
-        assert_eq!(c.0.load(SeqCst), n / 2);
-        assert!(h.is_empty());
-    }
-
-    #[test]
-    fn an_owned_registration_polled_elsewhere_before_filing_is_filed_there_once() {
-        let d = TimeDriver::new(ThreadParker::new());
-        let h = d.handle();
-        let remote = d.remote_handle();
-        let deadline = Instant::now() + Duration::from_millis(1);
-        let (owner_c, owner_w) = counter();
-        let (c, w) = counter();
-        // SAFETY: this thread owns `d`.
-        let key = unsafe { h.register_owned(deadline, &owner_w) };
-        // SAFETY: as above.
-        let key2 = unsafe { h.register_owned(deadline, &owner_w) };
-        let later = Instant::now() + Duration::from_secs(60);
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                // Another thread polls the first (filing it with its waker) and moves the
-                // second, both before the owner files them.
-                assert!(remote.update_or_file(key, deadline, &w));
-                assert!(remote.reset(key2, later));
-                assert_eq!(remote.len(), 1);
-            });
-        });
-        // The owner's flush files the second at its new deadline, not the first again.
-        // SAFETY: as above.
-        unsafe { h.flush_owned() };
-        assert_eq!(h.len(), 2);
-        // The owner never parks: a take-over fires the first, with the other thread's waker.
-        let rescuer = std::thread::spawn(move || {
-            while remote.take_over() == 0 {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            assert!(Instant::now() >= deadline);
-            remote
-        });
-        let remote = rescuer.join().unwrap();
-        assert_eq!(c.0.load(SeqCst), 1);
-        assert_eq!(owner_c.0.load(SeqCst), 0, "filed twice, or not moved");
-        assert_eq!(remote.len(), 1);
-        remote.cancel(key2);
-        assert!(remote.is_empty());
-        drop(d);
-    }
-
-    #[test]
-    fn an_owned_registration_cancelled_elsewhere_before_filing_never_fires() {
-        let mut d = TimeDriver::new(ThreadParker::new());
-        let h = d.handle();
-        let remote = d.remote_handle();
-        let (c, w) = counter();
-        // SAFETY: this thread owns `d`.
-        let key = unsafe { h.register_owned(Instant::now() + Duration::from_millis(1), &w) };
-        std::thread::scope(|s| {
-            s.spawn(|| remote.cancel(key));
-        });
-        std::thread::sleep(Duration::from_millis(2));
-        d.park(Some(Duration::ZERO)).unwrap();
-        assert_eq!(c.0.load(SeqCst), 0);
-        assert!(h.is_empty());
-        assert!(!remote.update_or_file(key, Instant::now(), &w));
-    }
-
-    #[test]
-    fn close_wakes_owned_registrations_not_yet_filed() {
-        let mut d = TimeDriver::new(ThreadParker::new());
-        let h = d.handle();
-        let (c, w) = counter();
-        // SAFETY: this thread owns `d`.
-        let key = unsafe { h.register_owned(Instant::now() + Duration::from_secs(60), &w) };
-        d.close();
-        assert_eq!(c.0.load(SeqCst), 1);
-        assert!(!h.update_or_file(key, Instant::now() + Duration::from_secs(60), &w));
-        // After the close, an owned registration is woken at once.
-        // SAFETY: as above.
-        unsafe { h.register_owned(Instant::now() + Duration::from_secs(60), &w) };
-        assert_eq!(c.0.load(SeqCst), 2);
-        assert!(h.is_empty());
-    }
-
-    #[test]
-    fn a_handle_is_found_by_id_while_its_wheel_lives() {
-        let d = TimeDriver::new(ThreadParker::new());
-        let h = d.remote_handle();
-        let id = h.id();
-        assert_ne!(id, TimeDriver::new(ThreadParker::new()).handle().id());
-        assert_eq!(TimerHandle::find(id).map(|f| f.id()), Some(id));
-        drop((d, h));
-        assert!(TimerHandle::find(id).is_none());
     }
 
     #[test]

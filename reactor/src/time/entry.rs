@@ -20,14 +20,6 @@ pub(super) const NIL: u32 = u32::MAX;
 /// moves it).
 pub(super) const NO_BUCKET: u16 = u16::MAX;
 
-/// The `bucket` of a *reserved* entry: no payload yet, on no list and off the free list, its
-/// key handed out for a timer to be filed later ([`Slab::fill`]).
-pub(super) const RESERVED: u16 = u16::MAX - 1;
-
-/// A reserved entry whose deadline was moved before it was filled: the fill files it at the
-/// entry's `deadline` rather than at the one it brings.
-pub(super) const RESERVED_RESET: u16 = u16::MAX - 2;
-
 /// A handle to one timer in a [`Wheel`](super::Wheel): the entry's slab index and generation.
 ///
 /// Keys are small (8 bytes) and `Copy`. A key stays valid until its timer fires or is
@@ -82,8 +74,6 @@ pub(super) struct Slab<T> {
     free: u32,
     /// Number of occupied entries.
     len: usize,
-    /// Number of reserved entries.
-    reserved: usize,
 }
 
 impl<T> Slab<T> {
@@ -92,7 +82,6 @@ impl<T> Slab<T> {
             entries: Vec::with_capacity(capacity),
             free: NIL,
             len: 0,
-            reserved: 0,
         }
     }
 
@@ -103,7 +92,7 @@ impl<T> Slab<T> {
 
     /// Makes room for at least `additional` more entries than are occupied now.
     pub(super) fn reserve(&mut self, additional: usize) {
-        let vacant = self.entries.len() - self.len - self.reserved;
+        let vacant = self.entries.len() - self.len;
         self.entries.reserve(additional.saturating_sub(vacant));
     }
 
@@ -118,36 +107,16 @@ impl<T> Slab<T> {
     ///
     /// If `u32::MAX - 1` timers are already live (the index space is exhausted).
     pub(super) fn alloc(&mut self, deadline: u64, value: T) -> Key {
-        let index = self.take_slot(deadline, Some(value), NO_BUCKET);
-        self.len += 1;
-        self.key_of(index)
-    }
-
-    /// Reserves an entry for a timer filed later with [`fill`](Slab::fill): its key is
-    /// handed out now, but it holds nothing, is on no list and does not count in
-    /// [`len`](Slab::len).
-    ///
-    /// # Panics
-    ///
-    /// As [`alloc`](Slab::alloc).
-    pub(super) fn reserve_key(&mut self) -> Key {
-        let index = self.take_slot(0, None, RESERVED);
-        self.reserved += 1;
-        self.key_of(index)
-    }
-
-    /// A vacant entry, off the free list, set to `deadline`, `value` and `bucket`.
-    fn take_slot(&mut self, deadline: u64, value: Option<T>, bucket: u16) -> u32 {
-        if self.free != NIL {
+        let index = if self.free != NIL {
             let index = self.free;
             let entry = &mut self.entries[index as usize];
             debug_assert!(entry.value.is_none(), "free list holds an occupied entry");
             self.free = entry.next;
             entry.deadline = deadline;
-            entry.value = value;
+            entry.value = Some(value);
             entry.prev = NIL;
             entry.next = NIL;
-            entry.bucket = bucket;
+            entry.bucket = NO_BUCKET;
             index
         } else {
             let index = u32::try_from(self.entries.len())
@@ -156,69 +125,19 @@ impl<T> Slab<T> {
                 .expect("timer wheel: too many live timers (u32 index space exhausted)");
             self.entries.push(Entry {
                 deadline,
-                value,
+                value: Some(value),
                 prev: NIL,
                 next: NIL,
                 generation: 0,
-                bucket,
+                bucket: NO_BUCKET,
             });
             index
-        }
-    }
-
-    /// The index of the reserved entry `key` names, or `None` if it is not reserved (filled,
-    /// freed, stale or foreign).
-    pub(super) fn lookup_reserved(&self, key: Key) -> Option<u32> {
-        let entry = self.entries.get(key.index as usize)?;
-        let reserved = matches!(entry.bucket, RESERVED | RESERVED_RESET);
-        (entry.generation == key.generation && reserved).then_some(key.index)
-    }
-
-    /// Puts `value` due at `deadline` into the reserved entry `key` names, making it
-    /// occupied (on no list yet), and returns its index and the deadline it is due at (the
-    /// one recorded by [`reset_reserved`](Slab::reset_reserved), if any). If `key` is not
-    /// reserved, gives `value` back.
-    pub(super) fn fill(&mut self, key: Key, deadline: u64, value: T) -> Result<(u32, u64), T> {
-        let Some(index) = self.lookup_reserved(key) else {
-            return Err(value);
         };
-        let entry = &mut self.entries[index as usize];
-        if entry.bucket == RESERVED {
-            entry.deadline = deadline;
-        }
-        entry.bucket = NO_BUCKET;
-        entry.value = Some(value);
-        self.reserved -= 1;
         self.len += 1;
-        Ok((index, entry.deadline))
-    }
-
-    /// Records `deadline` for the reserved entry `key` names, to be used when it is filled.
-    /// Returns `false` if `key` is not reserved.
-    pub(super) fn reset_reserved(&mut self, key: Key, deadline: u64) -> bool {
-        let Some(index) = self.lookup_reserved(key) else {
-            return false;
-        };
-        let entry = &mut self.entries[index as usize];
-        entry.deadline = deadline;
-        entry.bucket = RESERVED_RESET;
-        true
-    }
-
-    /// Frees the reserved entry `key` names; any key to it becomes stale. Returns `false` if
-    /// `key` is not reserved.
-    pub(super) fn unreserve(&mut self, key: Key) -> bool {
-        let Some(index) = self.lookup_reserved(key) else {
-            return false;
-        };
-        let entry = &mut self.entries[index as usize];
-        entry.bucket = NO_BUCKET;
-        entry.generation = entry.generation.wrapping_add(1);
-        entry.prev = NIL;
-        entry.next = self.free;
-        self.free = index;
-        self.reserved -= 1;
-        true
+        Key {
+            index,
+            generation: self.entries[index as usize].generation,
+        }
     }
 
     /// Frees the occupied entry at `index`, which must already be off every list, and returns
@@ -238,8 +157,7 @@ impl<T> Slab<T> {
         value
     }
 
-    /// The index of the live entry `key` names, or `None` if the key is stale, foreign or
-    /// reserved.
+    /// The index of the live entry `key` names, or `None` if the key is stale or foreign.
     pub(super) fn lookup(&self, key: Key) -> Option<u32> {
         let entry = self.entries.get(key.index as usize)?;
         (entry.generation == key.generation && entry.value.is_some()).then_some(key.index)
@@ -327,43 +245,6 @@ mod tests {
         assert_eq!(slab.lookup(c), Some(c.index()));
         assert_eq!(slab.lookup(b), Some(b.index()));
         assert_eq!(slab.entries.len(), 2);
-    }
-
-    #[test]
-    fn reserved_entries_fill_reset_and_free() {
-        let mut slab = Slab::with_capacity(0);
-        let r = slab.reserve_key();
-        assert_eq!(slab.len(), 0, "a reservation is not a timer");
-        assert_eq!(slab.lookup(r), None);
-        assert_eq!(slab.lookup_reserved(r), Some(r.index()));
-        assert_eq!(slab.fill(r, 9, 'r'), Ok((r.index(), 9)));
-        assert_eq!(slab.len(), 1);
-        assert_eq!(slab.lookup(r), Some(r.index()));
-        assert_eq!(slab.fill(r, 9, 'x'), Err('x'), "filled twice");
-        slab.entry_mut(r.index()).bucket = NO_BUCKET;
-        assert_eq!(slab.release(r.index()), 'r');
-
-        // A reset before the fill wins over the fill's own deadline.
-        let s = slab.reserve_key();
-        assert!(slab.reset_reserved(s, 40));
-        assert_eq!(slab.fill(s, 7, 's'), Ok((s.index(), 40)));
-        slab.entry_mut(s.index()).bucket = NO_BUCKET;
-        slab.release(s.index());
-
-        // A freed reservation is stale, and its slot is reused.
-        let t = slab.reserve_key();
-        assert!(slab.unreserve(t));
-        assert!(!slab.unreserve(t));
-        assert!(!slab.reset_reserved(t, 1));
-        assert_eq!(slab.fill(t, 1, 't'), Err('t'));
-        let u = slab.alloc(3, 'u');
-        assert_eq!(u.index(), t.index());
-        assert_eq!(
-            slab.lookup_reserved(u),
-            None,
-            "an occupied entry is not reserved"
-        );
-        assert_eq!(slab.entries.len(), 1);
     }
 
     #[test]

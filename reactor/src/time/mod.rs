@@ -52,9 +52,7 @@
 //! once the slab has grown, O(1) insert and cancel, and no `unsafe`. A [`Key`] is an index and
 //! a generation (8 bytes, `Copy`); the generation changes whenever a slot is freed, so
 //! cancelling a fired or cancelled timer, even after its slot was reused, is a no-op returning
-//! `None`. A key may also be handed out before its timer is filed: a *reserved* entry
-//! ([`Wheel::reserve_key`], filed later with [`Wheel::fill`]) holds no timer and does not
-//! count as one; the driver's owner registers with such keys without taking the lock.
+//! `None`.
 //!
 //! One slab entry is **40 bytes** on 64-bit targets for `T = usize`, `T = Waker` and
 //! `T = Box<dyn FnOnce()>` alike: deadline 8, `Option<T>` 16, two links 8, generation 4,
@@ -118,11 +116,7 @@ pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 pub const TICK: Duration = Duration::from_micros(1);
 
 /// Nanoseconds per tick.
-const TICK_NANOS_U64: u64 = TICK.as_nanos() as u64;
-
-/// Ticks per second (a tick divides a second exactly).
-const TICKS_PER_SEC: u64 = 1_000_000_000 / TICK_NANOS_U64;
-const _: () = assert!(1_000_000_000 % TICK_NANOS_U64 == 0);
+const TICK_NANOS: u128 = TICK.as_nanos();
 
 /// Maps [`Instant`]s to wheel ticks of one microsecond ([`TICK`]) counted from a fixed start.
 ///
@@ -153,25 +147,15 @@ impl Clock {
     /// up), so a timer filed at this tick never fires before `deadline`, and fires less than
     /// a tick after it.
     pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
-        // In `u64` seconds and sub-second nanoseconds rather than `as_nanos`' `u128`, whose
-        // division is a library call: this runs for every timer registered.
-        let d = deadline.saturating_duration_since(self.start);
-        let sub = u64::from(d.subsec_nanos()).div_ceil(TICK_NANOS_U64);
-        d.as_secs()
-            .checked_mul(TICKS_PER_SEC)
-            .and_then(|t| t.checked_add(sub))
-            .unwrap_or(u64::MAX)
+        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos.div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
     }
 
     /// The last tick at or before `now` (whole microseconds since the start, rounded down):
     /// the value to pass to [`Wheel::poll_expired`].
     pub fn now_tick(&self, now: Instant) -> u64 {
-        let d = now.saturating_duration_since(self.start);
-        let sub = u64::from(d.subsec_nanos()) / TICK_NANOS_U64;
-        d.as_secs()
-            .checked_mul(TICKS_PER_SEC)
-            .and_then(|t| t.checked_add(sub))
-            .unwrap_or(u64::MAX)
+        let nanos = now.saturating_duration_since(self.start).as_nanos();
+        u64::try_from(nanos / TICK_NANOS).unwrap_or(u64::MAX)
     }
 
     /// The instant at which `tick` begins, or `None` if it is not representable.

@@ -182,61 +182,6 @@ impl<T> Wheel<T> {
         key
     }
 
-    /// Reserves a key for a timer to be filed later with [`fill`](Wheel::fill), so that the
-    /// key can be handed out before the timer is in the wheel (a driver's owner files its
-    /// timers in batches). A reserved key names no timer: [`cancel`](Wheel::cancel),
-    /// [`reset`](Wheel::reset), [`get`](Wheel::get) and the like treat it as absent, and it
-    /// does not count in [`len`](Wheel::len). It costs a slab entry until it is filled or
-    /// freed ([`unreserve`](Wheel::unreserve)).
-    ///
-    /// # Panics
-    ///
-    /// As [`insert`](Wheel::insert).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use weft_reactor::time::Wheel;
-    ///
-    /// let mut wheel = Wheel::new();
-    /// let key = wheel.reserve_key();
-    /// assert!(wheel.is_reserved(key) && wheel.is_empty());
-    /// assert!(wheel.fill(key, 10, "a").is_ok());
-    /// assert_eq!(wheel.cancel(key), Some("a"));
-    /// ```
-    pub fn reserve_key(&mut self) -> Key {
-        self.slab.reserve_key()
-    }
-
-    /// Whether `key` is reserved and not yet filled or freed.
-    pub fn is_reserved(&self, key: Key) -> bool {
-        self.slab.lookup_reserved(key).is_some()
-    }
-
-    /// Files a timer due at tick `deadline` carrying `value` under the reserved key `key`
-    /// (see [`reserve_key`](Wheel::reserve_key)), and returns the tick it is due at: the one
-    /// given to [`reset_reserved`](Wheel::reset_reserved) if it was moved while reserved,
-    /// else `deadline`. If `key` is not reserved (filled already, freed, or stale), files
-    /// nothing and gives `value` back. O(1).
-    pub fn fill(&mut self, key: Key, deadline: u64, value: T) -> Result<u64, T> {
-        let (index, deadline) = self.slab.fill(key, deadline, value)?;
-        let bucket = self.bucket_for(deadline);
-        self.link(index, bucket, deadline);
-        Ok(deadline)
-    }
-
-    /// Moves the reserved key `key` to tick `deadline`: [`fill`](Wheel::fill) then files
-    /// it there, whatever deadline the fill brings. Returns `false` if `key` is not reserved.
-    pub fn reset_reserved(&mut self, key: Key, deadline: u64) -> bool {
-        self.slab.reset_reserved(key, deadline)
-    }
-
-    /// Frees the reserved key `key` without filing anything; the key becomes stale. Returns
-    /// `false` if `key` is not reserved.
-    pub fn unreserve(&mut self, key: Key) -> bool {
-        self.slab.unreserve(key)
-    }
-
     /// Removes the timer `key` names and returns its payload, or `None` if it has already
     /// fired or been cancelled (including when its slot now holds another timer). O(1).
     pub fn cancel(&mut self, key: Key) -> Option<T> {
@@ -922,41 +867,6 @@ mod tests {
             "1M inserts {inserted:?}, 1M inserts + 1M cancels + 1M inserts + fire all {:?}",
             started.elapsed()
         );
-    }
-
-    #[test]
-    fn reserved_keys_file_later_and_never_early() {
-        let mut wheel = Wheel::new();
-        wheel.poll_expired(100, |_, _: u32| {});
-        let a = wheel.reserve_key();
-        let b = wheel.reserve_key();
-        let c = wheel.reserve_key();
-        assert!(wheel.is_empty() && wheel.next_deadline().is_none());
-        assert_eq!(wheel.cancel(a), None, "a reserved key names no timer");
-        assert!(
-            !wheel.reset(a, 5),
-            "reset of a reserved key is reset_reserved's"
-        );
-        assert!(wheel.reset_reserved(b, 300));
-        assert_eq!(wheel.fill(a, 200, 1), Ok(200));
-        assert_eq!(wheel.fill(b, 150, 2), Ok(300), "the reset deadline wins");
-        assert_eq!(wheel.fill(a, 200, 9), Err(9), "a key fills once");
-        assert!(wheel.unreserve(c));
-        assert_eq!(
-            wheel.fill(c, 120, 3),
-            Err(3),
-            "a freed reservation files nothing"
-        );
-        assert_eq!(wheel.len(), 2);
-        assert_eq!(wheel.next_deadline(), Some(200));
-        assert!(fired_at(&mut wheel, 199).is_empty());
-        assert_eq!(fired_at(&mut wheel, 299), [1]);
-        assert_eq!(fired_at(&mut wheel, 300), [2]);
-        // A fill behind the wheel's time goes to pending and fires on the next poll.
-        let d = wheel.reserve_key();
-        assert_eq!(wheel.fill(d, 10, 4), Ok(10));
-        assert_eq!(fired_at(&mut wheel, 300), [4]);
-        assert!(wheel.is_empty());
     }
 
     #[test]

@@ -389,11 +389,6 @@ impl WorkerCx {
     #[inline]
     fn watch_own_wheel(&self) {
         let me = &self.shared.remotes[self.index];
-        // Files the timers the poll registered (`time.rs`, "Registration"), so that the
-        // earliest deadline read below, and a take-over should this worker stall, see them.
-        // SAFETY: `remotes[self.index].timer` is the wheel of the driver this worker's
-        // thread parks (`runtime.rs` builds them in order), and this is that thread.
-        unsafe { me.timer.flush_owned() };
         let earliest = me.timer.earliest_tick().unwrap_or(u64::MAX);
         if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
             self.ensure_watcher(|| me.timer.takeover_deadline());
