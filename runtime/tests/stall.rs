@@ -1,6 +1,5 @@
 //! A worker stalled in a task that never yields does not hold its timers hostage: an idle
-//! worker takes over the stalled wheel's due timers and runs the tasks they wake, and an
-//! idle or busy worker reaps the stalled ring's completions.
+//! worker takes over the stalled wheel's due timers and runs the tasks they wake.
 //!
 //! No assertion compares durations: the stalling task spins until the timer's task has run
 //! (an atomic flag) and gives up only after a hang limit, reporting whether it was released.
@@ -143,25 +142,18 @@ type Read = Pin<Box<dyn Future<Output = (std::io::Result<usize>, Vec<u8>)> + Sen
 
 #[test]
 fn a_read_in_a_stalled_workers_ring_completes_on_another_worker() {
-    stalled_read(true, false);
+    stalled_read(true);
 }
 
 #[test]
 fn a_read_queued_but_not_submitted_by_a_stalled_worker_completes() {
-    stalled_read(false, false);
-}
-
-#[test]
-fn a_read_in_a_stalled_workers_ring_completes_on_a_busy_worker() {
-    stalled_read(true, true);
+    stalled_read(false);
 }
 
 /// A FIFO read is filed on the stalling worker's ring — handed to the kernel first if
 /// `in_kernel`, else left in the submission queue — and awaited by a task on the other
-/// worker; the FIFO is written while the first worker spins. With `other_busy` the other
-/// worker never runs out of tasks (a task yields until the read is done), so only its
-/// maintenance passes look at the stalled ring.
-fn stalled_read(in_kernel: bool, other_busy: bool) {
+/// worker; the FIFO is written while the first worker spins.
+fn stalled_read(in_kernel: bool) {
     hang_guard();
     if std::env::var("WEFT_IO_DRIVER").as_deref() == Ok("fallback") {
         // File ops run on the blocking pool there: no ring to be stalled.
@@ -209,14 +201,6 @@ fn stalled_read(in_kernel: bool, other_busy: bool) {
                 continue;
             }
             let read = slot.lock().unwrap().take().unwrap();
-            let busy = other_busy.then(|| {
-                let done = done.clone();
-                rt.spawn(async move {
-                    while !done.load(SeqCst) {
-                        weft_runtime::task::yield_now().await;
-                    }
-                })
-            });
             let reader = {
                 let done = done.clone();
                 rt.spawn(async move {
@@ -231,9 +215,6 @@ fn stalled_read(in_kernel: bool, other_busy: bool) {
             (&writer).write_all(b"ping").unwrap();
             let released = rt.block_on(staller).unwrap();
             rt.block_on(reader).unwrap();
-            if let Some(busy) = busy {
-                rt.block_on(busy).unwrap();
-            }
             let _ = std::fs::remove_file(&path);
             return released.unwrap();
         }
@@ -276,21 +257,11 @@ fn an_idle_runtime_with_a_far_timer_and_a_read_pending_does_not_wake_to_watch() 
     let _ = std::fs::remove_file(&path);
 }
 
-#[test]
-fn a_socket_wait_on_a_stalled_worker_completes_on_another_worker() {
-    stalled_socket_wait(false);
-}
-
-#[test]
-fn a_socket_wait_on_a_stalled_worker_completes_on_a_busy_worker() {
-    stalled_socket_wait(true);
-}
-
 /// A socket read waiting on the stalling worker — a readiness wait on its epoll on the
 /// fallback, a `RECV` on its ring otherwise — and awaited by a task on the other worker
-/// completes while the first worker spins: the other worker, idle or (`other_busy`)
-/// never out of tasks, takes over its events.
-fn stalled_socket_wait(other_busy: bool) {
+/// completes while the first worker spins: the idle worker takes over its events.
+#[test]
+fn a_socket_wait_on_a_stalled_worker_completes_on_another_worker() {
     hang_guard();
     let released = watchdog("stalled socket wait", move || {
         let rt = rt();
@@ -331,14 +302,6 @@ fn stalled_socket_wait(other_busy: bool) {
                 continue;
             }
             let read = slot.lock().unwrap().take().unwrap();
-            let busy = other_busy.then(|| {
-                let done = done.clone();
-                rt.spawn(async move {
-                    while !done.load(SeqCst) {
-                        weft_runtime::task::yield_now().await;
-                    }
-                })
-            });
             let reader = {
                 let done = done.clone();
                 rt.spawn(async move {
@@ -353,9 +316,6 @@ fn stalled_socket_wait(other_busy: bool) {
                 .unwrap();
             let released = rt.block_on(staller).unwrap();
             rt.block_on(reader).unwrap();
-            if let Some(busy) = busy {
-                rt.block_on(busy).unwrap();
-            }
             return released.unwrap();
         }
         panic!("the stalling task was stolen every time");

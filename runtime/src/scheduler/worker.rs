@@ -7,7 +7,7 @@
 //!
 //! 1. Every `event_interval` ticks: check for shutdown, and poll the driver without blocking
 //!    (`park(Some(0))`), so that I/O completions and timers are handled even when the worker
-//!    never runs out of tasks; then take over what stalled workers hold ("Stalled workers").
+//!    never runs out of tasks.
 //! 2. Every `global_queue_interval` ticks, take one task from the global queue first, so that
 //!    tasks spawned from outside cannot starve behind local work.
 //! 3. Otherwise take the LIFO slot, unless it has run `max_lifo_polls` times in a row (two
@@ -41,10 +41,7 @@
 //!   flight and has not reaped for 2 ms (`UringHandle::reap_stalled`), with the same effect.
 //!   On the fallback the same holds for every other worker's epoll with waits registered
 //!   and no dispatch for 2 ms (`EpollHandle::reap_stalled`): an epoll counts as a ring
-//!   below, a registered wait as an op in flight. A busy worker does the same at each
-//!   maintenance pass (step 1): a worker the OS preempts (an overloaded machine) is
-//!   stalled too, and its connections' completions would otherwise wait for it while the
-//!   other workers, never idle, never looked.
+//!   below, a registered wait as an op in flight.
 //! - A parking worker bounds its park by the earliest *take-over deadline* of the other
 //!   wheels (the later of a wheel's earliest deadline and its owner's last pass, plus 2
 //!   ms) and rings (an awake owner's last reap plus 2 ms, while it has ops in flight),
@@ -61,10 +58,9 @@
 //! The cost: while another worker has a timer pending, an idle worker wakes once per
 //! deadline on that wheel plus 2 ms (at most once per 2 ms per watched wheel) to look,
 //! and every 2 ms while another awake worker has ops in flight; a busy worker pays two
-//! relaxed loads per poll, a fence when its earliest deadline or submission count
-//! changes, and a few loads per other worker at each maintenance pass. What a take-over
-//! cannot reach: a stalled worker's LIFO slot (the task there waits for the stall to
-//! end), and ops its tasks queued but the stalled worker has not
+//! relaxed loads per poll, and a fence when its earliest deadline or submission count
+//! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
+//! waits for the stall to end), and ops its tasks queued but the stalled worker has not
 //! yet handed to the kernel (a `SINGLE_ISSUER` ring takes submissions from its owner only;
 //! they go at its next maintenance pass or park, and the stall delays them).
 //!
@@ -297,9 +293,6 @@ impl WorkerCx {
                     return;
                 }
                 self.park_driver(Some(Duration::ZERO));
-                // Busy workers look too ("Stalled workers"): what they take over lands in
-                // their own queue. The core is released here, as waking needs it.
-                self.take_over_stalled();
                 core = self.core.borrow_mut();
             }
             let task = self.next_task(&mut core);
