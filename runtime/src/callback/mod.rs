@@ -174,10 +174,9 @@ where
 {
     let batch = current_batch();
     if !batch.is_null() {
-        // SAFETY: a non-null current batch points to the batch of the innermost live `batched`
-        // frame on this thread, which nothing else touches while its `start` runs (this
-        // call is inside that `start`), and which stays put until that frame's `Flush`
-        // resets it (see `batched`).
+        // SAFETY: non-null, it is the innermost live `batched` frame's batch on this thread:
+        // untouched by others while its `start` runs (we are inside it), unmoved until that
+        // frame's `Flush` resets it (see `batched`).
         unsafe { (*batch).push(crate::task::deferred::new(f)) };
         return;
     }
