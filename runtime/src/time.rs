@@ -37,7 +37,10 @@
 //! does not drift however long it runs.
 //!
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
-//! pinning. Its size and the 40 bytes of its wheel entry are the memory per timer.
+//! pinning. Its 40 bytes and the 40 of its wheel entry are the memory per timer. Filing
+//! a timer takes its wheel's lock once, and so does dropping one that is still pending; a
+//! sleep that ran its course completes without it (its wheel's last firing pass is known
+//! to have fired it: `TimerHandle::has_fired`).
 
 use std::cell::RefCell;
 use std::fmt;
@@ -178,7 +181,7 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
         deadline,
         entry: None,
-        elapsed: false,
+        mark: 0,
     }
 }
 
@@ -186,9 +189,17 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
     deadline: Instant,
+    /// The wheel the timer is filed in and its key; `None` until a poll files it.
     entry: Option<(TimerHandle, Key)>,
-    elapsed: bool,
+    /// With an `entry`: its `Filed::fired_by`, the wheel time by which it has certainly
+    /// fired, so that a sleep that ran its course completes and drops without the wheel's
+    /// lock. Without: [`ELAPSED`] once a poll saw the deadline pass, else 0. (One word for
+    /// both keeps a `Sleep` at 40 bytes.)
+    mark: u64,
 }
+
+/// [`Sleep::mark`] of a sleep that completed.
+const ELAPSED: u64 = 1;
 
 impl Sleep {
     /// When it completes.
@@ -198,24 +209,29 @@ impl Sleep {
 
     /// Whether the deadline has been seen to pass (by a poll).
     pub fn is_elapsed(&self) -> bool {
-        self.elapsed
+        self.entry.is_none() && self.mark == ELAPSED
     }
 
     /// Moves the deadline (earlier or later), re-arming a sleep that has completed.
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
         this.deadline = deadline;
-        this.elapsed = false;
+        this.mark = 0;
         if let Some((h, key)) = &this.entry {
-            if !h.reset(*key, deadline) {
-                this.entry = None;
+            match h.refile(*key, deadline) {
+                Some(fired_by) => this.mark = fired_by,
+                None => this.entry = None,
             }
         }
     }
 
     fn cancel(&mut self) {
         if let Some((h, key)) = self.entry.take() {
-            h.cancel(key);
+            // A timer that has certainly fired is no longer in the wheel: nothing to take
+            // out, and no lock to take (the common end of a sleep that ran its course).
+            if !h.has_fired(self.mark) {
+                h.cancel(key);
+            }
         }
     }
 }
@@ -226,20 +242,21 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        if !this.elapsed && Instant::now() < this.deadline {
+        if !this.is_elapsed() && Instant::now() < this.deadline {
             let registered = match &this.entry {
                 Some((h, key)) => h.update_waker(*key, cx.waker()),
                 None => false,
             };
             if !registered {
                 let h = current_timer();
-                let key = h.register(this.deadline, cx.waker().clone());
-                this.entry = Some((h, key));
+                let filed = h.file(this.deadline, cx.waker().clone());
+                this.entry = Some((h, filed.key));
+                this.mark = filed.fired_by;
             }
             return Poll::Pending;
         }
-        this.elapsed = true;
         this.cancel();
+        this.mark = ELAPSED;
         coop.made_progress();
         Poll::Ready(())
     }
@@ -255,7 +272,7 @@ impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
             .field("deadline", &self.deadline)
-            .field("elapsed", &self.elapsed)
+            .field("elapsed", &self.is_elapsed())
             .finish()
     }
 }

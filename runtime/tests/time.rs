@@ -306,3 +306,39 @@ fn shutdown_drops_tasks_sleeping_forever() {
     drop(rt);
     assert_eq!(drops.load(SeqCst), 1000);
 }
+
+#[test]
+fn a_sleep_is_40_bytes() {
+    // With its 40-byte wheel entry, the memory per registered timer (timer_memory).
+    if cfg!(target_pointer_width = "64") {
+        assert_eq!(std::mem::size_of::<time::Sleep>(), 40);
+    }
+}
+
+#[test]
+fn sleeps_end_every_way_never_early() {
+    // A completed sleep forgets its entry without the wheel's lock when a firing pass is
+    // known to have fired it, and cancels it under the lock otherwise (reset earlier, or
+    // dropped while pending): each way completes, and never before its deadline.
+    let rt = rt(1);
+    rt.block_on(async {
+        for i in 0..200u64 {
+            let start = Instant::now();
+            let d = Duration::from_micros(50 + i * 13 % 400);
+            let mut s = time::sleep(d);
+            if i % 3 == 0 {
+                s = poll_once(s).await;
+                std::pin::Pin::new(&mut s).reset(start + d / 2);
+            }
+            if i % 5 == 0 {
+                drop(poll_once(s).await);
+                continue;
+            }
+            let deadline = s.deadline();
+            s.await;
+            assert!(Instant::now() >= deadline, "sleep {i} completed early");
+        }
+        let h = weft_runtime::spawn(time::sleep(Duration::from_millis(1)));
+        h.await.unwrap();
+    });
+}

@@ -14,9 +14,11 @@
 //! 1. Before parking, the owner (holding the lock) fires due timers, reads the earliest
 //!    deadline and records it as `parked_until`, then parks with that timeout.
 //! 2. After parking it fires due timers and sets `parked_until` to 0 ("awake").
-//! 3. A timer inserted or moved earlier by a *non-owner* compares its deadline with
-//!    `parked_until` under the same lock, and unparks the owner if the owner would otherwise
-//!    sleep past it. An awake owner re-reads the wheel before its next park anyway.
+//! 3. A timer inserted or moved compares its deadline with `parked_until` under the same
+//!    lock, and unparks the owner if the owner would otherwise sleep past it. The owner
+//!    files its own timers while awake (`parked_until` is 0), so only other threads'
+//!    timers ever unpark it: an awake owner re-reads the wheel before its next park anyway.
+//!    No handle needs to know which thread it is on.
 //!
 //! # Take-over of a stalled wheel
 //!
@@ -33,7 +35,9 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -71,6 +75,11 @@ struct Shared {
     /// The earliest pending deadline's tick (`u64::MAX`: none). Written under the lock;
     /// never later than the wheel's true earliest (a cancel leaves it early).
     earliest: AtomicU64,
+    /// The wheel's time after its last firing pass (`Wheel::elapsed`), stored with
+    /// `Release` when the pass has unlinked its timers: every timer filed *ahead* of the
+    /// wheel's time (see [`Filed`]) whose tick is at or before it has fired, and its entry
+    /// is gone. `u64::MAX` once closed: every timer has fired, and none is filed again.
+    fired_through: AtomicU64,
 }
 
 impl Shared {
@@ -118,12 +127,10 @@ pub struct TimeDriver<D: Driver> {
 }
 
 /// Registers, updates and cancels timers in one [`TimeDriver`]'s wheel, from any thread.
-/// Cheap to clone.
+/// Cheap to clone: one pointer.
 #[derive(Clone)]
 pub struct TimerHandle {
     shared: Arc<Shared>,
-    /// The thread that parks the driver; `None` for a handle given to other threads.
-    owner: Option<std::thread::ThreadId>,
 }
 
 impl<D: Driver> TimeDriver<D> {
@@ -144,27 +151,26 @@ impl<D: Driver> TimeDriver<D> {
                 heartbeat: AtomicU64::new(0),
                 owner_parked: AtomicBool::new(false),
                 earliest: AtomicU64::new(u64::MAX),
+                fired_through: AtomicU64::new(0),
             }),
             fired: Vec::new(),
         }
     }
 
-    /// A handle to this driver's wheel for the thread that parks it: timers it registers
-    /// never unpark the driver (the owner re-reads the wheel before it parks).
+    /// A handle to this driver's wheel, for any thread. A timer filed (or moved) through
+    /// it earlier than the owner's current park timeout unparks the owner; the owner
+    /// itself is never parked when it files one (it re-reads the wheel before it parks),
+    /// so its own timers cost no unpark.
     pub fn handle(&self) -> TimerHandle {
         TimerHandle {
             shared: self.shared.clone(),
-            owner: Some(std::thread::current().id()),
         }
     }
 
-    /// A handle for other threads: a timer it registers (or moves) earlier than the owner's
-    /// current park timeout unparks the owner.
+    /// The same as [`handle`](TimeDriver::handle): the name for a handle given to other
+    /// threads.
     pub fn remote_handle(&self) -> TimerHandle {
-        TimerHandle {
-            shared: self.shared.clone(),
-            owner: None,
-        }
+        self.handle()
     }
 
     /// The wrapped driver.
@@ -187,6 +193,7 @@ impl<D: Driver> TimeDriver<D> {
         locked.closed = true;
         let fired = &mut self.fired;
         locked.wheel.poll_expired(u64::MAX, |_, w| fired.push(w));
+        self.shared.fired_through.store(u64::MAX, Release);
         drop(locked);
         for w in self.fired.drain(..) {
             crate::wake::wake(w);
@@ -203,6 +210,7 @@ impl<D: Driver> TimeDriver<D> {
         let fired = &mut self.fired;
         locked.wheel.poll_expired(now_tick, |_, w| fired.push(w));
         let shared = &*self.shared;
+        shared.fired_through.store(locked.wheel.elapsed(), Release);
         shared.heartbeat.store(now_tick, Relaxed);
         let earliest = locked.wheel.next_deadline();
         shared.earliest.store(earliest.unwrap_or(u64::MAX), Relaxed);
@@ -261,13 +269,25 @@ impl<D: Driver> Driver for TimeDriver<D> {
     }
 }
 
+/// A timer filed by [`TimerHandle::file`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Filed {
+    /// Its key.
+    pub key: Key,
+    /// The wheel time by which it has certainly fired ([`TimerHandle::has_fired`]): its
+    /// tick if that was after the wheel's time when it was filed, since every firing pass
+    /// that moves the wheel's time to a tick fires what was filed ahead of it. A timer
+    /// filed at or before the wheel's time waits for the next pass instead, which no tick
+    /// tells apart: `u64::MAX`, reached only when the wheel closes (firing everything).
+    pub fired_by: u64,
+}
+
 /// A [`TimerHandle`] that does not keep the wheel alive: for a timer's own bookkeeping,
 /// which the wheel itself holds (through the timer's waker), so that a strong handle there
 /// would be a reference cycle that outlives the driver.
 #[derive(Clone)]
 pub struct WeakTimerHandle {
     shared: std::sync::Weak<Shared>,
-    owner: Option<std::thread::ThreadId>,
 }
 
 impl WeakTimerHandle {
@@ -275,7 +295,6 @@ impl WeakTimerHandle {
     pub fn upgrade(&self) -> Option<TimerHandle> {
         Some(TimerHandle {
             shared: self.shared.upgrade()?,
-            owner: self.owner,
         })
     }
 }
@@ -291,17 +310,14 @@ impl TimerHandle {
     pub fn downgrade(&self) -> WeakTimerHandle {
         WeakTimerHandle {
             shared: Arc::downgrade(&self.shared),
-            owner: self.owner,
         }
     }
 
-    fn is_owner(&self) -> bool {
-        self.owner == Some(std::thread::current().id())
-    }
-
-    /// After a non-owner made `tick` a deadline: wake the owner if it sleeps past it.
+    /// After `tick` became a deadline (under the lock): wake the owner if it sleeps past
+    /// it. An owner filing its own timer is awake (`parked_until` 0), so it never pays
+    /// for this.
     fn wake_owner_if_needed(&self, locked: &Locked, tick: u64) {
-        if !self.is_owner() && tick < locked.parked_until {
+        if tick < locked.parked_until {
             self.shared.unpark.unpark();
         }
     }
@@ -309,20 +325,43 @@ impl TimerHandle {
     /// Registers a timer that wakes `waker` at (never before) `deadline`; on a closed wheel
     /// (see [`TimeDriver::close`]), wakes it at once and returns a key that names no timer.
     pub fn register(&self, deadline: Instant, waker: Waker) -> Key {
+        self.file(deadline, waker).key
+    }
+
+    /// [`register`](TimerHandle::register), also saying whether the timer was filed ahead
+    /// of the wheel's time, so that [`has_fired`](TimerHandle::has_fired) can later tell,
+    /// without the lock, that it fired.
+    pub fn file(&self, deadline: Instant, waker: Waker) -> Filed {
         let tick = self.shared.clock.deadline_to_tick(deadline);
         let mut locked = self.shared.locked.lock();
+        let ahead = tick > locked.wheel.elapsed();
         let key = locked.wheel.insert(tick, waker);
         if locked.closed {
+            // Inserted and taken out again, so that the key names no timer.
             let waker = locked.wheel.cancel(key);
             drop(locked);
             if let Some(w) = waker {
                 crate::wake::wake(w);
             }
-            return key;
+            return Filed {
+                key,
+                fired_by: u64::MAX,
+            };
         }
         self.shared.lower_earliest(tick);
         self.wake_owner_if_needed(&locked, tick);
-        key
+        Filed {
+            key,
+            fired_by: if ahead { tick } else { u64::MAX },
+        }
+    }
+
+    /// Whether the timer whose [`Filed::fired_by`] is `fired_by` has certainly fired: the
+    /// wheel's firing passes have reached that tick (or the wheel closed), so its entry is
+    /// gone and its key names nothing (cancelling it would be a no-op). One atomic load,
+    /// no lock. `false` does not mean that it has not fired.
+    pub fn has_fired(&self, fired_by: u64) -> bool {
+        fired_by <= self.shared.fired_through.load(Acquire)
     }
 
     /// Makes `waker` the one woken when `key` fires, unless it already is. Returns `false`
@@ -342,14 +381,21 @@ impl TimerHandle {
 
     /// Moves a pending timer to `deadline`. Returns `false` if it has fired or been cancelled.
     pub fn reset(&self, key: Key, deadline: Instant) -> bool {
+        self.refile(key, deadline).is_some()
+    }
+
+    /// [`reset`](TimerHandle::reset), returning (when the timer was pending) its new
+    /// [`Filed::fired_by`].
+    pub fn refile(&self, key: Key, deadline: Instant) -> Option<u64> {
         let tick = self.shared.clock.deadline_to_tick(deadline);
         let mut locked = self.shared.locked.lock();
-        let moved = locked.wheel.reset(key, tick);
-        if moved {
-            self.shared.lower_earliest(tick);
-            self.wake_owner_if_needed(&locked, tick);
+        let ahead = tick > locked.wheel.elapsed();
+        if !locked.wheel.reset(key, tick) {
+            return None;
         }
-        moved
+        self.shared.lower_earliest(tick);
+        self.wake_owner_if_needed(&locked, tick);
+        Some(if ahead { tick } else { u64::MAX })
     }
 
     /// Cancels a timer (a no-op if it has fired or was cancelled already).
@@ -434,6 +480,7 @@ impl TimerHandle {
         }
         let mut fired = Vec::new();
         locked.wheel.poll_expired(now_tick, |_, w| fired.push(w));
+        shared.fired_through.store(locked.wheel.elapsed(), Release);
         let earliest = locked.wheel.next_deadline();
         shared.earliest.store(earliest.unwrap_or(u64::MAX), Relaxed);
         drop(locked);
@@ -463,9 +510,7 @@ impl<D: Driver> fmt::Debug for TimeDriver<D> {
 
 impl fmt::Debug for TimerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TimerHandle")
-            .field("owner", &self.owner)
-            .finish_non_exhaustive()
+        f.debug_struct("TimerHandle").finish_non_exhaustive()
     }
 }
 
@@ -575,6 +620,47 @@ mod tests {
             );
             h.cancel(key);
         }
+    }
+
+    #[test]
+    fn has_fired_only_once_a_pass_reached_a_timer_filed_ahead() {
+        let mut d = TimeDriver::new(ThreadParker::new());
+        let h = d.handle();
+        let (c, w) = counter();
+        let ahead = h.file(Instant::now() + Duration::from_millis(2), w);
+        assert_ne!(ahead.fired_by, u64::MAX);
+        assert!(!h.has_fired(ahead.fired_by), "nothing has fired yet");
+        // A timer filed behind the wheel's time (already due) waits for the next pass: no
+        // tick says that it fired.
+        d.park(Some(Duration::ZERO)).unwrap();
+        let (_c2, w2) = counter();
+        let behind = h.file(Instant::now() - Duration::from_millis(1), w2);
+        assert_eq!(behind.fired_by, u64::MAX);
+        assert!(!h.has_fired(behind.fired_by));
+        while c.0.load(SeqCst) == 0 {
+            d.park(None).unwrap();
+        }
+        assert!(h.has_fired(ahead.fired_by), "fired, and the pass says so");
+        assert!(
+            !h.update_waker(ahead.key, &Waker::noop().clone()),
+            "its entry is gone"
+        );
+        // Moved timers get a new bound.
+        let (_c3, w3) = counter();
+        let moved = h.file(Instant::now() + Duration::from_secs(60), w3);
+        let fired_by = h
+            .refile(moved.key, Instant::now() + Duration::from_secs(120))
+            .expect("pending");
+        assert!(fired_by > moved.fired_by && !h.has_fired(fired_by));
+        assert_eq!(
+            h.refile(ahead.key, Instant::now()),
+            None,
+            "fired: not pending"
+        );
+        // Closing fires everything: every bound is reached.
+        d.close();
+        assert!(h.has_fired(fired_by) && h.has_fired(u64::MAX));
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -103,7 +103,7 @@ mod wheel;
 
 use std::time::{Duration, Instant};
 
-pub use driver::{TimeDriver, TimerHandle, WeakTimerHandle, STALL_TICKS};
+pub use driver::{Filed, TimeDriver, TimerHandle, WeakTimerHandle, STALL_TICKS};
 pub use entry::Key;
 pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 
@@ -116,7 +116,22 @@ pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 pub const TICK: Duration = Duration::from_micros(1);
 
 /// Nanoseconds per tick.
-const TICK_NANOS: u128 = TICK.as_nanos();
+const TICK_NANOS: u32 = TICK.subsec_nanos();
+
+// The conversions below work in whole seconds and sub-second ticks, in 64-bit arithmetic
+// rather than on `Duration::as_nanos`'s 128 bits.
+const _: () = assert!(TICK.as_secs() == 0 && 1_000_000_000 % TICK_NANOS == 0);
+
+/// Ticks per second.
+const TICKS_PER_SEC: u64 = (1_000_000_000 / TICK_NANOS) as u64;
+
+/// `secs` seconds and `ticks` more ticks, in ticks, saturating at `u64::MAX`.
+#[inline]
+fn whole_ticks(secs: u64, ticks: u64) -> u64 {
+    secs.checked_mul(TICKS_PER_SEC)
+        .and_then(|t| t.checked_add(ticks))
+        .unwrap_or(u64::MAX)
+}
 
 /// Maps [`Instant`]s to wheel ticks of one microsecond ([`TICK`]) counted from a fixed start.
 ///
@@ -147,15 +162,19 @@ impl Clock {
     /// up), so a timer filed at this tick never fires before `deadline`, and fires less than
     /// a tick after it.
     pub fn deadline_to_tick(&self, deadline: Instant) -> u64 {
-        let nanos = deadline.saturating_duration_since(self.start).as_nanos();
-        u64::try_from(nanos.div_ceil(TICK_NANOS)).unwrap_or(u64::MAX)
+        let since = deadline.saturating_duration_since(self.start);
+        let micros = u64::from(since.subsec_nanos().div_ceil(TICK_NANOS));
+        whole_ticks(since.as_secs(), micros)
     }
 
     /// The last tick at or before `now` (whole microseconds since the start, rounded down):
     /// the value to pass to [`Wheel::poll_expired`].
     pub fn now_tick(&self, now: Instant) -> u64 {
-        let nanos = now.saturating_duration_since(self.start).as_nanos();
-        u64::try_from(nanos / TICK_NANOS).unwrap_or(u64::MAX)
+        let since = now.saturating_duration_since(self.start);
+        whole_ticks(
+            since.as_secs(),
+            u64::from(since.subsec_nanos() / TICK_NANOS),
+        )
     }
 
     /// The instant at which `tick` begins, or `None` if it is not representable.
