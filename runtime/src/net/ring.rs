@@ -277,30 +277,14 @@ impl AcceptSink for StashSink {
 /// handshake, given a buffer exactly the size of the family's address. Where neither
 /// answers, an all-zero address (family 0), which a TCP accept reports as an error.
 fn peer_addr(fd: &OwnedFd) -> RawAddr {
-    let mut peer = RawAddr::empty();
-    // SAFETY: the kernel writes at most `peer.len` bytes into `peer`'s storage.
-    let r = unsafe {
-        libc::getpeername(
-            fd.as_raw_fd(),
-            (&mut peer.storage as *mut libc::sockaddr_storage).cast(),
-            &mut peer.len,
-        )
-    };
-    if r == 0 {
+    if let Some(peer) = sockaddr_of(fd, libc::getpeername) {
         return peer;
     }
-    let mut local = RawAddr::empty();
-    // SAFETY: as above, into `local`'s storage.
-    let r = unsafe {
-        libc::getsockname(
-            fd.as_raw_fd(),
-            (&mut local.storage as *mut libc::sockaddr_storage).cast(),
-            &mut local.len,
-        )
-    };
-    let len = match (r, local.storage.ss_family as libc::c_int) {
-        (0, libc::AF_INET) => std::mem::size_of::<libc::sockaddr_in>(),
-        (0, libc::AF_INET6) => std::mem::size_of::<libc::sockaddr_in6>(),
+    let len = match sockaddr_of(fd, libc::getsockname)
+        .map(|local| local.storage.ss_family as libc::c_int)
+    {
+        Some(libc::AF_INET) => std::mem::size_of::<libc::sockaddr_in>(),
+        Some(libc::AF_INET6) => std::mem::size_of::<libc::sockaddr_in6>(),
         _ => return RawAddr::empty(),
     };
     let mut peer = RawAddr::empty();
@@ -321,6 +305,29 @@ fn peer_addr(fd: &OwnedFd) -> RawAddr {
     } else {
         RawAddr::empty()
     }
+}
+
+/// The address `call` (`getpeername(2)` or `getsockname(2)`) writes for `fd`, or `None`
+/// if it fails.
+fn sockaddr_of(
+    fd: &OwnedFd,
+    call: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> Option<RawAddr> {
+    let mut addr = RawAddr::empty();
+    // SAFETY: `call` is `getpeername` or `getsockname` (its callers pass no other), which
+    // write at most `addr.len` bytes (the storage's size) into `addr`'s storage.
+    let r = unsafe {
+        call(
+            fd.as_raw_fd(),
+            (&mut addr.storage as *mut libc::sockaddr_storage).cast(),
+            &mut addr.len,
+        )
+    };
+    (r == 0).then_some(addr)
 }
 
 /// An [`Op`] with the runtime's cooperative budget.
