@@ -363,13 +363,19 @@ criterion::criterion_group!(benches, tcp_echo, tcp_echo_4k, accept_connect);
 /// `WEFT_NET_COUNT=weft|weft_fallback|tokio` with `WEFT_NET_BATCHES=n`: no criterion, just
 /// the `tcp_echo` setup and `n` batches (64 × 100 round trips each), for counting
 /// syscalls with `strace -c -f` or instructions with `perf stat` (run once with `n = 0`
-/// and subtract the setup). `weft_accept|tokio_accept` run `n` `accept_connect` batches
-/// (256 connections each) instead.
+/// and subtract the setup); `WEFT_NET_SHAPE=4k` runs the `tcp_echo_4k` shape instead
+/// (64 × 25 round trips of 4 KiB a batch). `weft_accept|tokio_accept` run `n`
+/// `accept_connect` batches (256 connections each) instead.
 fn count_mode(which: &str) {
     let batches: usize = std::env::var("WEFT_NET_BATCHES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    let shape = match std::env::var("WEFT_NET_SHAPE").as_deref() {
+        Ok("4k") => LARGE,
+        Ok("64") | Err(_) => SMALL,
+        Ok(other) => panic!("WEFT_NET_SHAPE={other}: expected 64 or 4k"),
+    };
     match which {
         "weft" | "weft_fallback" => {
             let io = if which == "weft" {
@@ -377,13 +383,13 @@ fn count_mode(which: &str) {
             } else {
                 weft::UringMode::Disabled
             };
-            let w = weft_setup(io, SMALL);
+            let w = weft_setup(io, shape);
             for _ in 0..batches {
                 weft_batch(&w);
             }
         }
         "tokio" => {
-            let t = tokio_setup(SMALL);
+            let t = tokio_setup(shape);
             for _ in 0..batches {
                 tokio_batch(&t);
             }
@@ -409,7 +415,7 @@ fn count_mode(which: &str) {
              tokio_accept"
         ),
     }
-    println!("{which}: {} round trips", batches * CONNS * SMALL.rounds);
+    println!("{which}: {} round trips", batches * CONNS * shape.rounds);
 }
 
 fn main() {

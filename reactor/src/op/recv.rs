@@ -30,14 +30,19 @@ impl Abandoned for () {
 ///
 /// The kernel arms its own readiness wait when the socket has nothing yet, even on a
 /// non-blocking socket: the completion comes when data (or end of stream, or an error) does.
+/// With [`poll_first`](Recv::poll_first) it arms that wait before trying.
 #[derive(Debug)]
 pub struct Recv<F, B, H = ()> {
     fd: F,
     buf: B,
     start: usize,
     flags: i32,
+    poll_first: bool,
     hook: H,
 }
+
+/// `IORING_RECVSEND_POLL_FIRST`, in the entry's `ioprio`.
+const POLL_FIRST: u16 = 1;
 
 impl<F: AsRawFd + Send + 'static, B: IoBufMut> Recv<F, B> {
     /// A receive into `buf`'s bytes `start..bytes_total()` (`start` is clamped to
@@ -56,8 +61,21 @@ impl<F: AsRawFd + Send + 'static, B: IoBufMut, H: Abandoned> Recv<F, B, H> {
             buf,
             start,
             flags,
+            poll_first: false,
             hook,
         }
+    }
+
+    /// Asks the kernel to wait for the socket to be readable before it tries the receive
+    /// (`IORING_RECVSEND_POLL_FIRST`, Linux 5.19+; an older kernel may complete the op
+    /// with `EINVAL`), instead of trying first and arming its wait only when nothing is
+    /// there.
+    /// It saves the failed try when the caller expects the socket to be empty (the last
+    /// receive drained it: [`sock_nonempty`](io_uring::cqueue::sock_nonempty) of its
+    /// completion's flags was false); it costs a deferred retry when data is there.
+    pub fn poll_first(mut self, yes: bool) -> Recv<F, B, H> {
+        self.poll_first = yes;
+        self
     }
 
     /// The descriptor, the buffer and the hook, unchanged (for a receive that was not
@@ -79,6 +97,7 @@ unsafe impl<F: AsRawFd + Send + 'static, B: IoBufMut, H: Abandoned> Operation fo
         let ptr = unsafe { self.buf.stable_mut_ptr().add(self.start) };
         opcode::Recv::new(types::Fd(self.fd.as_raw_fd()), ptr, len)
             .flags(self.flags)
+            .ioprio(if self.poll_first { POLL_FIRST } else { 0 })
             .build()
     }
 

@@ -276,3 +276,49 @@ fn a_disabled_ring_is_owned_by_the_thread_that_enables_it() {
     assert_eq!(res, Some(libc::EBADF));
     assert!(!handle.is_owner());
 }
+
+/// Drives `op` on `ring` (owned by this thread) to its output.
+fn run_op<T: crate::op::Operation>(ring: &mut Uring, mut op: crate::op::Op<T>) -> T::Output {
+    use std::future::Future;
+    let (_, waker) = counter();
+    let mut cx = std::task::Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(out) = std::pin::Pin::new(&mut op).poll(&mut cx) {
+            return out;
+        }
+        ring.park(Some(Duration::from_secs(5))).unwrap();
+    }
+}
+
+#[test]
+fn a_poll_first_recv_gets_bytes_already_queued_and_bytes_sent_later() {
+    use crate::op::recv::Recv;
+    use crate::op::Op;
+    use std::future::Future;
+    let mut ring = ring(8);
+    let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let a = Arc::new(a);
+    // Queued before the receive: the kernel's readiness wait finds them at once.
+    b.write_all(b"first").unwrap();
+    let recv = Recv::new(a.clone(), Vec::with_capacity(16), 0, 0).poll_first(true);
+    let Ok(op) = Op::submit(recv) else {
+        panic!("this thread owns a ring")
+    };
+    let (n, buf) = run_op(&mut ring, op);
+    assert_eq!(n.unwrap(), 5);
+    assert_eq!(&buf[..], b"first");
+    // Sent while the receive waits in the kernel.
+    let recv = Recv::new(a.clone(), buf, 5, 0).poll_first(true);
+    let Ok(mut op) = Op::submit(recv) else {
+        panic!("this thread owns a ring")
+    };
+    let (_, waker) = counter();
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut op).poll(&mut cx).is_pending());
+    ring.park(Some(Duration::ZERO)).unwrap();
+    assert!(std::pin::Pin::new(&mut op).poll(&mut cx).is_pending());
+    b.write_all(b" second").unwrap();
+    let (n, buf) = run_op(&mut ring, op);
+    assert_eq!(n.unwrap(), 7);
+    assert_eq!(&buf[..], b"first second");
+}

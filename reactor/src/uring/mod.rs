@@ -876,14 +876,8 @@ impl UringHandle {
     /// returns `Ready`, or handed to [`abandon`](UringHandle::abandon) as part of its
     /// cleanup.
     pub(crate) unsafe fn submit(&self, entry: squeue::Entry) -> Option<u64> {
-        if !self.is_owner() {
-            return None;
-        }
-        let ud = self.shared.ops.lock().insert(Lifecycle::Submitted);
-        // SAFETY: owner thread (checked); the entry's memory is our caller's contract.
-        unsafe { self.shared.push(&entry.user_data(ud)) };
-        self.count_submit();
-        Some(ud)
+        // SAFETY: our caller's contract, which is `submit_lifecycle`'s.
+        unsafe { self.submit_lifecycle(entry, Lifecycle::Submitted) }
     }
 
     /// Submits `entry` so that its completion runs `callback` when reaped — on the owner
@@ -900,18 +894,8 @@ impl UringHandle {
         entry: squeue::Entry,
         callback: lifecycle::OnComplete,
     ) -> Option<u64> {
-        if !self.is_owner() {
-            return None;
-        }
-        let ud = self
-            .shared
-            .ops
-            .lock()
-            .insert(Lifecycle::OnComplete(callback));
-        // SAFETY: as `submit`.
-        unsafe { self.shared.push(&entry.user_data(ud)) };
-        self.count_submit();
-        Some(ud)
+        // SAFETY: as `submit`; the callback owns what the entry points to.
+        unsafe { self.submit_lifecycle(entry, Lifecycle::OnComplete(callback)) }
     }
 
     /// Submits `entry` as a multishot op: every completion runs `handler` on the reaping
@@ -927,11 +911,24 @@ impl UringHandle {
         entry: squeue::Entry,
         handler: lifecycle::OnEach,
     ) -> Option<u64> {
+        // SAFETY: as `submit`, until the last completion; the handler owns the resources.
+        unsafe { self.submit_lifecycle(entry, Lifecycle::Multishot(handler)) }
+    }
+
+    /// The one submission path: records `lifecycle` in the op table under a new
+    /// `user_data`, pushes `entry` with it and counts the op. `None` on a thread that does
+    /// not own the ring (nothing is recorded then).
+    ///
+    /// # Safety
+    ///
+    /// As [`submit`](UringHandle::submit), for as long as `lifecycle` says the op may
+    /// complete (its last completion, for a multishot op).
+    unsafe fn submit_lifecycle(&self, entry: squeue::Entry, lifecycle: Lifecycle) -> Option<u64> {
         if !self.is_owner() {
             return None;
         }
-        let ud = self.shared.ops.lock().insert(Lifecycle::Multishot(handler));
-        // SAFETY: as `submit`.
+        let ud = self.shared.ops.lock().insert(lifecycle);
+        // SAFETY: owner thread (checked); the entry's memory is our caller's contract.
         unsafe { self.shared.push(&entry.user_data(ud)) };
         self.count_submit();
         Some(ud)

@@ -18,7 +18,6 @@ use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 use weft_reactor::epoll::{self, Registration, Seen};
 use weft_reactor::op::accept::Accept;
 use weft_reactor::op::connect::Connect;
-use weft_reactor::op::recv::Recv;
 use weft_reactor::op::recvmsg::RecvMsg;
 use weft_reactor::op::send::Send;
 use weft_reactor::op::sendmsg::SendMsg;
@@ -28,7 +27,7 @@ use crate::process::ring::Budgeted as Coop;
 
 use super::addr::SockAddr;
 use super::poll_io::PollState;
-use super::ring::{Budgeted, Stash, StashHook, Stashed};
+use super::ring::{Budgeted, Stash, StashHook, StashRecv, Stashed};
 
 /// One non-blocking socket. Clones share the descriptor and the stash (the halves of a
 /// split stream).
@@ -258,16 +257,18 @@ impl Socket {
         }
         loop {
             let seen = self.seen();
-            let hook = StashHook(self.stash.clone());
-            let op = Recv::with_hook(self.fd.clone(), buf, start, flags, hook);
+            let op = StashRecv::new(self.fd.clone(), buf, start, flags, &self.stash);
             let r = match Stashed::submit(op, &self.stash) {
                 Ok(op) => {
-                    let (r, b) = op.await;
+                    let ((r, b), again) = op.await;
                     buf = b;
+                    if again {
+                        continue;
+                    }
                     r
                 }
                 Err(op) => {
-                    buf = op.into_parts().1;
+                    buf = op.into_buf();
                     // SAFETY: writes at most `spare` bytes into the storage after the
                     // first `start` bytes, within `bytes_total`; `buf` owns it.
                     let n = unsafe {
