@@ -3,7 +3,10 @@
 # 2 workers each), loaded with `wrk -t1 -c64 -d5s` alternately weft, tokio, weft, tokio...
 # (3 rounds by default), printing requests/s, p99 latency and each server's CPU time per
 # request (user + system, from /proc: less distorted by other load than the rates) side by
-# side, and the median ratios. A benchmark, not a test: not part of .ci/run.
+# side, and the median ratios; then, per weft round, the runtime's task polls, parks and
+# ring submissions per request (`--stats` totals, read while the weft server is idle during
+# tokio's round: counters, which load distorts far less than times). A benchmark, not a
+# test: not part of .ci/run.
 #
 #   bash ci/http_bench.sh              # ROUNDS=3 DURATION=5s CONNECTIONS=64 WORKERS=2
 #   ROUNDS=5 DURATION=10s bash ci/http_bench.sh
@@ -38,8 +41,10 @@ trap cleanup EXIT
 # Starts a server on a kernel-chosen port; sets ${rt}_addr and ${rt}_pid. (Not in a
 # subshell: the pid must reach `cleanup`.)
 start() {
-  local rt=$1 out="$tmp/$1.out"
-  ${prio[@]+"${prio[@]}"} "$bin" --runtime "$rt" --listen 127.0.0.1:0 --workers "$WORKERS" >"$out" 2>&1 &
+  local rt=$1 out="$tmp/$1.out" stats=()
+  if [ "$rt" = weft ]; then stats=(--stats); fi
+  ${prio[@]+"${prio[@]}"} "$bin" --runtime "$rt" --listen 127.0.0.1:0 --workers "$WORKERS" \
+    ${stats[@]+"${stats[@]}"} >"$out" 2>&1 &
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 100); do
@@ -69,6 +74,20 @@ p99_us() {
   }' "$1"
 }
 
+# The weft server's latest totals line: "polls P parks K steals S ring_ops R".
+weft_totals() {
+  grep '^stats/total ' "$tmp/weft.out" | tail -n 1 | cut -d' ' -f2-
+}
+
+# Counter $1 of totals $3 minus totals $2, per request of wrk output $4.
+per_req() {
+  awk -v k="$1" -v a="$2" -v b="$3" '
+    / requests in / {
+      n = split(a, x, " "); split(b, y, " ")
+      for (i = 1; i < n; i += 2) if (x[i] == k) { printf "%.2f\n", (y[i + 1] - x[i + 1]) / $1; exit }
+    }' "$4"
+}
+
 rps() {
   awk '$1 == "Requests/sec:" { printf "%.0f\n", $2 }' "$1"
 }
@@ -80,6 +99,8 @@ echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
 # One short warm-up each (connections, page faults, the servers' first allocations).
 ${prio[@]+"${prio[@]}"} wrk -t1 -c"$CONNECTIONS" -d1s "http://$weft_addr/" >/dev/null
 ${prio[@]+"${prio[@]}"} wrk -t1 -c"$CONNECTIONS" -d1s "http://$tokio_addr/" >/dev/null
+# The weft server's stats thread prints its totals once a second: let it print them idle.
+sleep 1.2
 
 ticks=$(getconf CLK_TCK)
 # CPU microseconds per request of server $1 over round $2's wrk output.
@@ -92,7 +113,9 @@ printf '%-6s %12s %12s %12s %12s %8s %8s %9s %9s\n' round weft_req/s tokio_req/s
 ratios=()
 p99_ratios=()
 cpu_ratios=()
+counts=()
 for round in $(seq "$ROUNDS"); do
+  weft_before=$(weft_totals)
   for rt in weft tokio; do
     addr=${rt}_addr
     pid=${rt}_pid
@@ -100,6 +123,12 @@ for round in $(seq "$ROUNDS"); do
     ${prio[@]+"${prio[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://${!addr}/" >"$tmp/$rt.$round"
     printf -v "${rt}_cpu" '%s' "$(cpu_us $(($(cpu_ticks "${!pid}") - before)) "$tmp/$rt.$round")"
   done
+  # Read after tokio's round, while the weft server has been idle for its duration.
+  weft_after=$(weft_totals)
+  counts+=("$(printf '%-6s %10s %10s %10s' "$round" \
+    "$(per_req polls "$weft_before" "$weft_after" "$tmp/weft.$round")" \
+    "$(per_req ring_ops "$weft_before" "$weft_after" "$tmp/weft.$round")" \
+    "$(per_req parks "$weft_before" "$weft_after" "$tmp/weft.$round")")")
   w=$(rps "$tmp/weft.$round")
   t=$(rps "$tmp/tokio.$round")
   wp=$(p99_us "$tmp/weft.$round")
@@ -114,6 +143,9 @@ for round in $(seq "$ROUNDS"); do
     "$weft_cpu" "$tokio_cpu"
 done
 
+echo "weft per request (task polls, ring submissions, parks; tokio has no such counters):"
+printf '%-6s %10s %10s %10s\n' round polls ring_ops parks
+printf '%s\n' "${counts[@]}"
 median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "median weft/tokio requests/s: $(median "${ratios[@]}")x (target >= 1.2)"
 echo "median weft/tokio p99:        $(median "${p99_ratios[@]}")x (target <= 1.0)"

@@ -9,8 +9,9 @@
 //!
 //! With `--listen` it prints `listening on ADDR` and serves until it is killed. `--stats`
 //! (weft only) also prints, once a second to stderr, each worker's polls, parks, steals
-//! and ring submissions over that second: how the connections spread over the workers
-//! and their rings. Both
+//! and ring submissions over that second (`stats/s`: how the connections spread over the
+//! workers and their rings) and the runtime's totals so far (`stats/total`, which
+//! `ci/http_bench.sh` divides by a round's requests). Both
 //! servers are the same hyper `http1` connection code, 2 workers by default, `TCP_NODELAY`
 //! on, hyper's timer from the runtime; only the runtime and its I/O differ (weft's streams
 //! are hyper I/O themselves; tokio's go through hyper-util's `TokioIo`).
@@ -96,7 +97,8 @@ mod on_weft {
     }
 }
 
-/// Prints each worker's counters over the last second, once a second, for ever.
+/// Prints each worker's counters over the last second, and the totals over all workers
+/// so far, once a second, for ever.
 fn print_stats(metrics: weft::RuntimeMetrics) {
     let mut last = metrics.workers();
     loop {
@@ -117,6 +119,14 @@ fn print_stats(metrics: weft::RuntimeMetrics) {
             })
             .collect();
         eprintln!("stats/s {}", line.join(" | "));
+        let sum = |f: fn(&weft::WorkerMetrics) -> u64| now.iter().map(f).sum::<u64>();
+        eprintln!(
+            "stats/total polls {} parks {} steals {} ring_ops {}",
+            sum(|w| w.polls),
+            sum(|w| w.parks),
+            sum(|w| w.steals),
+            sum(|w| w.io_submissions)
+        );
         last = now;
     }
 }
