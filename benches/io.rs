@@ -38,17 +38,42 @@
 //!     thread: the bare system-call cost, the floor an async runtime must beat by
 //!     overlapping reads on several workers.
 //!
-//!   `weft`'s time has been seen bimodal across runs (8.4 against 11.9 ms per iteration on
-//!   two idle cores, in every ring setting tried). Two causes are ruled out, by 30
-//!   iterations with per-worker counters (two workers, machine loaded by other builds, so
-//!   about 100 ms an iteration): the split of the reads between the two rings is even in
-//!   every iteration (41–59% of the 16 384 submissions on either ring, no iteration on
-//!   one ring alone), and no read goes to io-wq (the process has no `iou-wrk` thread: the
-//!   file is in the page cache and every read completes inline in `io_uring_enter`). The
-//!   cause is not established; the candidates left are outside the runtime (where the two
-//!   vCPUs land from one run to the next, the page cache's placement of the 256 MiB file),
-//!   so compare runs by their ratio to `std_pread_1thread` in the same run, not by the
-//!   absolute time.
+//!   - `std_pread_threads`: the same reads on `WEFT_BENCH_WORKERS` threads at once, task
+//!     `t`'s reads on thread `t % threads`: what the machine gives with no runtime at all,
+//!     the ceiling for `weft`.
+//!
+//!   `weft`'s time is bimodal, within a run as well as across runs: 8.4 against 11.9 ms on
+//!   two idle vCPUs; 18–22 against 24–30 ms with the machine loaded by other builds and
+//!   the bench at `chrt -f 10`. The cause is the machine, not the runtime: the host moves
+//!   the VM's two vCPUs between cores that share a cache and cores that do not. Before and
+//!   after measuring `weft` the bench prints how long a cache line takes to go from one
+//!   CPU to the other and back (two pinned threads handing an atomic back and forth): on
+//!   the 2-vCPU KVM guest (AMD EPYC, Linux 6.18) this was written on it is 35–105 ns
+//!   ("near") or 390–890 ns ("far"), and stays in one state for seconds to minutes. In 48
+//!   rounds of 10 batches each (12 processes; loaded machine, `chrt -f 10`; the round trip
+//!   measured after every round, and before it too in 32 of them), the 5 near rounds ran
+//!   at 17.7–21.9 ms and the 41 far ones at 23.6–29.6 ms (2 rounds saw the placement
+//!   change). `std_pread_1thread` stayed at 23.6–31.6 ms in both (one thread shares
+//!   nothing); `std_pread_threads` moved by about 15% (14.0–14.6 against 15.1–18.0 ms:
+//!   every `pread` of a process with several threads takes and drops a reference on the
+//!   shared `struct file`). `weft` moves by about 35% because its two workers share more
+//!   per read: tasks are stolen between them (898–1 207 stolen tasks per worker per batch
+//!   near, 1 218–1 458 far, each with the 4 KiB buffer its next read writes on the other
+//!   CPU), and each read clones and drops the file's `Arc` (what keeps the descriptor
+//!   open for an op whose future is dropped or forgotten) on one worker while the other
+//!   does the same. Ruled out by the same rounds: the split of the reads between the two
+//!   rings (47–53% in every round), io-wq (every read completes inline at submission; the
+//!   process has no `iou-wrk` thread), the page cache (the file sits in 2 MiB folios in
+//!   every run, and a new file for each round, 10 rounds in 3 processes, spread as one file
+//!   did) and the destination buffers' addresses
+//!   (the same in both modes). So read a run by its two lines: compare `weft` with
+//!   `std_pread_threads` within a run whose lines agree, and across runs only when their
+//!   placements match.
+//!
+//!   A side finding, about the buffers: on this CPU a 4 KiB copy into a buffer that starts
+//!   at byte 1–31 of a page is 2.5x slower than at any other offset (1.6 against 4 µs per
+//!   `pread`, loaded); the bench's buffers come from `malloc` and land elsewhere, but a
+//!   program whose buffers sit at page offset 16 pays that on every read, with any runtime.
 //! - `io/file_read_whole`: read the whole 256 MiB file into a new `Vec`: `weft`
 //!   (`weft::fs::read` in a spawned task), `tokio` (`tokio::fs::read`), `std`
 //!   (`std::fs::read`). Guards the whole-file helper against extra copies or small reads:
@@ -63,7 +88,7 @@
 //!   in a task on a worker), `tokio` (`tokio::fs::read_dir`), `std` (`std::fs::read_dir`).
 //!
 //! Targets (from the io_uring issue): `file_rand_4k/weft` at least 10× `tokio_fs` and 1.3×
-//! `std_pread_1thread`; `file_read_whole/weft` at least 0.95× `std`; `metadata/weft` at least 3× `tokio` and 1.2×
+//! `std_pread_1thread` (in a near placement); `file_read_whole/weft` at least 0.95× `std`; `metadata/weft` at least 3× `tokio` and 1.2×
 //! `std_1thread`. The ratio to
 //! `std_pread_1thread` assumes as many idle cores as workers: the reads are a 4 KiB kernel
 //! copy each, so weft's advantage is running them on every worker at once, and another
@@ -243,12 +268,132 @@ fn weft_batch(
     });
 }
 
+/// The process's CPU affinity mask, or `None` if the kernel refuses to say.
+fn affinity() -> Option<libc::cpu_set_t> {
+    // SAFETY: a zeroed `cpu_set_t` is a valid, empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is the calling thread; `set` is a live `cpu_set_t` of the size passed.
+    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) };
+    (rc == 0).then_some(set)
+}
+
+/// Pins the calling thread to `set`; `false` if the kernel refused.
+fn set_affinity(set: &libc::cpu_set_t) -> bool {
+    // SAFETY: pid 0 is the calling thread; `set` is a live `cpu_set_t` of the size passed.
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(set), set) == 0 }
+}
+
+/// Pins the calling thread to `cpu` alone.
+fn pin_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed `cpu_set_t` is a valid, empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` comes from a `CPU_ISSET` scan of a `cpu_set_t`, so it is below
+    // `CPU_SETSIZE`.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    set_affinity(&set)
+}
+
+/// How long one cache line takes to go from CPU `a` to CPU `b` and back: two threads
+/// pinned to the first two CPUs the process may use hand an atomic counter back and
+/// forth. The best of five rounds of 2 000 round trips (the best, so that a round in which
+/// another process took one of the CPUs does not count). `None` with fewer than two CPUs
+/// or if pinning is refused.
+///
+/// On the 2-vCPU VM the bench was written on this is bimodal over time, about 35–105 ns or
+/// about 390–890 ns, as the host moves the two vCPUs between cores that share a cache and
+/// cores that do not; `file_rand_4k/weft` follows it (see the module docs).
+fn cross_cpu_round_trip() -> Option<(usize, usize, Duration)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const TRIPS: u64 = 2_000;
+    const ROUNDS: u64 = 5;
+    let all = affinity()?;
+    // SAFETY (both calls): `c` is below `CPU_SETSIZE`, and `all` is a live set.
+    let mut cpus = (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &all) });
+    let (a, b) = (cpus.next()?, cpus.next()?);
+    let line = AtomicU64::new(0);
+    let best = std::thread::scope(|s| {
+        let line = &line;
+        let partner = s.spawn(move || {
+            if !pin_to(b) {
+                line.store(u64::MAX, Ordering::Release);
+                return;
+            }
+            for i in 0..TRIPS * ROUNDS {
+                loop {
+                    let v = line.load(Ordering::Acquire);
+                    if v == u64::MAX {
+                        return;
+                    }
+                    if v == 2 * i + 1 {
+                        break;
+                    }
+                    std::hint::spin_loop();
+                }
+                line.store(2 * i + 2, Ordering::Release);
+            }
+        });
+        let mut best = None;
+        let mut finished = false;
+        if pin_to(a) {
+            'rounds: for r in 0..ROUNDS {
+                let start = std::time::Instant::now();
+                for i in r * TRIPS..(r + 1) * TRIPS {
+                    if line
+                        .compare_exchange(2 * i, 2 * i + 1, Ordering::AcqRel, Ordering::Acquire)
+                        .is_err()
+                    {
+                        // The partner could not pin itself.
+                        break 'rounds;
+                    }
+                    while line.load(Ordering::Acquire) != 2 * i + 2 {
+                        std::hint::spin_loop();
+                    }
+                }
+                let t = start.elapsed() / TRIPS as u32;
+                best = Some(best.map_or(t, |b: Duration| b.min(t)));
+                finished = r + 1 == ROUNDS;
+            }
+        }
+        if !finished {
+            // Releases a partner still waiting for a turn.
+            line.store(u64::MAX, Ordering::Release);
+            best = None;
+        }
+        let _ = partner.join();
+        best
+    });
+    set_affinity(&all);
+    best.map(|t| (a, b, t))
+}
+
+/// `cross_cpu_round_trip`, as the line the bench prints.
+fn placement_line() -> String {
+    match cross_cpu_round_trip() {
+        Some((a, b, t)) => {
+            let kind = if t < Duration::from_nanos(200) {
+                "near: the CPUs share a cache"
+            } else {
+                "far: the CPUs share no cache"
+            };
+            format!(
+                "cache-line round trip CPU {a} <-> CPU {b}: {} ns ({kind})",
+                t.as_nanos()
+            )
+        }
+        None => "cache-line round trip: not measured (fewer than two CPUs, or pinning refused)"
+            .to_string(),
+    }
+}
+
 fn bench_weft_rand(
     g: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
     data: &DataFile,
     name: &str,
     mode: weft::UringMode,
 ) {
+    // The CPUs' placement decides `weft`'s mode (module docs); the fallback's pool threads
+    // are not measured against it.
+    let report_placement = mode == weft::UringMode::Auto;
     let mut state = None;
     g.bench_function(name, |b| {
         let (rt, file, bufs) = state.get_or_insert_with(|| {
@@ -262,10 +407,16 @@ fn bench_weft_rand(
             let file = Arc::new(rt.block_on(weft::fs::File::open(path)).unwrap());
             let mut bufs: Vec<Vec<u8>> = (0..TASKS).map(|_| Vec::with_capacity(BLOCK)).collect();
             weft_batch(&rt, &file, &mut bufs, true);
+            if report_placement {
+                eprintln!("io/file_rand_4k/{name}: before: {}", placement_line());
+            }
             (rt, file, bufs)
         });
         b.iter(|| weft_batch(rt, file, bufs, false))
     });
+    if report_placement && state.is_some() {
+        eprintln!("io/file_rand_4k/{name}: after: {}", placement_line());
+    }
 }
 
 /// Seek, then read exactly `buf.len()` bytes: `AsyncSeekExt::seek` and
@@ -367,6 +518,28 @@ fn tokio_spawn_blocking_batch(
     });
 }
 
+/// The same reads as a batch on `bufs.len()` threads at once, task `t`'s reads on thread
+/// `t % bufs.len()` (threads spawned per batch, about 0.1 ms of the time).
+fn std_pread_threads_batch(file: &std::fs::File, bufs: &mut [Vec<u8>], check: bool) {
+    let threads = bufs.len();
+    std::thread::scope(|s| {
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            s.spawn(move || {
+                for t in (i..TASKS).step_by(threads) {
+                    let mut offs = Offsets::new(t);
+                    for _ in 0..READS_PER_TASK {
+                        let off = offs.next_offset();
+                        assert_eq!(file.read_at(buf, off).unwrap(), BLOCK);
+                        if check {
+                            verify(off, buf);
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// The same reads as a batch, in the same order per task, one after another.
 fn std_pread_batch(file: &std::fs::File, buf: &mut [u8], check: bool) {
     for t in 0..TASKS {
@@ -435,6 +608,19 @@ fn file_rand_4k(c: &mut Criterion, data: &DataFile) {
                 (file, buf)
             });
             b.iter(|| std_pread_batch(file, buf, false))
+        });
+    }
+
+    {
+        let mut state = None;
+        g.bench_function("std_pread_threads", |b| {
+            let (file, bufs) = state.get_or_insert_with(|| {
+                let file = std::fs::File::open(data.path()).unwrap();
+                let mut bufs: Vec<Vec<u8>> = (0..workers()).map(|_| vec![0u8; BLOCK]).collect();
+                std_pread_threads_batch(&file, &mut bufs, true);
+                (file, bufs)
+            });
+            b.iter(|| std_pread_threads_batch(file, bufs, false))
         });
     }
 
