@@ -205,6 +205,9 @@ pub(crate) struct WorkerCx {
     /// Set when a wake during `in_driver` queued stealable work: one parked worker is to be
     /// notified when the park returns, rather than once per woken task.
     notify_owed: Cell<bool>,
+    /// Whether the running queue entry has already notified a parked worker: the rest of
+    /// its stealable pushes wake nobody (see "Wake-ups").
+    notified_in_poll: Cell<bool>,
 }
 
 /// The shortest park a watcher makes when a take-over deadline has passed but the
@@ -251,6 +254,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         seen_submitted: Cell::new(0),
         in_driver: Cell::new(false),
         notify_owed: Cell::new(false),
+        notified_in_poll: Cell::new(false),
     };
     struct Reset;
     impl Drop for Reset {
@@ -359,6 +363,7 @@ impl WorkerCx {
         }
         bump(&self.counters().polls, 1);
         self.polling.set(true);
+        self.notified_in_poll.set(false);
         // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
         // which polls nothing, runs with none.
         task.run();
@@ -557,6 +562,18 @@ impl WorkerCx {
     /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield
     /// (the `next` slot if nothing else is queued and a poll is running).
     pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
+        self.place_local(task, is_yield, true)
+    }
+
+    /// Re-queues at the back the task whose poll just ended woken (a self-wake, or a wake
+    /// while it ran): this worker was running it, so no parked worker is woken for it.
+    pub(crate) fn requeue_local(&self, task: Notified) {
+        self.place_local(task, true, false)
+    }
+
+    /// `notify`: whether stealable work may wake a parked worker (once per poll).
+    #[inline]
+    fn place_local(&self, task: Notified, is_yield: bool, notify: bool) {
         let mut core = self.core.borrow_mut();
         let counters = self.counters();
         bump(&counters.local_schedules, 1);
@@ -594,6 +611,9 @@ impl WorkerCx {
         );
         bump(&counters.overflows, (moved > 0) as u64);
         drop(core);
+        if !notify || (self.polling.get() && self.notified_in_poll.replace(true)) {
+            return;
+        }
         self.shared.notify_parked();
     }
 
