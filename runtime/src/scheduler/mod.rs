@@ -298,6 +298,14 @@ impl Schedule for Handle {
         })
     }
 
+    #[inline]
+    fn repoll(&self) -> bool {
+        worker::with_worker(|cx| match cx {
+            Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => cx.repoll(),
+            _ => false,
+        })
+    }
+
     fn release(&self, task: &Task) -> Option<Task> {
         self.shared.owned.remove(task)
     }
