@@ -3,12 +3,21 @@
 //! poll (as the patterns' `ready` service call does, without its counters).
 //!
 //! ```text
-//! cargo run --release --example ready_op -- [OPS] [WORKERS]   # default 2 000 000, 1
+//! cargo run --release --example ready_op -- [OPS] [WORKERS] [MODE]   # default 2 000 000, 1, one
 //! ```
 //!
-//! It prints nanoseconds per op. For instructions per op, run it under callgrind with two
-//! op counts and divide the difference of the totals by the difference of the counts (the
-//! runtime's start and stop cancel out):
+//! `MODE` is what runs the ops:
+//!
+//! - `one`: a single task, one op after another (the `single/ready` row at 1 in flight);
+//! - `yield`: 200 tasks that share the ops, so every self-wake re-queues behind the other
+//!   tasks (`scheduler/yield_many`);
+//! - `burst`: a task spawns 1 000 tasks of one op each and waits for them all, again and
+//!   again (the shape of `mixed/ready` at 1 in flight: one emit spawns 1 000 handlers).
+//!
+//! It prints nanoseconds per op, and the parks and steals per 1 000 ops (how often a worker
+//! went idle and how often one took work from another). For instructions per op, run it
+//! under callgrind with two op counts and divide the difference of the totals by the
+//! difference of the counts (the runtime's start and stop cancel out):
 //!
 //! ```text
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/ready_op 100000
@@ -37,27 +46,63 @@ impl Future for ReadyOnce {
     }
 }
 
+/// `n` ready ops, one after another.
+async fn ops(n: u64) {
+    for _ in 0..n {
+        black_box(ReadyOnce(false)).await;
+    }
+}
+
+/// Tasks of the `yield` mode.
+const YIELD_TASKS: u64 = 200;
+/// Tasks per burst of the `burst` mode.
+const BURST: u64 = 1_000;
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let ops: u64 = args.next().map_or(2_000_000, |a| a.parse().expect("OPS"));
+    let ops_n: u64 = args.next().map_or(2_000_000, |a| a.parse().expect("OPS"));
     let workers: usize = args.next().map_or(1, |a| a.parse().expect("WORKERS"));
+    let mode = args.next().unwrap_or_else(|| "one".to_string());
     let rt = weft::Runtime::builder()
         .worker_threads(workers)
         .build()
         .expect("runtime");
+    let before = rt.metrics().total();
     let elapsed = rt.block_on(async move {
         weft::spawn(async move {
             let start = Instant::now();
-            for _ in 0..ops {
-                black_box(ReadyOnce(false)).await;
+            match mode.as_str() {
+                "one" => ops(ops_n).await,
+                "yield" => {
+                    let hs: Vec<_> = (0..YIELD_TASKS)
+                        .map(|_| weft::spawn(ops(ops_n / YIELD_TASKS)))
+                        .collect();
+                    for h in hs {
+                        h.await.expect("a yielding task");
+                    }
+                }
+                "burst" => {
+                    for _ in 0..ops_n / BURST {
+                        let hs: Vec<_> = (0..BURST).map(|_| weft::spawn(ops(1))).collect();
+                        for h in hs {
+                            h.await.expect("a burst task");
+                        }
+                    }
+                }
+                other => panic!("MODE {other:?}: expected one, yield or burst"),
             }
             start.elapsed()
         })
         .await
         .expect("the task")
     });
+    let after = rt.metrics().total();
+    let per_k = |n: u64| n as f64 * 1000.0 / ops_n as f64;
     println!(
-        "{ops} ready ops on {workers} worker(s): {:.1} ns/op",
-        elapsed.as_nanos() as f64 / ops as f64
+        "{ops_n} ready ops on {workers} worker(s): {:.1} ns/op, {:.2} parks and {:.2} steals \
+         per 1 000 ops",
+        elapsed.as_nanos() as f64 / ops_n as f64,
+        per_k(after.parks - before.parks),
+        per_k(after.steals - before.steals),
     );
 }

@@ -52,6 +52,10 @@ pub(crate) struct Context {
     /// itself. Absent under loom, whose threads share one OS thread.
     #[cfg(not(loom))]
     polling: Cell<(*const (), bool)>,
+    /// `scheduler/worker.rs`: whether the queue entry this worker is running was the only
+    /// one queued on it when popped; a task that wakes itself may then be polled again in
+    /// place (`task/raw.rs`), if the worker confirms it (`WorkerCx::repoll`).
+    repoll_hint: Cell<bool>,
     /// `coop.rs`: the budget of the task being polled (`None`: unconstrained).
     budget: Cell<Option<u8>>,
     /// `task/id.rs`: the thread's reserved range of task ids, `(next, end)`; empty when
@@ -91,6 +95,7 @@ thread_local! {
             worker: Cell::new(std::ptr::null()),
             #[cfg(not(loom))]
             polling: Cell::new((std::ptr::null(), false)),
+            repoll_hint: Cell::new(false),
             budget: Cell::new(None),
             task_ids: Cell::new((0, 0)),
             rng: Cell::new(0),
@@ -135,6 +140,12 @@ impl Context {
     #[inline(always)]
     pub(crate) fn polling(&self) -> &Cell<(*const (), bool)> {
         &self.polling
+    }
+
+    /// See the field.
+    #[inline(always)]
+    pub(crate) fn repoll_hint(&self) -> &Cell<bool> {
+        &self.repoll_hint
     }
 
     /// See the field.

@@ -213,3 +213,102 @@ fn ping_pong_without_lifo_slot_does_not_starve_either() {
         .unwrap();
     });
 }
+
+/// Wakes its task and returns `Pending` until `flag` is set: a task that always re-polls
+/// itself in place (its wake-up lands where it would run next, so the worker polls it again
+/// without queueing it). Counts its polls.
+struct SelfWakeUntil {
+    flag: Flag,
+    polls: Arc<AtomicUsize>,
+}
+
+impl Future for SelfWakeUntil {
+    type Output = usize;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+        let n = self.polls.fetch_add(1, SeqCst) + 1;
+        if self.flag.get() {
+            return Poll::Ready(n);
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_self_waking_task_polled_again_in_place_lets_the_global_queue_run() {
+    common::hang_guard();
+    let polls = watchdog("self-waking loop vs global-queue task", || {
+        let rt = rt1();
+        let flag = Flag::new();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let task = rt.spawn(SelfWakeUntil {
+            flag: flag.clone(),
+            polls: polls.clone(),
+        });
+        common::wait_until("the loop running", || polls.load(SeqCst) > 0);
+        // Spawned from outside: it waits in the global queue while the loop re-polls.
+        let setter = rt.spawn(async move { flag.set() });
+        rt.block_on(setter).unwrap();
+        rt.block_on(task).unwrap()
+    });
+    assert!(polls >= 2, "{polls} polls");
+}
+
+#[test]
+fn a_self_waking_task_polled_again_in_place_lets_timers_fire() {
+    common::hang_guard();
+    watchdog("self-waking loop vs a timer", || {
+        let rt = rt1();
+        rt.block_on(rt.spawn(async {
+            let flag = Flag::new();
+            let f = flag.clone();
+            let sleeper = weft_runtime::spawn(async move {
+                weft_runtime::time::sleep(std::time::Duration::from_millis(2)).await;
+                f.set();
+            });
+            // Let the sleeper register its timer, then spin by self-wakes on the one worker.
+            weft_runtime::task::yield_now().await;
+            let polls = Arc::new(AtomicUsize::new(0));
+            SelfWakeUntil { flag, polls }.await;
+            sleeper.await.unwrap();
+        }))
+        .unwrap();
+    });
+}
+
+#[test]
+fn a_self_waking_task_polled_again_in_place_can_be_aborted() {
+    common::hang_guard();
+    let err = watchdog("abort a self-waking loop", || {
+        let rt = rt1();
+        let polls = Arc::new(AtomicUsize::new(0));
+        let task = rt.spawn(SelfWakeUntil {
+            flag: Flag::new(),
+            polls: polls.clone(),
+        });
+        common::wait_until("the loop running", || polls.load(SeqCst) > 0);
+        task.abort();
+        rt.block_on(task).unwrap_err()
+    });
+    assert!(err.is_cancelled(), "{err:?}");
+}
+
+#[test]
+fn a_self_waking_task_polled_again_in_place_yields_to_a_task_it_wakes() {
+    common::hang_guard();
+    watchdog("self-waking loop vs a task it spawned", || {
+        let rt = rt1();
+        rt.block_on(rt.spawn(async {
+            let flag = Flag::new();
+            let f = flag.clone();
+            // In the LIFO slot, ahead of the loop's next poll: the loop is queued, not
+            // polled in place, and the spawned task runs.
+            let setter = weft_runtime::spawn(async move { f.set() });
+            let polls = Arc::new(AtomicUsize::new(0));
+            let n = SelfWakeUntil { flag, polls }.await;
+            setter.await.unwrap();
+            assert!(n >= 2, "{n} polls");
+        }))
+        .unwrap();
+    });
+}

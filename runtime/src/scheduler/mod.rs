@@ -292,7 +292,18 @@ impl Schedule for Handle {
 
     #[inline]
     fn yield_now(&self, task: Notified) {
-        self.schedule_task(task, true)
+        worker::with_worker(|cx| match cx {
+            Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => cx.requeue_local(task),
+            _ => self.shared.schedule_remote(task),
+        })
+    }
+
+    #[inline]
+    fn repoll(&self) -> bool {
+        worker::with_worker(|cx| match cx {
+            Some(cx) if std::ptr::eq(cx.shared(), &*self.shared) => cx.repoll(),
+            _ => false,
+        })
     }
 
     fn release(&self, task: &Task) -> Option<Task> {

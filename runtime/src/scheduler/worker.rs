@@ -88,6 +88,21 @@
 //! more, which a running worker takes next; the parking protocol (step 6) is unchanged,
 //! since a worker parks only with its slots and queue empty.
 //!
+//! A task that wakes itself and would land in the `next` slot (nothing else queued, no
+//! maintenance or global-queue turn due at the next tick) is not queued at all: its poll
+//! returns `Pending` and it is polled again at once, still `RUNNING` (`WorkerCx::repoll`;
+//! "Re-polls" in `task/state.rs`). The order is the one the `next` slot gives, and the tick
+//! is counted as the loop would count it.
+//!
+//! One queue entry's poll wakes at most one parked worker: its first stealable push does
+//! as above, the rest of that poll's pushes wake nobody (a listener that spawned 1 000
+//! handlers in one poll woke the idle worker, which stole a few, parked, and was woken
+//! again by the next spawn: over 20 parks per 1 000 tasks). The first push still wakes a
+//! worker at once, so work queued behind a long poll is taken up by an idle worker. And
+//! the re-queue of the task whose poll just ended woken (a yield, a wake while it ran)
+//! wakes nobody: it goes to the back of a queue whose entries each had their chance to
+//! wake a worker when they were queued, and this worker was running it.
+//!
 //! The wakes a worker's own driver runs during one park — a batch of fired timers, a batch
 //! of completions — go to its LIFO slot and local queue with no notification each; at the
 //! end of the park one parked worker is woken if any of them queued stealable work, and
@@ -205,6 +220,9 @@ pub(crate) struct WorkerCx {
     /// Set when a wake during `in_driver` queued stealable work: one parked worker is to be
     /// notified when the park returns, rather than once per woken task.
     notify_owed: Cell<bool>,
+    /// Whether the running queue entry has already notified a parked worker: the rest of
+    /// its stealable pushes wake nobody (see "Wake-ups").
+    notified_in_poll: Cell<bool>,
 }
 
 /// The shortest park a watcher makes when a take-over deadline has passed but the
@@ -251,6 +269,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         seen_submitted: Cell::new(0),
         in_driver: Cell::new(false),
         notify_owed: Cell::new(false),
+        notified_in_poll: Cell::new(false),
     };
     struct Reset;
     impl Drop for Reset {
@@ -295,14 +314,14 @@ impl WorkerCx {
                 self.park_driver(Some(Duration::ZERO));
                 core = self.core.borrow_mut();
             }
-            let task = self.next_task(&mut core);
+            let (task, alone) = self.next_task(&mut core);
             drop(core);
             if let Some(task) = task {
-                self.run_task(task);
+                self.run_task(task, alone);
                 continue;
             }
             if let Some(task) = self.steal_work() {
-                self.run_task(task);
+                self.run_task(task, false);
                 continue;
             }
             if self.take_over_stalled() {
@@ -319,34 +338,38 @@ impl WorkerCx {
         }
     }
 
-    /// Steps 2–4.
-    fn next_task(&self, core: &mut Core) -> Option<Notified> {
+    /// Steps 2–4. Also whether the task was the only entry queued here (for a self-woken
+    /// task's re-poll, `WorkerCx::repoll`), looked at only where that costs no more than a
+    /// load: a task from the local queue or the global queue counts as not alone.
+    fn next_task(&self, core: &mut Core) -> (Option<Notified>, bool) {
         let config = &self.shared.config;
         if countdown(&mut core.until_global, config.global_queue_interval) {
             if let Some(t) = self.shared.inject.pop() {
-                return Some(t);
+                return (Some(t), false);
             }
         }
         if let Some(t) = core.lifo.take() {
             if core.lifo_polls < config.max_lifo_polls {
                 core.lifo_polls += 1;
                 bump(&self.counters().lifo_hits, 1);
-                return Some(t);
+                let alone = core.next.is_none() && core.local.is_empty();
+                return (Some(t), alone);
             }
             let moved = push_local(&core.local, &self.shared.inject, t, config.local_capacity);
             bump(&self.counters().overflows, (moved > 0) as u64);
         }
         core.lifo_polls = 0;
         if let Some(t) = core.next.take() {
-            return Some(t);
+            return (Some(t), core.local.is_empty());
         }
         if let Some(t) = core.local.pop() {
-            return Some(t);
+            return (Some(t), false);
         }
-        self.shared.inject.pop_batch(&core.local)
+        (self.shared.inject.pop_batch(&core.local), false)
     }
 
-    fn run_task(&self, task: Notified) {
+    /// Runs one queue entry; `alone`: nothing else was queued here when it was popped.
+    fn run_task(&self, task: Notified, alone: bool) {
         if self.shared.is_shutdown() {
             // Nothing starts once shutdown has begun: a worker that was stuck in a poll past
             // `shutdown_timeout` drops what it finds instead of running it after the
@@ -359,6 +382,8 @@ impl WorkerCx {
         }
         bump(&self.counters().polls, 1);
         self.polling.set(true);
+        self.notified_in_poll.set(false);
+        crate::context::with(|cx| cx.repoll_hint().set(alone));
         // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
         // which polls nothing, runs with none.
         task.run();
@@ -554,9 +579,59 @@ impl WorkerCx {
         }
     }
 
+    /// The task being polled woke itself and would go to the `next` slot, to be popped
+    /// right away: `true` (and the tick is counted, as the loop would count it) if it may
+    /// instead be polled again at once. Not when anything else is queued here, nor when the
+    /// next tick is a maintenance or global-queue turn (those run first, as they would
+    /// between the two polls).
+    #[inline]
+    pub(crate) fn repoll(&self) -> bool {
+        if !self.polling.get() {
+            return false;
+        }
+        {
+            let Ok(mut core) = self.core.try_borrow_mut() else {
+                return false;
+            };
+            let core = &mut **core;
+            if core.until_event == 0
+                || core.until_global == 0
+                || core.lifo.is_some()
+                || core.next.is_some()
+                || !core.local.is_empty()
+                || self.shared.is_shutdown()
+            {
+                return false;
+            }
+            core.until_event -= 1;
+            core.until_global -= 1;
+            core.lifo_polls = 0;
+        }
+        let counters = self.counters();
+        bump(&counters.local_schedules, 1);
+        bump(&counters.polls, 1);
+        self.notified_in_poll.set(false);
+        self.watch_own_wheel();
+        true
+    }
+
     /// Places a task woken on this worker: LIFO slot, or the back of the queue for a yield
     /// (the `next` slot if nothing else is queued and a poll is running).
+    #[inline]
     pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
+        self.place_local(task, is_yield, true)
+    }
+
+    /// Re-queues at the back the task whose poll just ended woken (a self-wake, or a wake
+    /// while it ran): this worker was running it, so no parked worker is woken for it.
+    #[inline]
+    pub(crate) fn requeue_local(&self, task: Notified) {
+        self.place_local(task, true, false)
+    }
+
+    /// `notify`: whether stealable work may wake a parked worker (once per poll).
+    #[inline(always)]
+    fn place_local(&self, task: Notified, is_yield: bool, notify: bool) {
         let mut core = self.core.borrow_mut();
         let counters = self.counters();
         bump(&counters.local_schedules, 1);
@@ -594,6 +669,9 @@ impl WorkerCx {
         );
         bump(&counters.overflows, (moved > 0) as u64);
         drop(core);
+        if !notify || (self.polling.get() && self.notified_in_poll.replace(true)) {
+            return;
+        }
         self.shared.notify_parked();
     }
 

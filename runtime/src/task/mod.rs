@@ -72,6 +72,15 @@ pub(crate) trait Schedule: Send + Sync + 'static + Sized {
         self.schedule(task)
     }
 
+    /// The task woke itself during the poll that just ended and is still `RUNNING`: `true`
+    /// if it may be polled again at once, because it is what this thread would run next
+    /// anyway (the scheduler then counts the poll as if the task had been queued and
+    /// popped). `false` (the default): it is queued through
+    /// [`yield_now`](Schedule::yield_now).
+    fn repoll(&self) -> bool {
+        false
+    }
+
     /// The task completed: remove it from the owned list, returning the list's reference if
     /// it was there.
     fn release(&self, task: &Task) -> Option<Task>;

@@ -181,19 +181,24 @@ where
     // SAFETY: the poll's reference keeps the cell alive for as long as `waker` is used.
     let waker = ManuallyDrop::new(unsafe { waker::waker_ref(ptr) });
     let mut cx = Context::from_waker(&waker);
-    let polling = waker::PollGuard::enter(ptr);
-    let res = cell.stage.with_mut(|stage| {
-        // SAFETY: we hold RUNNING, so the stage is ours (invariant 2).
-        let stage = unsafe { &mut *stage };
-        let Stage::Running(fut) = stage else {
-            unreachable!("a running task has no future")
-        };
-        // SAFETY: the future is never moved out of the cell while it is `Running`; it is
-        // dropped in place by assigning the stage.
-        let fut = unsafe { std::pin::Pin::new_unchecked(fut) };
-        panic::catch_unwind(AssertUnwindSafe(|| fut.poll(&mut cx)))
-    });
-    let self_woken = polling.finish();
+    let mut polling = waker::PollGuard::enter(ptr);
+    let (res, self_woken) = loop {
+        let res = poll_future(cell, &mut cx);
+        let (self_woken, alone) = polling.finish();
+        // Woken by itself, alone on its worker, and nothing else touched the state word
+        // meanwhile: if the scheduler would run this task next anyway, poll it again now,
+        // still `RUNNING` (see "Re-polls" in `state.rs`).
+        if self_woken
+            && alone
+            && matches!(res, Ok(Poll::Pending))
+            && cell.header.state.load().is_running_alone()
+            && cell.scheduler.repoll()
+        {
+            polling = waker::PollGuard::enter(ptr);
+            continue;
+        }
+        break (res, self_woken);
+    };
     match res {
         Ok(Poll::Pending) => match cell.header.state.transition_to_idle(self_woken) {
             ToIdle::Ok(last) => {
@@ -222,6 +227,25 @@ where
             complete(ptr, cell);
         }
     }
+}
+
+/// One poll of the future, with its panic caught.
+#[inline]
+fn poll_future<F: Future, S>(
+    cell: &Cell<F, S>,
+    cx: &mut Context<'_>,
+) -> std::thread::Result<Poll<F::Output>> {
+    cell.stage.with_mut(|stage| {
+        // SAFETY: the caller holds RUNNING, so the stage is ours (invariant 2).
+        let stage = unsafe { &mut *stage };
+        let Stage::Running(fut) = stage else {
+            unreachable!("a running task has no future")
+        };
+        // SAFETY: the future is never moved out of the cell while it is `Running`; it is
+        // dropped in place by assigning the stage.
+        let fut = unsafe { std::pin::Pin::new_unchecked(fut) };
+        panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+    })
 }
 
 /// Drops the stage where it lies and stores `new`, returning the panic of the old value's

@@ -50,6 +50,20 @@
 //! ¹ `wake_by_ref` of the task being polled, on the polling thread, is recorded in a
 //! thread-local instead of the state word and applied by the poll's end (see `waker.rs`): the
 //! same transitions as a wake at the very end of the poll.
+//!
+//! # Re-polls
+//!
+//! A poll that returns `Pending` after a self-wake¹, with the word still exactly `RUNNING`
+//! (no other wake, no abort), may be followed at once by another poll with no transition
+//! in between, if the scheduler says the task is what it would run next anyway
+//! (`Schedule::repoll`; on a worker: nothing else queued there, and no maintenance or
+//! global-queue turn due). That is the pair "poll → `Pending` after a self-wake" and
+//! "worker pops entry" with nothing between them: the task would be idle and `NOTIFIED`
+//! for an instant that no other thread can act on in a way it could not also have acted
+//! on while the task ran. A wake or an abort arriving meanwhile sets `NOTIFIED` or
+//! `CANCELLED` on the running task, and the end of the next poll handles it as for any
+//! poll. The ready op (`examples/ready_op.rs`) skips two compare-and-swaps, a queue round
+//! trip and the worker loop's tick for it.
 
 use std::fmt;
 
@@ -79,6 +93,10 @@ impl Snapshot {
     }
     pub(crate) fn is_idle(self) -> bool {
         self.0 & (RUNNING | COMPLETE) == 0
+    }
+    /// Running, and neither woken nor cancelled since the poll began.
+    pub(crate) fn is_running_alone(self) -> bool {
+        self.0 & (RUNNING | NOTIFIED | CANCELLED | COMPLETE) == RUNNING
     }
     pub(crate) fn ref_count(self) -> usize {
         self.0 >> REF_SHIFT

@@ -98,22 +98,24 @@ impl PollGuard {
         }
     }
 
-    /// Ends the poll: whether the task woke itself during it.
+    /// Ends the poll: whether the task woke itself during it, and whether the thread's
+    /// scheduler said the task was alone on its queue when this run began (the context's
+    /// `repoll_hint`: only then may it be polled again in place, see `raw::poll`).
     #[inline]
-    pub(super) fn finish(self) -> bool {
+    pub(super) fn finish(self) -> (bool, bool) {
         let me = std::mem::ManuallyDrop::new(self);
         crate::context::with(|cx| {
             cx.budget().set(me.prev_budget);
             #[cfg(not(loom))]
             {
-                cx.polling().replace(me.prev).1
+                (cx.polling().replace(me.prev).1, cx.repoll_hint().get())
             }
             #[cfg(loom)]
             {
-                false
+                (false, false)
             }
         })
-        .unwrap_or(false)
+        .unwrap_or((false, false))
     }
 }
 
