@@ -672,8 +672,8 @@ fn callbacks_deferred_by_a_helper_start_keep_their_order() {
     );
 }
 
-/// A batch keeps its first calls inline and the rest in a list: on either side of that
-/// boundary (and of the gather's inline slots) the callbacks run in the order deferred and
+/// A gather keeps the slots of up to four parts in its block and larger sets in a slice:
+/// on either side of that boundary the batched callbacks run in the order deferred and
 /// every value arrives in its slot.
 #[test]
 fn batches_of_every_size_keep_their_order_and_values() {

@@ -83,6 +83,9 @@ struct Gather<T, E, R: Rule<T, E>> {
     /// Parts holding a claim on this block, plus [`SETTLED`].
     state: AtomicUsize,
     slots: Slots<R::Slot>,
+    /// The first of `slots`, wherever they are: set once the block is in place (it never
+    /// moves), so that a part reaches its slot without a branch or a bounds check.
+    first: *const UnsafeCell<Option<R::Slot>>,
     /// The final callback; `None` once taken.
     rule: UnsafeCell<Option<R>>,
     _te: PhantomData<fn(T, E)>,
@@ -111,10 +114,13 @@ where
         let g = unsafe { this.as_ref() };
         match R::sort(result) {
             Ok(slot) => {
+                // SAFETY: `index < n`, and `first` points to the block's `n` slots, alive
+                // while we hold our claim.
+                let cell = unsafe { &*g.first.add(index) };
                 // SAFETY: only part `index` writes slot `index`, and it settles once; the
                 // slot is read only by the last releaser, after this write (our `fetch_sub`
                 // below releases it, theirs acquires it).
-                g.slots.get()[index].with_mut(|p| unsafe { *p = Some(slot) });
+                cell.with_mut(|p| unsafe { *p = Some(slot) });
             }
             Err(early) => {
                 let prev = g.state.fetch_or(SETTLED, Ordering::AcqRel);
@@ -226,11 +232,15 @@ where
     let block = Box::new(Gather::<T, E, R> {
         state: AtomicUsize::new(n),
         slots: Slots::new(n),
+        first: std::ptr::null(),
         rule: UnsafeCell::new(Some(rule)),
         _te: PhantomData,
     });
     // SAFETY: `Box::into_raw` is never null.
     let g = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
+    // SAFETY: the block is ours alone until the first part is made, below; it stays where
+    // it is until freed, so the slots' address does too.
+    unsafe { (*g.as_ptr()).first = (*g.as_ptr()).slots.get().as_ptr() };
     // The claims of parts `n - left..n`, which this function holds until it makes them.
     let mut unstarted = Unstarted { g, left: n };
     // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).

@@ -213,63 +213,20 @@ fn set_current_batch(batch: *mut Batch) {
     let _ = crate::context::with(|cx| cx.callback_batch().set(batch));
 }
 
-/// How many collected calls a [`Batch`] keeps inline, without allocating: the composites
-/// of a few operations (`par`'s three, a `parallel_limit` window of eight) are the common
-/// ones, and a list allocated per composite was two `malloc`/`free` pairs' worth of
-/// instructions out of about 2 100 per `par/ready` op.
-const INLINE_CALLS: usize = 8;
-
-/// The callbacks one [`batched`] start has deferred so far, in order: the first
-/// [`INLINE_CALLS`] inline, the rest in `more`.
+/// The callbacks one [`batched`] start has deferred so far.
 pub(crate) struct Batch {
-    inline: [Option<Notified>; INLINE_CALLS],
-    len: usize,
-    more: Vec<Notified>,
-    /// How many to make room for when `more` is first needed: the operations the helper
-    /// starts.
+    calls: Vec<Notified>,
+    /// How many to make room for at the first: the operations the helper starts.
     expect: usize,
 }
 
 impl Batch {
-    fn new(expect: usize) -> Batch {
-        Batch {
-            inline: [const { None }; INLINE_CALLS],
-            len: 0,
-            more: Vec::new(),
-            expect,
-        }
-    }
-
     fn push(&mut self, call: Notified) {
-        if self.len < INLINE_CALLS {
-            self.inline[self.len] = Some(call);
-        } else {
-            if self.more.capacity() == 0 {
-                // One allocation per large batch, and none for a small one.
-                self.more
-                    .reserve_exact(self.expect.saturating_sub(INLINE_CALLS).max(2));
-            }
-            self.more.push(call);
+        if self.calls.capacity() == 0 {
+            // One allocation per batch, and none for a start that defers nothing.
+            self.calls.reserve_exact(self.expect.max(2));
         }
-        self.len += 1;
-    }
-}
-
-/// The calls of one flushed [`Batch`], run in order as one queue entry.
-struct Calls {
-    inline: [Option<Notified>; INLINE_CALLS],
-    more: Vec<Notified>,
-}
-
-impl Calls {
-    fn run(self) {
-        // Each call catches its own panic, so the rest still run.
-        for call in self.inline.into_iter().flatten() {
-            call.run();
-        }
-        for call in self.more {
-            call.run();
-        }
+        self.calls.push(call);
     }
 }
 
@@ -294,43 +251,37 @@ pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
     impl Drop for Flush {
         fn drop(&mut self) {
             set_current_batch(self.outer);
-            let len = std::mem::take(&mut self.batch.len);
-            let inline = std::mem::replace(&mut self.batch.inline, [const { None }; INLINE_CALLS]);
-            match len {
+            let mut calls = std::mem::take(&mut self.batch.calls);
+            match calls.len() {
                 0 => {}
-                1 => {
-                    let [Some(call), ..] = inline else {
-                        unreachable!("the first call is inline")
-                    };
-                    queue(self.outer, call)
-                }
+                1 => queue(calls.pop().expect("one call")),
                 // Into the outer batch, if there is one, so the order stays that of the
                 // `defer` calls.
-                _ => {
-                    let calls = Calls {
-                        inline,
-                        more: std::mem::take(&mut self.batch.more),
-                    };
-                    queue(self.outer, crate::task::deferred::new(move || calls.run()))
-                }
+                _ => defer(move || {
+                    for call in calls {
+                        // Each call catches its own panic, so the rest still run.
+                        call.run();
+                    }
+                }),
             }
         }
     }
     let mut flush = Flush {
         outer: current_batch(),
-        batch: Batch::new(expect),
+        batch: Batch {
+            calls: Vec::new(),
+            expect,
+        },
     };
     set_current_batch(&raw mut flush.batch);
     start()
 }
 
-/// Queues one collected call: into `batch`, the outer batch (when non-null), or onto the
-/// runtime's queues.
-fn queue(batch: *mut Batch, call: Notified) {
+/// Queues one collected call: into the outer batch, or onto the runtime's queues.
+fn queue(call: Notified) {
+    let batch = current_batch();
     if !batch.is_null() {
-        // SAFETY: `batch` is the outer batch of the `Flush` calling us, which is the
-        // innermost live `batched` frame's batch again (`Flush` restored it): untouched by
-        // others while that frame's `start` runs, unmoved until its own `Flush` resets it.
+        // SAFETY: as in `defer`: the innermost live `batched` frame's batch.
         unsafe { (*batch).push(call) };
         return;
     }
