@@ -672,6 +672,35 @@ fn callbacks_deferred_by_a_helper_start_keep_their_order() {
     );
 }
 
+/// A gather keeps the slots of up to four parts in its block and larger sets in a slice:
+/// on either side of that boundary the batched callbacks run in the order deferred and
+/// every value arrives in its slot.
+#[test]
+fn batches_of_every_size_keep_their_order_and_values() {
+    hang_guard();
+    let rt = rt(1);
+    for n in [1usize, 2, 3, 4, 5, 7, 8, 9, 16, 17, 100] {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let l = log.clone();
+        on_worker(&rt, move || {
+            parallel(
+                n,
+                |i, part: Part<usize, ()>| {
+                    let l = l.clone();
+                    defer(move || {
+                        l.lock().unwrap().push(i);
+                        part.call(Ok(i * 3))
+                    })
+                },
+                move |r: Result<Vec<usize>, ()>| tx.send(r).unwrap(),
+            );
+        });
+        assert_eq!(recv(&rx), Ok((0..n).map(|i| i * 3).collect()), "n = {n}");
+        assert_eq!(*log.lock().unwrap(), (0..n).collect::<Vec<_>>(), "n = {n}");
+    }
+}
+
 /// An operation function that panics midway: the callbacks the earlier ones deferred are
 /// queued still (they hold parts, whose claims free the composite) and run.
 #[test]

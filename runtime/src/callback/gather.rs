@@ -4,9 +4,10 @@
 //!
 //! # The invariant
 //!
-//! One heap block per composite holds `state`, the slots and the final callback (inside a
-//! [`Rule`]). `state`'s low bits count the parts that still hold a claim on the block: it
-//! starts at `n`, and each part gives its claim up exactly once — by settling or by being
+//! One heap block per composite holds `state`, the slots (inline for up to four parts, else
+//! in a slice of their own) and the final callback (inside a [`Rule`]). `state`'s low bits
+//! count the parts that still hold a claim on the block: it starts at `n`, and each part
+//! gives its claim up exactly once — by settling or by being
 //! dropped uncalled — with one `fetch_sub`. Whoever takes the count to zero owns the block
 //! and frees it. So:
 //!
@@ -48,10 +49,43 @@ pub(super) trait Rule<T, E>: Send + 'static {
     fn finish(self, slots: Vec<Self::Slot>);
 }
 
+/// Composites of up to this many parts keep their slots inside the block: one allocation
+/// per composite, not two (`par/ready`, three parts: about 150 instructions of 2 100 per op
+/// were the second `malloc` and `free`).
+const INLINE_SLOTS: usize = 4;
+
+/// The slots of a gather: inside the block for a few parts, else a slice of their own.
+enum Slots<S> {
+    /// The first `n` of the array are the slots.
+    Inline([UnsafeCell<Option<S>>; INLINE_SLOTS], usize),
+    Heap(Box<[UnsafeCell<Option<S>>]>),
+}
+
+impl<S> Slots<S> {
+    fn new(n: usize) -> Self {
+        if n <= INLINE_SLOTS {
+            Slots::Inline(std::array::from_fn(|_| UnsafeCell::new(None)), n)
+        } else {
+            Slots::Heap((0..n).map(|_| UnsafeCell::new(None)).collect())
+        }
+    }
+
+    #[inline]
+    fn get(&self) -> &[UnsafeCell<Option<S>>] {
+        match self {
+            Slots::Inline(a, n) => &a[..*n],
+            Slots::Heap(b) => b,
+        }
+    }
+}
+
 struct Gather<T, E, R: Rule<T, E>> {
     /// Parts holding a claim on this block, plus [`SETTLED`].
     state: AtomicUsize,
-    slots: Box<[UnsafeCell<Option<R::Slot>>]>,
+    slots: Slots<R::Slot>,
+    /// The first of `slots`, wherever they are: set once the block is in place (it never
+    /// moves), so that a part reaches its slot without a branch or a bounds check.
+    first: *const UnsafeCell<Option<R::Slot>>,
     /// The final callback; `None` once taken.
     rule: UnsafeCell<Option<R>>,
     _te: PhantomData<fn(T, E)>,
@@ -80,10 +114,13 @@ where
         let g = unsafe { this.as_ref() };
         match R::sort(result) {
             Ok(slot) => {
+                // SAFETY: `index < n`, and `first` points to the block's `n` slots, alive
+                // while we hold our claim.
+                let cell = unsafe { &*g.first.add(index) };
                 // SAFETY: only part `index` writes slot `index`, and it settles once; the
                 // slot is read only by the last releaser, after this write (our `fetch_sub`
                 // below releases it, theirs acquires it).
-                g.slots[index].with_mut(|p| unsafe { *p = Some(slot) });
+                cell.with_mut(|p| unsafe { *p = Some(slot) });
             }
             Err(early) => {
                 let prev = g.state.fetch_or(SETTLED, Ordering::AcqRel);
@@ -143,8 +180,8 @@ where
         }) else {
             return;
         };
-        let mut values = Vec::with_capacity(g.slots.len());
-        for slot in g.slots.iter() {
+        let mut values = Vec::with_capacity(g.slots.get().len());
+        for slot in g.slots.get() {
             // SAFETY: we own the block.
             match slot.with_mut(|p| unsafe { (*p).take() }) {
                 Some(v) => values.push(v),
@@ -194,12 +231,16 @@ where
     debug_assert!(n > 0 && n < SETTLED);
     let block = Box::new(Gather::<T, E, R> {
         state: AtomicUsize::new(n),
-        slots: (0..n).map(|_| UnsafeCell::new(None)).collect(),
+        slots: Slots::new(n),
+        first: std::ptr::null(),
         rule: UnsafeCell::new(Some(rule)),
         _te: PhantomData,
     });
     // SAFETY: `Box::into_raw` is never null.
     let g = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
+    // SAFETY: the block is ours alone until the first part is made, below; it stays where
+    // it is until freed, so the slots' address does too.
+    unsafe { (*g.as_ptr()).first = (*g.as_ptr()).slots.get().as_ptr() };
     // The claims of parts `n - left..n`, which this function holds until it makes them.
     let mut unstarted = Unstarted { g, left: n };
     // The operations' deferred callbacks go to the queue as one entry (`callback::batched`).
