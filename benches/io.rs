@@ -526,14 +526,7 @@ fn std_pread_threads_batch(file: &std::fs::File, bufs: &mut [Vec<u8>], check: bo
         for (i, buf) in bufs.iter_mut().enumerate() {
             s.spawn(move || {
                 for t in (i..TASKS).step_by(threads) {
-                    let mut offs = Offsets::new(t);
-                    for _ in 0..READS_PER_TASK {
-                        let off = offs.next_offset();
-                        assert_eq!(file.read_at(buf, off).unwrap(), BLOCK);
-                        if check {
-                            verify(off, buf);
-                        }
-                    }
+                    std_pread_task(file, buf, t, check);
                 }
             });
         }
@@ -543,13 +536,18 @@ fn std_pread_threads_batch(file: &std::fs::File, bufs: &mut [Vec<u8>], check: bo
 /// The same reads as a batch, in the same order per task, one after another.
 fn std_pread_batch(file: &std::fs::File, buf: &mut [u8], check: bool) {
     for t in 0..TASKS {
-        let mut offs = Offsets::new(t);
-        for _ in 0..READS_PER_TASK {
-            let off = offs.next_offset();
-            assert_eq!(file.read_at(buf, off).unwrap(), BLOCK);
-            if check {
-                verify(off, buf);
-            }
+        std_pread_task(file, buf, t, check);
+    }
+}
+
+/// Task `t`'s reads, one after another, on this thread.
+fn std_pread_task(file: &std::fs::File, buf: &mut [u8], t: usize, check: bool) {
+    let mut offs = Offsets::new(t);
+    for _ in 0..READS_PER_TASK {
+        let off = offs.next_offset();
+        assert_eq!(file.read_at(buf, off).unwrap(), BLOCK);
+        if check {
+            verify(off, buf);
         }
     }
 }
