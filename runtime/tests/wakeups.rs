@@ -234,7 +234,10 @@ fn timers_fired_in_one_pass_stay_on_the_firing_worker() {
 /// each spawn that found it parked again, so the idle worker stole a task or two, ran them,
 /// parked, and was woken by the next spawn, about 20 times per burst (`mixed/ready` at 1 in
 /// flight ran 4x slower on two workers than on one). The first spawn still wakes it, which
-/// then steals its share.
+/// then steals its share. The old count shows in release builds (`examples/ready_op.rs
+/// burst`: 28–39 parks per 1 000 ops); a debug build spawns too slowly to reproduce it
+/// (11–25 parks in 20 bursts), so this test bounds the parks rather than telling the two
+/// policies apart.
 #[test]
 fn a_burst_of_spawns_in_one_poll_wakes_the_idle_worker_once() {
     common::hang_guard();
