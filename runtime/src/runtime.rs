@@ -231,7 +231,7 @@ impl Builder {
             remotes.push(Remote {
                 stealer: local.stealer(),
                 unpark: driver.unparker(),
-                timer: driver.remote_handle(),
+                timer: driver.handle(),
                 ring: driver.inner().ring(),
                 epoll: driver.inner().epoll(),
                 counters: CachePadded::new(WorkerCounters::default()),

@@ -114,7 +114,7 @@ fn after_shutdown_timer() -> TimerHandle {
         .spawn(move || {
             use weft_reactor::Driver;
             let mut driver = weft_reactor::TimeDriver::new(weft_reactor::ThreadParker::new());
-            let _ = tx.send(driver.remote_handle());
+            let _ = tx.send(driver.handle());
             loop {
                 // A parker's park cannot fail; its wakes are caught (`wake.rs`).
                 let _ = driver.park(None);

@@ -167,12 +167,6 @@ impl<D: Driver> TimeDriver<D> {
         }
     }
 
-    /// The same as [`handle`](TimeDriver::handle): the name for a handle given to other
-    /// threads.
-    pub fn remote_handle(&self) -> TimerHandle {
-        self.handle()
-    }
-
     /// The wrapped driver.
     pub fn inner(&self) -> &D {
         &self.inner
@@ -447,7 +441,7 @@ impl TimerHandle {
     ///
     /// // The owner never parks (it is "stalled"); another thread fires its timer.
     /// let driver = TimeDriver::new(ThreadParker::new());
-    /// let timers = driver.remote_handle();
+    /// let timers = driver.handle();
     /// timers.register(Instant::now() + Duration::from_millis(1), std::task::Waker::noop().clone());
     /// let rescuer = std::thread::spawn(move || {
     ///     while timers.take_over() == 0 {
