@@ -1,6 +1,9 @@
 //! Work stealing with a ring per worker: 64 file reads kept in flight by 64 tasks on two
 //! workers. Each read is submitted on the ring of the worker that polls it and reaped by
 //! that worker, whichever worker the task runs on next; the reads spread over both rings.
+//! With `WEFT_IO_DRIVER=fallback` there is no ring: the reads go to the blocking pool, and
+//! the test checks that they still spread over both workers and that no worker counts a
+//! ring submission.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -18,6 +21,7 @@ fn sixty_four_reads_in_flight_keep_both_workers_and_both_rings_busy() {
         .unwrap();
     let data = Arc::new(data);
 
+    let on_fallback = std::env::var("WEFT_IO_DRIVER").is_ok_and(|v| v == "fallback");
     let mut last = String::new();
     for _attempt in 0..5 {
         let rt = Runtime::builder()
@@ -51,6 +55,15 @@ fn sixty_four_reads_in_flight_keep_both_workers_and_both_rings_busy() {
         assert_eq!(done.load(SeqCst), 64 * 64);
         let w = rt.metrics().workers();
         let total: u64 = w.iter().map(|w| w.io_submissions).sum();
+        if on_fallback {
+            assert_eq!(total, 0, "the fallback has no ring to submit to: {w:?}");
+            if w.iter().all(|w| w.polls > 0) {
+                std::fs::remove_file(&path).unwrap();
+                return;
+            }
+            last = format!("{w:?}");
+            continue;
+        }
         assert!(total >= 64 * 64, "every read went through a ring: {w:?}");
         let split: Vec<_> = w
             .iter()
@@ -64,5 +77,5 @@ fn sixty_four_reads_in_flight_keep_both_workers_and_both_rings_busy() {
         last = format!("{w:?}");
     }
     std::fs::remove_file(&path).unwrap();
-    panic!("the reads never spread over both workers' rings: {last}");
+    panic!("the reads never spread over both workers (and their rings): {last}");
 }
