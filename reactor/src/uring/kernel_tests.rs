@@ -322,3 +322,28 @@ fn a_poll_first_recv_gets_bytes_already_queued_and_bytes_sent_later() {
     assert_eq!(n.unwrap(), 7);
     assert_eq!(&buf[..], b"first second");
 }
+
+#[test]
+fn the_queue_indices_are_read_without_the_lock() {
+    let ring = ring(8);
+    let cqi = view(&ring);
+    assert_eq!(cqi.pending(), 0);
+    let entry = opcode::Nop::new().build().user_data(crate::uring::CANCEL);
+    // SAFETY: owner thread, one queue view (this statement); a NOP points to no memory.
+    unsafe { ring.shared.ring.submission_shared().push(&entry) }.unwrap();
+    ring.shared.ring.submit().unwrap();
+    // A NOP completes while it is submitted: its CQE is posted, unreaped.
+    assert_eq!(cqi.pending(), 1);
+    let head = cqi.head();
+    let mut actions = Vec::new();
+    let cq = ring.shared.cq.lock();
+    // SAFETY: `cq` is held; no queue view is alive.
+    unsafe { ring.shared.collect(&mut Vec::new(), &mut actions) };
+    drop(cq);
+    assert_eq!((cqi.pending(), cqi.head()), (0, head.wrapping_add(1)));
+}
+
+fn view(ring: &Uring) -> crate::uring::cqindex::CqIndex {
+    let r = &ring.shared.ring;
+    crate::uring::cqindex::CqIndex::new(r.as_raw_fd(), r.params()).expect("the header maps")
+}
