@@ -54,6 +54,17 @@
 //! longer existed. Under `cq` the reaper never submits the eventfd read, and any eventfd
 //! completion it takes ends a wait that is already over.
 //!
+//! What another thread can reap is only what the kernel has posted. A socket op that waits
+//! (a `RECV` on an empty socket) completes through task work queued for the thread that
+//! submitted it, which posts the completion at that thread's next pass through the kernel
+//! (`IORING_SQ_TASKRUN` flags it meanwhile): while the owner is descheduled — runnable, but
+//! with no CPU — nothing is posted and no other thread can take its completions
+//! (`kernel_tests::a_descheduled_owners_socket_completion_waits_as_task_work`). And a
+//! parked owner holds `cq` from before its wait until it has reaped, so completions the
+//! kernel posted while waking it wait for it too if it is descheduled before it reaps.
+//! `WEFT_CQ_STATS=1` samples how long posted completions and flagged task work wait, and
+//! what the owner did meanwhile (`cqstats.rs`).
+//!
 //! This needs the setup flags' help. `COOP_TASKRUN` (the default) or plain flags post the
 //! completions of the owner's ops at its next return from the kernel, which a timer
 //! interrupt provides, and let any thread enter. `DEFER_TASKRUN` (with the
