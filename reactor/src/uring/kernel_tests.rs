@@ -322,3 +322,214 @@ fn a_poll_first_recv_gets_bytes_already_queued_and_bytes_sent_later() {
     assert_eq!(n.unwrap(), 7);
     assert_eq!(&buf[..], b"first second");
 }
+
+#[test]
+fn the_queue_indices_are_read_without_the_lock() {
+    let ring = ring(8);
+    let cqi = view(&ring);
+    assert_eq!(cqi.pending(), 0);
+    let entry = opcode::Nop::new().build().user_data(crate::uring::CANCEL);
+    // SAFETY: owner thread, one queue view (this statement); a NOP points to no memory.
+    unsafe { ring.shared.ring.submission_shared().push(&entry) }.unwrap();
+    ring.shared.ring.submit().unwrap();
+    // A NOP completes while it is submitted: its CQE is posted, unreaped.
+    assert_eq!(cqi.pending(), 1);
+    let head = cqi.head();
+    let mut actions = Vec::new();
+    let cq = ring.shared.cq.lock();
+    // SAFETY: `cq` is held; no queue view is alive.
+    unsafe { ring.shared.collect(&mut Vec::new(), &mut actions) };
+    drop(cq);
+    assert_eq!((cqi.pending(), cqi.head()), (0, head.wrapping_add(1)));
+}
+
+fn view(ring: &Uring) -> crate::uring::cqindex::CqIndex {
+    let r = &ring.shared.ring;
+    crate::uring::cqindex::CqIndex::new(r.as_raw_fd(), r.params()).expect("the header maps")
+}
+
+/// Other threads reap the posted completions of an awake owner that leaves them for
+/// longer than `STALL`, while it submits more: under the `cq` exclusion every completion
+/// is reaped exactly once, by one thread or another.
+#[test]
+fn reapers_and_the_owner_take_each_completion_once() {
+    const OPS: usize = 6_000;
+    let mut ring = ring(64);
+    let handle = ring.handle();
+    let runs: Arc<Vec<AtomicUsize>> = Arc::new((0..OPS).map(|_| AtomicUsize::new(0)).collect());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reapers: Vec<_> = (0..3)
+        .map(|_| {
+            let (handle, stop) = (handle.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(SeqCst) {
+                    n += handle.reap_stalled();
+                    std::hint::spin_loop();
+                }
+                n
+            })
+        })
+        .collect();
+    let mut next = 0;
+    while next < OPS {
+        for _ in 0..16.min(OPS - next) {
+            let runs = runs.clone();
+            let i = next;
+            // SAFETY: a NOP points to no memory.
+            unsafe {
+                ring.submit_with_callback(
+                    opcode::Nop::new().build(),
+                    Box::new(move |r| {
+                        r.result.unwrap();
+                        runs[i].fetch_add(1, SeqCst);
+                    }),
+                )
+            };
+            next += 1;
+        }
+        // Submitted without a reap: the completions sit posted for the reapers to race for
+        // once the owner's last reap is `STALL` old.
+        ring.shared.ring.submit().unwrap();
+        std::thread::sleep(crate::uring::STALL + Duration::from_millis(1));
+        ring.park(Some(Duration::ZERO)).unwrap();
+    }
+    while ring.in_flight() > 0 {
+        ring.park(Some(Duration::from_millis(10))).unwrap();
+    }
+    stop.store(true, SeqCst);
+    let taken: usize = reapers.into_iter().map(|t| t.join().unwrap()).sum();
+    for (i, r) in runs.iter().enumerate() {
+        assert_eq!(
+            r.load(SeqCst),
+            1,
+            "op {i} completed {} times",
+            r.load(SeqCst)
+        );
+    }
+    // Each completion was counted once: a completion read twice (two threads in the
+    // queue at once) would count twice, and could complete a later op that reused its
+    // `user_data`.
+    assert_eq!(
+        ring.shared.completed.load(SeqCst),
+        ring.shared.submitted.load(SeqCst),
+        "a completion was reaped twice"
+    );
+    assert_eq!(
+        taken as u64,
+        ring.shared.taken.load(SeqCst),
+        "every op the reapers took is counted"
+    );
+    assert!(
+        taken > 0,
+        "no reaper took a completion: the test did not race"
+    );
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed `cpu_set_t` is the empty set; `CPU_SET` writes inside it, and
+    // `sched_setaffinity(0, ..)` reads it for the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+/// A socket receive that waits completes through task work queued for the thread that
+/// submitted it (the ring's owner). While that thread gets no CPU — here it runs as
+/// `SCHED_IDLE` on a CPU a spinning thread holds — the kernel flags the ring
+/// (`IORING_SQ_TASKRUN`) and posts nothing, so no other thread can reap the completion;
+/// once the owner has run, the completion is posted and another thread may reap it.
+#[test]
+fn a_descheduled_owners_socket_completion_waits_as_task_work() {
+    use std::sync::atomic::AtomicBool;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(cpus >= 2, "this test needs two CPUs");
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let stop_hog = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicBool::new(false));
+    let ready = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let owner = {
+        let (stop_hog, done, ready) = (stop_hog.clone(), done.clone(), ready.clone());
+        std::thread::spawn(move || {
+            let ring = ring(8);
+            let mut buf = Box::new([0u8; 8]);
+            let (got, waker) = counter();
+            let entry = opcode::Recv::new(types::Fd(a.as_raw_fd()), buf.as_mut_ptr(), 8).build();
+            // SAFETY: `buf` and `a` outlive the op: this thread keeps them until `done`,
+            // after the op's completion has been reaped (checked below), or the ring's
+            // drop cancels it first.
+            let ud = unsafe { ring.handle().submit(entry) }.unwrap();
+            assert!(ring.handle().poll(ud, &waker).is_pending());
+            ring.shared.ring.submit().unwrap();
+            tx.send((ring.handle(), view(&ring))).unwrap();
+            // Spawned first: a thread inherits its parent's scheduling policy.
+            let hog = {
+                let stop_hog = stop_hog.clone();
+                std::thread::spawn(move || {
+                    pin_to(0);
+                    // Real-time where allowed (root, CAP_SYS_NICE), so that the owner gets
+                    // no CPU at all; else `SCHED_IDLE` leaves it a sliver of one.
+                    // SAFETY: plain `sched_param` for the calling thread.
+                    let _ = unsafe {
+                        let p = libc::sched_param { sched_priority: 1 };
+                        libc::sched_setscheduler(0, libc::SCHED_FIFO, &p)
+                    };
+                    while !stop_hog.load(SeqCst) {
+                        std::hint::spin_loop();
+                    }
+                })
+            };
+            pin_to(0);
+            // SAFETY: plain `sched_param` for the calling thread.
+            let r = unsafe {
+                let p = libc::sched_param { sched_priority: 0 };
+                libc::sched_setscheduler(0, libc::SCHED_IDLE, &p)
+            };
+            assert_eq!(r, 0, "SCHED_IDLE: {}", std::io::Error::last_os_error());
+            ready.store(true, SeqCst);
+            // Awake, in user space, never entering the kernel on its own.
+            while !done.load(SeqCst) {
+                std::hint::spin_loop();
+            }
+            hog.join().unwrap();
+            assert_eq!(got.0.load(SeqCst), 1, "the receive's waker ran once");
+            let r = ring.handle().poll(ud, &waker);
+            assert!(matches!(r, Poll::Ready(ref r) if r.result.as_ref().is_ok_and(|n| *n == 1)));
+            drop(ring);
+            drop((buf, a));
+        })
+    };
+    pin_to(1);
+    let (handle, cqi) = rx.recv().unwrap();
+    while !ready.load(SeqCst) {
+        std::hint::spin_loop();
+    }
+    (&b).write_all(b"x").unwrap();
+    let mut queued = 0;
+    let start = std::time::Instant::now();
+    while queued < 100 && start.elapsed() < Duration::from_secs(10) {
+        if cqi.taskrun() && cqi.pending() == 0 {
+            // A take-over (allowed once the owner's last reap is `STALL` old) finds
+            // nothing to reap.
+            assert_eq!(handle.reap_stalled(), 0, "nothing posted to reap");
+            queued += 1;
+        }
+    }
+    stop_hog.store(true, SeqCst);
+    let mut taken = 0;
+    while taken == 0 && start.elapsed() < Duration::from_secs(20) {
+        taken = handle.reap_stalled();
+    }
+    done.store(true, SeqCst);
+    owner.join().unwrap();
+    assert!(queued > 0, "the completion never waited as task work");
+    assert_eq!(taken, 1, "once posted, another thread reaps the completion");
+}

@@ -54,6 +54,17 @@
 //! longer existed. Under `cq` the reaper never submits the eventfd read, and any eventfd
 //! completion it takes ends a wait that is already over.
 //!
+//! What another thread can reap is only what the kernel has posted. A socket op that waits
+//! (a `RECV` on an empty socket) completes through task work queued for the thread that
+//! submitted it, which posts the completion at that thread's next pass through the kernel
+//! (`IORING_SQ_TASKRUN` flags it meanwhile): while the owner is descheduled — runnable, but
+//! with no CPU — nothing is posted and no other thread can take its completions
+//! (`kernel_tests::a_descheduled_owners_socket_completion_waits_as_task_work`). And a
+//! parked owner holds `cq` from before its wait until it has reaped, so completions the
+//! kernel posted while waking it wait for it too if it is descheduled before it reaps.
+//! `WEFT_CQ_STATS=1` samples how long posted completions and flagged task work wait, and
+//! what the owner did meanwhile (`cqstats.rs`).
+//!
 //! This needs the setup flags' help. `COOP_TASKRUN` (the default) or plain flags post the
 //! completions of the owner's ops at its next return from the kernel, which a timer
 //! interrupt provides, and let any thread enter. `DEFER_TASKRUN` (with the
@@ -71,6 +82,8 @@
 //! not a panic at the first park. `Drop` never panics: if the kernel refuses to enter
 //! while the ring shuts down, it reports that and leaks what in-flight ops may still use.
 
+mod cqindex;
+mod cqstats;
 #[cfg(test)]
 mod kernel_tests;
 pub mod lifecycle;
@@ -164,6 +177,13 @@ struct Shared {
     submitted: std::sync::atomic::AtomicU64,
     /// AWAKE / PARKED / NOTIFIED (module docs, "Park").
     handshake: Handshake,
+    /// The completion queue's indices, readable by any thread without `cq`, for
+    /// `WEFT_CQ_STATS` (`None` without it, or if the kernel refused the second mapping).
+    cq_index: Option<cqindex::CqIndex>,
+    /// The owner's kernel thread id, for `WEFT_CQ_STATS` (`cqstats.rs`).
+    owner_tid: std::sync::atomic::AtomicI32,
+    /// Op completions reaped by threads other than the owner (written under `cq`).
+    taken: std::sync::atomic::AtomicU64,
 }
 
 /// An io_uring instance owned by one thread; see the module docs.
@@ -331,7 +351,7 @@ impl Uring {
             .owner
             .set(std::thread::current().id())
             .expect("a new ring has no owner");
-        OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(&ring.shared));
+        ring.shared.owned_here();
         Ok(ring)
     }
 
@@ -357,7 +377,7 @@ impl Uring {
             .owner
             .set(std::thread::current().id())
             .map_err(|_| io::Error::other("this io_uring was already enabled"))?;
-        OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(&self.shared));
+        self.shared.owned_here();
         Ok(())
     }
 
@@ -405,6 +425,9 @@ impl Uring {
         }
         // SAFETY: `fd` is a fresh descriptor that nothing else owns.
         let eventfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let cq_index = cqstats::enabled()
+            .then(|| cqindex::CqIndex::new(ring.as_raw_fd(), ring.params()).ok())
+            .flatten();
         Ok(Uring {
             shared: Arc::new(Shared {
                 ring,
@@ -419,6 +442,9 @@ impl Uring {
                 eventfd_armed: AtomicBool::new(false),
                 submitted: std::sync::atomic::AtomicU64::new(0),
                 handshake: Handshake::new(),
+                cq_index,
+                owner_tid: std::sync::atomic::AtomicI32::new(0),
+                taken: std::sync::atomic::AtomicU64::new(0),
             }),
             eventfd_buf: Box::new(0),
             reaped: Vec::new(),
@@ -713,6 +739,18 @@ fn run_actions(actions: &mut Vec<Reaped>) {
 }
 
 impl Shared {
+    /// Records the calling thread as the owner (its ring for `MSG_RING`, its thread id for
+    /// `WEFT_CQ_STATS`).
+    fn owned_here(self: &Arc<Shared>) {
+        OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(self));
+        // SAFETY: `gettid` has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.owner_tid.store(tid, Relaxed);
+        if cqstats::enabled() {
+            cqstats::register(self);
+        }
+    }
+
     /// Reaps every completion into `actions`, which the caller runs (with [`run_actions`])
     /// after releasing `cq`: an action may submit, and a full queue makes that reap.
     ///
@@ -858,8 +896,11 @@ impl UringHandle {
         let mut actions = Vec::new();
         // SAFETY: `cq` is held; no queue view is alive on this thread.
         unsafe { shared.collect(&mut Vec::new(), &mut actions) };
-        drop(cq);
         let n = actions.len();
+        // Written under `cq` only: a load and a store.
+        let t = &shared.taken;
+        t.store(t.load(Relaxed) + n as u64, Relaxed);
+        drop(cq);
         run_actions(&mut actions);
         n
     }
