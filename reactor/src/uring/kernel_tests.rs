@@ -446,7 +446,12 @@ fn pin_to(cpu: usize) {
 /// `SCHED_IDLE` on a CPU a spinning thread holds — the kernel flags the ring
 /// (`IORING_SQ_TASKRUN`) and posts nothing, so no other thread can reap the completion;
 /// once the owner has run, the completion is posted and another thread may reap it.
+///
+/// Ignored in the default run: it pins two threads to CPU 0, one of them real-time where
+/// allowed, which would starve the tests running beside it. Run it alone:
+/// `cargo test -p weft-reactor --lib -- --ignored a_descheduled_owners`.
 #[test]
+#[ignore = "pins threads and spins a real-time thread: run alone with --ignored"]
 fn a_descheduled_owners_socket_completion_waits_as_task_work() {
     use std::sync::atomic::AtomicBool;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
