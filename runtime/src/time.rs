@@ -22,7 +22,8 @@
 //! **A timer never fires early, and is late only by what the machine adds.** A deadline
 //! rounds up to the wheel's next microsecond tick (so rounding adds under 1 µs, never a
 //! millisecond), an idle worker parks until exactly that instant, fires every timer whose
-//! tick has come, and `Sleep` checks the clock itself before it reports completion. The park
+//! tick has come, and `Sleep` reports completion only once the clock, or a firing pass of
+//! its wheel that ran at or after the deadline, says that the deadline passed. The park
 //! is as precise as the kernel: with io_uring it is `io_uring_enter`'s `EXT_ARG` timeout, a
 //! nanosecond timespec served by an hrtimer; on the fallback driver (`WEFT_IO_DRIVER=fallback`)
 //! `epoll_pwait2`'s nanosecond timespec, also an hrtimer (on kernels before 5.11,
@@ -39,8 +40,11 @@
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
 //! pinning. Its 40 bytes and the 40 of its wheel entry are the memory per timer. Filing
 //! a timer takes its wheel's lock once, and so does dropping one that is still pending; a
-//! sleep that ran its course completes without it (its wheel's last firing pass is known
-//! to have fired it: `TimerHandle::has_fired`).
+//! sleep that ran its course completes without the lock or a clock read (its wheel's last
+//! firing pass is known to have fired it at or after its deadline:
+//! `TimerHandle::has_passed`). The clock is read once when a `sleep` or `timeout` is
+//! created, and its first poll reads it again only for durations under 1 ms: a longer one
+//! asks its wheel whether a pass has already reached the deadline.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -173,8 +177,27 @@ fn add_periods(t: Instant, d: Duration, n: u128) -> Instant {
 /// });
 /// ```
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(deadline_after(duration))
+    sleep_for(duration)
 }
+
+/// A [`Sleep`] of `duration` from now whose first poll skips the clock when the duration is
+/// long enough that the poll almost always comes before the deadline (see
+/// [`UNCHECKED_FIRST_POLL`]).
+fn sleep_for(duration: Duration) -> Sleep {
+    let mut sleep = sleep_until(deadline_after(duration));
+    if duration >= UNCHECKED_FIRST_POLL {
+        sleep.mark = UNCHECKED;
+    }
+    sleep
+}
+
+/// The shortest `sleep` (or `timeout`) duration whose first poll files its timer without
+/// reading the clock: its wheel answers instead whether a firing pass has already passed
+/// the deadline (then the sleep completes at once). A first poll that comes after the
+/// deadline but before the wheel's next pass (a sleep created, then left unpolled for
+/// longer than its duration) files a timer that fires on that pass, so the sleep completes
+/// then rather than on that poll. Shorter sleeps, and every [`sleep_until`], read the clock.
+const UNCHECKED_FIRST_POLL: Duration = Duration::from_millis(1);
 
 /// Waits until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
@@ -193,13 +216,18 @@ pub struct Sleep {
     entry: Option<(TimerHandle, Key)>,
     /// With an `entry`: its `Filed::fired_by`, the wheel time by which it has certainly
     /// fired, so that a sleep that ran its course completes and drops without the wheel's
-    /// lock. Without: [`ELAPSED`] once a poll saw the deadline pass, else 0. (One word for
+    /// lock or a clock read. Without: [`ELAPSED`] once a poll saw the deadline pass,
+    /// [`UNCHECKED`] before the first poll of a long enough `sleep`, else 0. (One word for
     /// both keeps a `Sleep` at 40 bytes.)
     mark: u64,
 }
 
 /// [`Sleep::mark`] of a sleep that completed.
 const ELAPSED: u64 = 1;
+
+/// [`Sleep::mark`] of a sleep whose first poll asks its wheel rather than the clock
+/// ([`UNCHECKED_FIRST_POLL`]).
+const UNCHECKED: u64 = 2;
 
 impl Sleep {
     /// When it completes.
@@ -242,17 +270,42 @@ impl Future for Sleep {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = self.get_mut();
         let coop = std::task::ready!(crate::coop::poll_proceed(cx));
-        if !this.is_elapsed() && Instant::now() < this.deadline {
-            let registered = match &this.entry {
-                Some((h, key)) => h.update_waker(*key, cx.waker()),
-                None => false,
-            };
-            if !registered {
-                let h = current_timer();
-                let filed = h.file(this.deadline, cx.waker().clone());
-                this.entry = Some((h, filed.key));
-                this.mark = filed.fired_by;
+        // Whether the deadline is still ahead, and then whether the timer must be filed.
+        let (pending, file) = match &this.entry {
+            // Fired by a pass of its wheel at or after the deadline (the common wake-up):
+            // done, with neither the lock nor the clock.
+            Some((h, _)) if h.has_passed(this.mark) => (false, false),
+            Some((h, key)) => {
+                if Instant::now() < this.deadline {
+                    (true, !h.update_waker(*key, cx.waker()))
+                } else {
+                    (false, false)
+                }
             }
+            None if this.mark == UNCHECKED => {
+                let h = current_timer();
+                match h.file_unless_due(this.deadline, cx.waker()) {
+                    Some(filed) => {
+                        this.entry = Some((h, filed.key));
+                        this.mark = filed.fired_by;
+                        (true, false)
+                    }
+                    // A pass of the wheel has reached the deadline.
+                    None => (false, false),
+                }
+            }
+            None => {
+                let pending = !this.is_elapsed() && Instant::now() < this.deadline;
+                (pending, pending)
+            }
+        };
+        if file {
+            let h = current_timer();
+            let filed = h.file(this.deadline, cx.waker().clone());
+            this.entry = Some((h, filed.key));
+            this.mark = filed.fired_by;
+        }
+        if pending {
             return Poll::Pending;
         }
         this.cancel();
@@ -320,7 +373,10 @@ impl From<Elapsed> for std::io::Error {
 /// });
 /// ```
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
-    timeout_at(deadline_after(duration), future)
+    Timeout {
+        future: future.into_future(),
+        sleep: sleep_for(duration),
+    }
 }
 
 /// Like [`timeout`], with a deadline.

@@ -50,6 +50,62 @@ fn sleeps_on_every_worker_never_complete_early() {
     });
 }
 
+/// `sleep` of 1 ms or more files its timer on the first poll without reading the clock, and
+/// completes on its wheel's word that a pass reached the deadline: never early either way.
+#[test]
+fn millisecond_sleeps_and_timeouts_never_complete_early() {
+    let rt = rt(2);
+    let n = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        20_000
+    };
+    rt.block_on(async {
+        let handles: Vec<_> = (0..n)
+            .map(|i| {
+                weft_runtime::spawn(async move {
+                    let start = Instant::now();
+                    let d = Duration::from_micros(1_000 + (i * 7919 % 5_000) as u64);
+                    if i % 2 == 0 {
+                        time::sleep(d).await;
+                    } else {
+                        let never = std::future::pending::<()>();
+                        assert!(time::timeout(d, never).await.is_err());
+                    }
+                    assert!(start.elapsed() >= d, "timer {i} fired early");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+}
+
+/// A `sleep` first polled after its deadline (left unpolled for longer than its duration)
+/// still completes, on either driver: at once if its wheel's time has passed the deadline,
+/// else on the wheel's next pass.
+#[test]
+fn a_sleep_first_polled_after_its_deadline_completes() {
+    let rt = rt(2);
+    rt.block_on(async {
+        for _ in 0..50 {
+            let start = Instant::now();
+            let s = time::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(2));
+            s.await;
+            assert!(start.elapsed() >= Duration::from_millis(1));
+        }
+        weft_runtime::spawn(async {
+            let s = time::sleep(Duration::from_millis(1));
+            std::thread::sleep(Duration::from_millis(2));
+            s.await;
+        })
+        .await
+        .unwrap();
+    });
+}
+
 #[test]
 fn zero_and_past_deadlines_complete_at_once() {
     let rt = rt(1);

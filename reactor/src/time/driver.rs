@@ -350,6 +350,46 @@ impl TimerHandle {
         }
     }
 
+    /// [`file`](TimerHandle::file), unless the wheel's time has already reached `deadline`
+    /// (a firing pass ran at or after it): then nothing is filed, `waker` is not cloned, and
+    /// the answer is `None` — the deadline has certainly passed, which the caller learns
+    /// without reading the clock. A closed wheel files nothing either, but answers as
+    /// [`file`](TimerHandle::file) does (it wakes `waker` at once), since its time says
+    /// nothing about the clock.
+    pub fn file_unless_due(&self, deadline: Instant, waker: &Waker) -> Option<Filed> {
+        let tick = self.shared.clock.deadline_to_tick(deadline);
+        let mut locked = self.shared.locked.lock();
+        if locked.closed {
+            drop(locked);
+            waker.wake_by_ref();
+            return Some(Filed {
+                key: Key::NONE,
+                fired_by: u64::MAX,
+            });
+        }
+        let elapsed = locked.wheel.elapsed();
+        if tick <= elapsed {
+            return None;
+        }
+        let key = locked.wheel.insert(tick, waker.clone());
+        self.shared.lower_earliest(tick);
+        self.wake_owner_if_needed(&locked, tick);
+        Some(Filed {
+            key,
+            fired_by: tick,
+        })
+    }
+
+    /// Whether the deadline of the timer whose [`Filed::fired_by`] is `fired_by` has
+    /// certainly passed: a firing pass at or after its tick has run (and unlinked it), so
+    /// the clock read then was at or past the deadline. Like
+    /// [`has_fired`](TimerHandle::has_fired), one atomic load; unlike it, `false` once the
+    /// wheel has closed (closing fires timers early, before their deadlines).
+    pub fn has_passed(&self, fired_by: u64) -> bool {
+        let through = self.shared.fired_through.load(Acquire);
+        fired_by <= through && through != u64::MAX
+    }
+
     /// Whether the timer whose [`Filed::fired_by`] is `fired_by` has certainly fired: the
     /// wheel's firing passes have reached that tick (or the wheel closed), so its entry is
     /// gone and its key names nothing (cancelling it would be a no-op). One atomic load,
@@ -654,6 +694,50 @@ mod tests {
         // Closing fires everything: every bound is reached.
         d.close();
         assert!(h.has_fired(fired_by) && h.has_fired(u64::MAX));
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn file_unless_due_files_nothing_once_a_pass_reached_the_deadline() {
+        let mut d = TimeDriver::new(ThreadParker::new());
+        let h = d.handle();
+        let deadline = Instant::now() + Duration::from_millis(1);
+        let (c, w) = counter();
+        let filed = h
+            .file_unless_due(deadline, &w)
+            .expect("the deadline is ahead");
+        assert!(!h.has_passed(filed.fired_by), "no pass has run");
+        while c.0.load(SeqCst) == 0 {
+            d.park(None).unwrap();
+        }
+        assert!(Instant::now() >= deadline);
+        assert!(
+            h.has_passed(filed.fired_by),
+            "a pass fired it at its deadline"
+        );
+        // The wheel's time is past the deadline now: nothing is filed, nothing woken.
+        let (c2, w2) = counter();
+        assert_eq!(h.file_unless_due(deadline, &w2), None);
+        assert!(h.is_empty());
+        d.park(Some(Duration::ZERO)).unwrap();
+        assert_eq!(c2.0.load(SeqCst), 0);
+        // A deadline the wheel has not reached is filed, even if the clock has passed it.
+        let late = h
+            .file_unless_due(Instant::now() + Duration::from_secs(60), &w2)
+            .expect("ahead");
+        assert!(!h.has_passed(late.fired_by));
+        // Closing fires timers early: `has_passed` then says nothing, and a closed wheel
+        // files nothing but wakes at once (the caller must look elsewhere).
+        d.close();
+        assert!(h.has_fired(late.fired_by));
+        assert!(!h.has_passed(late.fired_by), "fired early by close");
+        assert!(!h.has_passed(filed.fired_by));
+        let (c3, w3) = counter();
+        let closed = h
+            .file_unless_due(Instant::now() + Duration::from_secs(1), &w3)
+            .expect("a closed wheel answers like file");
+        assert_eq!(closed.fired_by, u64::MAX);
+        assert_eq!(c3.0.load(SeqCst), 1, "woken at once");
         assert!(h.is_empty());
     }
 

@@ -34,6 +34,12 @@ pub struct Key {
 }
 
 impl Key {
+    /// A key that names no timer in any wheel (its index is never allocated).
+    pub(super) const NONE: Key = Key {
+        index: NIL,
+        generation: 0,
+    };
+
     /// The slab index this key refers to.
     pub(super) fn index(self) -> u32 {
         self.index
