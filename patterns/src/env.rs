@@ -140,7 +140,7 @@ pub use tokio_env::Tokio;
 #[cfg(feature = "tokio")]
 mod tokio_env {
     use super::*;
-    use crate::service::{count_started, file_value, outcome, step, BLOCKS, BLOCK_SIZE};
+    use crate::service::{count_started, file_value, outcome, step, Phase, BLOCKS, BLOCK_SIZE};
 
     /// tokio as an [`Env`]: the baseline a Rust user would otherwise pick.
     ///
@@ -153,90 +153,119 @@ mod tokio_env {
     #[derive(Clone, Copy, Debug, Default)]
     pub struct Tokio;
 
-    enum State {
-        Ready { yielded: bool },
+    /// A started call of any kind but `ready`.
+    enum Other {
         Timer(Pin<Box<tokio::time::Sleep>>),
         File(tokio::task::JoinHandle<(std::io::Result<usize>, Vec<u8>)>),
         Net(crate::net::TokioNetCall),
-        Done,
     }
 
-    /// The tokio service call's future.
+    /// The tokio service call's future: shaped as weft's [`Svc`](crate::Svc) is, with the
+    /// same inlined path for a `ready` call, so that the two runtimes await the same
+    /// amount of service code.
     pub struct TokioCall {
-        state: State,
-        kind: Kind,
+        /// `None` for a `ready` call.
+        other: Option<Other>,
         x: u64,
         fail: bool,
+        phase: Phase,
     }
 
     impl fmt::Debug for TokioCall {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("TokioCall")
-                .field("kind", &self.kind)
+                .field("ready", &self.other.is_none())
                 .field("x", &self.x)
+                .field("phase", &self.phase)
                 .finish_non_exhaustive()
+        }
+    }
+
+    impl TokioCall {
+        /// Polls a call of any kind but `ready`.
+        #[inline(never)]
+        fn poll_other(&mut self, cx: &mut Context<'_>) -> Poll<Result<u64, SvcError>> {
+            let other = self.other.as_mut().expect("a ready call is polled inline");
+            let (kind, value) = match other {
+                Other::Timer(s) => {
+                    std::task::ready!(s.as_mut().poll(cx));
+                    (Kind::TIMER, step(self.x))
+                }
+                Other::File(j) => {
+                    let r = std::task::ready!(Pin::new(j).poll(cx)).expect("pread job");
+                    (Kind::File, file_value(self.x, r))
+                }
+                Other::Net(call) => {
+                    // The reply decides the outcome (and counts the call complete).
+                    let out = std::task::ready!(call.as_mut().poll(cx));
+                    self.phase = Phase::Done;
+                    self.other = None;
+                    return Poll::Ready(out);
+                }
+            };
+            self.phase = Phase::Done;
+            self.other = None;
+            Poll::Ready(outcome(kind, self.x, self.fail, value))
         }
     }
 
     impl Future for TokioCall {
         type Output = Result<u64, SvcError>;
 
+        #[inline]
         fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             let this = &mut *self;
-            let value = match &mut this.state {
-                State::Ready { yielded } => {
-                    if !*yielded {
-                        *yielded = true;
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    step(this.x)
+            match this.phase {
+                Phase::Fresh if this.other.is_none() => {
+                    this.phase = Phase::Yielded;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
                 }
-                State::Timer(s) => {
-                    std::task::ready!(s.as_mut().poll(cx));
-                    step(this.x)
+                Phase::Fresh => this.poll_other(cx),
+                Phase::Yielded => {
+                    this.phase = Phase::Done;
+                    Poll::Ready(outcome(Kind::Ready, this.x, this.fail, step(this.x)))
                 }
-                State::File(j) => {
-                    let r = std::task::ready!(Pin::new(j).poll(cx)).expect("pread job");
-                    file_value(this.x, r)
-                }
-                State::Net(call) => {
-                    let out = std::task::ready!(call.as_mut().poll(cx));
-                    this.state = State::Done;
-                    return Poll::Ready(out);
-                }
-                State::Done => panic!("TokioCall polled after it completed"),
-            };
-            this.state = State::Done;
-            Poll::Ready(outcome(this.kind, this.x, this.fail, value))
+                Phase::Done => panic!("TokioCall polled after it completed"),
+            }
+        }
+    }
+
+    /// A call of any kind but `ready`, started.
+    #[inline(never)]
+    fn start(kind: Kind, x: u64, fail: bool) -> Other {
+        match kind {
+            Kind::Ready => unreachable!("a ready call starts inline"),
+            Kind::Timer(d) => Other::Timer(Box::pin(tokio::time::sleep(d))),
+            Kind::File => {
+                let file = crate::service::data_file_std().clone();
+                let pos = (x % BLOCKS) * BLOCK_SIZE as u64;
+                Other::File(tokio::task::spawn_blocking(move || {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0u8; BLOCK_SIZE];
+                    let r = file.read_at(&mut buf, pos);
+                    (r, buf)
+                }))
+            }
+            Kind::Net => Other::Net(crate::net::tokio_call(x, fail)),
         }
     }
 
     impl Env for Tokio {
         type Call = TokioCall;
 
+        #[inline]
         fn call(&self, kind: Kind, x: u64, fail: bool) -> TokioCall {
             count_started();
-            let state = match kind {
-                Kind::Ready => State::Ready { yielded: false },
-                Kind::Timer(d) => State::Timer(Box::pin(tokio::time::sleep(d))),
-                Kind::File => {
-                    let file = crate::service::data_file_std().clone();
-                    let pos = (x % BLOCKS) * BLOCK_SIZE as u64;
-                    State::File(tokio::task::spawn_blocking(move || {
-                        use std::os::unix::fs::FileExt;
-                        let mut buf = vec![0u8; BLOCK_SIZE];
-                        let r = file.read_at(&mut buf, pos);
-                        (r, buf)
-                    }))
-                }
-                Kind::Net => State::Net(crate::net::tokio_call(x, fail)),
+            let other = match kind {
+                Kind::Ready => None,
+                _ => Some(start(kind, x, fail)),
             };
             TokioCall {
-                state,
-                kind,
+                other,
                 x,
                 fail,
+                phase: Phase::Fresh,
             }
         }
 

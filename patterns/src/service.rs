@@ -31,7 +31,6 @@ use std::time::Duration;
 
 use weft::callback::{self, Callback, Cancel, TimeoutHandle};
 use weft::fs::File;
-use weft::time::Sleep;
 
 /// Blocks in the data file.
 pub const BLOCKS: u64 = 16_384;
@@ -302,33 +301,45 @@ pub(crate) fn outcome(kind: Kind, x: u64, fail: bool, value: u64) -> Result<u64,
 
 // --- the future ----------------------------------------------------------------------------
 
-type FileRead = Pin<Box<dyn Future<Output = (io::Result<usize>, Vec<u8>)> + Send>>;
+/// A started call of any kind but `ready`, producing its outcome (and counting it).
+type Boxed = Pin<Box<dyn Future<Output = Result<u64, SvcError>> + Send>>;
 
-enum State {
-    Ready { yielded: bool },
-    Timer(Sleep),
-    File(FileRead),
-    Net(crate::net::NetCall),
+/// Where a call is (of weft's [`Svc`], and of the tokio baseline's twin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Not polled yet (a `ready` call), or not complete yet (any other).
+    Fresh,
+    /// A `ready` call that woke its task and returned `Pending` once.
+    Yielded,
+    /// Returned its outcome.
     Done,
 }
 
-/// The future of [`svc`] and [`svc_fail`]: unboxed for `ready` and `timer` (the `file`
-/// read's and the `net` exchange's futures are boxed: they are `async`, whose types cannot
-/// be named).
+/// The future of [`svc`] and [`svc_fail`].
+///
+/// A `ready` call is four words, built and polled by small inlined paths (its phase moves
+/// from fresh to yielded to done; nothing is allocated or dropped), so that the service
+/// adds next to nothing to the style that awaits it. Every other kind is one boxed future,
+/// started when the call is made and polled out of line (the `file` read's and the `net`
+/// exchange's futures are `async`, whose types cannot be named; the timer's `Sleep` is
+/// boxed too, as the tokio baseline's is, so that it does not make every call five words
+/// bigger).
 #[must_use = "futures do nothing unless polled"]
 pub struct Svc {
-    state: State,
-    kind: Kind,
+    /// `None` for a `ready` call.
+    other: Option<Boxed>,
     x: u64,
     fail: bool,
+    phase: Phase,
 }
 
 impl fmt::Debug for Svc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Svc")
-            .field("kind", &self.kind)
+            .field("ready", &self.other.is_none())
             .field("x", &self.x)
             .field("fail", &self.fail)
+            .field("phase", &self.phase)
             .finish_non_exhaustive()
     }
 }
@@ -342,70 +353,90 @@ impl fmt::Debug for Svc {
 /// let rt = weft::Runtime::new().unwrap();
 /// assert_eq!(rt.block_on(svc(Kind::Ready, 5)), Ok(expected(Kind::Ready, 5)));
 /// ```
+#[inline]
 pub fn svc(kind: Kind, x: u64) -> Svc {
     call(kind, x, false)
 }
 
 /// Calls the service down the same path, taking the same time, and fails with
 /// `SvcError(x)`.
+#[inline]
 pub fn svc_fail(kind: Kind, x: u64) -> Svc {
     call(kind, x, true)
 }
 
 /// [`svc`] or [`svc_fail`], by `fail`.
+#[inline]
 pub fn call(kind: Kind, x: u64, fail: bool) -> Svc {
     count_started();
-    let state = match kind {
-        Kind::Ready => State::Ready { yielded: false },
-        Kind::Timer(d) => State::Timer(weft::time::sleep(d)),
-        Kind::File => {
-            let pos = (x % BLOCKS) * BLOCK_SIZE as u64;
-            State::File(Box::pin(
-                data_file().read_at(Vec::with_capacity(BLOCK_SIZE), pos),
-            ))
-        }
-        Kind::Net => State::Net(crate::net::weft_call(x, fail)),
+    let other = match kind {
+        Kind::Ready => None,
+        _ => Some(start(kind, x, fail)),
     };
     Svc {
-        state,
-        kind,
+        other,
         x,
         fail,
+        phase: Phase::Fresh,
+    }
+}
+
+/// A call of any kind but `ready`, started: the timer set, the read made.
+#[inline(never)]
+fn start(kind: Kind, x: u64, fail: bool) -> Boxed {
+    match kind {
+        Kind::Ready => unreachable!("a ready call starts inline"),
+        Kind::Timer(d) => {
+            let sleep = weft::time::sleep(d);
+            Box::pin(async move {
+                sleep.await;
+                outcome(kind, x, fail, step(x))
+            })
+        }
+        Kind::File => {
+            let pos = (x % BLOCKS) * BLOCK_SIZE as u64;
+            let read = data_file().read_at(Vec::with_capacity(BLOCK_SIZE), pos);
+            Box::pin(async move {
+                let r = read.await;
+                outcome(kind, x, fail, file_value(x, r))
+            })
+        }
+        // The reply decides the outcome (and counts the call complete).
+        Kind::Net => crate::net::weft_call(x, fail),
+    }
+}
+
+impl Svc {
+    /// Polls a call of any kind but `ready`.
+    #[inline(never)]
+    fn poll_other(&mut self, cx: &mut Context<'_>) -> Poll<Result<u64, SvcError>> {
+        let other = self.other.as_mut().expect("a ready call is polled inline");
+        let out = std::task::ready!(other.as_mut().poll(cx));
+        self.phase = Phase::Done;
+        self.other = None;
+        Poll::Ready(out)
     }
 }
 
 impl Future for Svc {
     type Output = Result<u64, SvcError>;
 
+    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
-        let value = match &mut this.state {
-            State::Ready { yielded } => {
-                if !*yielded {
-                    *yielded = true;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                step(this.x)
+        match this.phase {
+            Phase::Fresh if this.other.is_none() => {
+                this.phase = Phase::Yielded;
+                cx.waker().wake_by_ref();
+                Poll::Pending
             }
-            State::Timer(sleep) => {
-                std::task::ready!(Pin::new(sleep).poll(cx));
-                step(this.x)
+            Phase::Fresh => this.poll_other(cx),
+            Phase::Yielded => {
+                this.phase = Phase::Done;
+                Poll::Ready(outcome(Kind::Ready, this.x, this.fail, step(this.x)))
             }
-            State::File(read) => {
-                let r = std::task::ready!(read.as_mut().poll(cx));
-                file_value(this.x, r)
-            }
-            State::Net(call) => {
-                // The reply decides the outcome (and counts the call complete).
-                let out = std::task::ready!(call.as_mut().poll(cx));
-                this.state = State::Done;
-                return Poll::Ready(out);
-            }
-            State::Done => panic!("Svc polled after it completed"),
-        };
-        this.state = State::Done;
-        Poll::Ready(outcome(this.kind, this.x, this.fail, value))
+            Phase::Done => panic!("Svc polled after it completed"),
+        }
     }
 }
 
