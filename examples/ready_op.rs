@@ -14,8 +14,9 @@
 //! - `burst`: a task spawns 1 000 tasks of one op each and waits for them all, again and
 //!   again (the shape of `mixed/ready` at 1 in flight: one emit spawns 1 000 handlers).
 //!
-//! It prints nanoseconds per op, and the parks and steals per 1 000 ops (how often a worker
-//! went idle and how often one took work from another). For instructions per op, run it
+//! It prints nanoseconds per op, and the parks, steals and spills per 1 000 ops (how often a
+//! worker went idle, how many tasks one took from another, and how often a push found a
+//! local queue over its bound and moved the older half to the global queue). For instructions per op, run it
 //! under callgrind with two op counts and divide the difference of the totals by the
 //! difference of the counts (the runtime's start and stop cancel out):
 //!
@@ -99,10 +100,11 @@ fn main() {
     let after = rt.metrics().total();
     let per_k = |n: u64| n as f64 * 1000.0 / ops_n as f64;
     println!(
-        "{ops_n} ready ops on {workers} worker(s): {:.1} ns/op, {:.2} parks and {:.2} steals \
-         per 1 000 ops",
+        "{ops_n} ready ops on {workers} worker(s): {:.1} ns/op, {:.2} parks, {:.2} steals and \
+         {:.2} spills per 1 000 ops",
         elapsed.as_nanos() as f64 / ops_n as f64,
         per_k(after.parks - before.parks),
         per_k(after.steals - before.steals),
+        per_k(after.overflows - before.overflows),
     );
 }
