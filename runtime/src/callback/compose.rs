@@ -57,6 +57,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::race as race_block;
+use super::sequence::{self, Flow, Steps};
 use super::{gather, set_timeout, Callback, Cancel, TimeoutHandle};
 use crate::time::Elapsed;
 
@@ -448,43 +450,6 @@ where
 
 // --- race ----------------------------------------------------------------------------------
 
-struct Race<T, E, C, D> {
-    st: Mutex<RaceState<C, D>>,
-    _te: std::marker::PhantomData<fn(T, E)>,
-}
-
-struct RaceState<C, D> {
-    /// The cancel handles of operations started and not yet settled.
-    cancels: Vec<Option<C>>,
-    done: Option<D>,
-    /// Which operation settled the race.
-    winner: Option<usize>,
-}
-
-impl<T, E, C, D> Sink<T, E> for Race<T, E, C, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    C: Cancel,
-    D: Callback<T, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let (done, mut losers) = {
-            let mut st = self.st.lock();
-            let Some(done) = st.done.take() else { return };
-            st.winner = Some(index);
-            (done, std::mem::take(&mut st.cancels))
-        };
-        // The winner's own handle is dropped, not cancelled (and not under the lock: it is
-        // the caller's type, whose destructor may do anything).
-        drop(losers.get_mut(index).and_then(Option::take));
-        for c in losers.into_iter().flatten() {
-            c.cancel();
-        }
-        done.call(result);
-    }
-}
-
 /// Runs `op(0..n)` at once; the first to settle (success or error) decides, and every other
 /// operation is cancelled through the [`Cancel`] handle its `op` call returned (an
 /// operation that returns `()` is simply ignored): `async.race`, `Promise.race`.
@@ -521,156 +486,22 @@ where
     Op: FnMut(usize, Part<T, E>) -> C,
     D: Callback<T, E>,
 {
-    let sink = Arc::new(Race {
-        st: Mutex::new(RaceState {
-            cancels: (0..n).map(|_| None).collect(),
-            done: Some(done),
-            winner: None,
-        }),
-        _te: std::marker::PhantomData,
-    });
     // Not batched (`callback::batched`): only the first outcome counts, so a batch would
     // only add its own list and entry (3 737 instructions per `race/ready` op unbatched,
-    // 4 041 batched).
-    race_start(&sink, n, op)
-}
-
-/// Starts the operations of a [`race`], storing their cancel handles.
-fn race_start<T, E, C, Op, D>(sink: &Arc<Race<T, E, C, D>>, n: usize, mut op: Op)
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    C: Cancel,
-    Op: FnMut(usize, Part<T, E>) -> C,
-    D: Callback<T, E>,
-{
-    for i in 0..n {
-        let c = op(i, part(sink, i));
-        let late = {
-            let mut st = sink.st.lock();
-            if st.done.is_some() {
-                st.cancels[i] = Some(c);
-                None
-            } else {
-                Some((c, st.winner == Some(i)))
-            }
-        };
-        match late {
-            None => {}
-            // This operation settled the race before its handle was stored: nothing to stop.
-            Some((c, true)) => drop(c),
-            // Settled already by another operation: stop this one too.
-            Some((c, false)) => c.cancel(),
-        }
-    }
+    // 4 041 batched, when the race kept its state behind a lock).
+    race_block::start(n, op, done)
 }
 
 // --- series, waterfall and retry ----------------------------------------------------------
 //
 // One operation at a time, so the operation function is called again and again; it is a
-// `FnMut` and lives in the composite's state. Whoever delivers an outcome takes the state
-// out of its slot, calls the operation function for the next step outside the lock, and
-// puts the state back. An outcome may arrive while the state is out — its operation called
-// its `Part` before returning (synchronously), or from another thread before the operation
-// function returned — and is then parked in `pending` for the thread that holds the state:
-// that thread picks it up once the operation function has returned, and goes on with the
-// next step in the same loop. So no step starts inside the previous one's call, a chain of
-// synchronous operations runs in constant stack, and nothing needs a runtime.
-
-/// What a sequential helper does after an outcome.
-enum Flow<I, O> {
-    /// Start operation (or attempt) `index` with this input.
-    Start(usize, I),
-    /// The composite is over: deliver this to the final callback.
-    Finish(O),
-}
-
-/// The bookkeeping of one sequential helper, owned by whichever thread is driving it.
-trait Steps<T, E>: Send + 'static {
-    /// What an operation gets besides its index: `()`, or the previous value (waterfall).
-    type Input;
-    /// What the final callback gets.
-    type Out;
-    /// Calls the operation function.
-    fn start(&mut self, index: usize, input: Self::Input, part: Part<T, E>);
-    /// Folds in the outcome of operation `index`.
-    fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<Self::Input, Self::Out>;
-    /// Calls the final callback.
-    fn finish(self, out: Self::Out);
-}
-
-struct Sequence<T, E, S> {
-    st: Mutex<SequenceState<T, E, S>>,
-}
-
-struct SequenceState<T, E, S> {
-    /// `None` while a thread is calling the operation function (and once finished).
-    steps: Option<S>,
-    /// An outcome that came while `steps` was out, for the thread that has it.
-    pending: Option<(usize, Result<T, E>)>,
-}
-
-impl<T, E, S> Sink<T, E> for Sequence<T, E, S>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    S: Steps<T, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let mut steps = {
-            let mut st = self.st.lock();
-            match st.steps.take() {
-                Some(steps) => steps,
-                None => {
-                    // Only the running operation holds a part, so nothing else is pending.
-                    debug_assert!(st.pending.is_none(), "two outcomes in flight");
-                    st.pending = Some((index, result));
-                    return;
-                }
-            }
-        };
-        let flow = steps.next(index, result);
-        drive(&self, steps, flow);
-    }
-}
-
-fn new_sequence<T, E, S>() -> Arc<Sequence<T, E, S>> {
-    Arc::new(Sequence {
-        st: Mutex::new(SequenceState {
-            steps: None,
-            pending: None,
-        }),
-    })
-}
-
-/// Runs steps from `flow` on, with `steps` out of the slot, until an operation is left
-/// running (the state goes back in its slot) or the composite finishes.
-fn drive<T, E, S>(sink: &Arc<Sequence<T, E, S>>, mut steps: S, mut flow: Flow<S::Input, S::Out>)
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    S: Steps<T, E>,
-{
-    loop {
-        match flow {
-            Flow::Finish(out) => return steps.finish(out),
-            Flow::Start(index, input) => {
-                steps.start(index, input, part(sink, index));
-                let mut st = sink.st.lock();
-                match st.pending.take() {
-                    None => {
-                        st.steps = Some(steps);
-                        return;
-                    }
-                    Some((index, result)) => {
-                        drop(st);
-                        flow = steps.next(index, result);
-                    }
-                }
-            }
-        }
-    }
-}
+// `FnMut` and lives in the composite's one heap block with the rest of its bookkeeping,
+// handed between the thread calling the operation function and the running operation's
+// part by one atomic word (`sequence.rs`). An outcome that arrives while the operation
+// function still runs — its operation called its `Part` before returning, or from another
+// thread — waits in the block for that thread, which goes on with the next step in the same
+// loop. So no step starts inside the previous one's call, a chain of synchronous operations
+// runs in constant stack, and nothing needs a runtime.
 
 struct SeriesSteps<T, Op, D> {
     op: Op,
@@ -740,7 +571,7 @@ where
         values: Vec::with_capacity(n),
         n,
     };
-    drive(&new_sequence(), steps, Flow::Start(0, ()));
+    sequence::run(steps, Flow::Start(0, ()));
 }
 
 struct WaterfallSteps<Op, D> {
@@ -814,11 +645,7 @@ where
     if n == 0 {
         return super::resolve_later(Ok(init), done);
     }
-    drive(
-        &new_sequence(),
-        WaterfallSteps { op, done, n },
-        Flow::Start(0, init),
-    );
+    sequence::run(WaterfallSteps { op, done, n }, Flow::Start(0, init));
 }
 
 // --- retry ---------------------------------------------------------------------------------
@@ -880,7 +707,7 @@ where
         done,
         attempts: attempts as usize,
     };
-    drive(&new_sequence(), steps, Flow::Start(1, ()));
+    sequence::run(steps, Flow::Start(1, ()));
 }
 
 // --- timeout -------------------------------------------------------------------------------

@@ -76,6 +76,8 @@ mod compose;
 pub mod fs;
 mod gather;
 pub mod net;
+mod race;
+mod sequence;
 mod timer;
 
 pub use compose::{
