@@ -15,12 +15,17 @@
 //!
 //! # Once, and what happens to late outcomes
 //!
-//! The final callback sits in an `Option` inside the shared state, and whoever settles the
-//! composite takes it out and calls it. [`parallel`], [`parallel_settled`] and [`any`] are
-//! gathers without a lock (`gather.rs`): each part writes its own slot and counts down once
-//! with an atomic operation, and the last part (or the first that settles early) takes the
-//! callback. The other helpers take it under their lock and call it after releasing the
-//! lock. Every later outcome finds the slot empty and is dropped — an `all` that failed fast ignores the
+//! The final callback sits in an `Option` inside the composite's one heap block, and whoever
+//! settles the composite takes it out and calls it. No helper takes a lock or counts
+//! references per part: [`parallel`], [`parallel_settled`] and [`any`] are gathers
+//! (`gather.rs`) in which each part writes its own slot and counts down once with an atomic
+//! operation, and the last part (or the first that settles early) takes the callback;
+//! [`parallel_limit`] is such a gather whose starts are handed between threads by a counter
+//! of free places (`limit.rs`); [`race`] lets the first outcome take it with one atomic
+//! operation (`race.rs`); [`series`], [`waterfall`] and [`retry`] pass their one block
+//! between the caller of the operation function and the running part (`sequence.rs`); and
+//! [`timeout`] settles under a lock shared with its timer. Every later outcome finds the
+//! slot empty and is dropped — an `all` that failed fast ignores the
 //! stragglers, a `race` ignores the losers (and cancels those that returned a [`Cancel`]
 //! handle), a `timeout` that fired ignores the operation's eventual result.
 //!
@@ -57,21 +62,22 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::limit as limit_block;
 use super::race as race_block;
 use super::sequence::{self, Flow, Steps};
 use super::{gather, set_timeout, Callback, Cancel, TimeoutHandle};
 use crate::time::Elapsed;
 
-/// Where a [`Part`] delivers: the shared state of one composite that keeps its state in an
-/// `Arc` (every helper but the gathers of `gather.rs`).
+/// Where a [`Part`] delivers: the shared state of a composite that keeps its state in an
+/// `Arc` ([`timeout`]).
 trait Sink<T, E>: Send + Sync {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>);
 }
 
 /// How a [`Part`] reaches its composite: two functions over a type-erased pointer (carried by
-/// value: two words, no `'static` bound on `T` and `E`), so that a
-/// gather's part carries no reference count of its own (one atomic operation per part, not
-/// three) while the `Arc`-based helpers keep theirs.
+/// value: two words, no `'static` bound on `T` and `E`), so that the part of a composite
+/// with its own block (`gather.rs`, `limit.rs`, `race.rs`, `sequence.rs`) carries no
+/// reference count of its own, while [`timeout`]'s keeps its `Arc`'s.
 pub(super) struct PartVTable<T, E> {
     /// Delivers the outcome of part `index` and gives up the part's claim on the state.
     pub(super) settle: unsafe fn(NonNull<()>, usize, Result<T, E>),
@@ -99,8 +105,8 @@ pub struct Part<T, E> {
 }
 
 // SAFETY: every state a part points to is shared between threads by design (an
-// `Arc<dyn Sink + Send + Sync>`, or a gather whose slots and callback are `Send` and whose
-// bookkeeping is atomic), and `T` and `E` travel through it, so they must be `Send`.
+// `Arc<dyn Sink + Send + Sync>`, or a block whose slots, steps and callback are `Send` and
+// whose bookkeeping is atomic), and `T` and `E` travel through it, so they must be `Send`.
 unsafe impl<T: Send, E: Send> Send for Part<T, E> {}
 // SAFETY: `&Part` exposes only its index.
 unsafe impl<T, E> Sync for Part<T, E> {}
@@ -209,56 +215,6 @@ fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E
 
 // --- parallel ------------------------------------------------------------------------------
 
-/// The values of `n` operations in input order, for a final callback that gets them all or
-/// the first error: the bookkeeping `parallel` and `parallel_limit` share.
-struct Gather<T, D> {
-    results: Vec<Option<T>>,
-    /// Operations not yet succeeded.
-    remaining: usize,
-    /// `None` once the composite has settled.
-    done: Option<D>,
-}
-
-impl<T, D> Gather<T, D> {
-    fn new(n: usize, done: D) -> Self {
-        Gather {
-            results: (0..n).map(|_| None).collect(),
-            remaining: n,
-            done: Some(done),
-        }
-    }
-
-    fn is_settled(&self) -> bool {
-        self.done.is_none()
-    }
-
-    /// Records operation `index`'s outcome. Returns the final callback with its argument
-    /// when this outcome settles the composite (the last value, or the first error), for
-    /// the caller to call once it has released its lock.
-    #[inline]
-    fn record<E>(&mut self, index: usize, result: Result<T, E>) -> Option<(D, Result<Vec<T>, E>)> {
-        if self.is_settled() {
-            return None;
-        }
-        match result {
-            Ok(v) => {
-                self.results[index] = Some(v);
-                self.remaining -= 1;
-                if self.remaining > 0 {
-                    return None;
-                }
-                let values = self
-                    .results
-                    .drain(..)
-                    .map(|v| v.expect("settled"))
-                    .collect();
-                Some((self.done.take()?, Ok(values)))
-            }
-            Err(e) => Some((self.done.take()?, Err(e))),
-        }
-    }
-}
-
 /// Runs `op(0..n)` at once; `done` gets every value in input order, or the first error as
 /// soon as it occurs (later outcomes are ignored): `async.parallel`, `Promise.all`.
 ///
@@ -282,82 +238,14 @@ where
 
 // --- parallel_limit ------------------------------------------------------------------------
 
-struct Limit<T, E, Op, D> {
-    st: Mutex<LimitState<T, Op, D>>,
-    n: usize,
-    _e: std::marker::PhantomData<fn(E)>,
-}
-
-struct LimitState<T, Op, D> {
-    gather: Gather<T, D>,
-    /// The next operation to start.
-    next: usize,
-    /// Free places in the window: operations that may start now, if any are left.
-    free: usize,
-    /// `None` while some thread is calling it.
-    op: Option<Op>,
-}
-
-impl<T, E, Op, D> Limit<T, E, Op, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    Op: FnMut(usize, Part<T, E>) + Send + 'static,
-    D: Callback<Vec<T>, E>,
-{
-    /// Starts operations while there are free places. The operation function is called
-    /// outside the lock (an operation may settle at once, and others settle on other
-    /// workers meanwhile); whoever holds it serves every free place before putting it
-    /// back, and a thread that finds it taken leaves its place to the holder, which sees
-    /// the place when it next takes the lock.
-    fn fill(self: &Arc<Self>) {
-        let mut held: Option<Op> = None;
-        loop {
-            let (mut op, i) = {
-                let mut st = self.st.lock();
-                if let Some(op) = held.take() {
-                    st.op = Some(op);
-                }
-                if st.gather.is_settled() || st.free == 0 || st.next == self.n {
-                    return;
-                }
-                let Some(op) = st.op.take() else { return };
-                st.free -= 1;
-                st.next += 1;
-                (op, st.next - 1)
-            };
-            op(i, part(self, i));
-            held = Some(op);
-        }
-    }
-}
-
-impl<T, E, Op, D> Sink<T, E> for Limit<T, E, Op, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    Op: FnMut(usize, Part<T, E>) + Send + 'static,
-    D: Callback<Vec<T>, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let mut st = self.st.lock();
-        let succeeded = result.is_ok();
-        if let Some((done, r)) = st.gather.record(index, result) {
-            drop(st);
-            return done.call(r);
-        }
-        if succeeded && !st.gather.is_settled() {
-            st.free += 1;
-            drop(st);
-            self.fill();
-        }
-    }
-}
-
 /// Runs `op(0..n)` with at most `limit` operations in flight, starting the next as soon as
 /// one succeeds; `done` gets every value in input order, or the first error as soon as it
 /// occurs (no operation starts after it; those in flight are ignored): `async.mapLimit`,
 /// a bounded `Promise.all`.
+///
+/// A part dropped uncalled, or an operation function that panics, ends the composite the
+/// same way, except that `done` is dropped uncalled: the composite never completes, as a
+/// Node callback that is never called.
 ///
 /// # Panics
 ///
@@ -391,19 +279,7 @@ where
     if n == 0 {
         return super::resolve_later(Ok(Vec::new()), done);
     }
-    let sink = Arc::new(Limit {
-        st: Mutex::new(LimitState {
-            gather: Gather::new(n, done),
-            next: 0,
-            free: limit.min(n),
-            op: Some(op),
-        }),
-        n,
-        _e: std::marker::PhantomData,
-    });
-    // The first wave's deferred callbacks go to the queue as one entry
-    // (`callback::batched`).
-    super::batched(limit.min(n), || sink.fill());
+    limit_block::start(n, limit, op, done);
 }
 
 // --- parallel_settled ----------------------------------------------------------------------

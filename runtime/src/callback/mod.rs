@@ -75,6 +75,7 @@
 mod compose;
 pub mod fs;
 mod gather;
+mod limit;
 pub mod net;
 mod race;
 mod sequence;
