@@ -364,7 +364,7 @@ mod loom_tests {
 
     use super::super::{race, Callback, Cancel, Part};
 
-    struct Counts(Arc<AtomicUsize>, Arc<AtomicUsize>);
+    struct Counts(Arc<AtomicUsize>);
 
     impl Cancel for Counts {
         fn cancel(self) {
@@ -388,7 +388,7 @@ mod loom_tests {
                     } else {
                         held.push(part);
                     }
-                    Counts(cancels.clone(), Arc::new(AtomicUsize::new(0)))
+                    Counts(cancels.clone())
                 },
                 move |_: Result<usize, ()>| {
                     c.fetch_add(1, SeqCst);
