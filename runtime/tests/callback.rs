@@ -475,6 +475,29 @@ fn a_pending_timer_is_dropped_unrun_with_the_runtime() {
     );
 }
 
+#[test]
+fn a_pending_timer_whose_callback_keeps_its_own_handle_is_freed_with_the_runtime() {
+    hang_guard();
+    // The callback holds the timer's handle, which holds the callback's slot: the wheel
+    // dropping its waker unfired must empty the slot, or the two keep each other alive.
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let d = Counted(drops.clone());
+    rt.handle().defer(move || {
+        let (htx, hrx) = mpsc::channel::<callback::TimeoutHandle>();
+        let h = set_timeout(Duration::from_secs(3600), move || {
+            let _d = &d;
+            let _own = hrx.try_recv();
+        });
+        htx.send(h).unwrap();
+        tx.send(()).unwrap();
+    });
+    recv(&rx);
+    drop(rt);
+    assert_eq!(drops.load(SeqCst), 1, "a timer and its own handle leaked");
+}
+
 // --- set_interval --------------------------------------------------------------------------
 
 #[test]

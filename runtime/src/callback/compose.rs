@@ -15,12 +15,17 @@
 //!
 //! # Once, and what happens to late outcomes
 //!
-//! The final callback sits in an `Option` inside the shared state, and whoever settles the
-//! composite takes it out and calls it. [`parallel`], [`parallel_settled`] and [`any`] are
-//! gathers without a lock (`gather.rs`): each part writes its own slot and counts down once
-//! with an atomic operation, and the last part (or the first that settles early) takes the
-//! callback. The other helpers take it under their lock and call it after releasing the
-//! lock. Every later outcome finds the slot empty and is dropped — an `all` that failed fast ignores the
+//! The final callback sits in an `Option` inside the composite's one heap block, and whoever
+//! settles the composite takes it out and calls it. No helper takes a lock or counts
+//! references per part: [`parallel`], [`parallel_settled`] and [`any`] are gathers
+//! (`gather.rs`) in which each part writes its own slot and counts down once with an atomic
+//! operation, and the last part (or the first that settles early) takes the callback;
+//! [`parallel_limit`] is such a gather whose starts are handed between threads by a counter
+//! of free places (`limit.rs`); [`race`] lets the first outcome take it with one atomic
+//! operation (`race.rs`); [`series`], [`waterfall`] and [`retry`] pass their one block
+//! between the caller of the operation function and the running part (`sequence.rs`); and
+//! [`timeout`] settles under a lock shared with its timer. Every later outcome finds the
+//! slot empty and is dropped — an `all` that failed fast ignores the
 //! stragglers, a `race` ignores the losers (and cancels those that returned a [`Cancel`]
 //! handle), a `timeout` that fired ignores the operation's eventual result.
 //!
@@ -57,19 +62,22 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use super::limit as limit_block;
+use super::race as race_block;
+use super::sequence::{self, Flow, Steps};
 use super::{gather, set_timeout, Callback, Cancel, TimeoutHandle};
 use crate::time::Elapsed;
 
-/// Where a [`Part`] delivers: the shared state of one composite that keeps its state in an
-/// `Arc` (every helper but the gathers of `gather.rs`).
+/// Where a [`Part`] delivers: the shared state of a composite that keeps its state in an
+/// `Arc` ([`timeout`]).
 trait Sink<T, E>: Send + Sync {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>);
 }
 
 /// How a [`Part`] reaches its composite: two functions over a type-erased pointer (carried by
-/// value: two words, no `'static` bound on `T` and `E`), so that a
-/// gather's part carries no reference count of its own (one atomic operation per part, not
-/// three) while the `Arc`-based helpers keep theirs.
+/// value: two words, no `'static` bound on `T` and `E`), so that the part of a composite
+/// with its own block (`gather.rs`, `limit.rs`, `race.rs`, `sequence.rs`) carries no
+/// reference count of its own, while [`timeout`]'s keeps its `Arc`'s.
 pub(super) struct PartVTable<T, E> {
     /// Delivers the outcome of part `index` and gives up the part's claim on the state.
     pub(super) settle: unsafe fn(NonNull<()>, usize, Result<T, E>),
@@ -97,8 +105,8 @@ pub struct Part<T, E> {
 }
 
 // SAFETY: every state a part points to is shared between threads by design (an
-// `Arc<dyn Sink + Send + Sync>`, or a gather whose slots and callback are `Send` and whose
-// bookkeeping is atomic), and `T` and `E` travel through it, so they must be `Send`.
+// `Arc<dyn Sink + Send + Sync>`, or a block whose slots, steps and callback are `Send` and
+// whose bookkeeping is atomic), and `T` and `E` travel through it, so they must be `Send`.
 unsafe impl<T: Send, E: Send> Send for Part<T, E> {}
 // SAFETY: `&Part` exposes only its index.
 unsafe impl<T, E> Sync for Part<T, E> {}
@@ -207,56 +215,6 @@ fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E
 
 // --- parallel ------------------------------------------------------------------------------
 
-/// The values of `n` operations in input order, for a final callback that gets them all or
-/// the first error: the bookkeeping `parallel` and `parallel_limit` share.
-struct Gather<T, D> {
-    results: Vec<Option<T>>,
-    /// Operations not yet succeeded.
-    remaining: usize,
-    /// `None` once the composite has settled.
-    done: Option<D>,
-}
-
-impl<T, D> Gather<T, D> {
-    fn new(n: usize, done: D) -> Self {
-        Gather {
-            results: (0..n).map(|_| None).collect(),
-            remaining: n,
-            done: Some(done),
-        }
-    }
-
-    fn is_settled(&self) -> bool {
-        self.done.is_none()
-    }
-
-    /// Records operation `index`'s outcome. Returns the final callback with its argument
-    /// when this outcome settles the composite (the last value, or the first error), for
-    /// the caller to call once it has released its lock.
-    #[inline]
-    fn record<E>(&mut self, index: usize, result: Result<T, E>) -> Option<(D, Result<Vec<T>, E>)> {
-        if self.is_settled() {
-            return None;
-        }
-        match result {
-            Ok(v) => {
-                self.results[index] = Some(v);
-                self.remaining -= 1;
-                if self.remaining > 0 {
-                    return None;
-                }
-                let values = self
-                    .results
-                    .drain(..)
-                    .map(|v| v.expect("settled"))
-                    .collect();
-                Some((self.done.take()?, Ok(values)))
-            }
-            Err(e) => Some((self.done.take()?, Err(e))),
-        }
-    }
-}
-
 /// Runs `op(0..n)` at once; `done` gets every value in input order, or the first error as
 /// soon as it occurs (later outcomes are ignored): `async.parallel`, `Promise.all`.
 ///
@@ -280,82 +238,14 @@ where
 
 // --- parallel_limit ------------------------------------------------------------------------
 
-struct Limit<T, E, Op, D> {
-    st: Mutex<LimitState<T, Op, D>>,
-    n: usize,
-    _e: std::marker::PhantomData<fn(E)>,
-}
-
-struct LimitState<T, Op, D> {
-    gather: Gather<T, D>,
-    /// The next operation to start.
-    next: usize,
-    /// Free places in the window: operations that may start now, if any are left.
-    free: usize,
-    /// `None` while some thread is calling it.
-    op: Option<Op>,
-}
-
-impl<T, E, Op, D> Limit<T, E, Op, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    Op: FnMut(usize, Part<T, E>) + Send + 'static,
-    D: Callback<Vec<T>, E>,
-{
-    /// Starts operations while there are free places. The operation function is called
-    /// outside the lock (an operation may settle at once, and others settle on other
-    /// workers meanwhile); whoever holds it serves every free place before putting it
-    /// back, and a thread that finds it taken leaves its place to the holder, which sees
-    /// the place when it next takes the lock.
-    fn fill(self: &Arc<Self>) {
-        let mut held: Option<Op> = None;
-        loop {
-            let (mut op, i) = {
-                let mut st = self.st.lock();
-                if let Some(op) = held.take() {
-                    st.op = Some(op);
-                }
-                if st.gather.is_settled() || st.free == 0 || st.next == self.n {
-                    return;
-                }
-                let Some(op) = st.op.take() else { return };
-                st.free -= 1;
-                st.next += 1;
-                (op, st.next - 1)
-            };
-            op(i, part(self, i));
-            held = Some(op);
-        }
-    }
-}
-
-impl<T, E, Op, D> Sink<T, E> for Limit<T, E, Op, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    Op: FnMut(usize, Part<T, E>) + Send + 'static,
-    D: Callback<Vec<T>, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let mut st = self.st.lock();
-        let succeeded = result.is_ok();
-        if let Some((done, r)) = st.gather.record(index, result) {
-            drop(st);
-            return done.call(r);
-        }
-        if succeeded && !st.gather.is_settled() {
-            st.free += 1;
-            drop(st);
-            self.fill();
-        }
-    }
-}
-
 /// Runs `op(0..n)` with at most `limit` operations in flight, starting the next as soon as
 /// one succeeds; `done` gets every value in input order, or the first error as soon as it
 /// occurs (no operation starts after it; those in flight are ignored): `async.mapLimit`,
 /// a bounded `Promise.all`.
+///
+/// A part dropped uncalled, or an operation function that panics, ends the composite the
+/// same way, except that `done` is dropped uncalled: the composite never completes, as a
+/// Node callback that is never called.
 ///
 /// # Panics
 ///
@@ -389,19 +279,7 @@ where
     if n == 0 {
         return super::resolve_later(Ok(Vec::new()), done);
     }
-    let sink = Arc::new(Limit {
-        st: Mutex::new(LimitState {
-            gather: Gather::new(n, done),
-            next: 0,
-            free: limit.min(n),
-            op: Some(op),
-        }),
-        n,
-        _e: std::marker::PhantomData,
-    });
-    // The first wave's deferred callbacks go to the queue as one entry
-    // (`callback::batched`).
-    super::batched(limit.min(n), || sink.fill());
+    limit_block::start(n, limit, op, done);
 }
 
 // --- parallel_settled ----------------------------------------------------------------------
@@ -448,43 +326,6 @@ where
 
 // --- race ----------------------------------------------------------------------------------
 
-struct Race<T, E, C, D> {
-    st: Mutex<RaceState<C, D>>,
-    _te: std::marker::PhantomData<fn(T, E)>,
-}
-
-struct RaceState<C, D> {
-    /// The cancel handles of operations started and not yet settled.
-    cancels: Vec<Option<C>>,
-    done: Option<D>,
-    /// Which operation settled the race.
-    winner: Option<usize>,
-}
-
-impl<T, E, C, D> Sink<T, E> for Race<T, E, C, D>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    C: Cancel,
-    D: Callback<T, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let (done, mut losers) = {
-            let mut st = self.st.lock();
-            let Some(done) = st.done.take() else { return };
-            st.winner = Some(index);
-            (done, std::mem::take(&mut st.cancels))
-        };
-        // The winner's own handle is dropped, not cancelled (and not under the lock: it is
-        // the caller's type, whose destructor may do anything).
-        drop(losers.get_mut(index).and_then(Option::take));
-        for c in losers.into_iter().flatten() {
-            c.cancel();
-        }
-        done.call(result);
-    }
-}
-
 /// Runs `op(0..n)` at once; the first to settle (success or error) decides, and every other
 /// operation is cancelled through the [`Cancel`] handle its `op` call returned (an
 /// operation that returns `()` is simply ignored): `async.race`, `Promise.race`.
@@ -521,156 +362,22 @@ where
     Op: FnMut(usize, Part<T, E>) -> C,
     D: Callback<T, E>,
 {
-    let sink = Arc::new(Race {
-        st: Mutex::new(RaceState {
-            cancels: (0..n).map(|_| None).collect(),
-            done: Some(done),
-            winner: None,
-        }),
-        _te: std::marker::PhantomData,
-    });
     // Not batched (`callback::batched`): only the first outcome counts, so a batch would
     // only add its own list and entry (3 737 instructions per `race/ready` op unbatched,
-    // 4 041 batched).
-    race_start(&sink, n, op)
-}
-
-/// Starts the operations of a [`race`], storing their cancel handles.
-fn race_start<T, E, C, Op, D>(sink: &Arc<Race<T, E, C, D>>, n: usize, mut op: Op)
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    C: Cancel,
-    Op: FnMut(usize, Part<T, E>) -> C,
-    D: Callback<T, E>,
-{
-    for i in 0..n {
-        let c = op(i, part(sink, i));
-        let late = {
-            let mut st = sink.st.lock();
-            if st.done.is_some() {
-                st.cancels[i] = Some(c);
-                None
-            } else {
-                Some((c, st.winner == Some(i)))
-            }
-        };
-        match late {
-            None => {}
-            // This operation settled the race before its handle was stored: nothing to stop.
-            Some((c, true)) => drop(c),
-            // Settled already by another operation: stop this one too.
-            Some((c, false)) => c.cancel(),
-        }
-    }
+    // 4 041 batched, when the race kept its state behind a lock).
+    race_block::start(n, op, done)
 }
 
 // --- series, waterfall and retry ----------------------------------------------------------
 //
 // One operation at a time, so the operation function is called again and again; it is a
-// `FnMut` and lives in the composite's state. Whoever delivers an outcome takes the state
-// out of its slot, calls the operation function for the next step outside the lock, and
-// puts the state back. An outcome may arrive while the state is out — its operation called
-// its `Part` before returning (synchronously), or from another thread before the operation
-// function returned — and is then parked in `pending` for the thread that holds the state:
-// that thread picks it up once the operation function has returned, and goes on with the
-// next step in the same loop. So no step starts inside the previous one's call, a chain of
-// synchronous operations runs in constant stack, and nothing needs a runtime.
-
-/// What a sequential helper does after an outcome.
-enum Flow<I, O> {
-    /// Start operation (or attempt) `index` with this input.
-    Start(usize, I),
-    /// The composite is over: deliver this to the final callback.
-    Finish(O),
-}
-
-/// The bookkeeping of one sequential helper, owned by whichever thread is driving it.
-trait Steps<T, E>: Send + 'static {
-    /// What an operation gets besides its index: `()`, or the previous value (waterfall).
-    type Input;
-    /// What the final callback gets.
-    type Out;
-    /// Calls the operation function.
-    fn start(&mut self, index: usize, input: Self::Input, part: Part<T, E>);
-    /// Folds in the outcome of operation `index`.
-    fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<Self::Input, Self::Out>;
-    /// Calls the final callback.
-    fn finish(self, out: Self::Out);
-}
-
-struct Sequence<T, E, S> {
-    st: Mutex<SequenceState<T, E, S>>,
-}
-
-struct SequenceState<T, E, S> {
-    /// `None` while a thread is calling the operation function (and once finished).
-    steps: Option<S>,
-    /// An outcome that came while `steps` was out, for the thread that has it.
-    pending: Option<(usize, Result<T, E>)>,
-}
-
-impl<T, E, S> Sink<T, E> for Sequence<T, E, S>
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    S: Steps<T, E>,
-{
-    fn settle(self: Arc<Self>, index: usize, result: Result<T, E>) {
-        let mut steps = {
-            let mut st = self.st.lock();
-            match st.steps.take() {
-                Some(steps) => steps,
-                None => {
-                    // Only the running operation holds a part, so nothing else is pending.
-                    debug_assert!(st.pending.is_none(), "two outcomes in flight");
-                    st.pending = Some((index, result));
-                    return;
-                }
-            }
-        };
-        let flow = steps.next(index, result);
-        drive(&self, steps, flow);
-    }
-}
-
-fn new_sequence<T, E, S>() -> Arc<Sequence<T, E, S>> {
-    Arc::new(Sequence {
-        st: Mutex::new(SequenceState {
-            steps: None,
-            pending: None,
-        }),
-    })
-}
-
-/// Runs steps from `flow` on, with `steps` out of the slot, until an operation is left
-/// running (the state goes back in its slot) or the composite finishes.
-fn drive<T, E, S>(sink: &Arc<Sequence<T, E, S>>, mut steps: S, mut flow: Flow<S::Input, S::Out>)
-where
-    T: Send + 'static,
-    E: Send + 'static,
-    S: Steps<T, E>,
-{
-    loop {
-        match flow {
-            Flow::Finish(out) => return steps.finish(out),
-            Flow::Start(index, input) => {
-                steps.start(index, input, part(sink, index));
-                let mut st = sink.st.lock();
-                match st.pending.take() {
-                    None => {
-                        st.steps = Some(steps);
-                        return;
-                    }
-                    Some((index, result)) => {
-                        drop(st);
-                        flow = steps.next(index, result);
-                    }
-                }
-            }
-        }
-    }
-}
+// `FnMut` and lives in the composite's one heap block with the rest of its bookkeeping,
+// handed between the thread calling the operation function and the running operation's
+// part by one atomic word (`sequence.rs`). An outcome that arrives while the operation
+// function still runs — its operation called its `Part` before returning, or from another
+// thread — waits in the block for that thread, which goes on with the next step in the same
+// loop. So no step starts inside the previous one's call, a chain of synchronous operations
+// runs in constant stack, and nothing needs a runtime.
 
 struct SeriesSteps<T, Op, D> {
     op: Op,
@@ -740,7 +447,7 @@ where
         values: Vec::with_capacity(n),
         n,
     };
-    drive(&new_sequence(), steps, Flow::Start(0, ()));
+    sequence::run(steps, Flow::Start(0, ()));
 }
 
 struct WaterfallSteps<Op, D> {
@@ -814,11 +521,7 @@ where
     if n == 0 {
         return super::resolve_later(Ok(init), done);
     }
-    drive(
-        &new_sequence(),
-        WaterfallSteps { op, done, n },
-        Flow::Start(0, init),
-    );
+    sequence::run(WaterfallSteps { op, done, n }, Flow::Start(0, init));
 }
 
 // --- retry ---------------------------------------------------------------------------------
@@ -880,7 +583,7 @@ where
         done,
         attempts: attempts as usize,
     };
-    drive(&new_sequence(), steps, Flow::Start(1, ()));
+    sequence::run(steps, Flow::Start(1, ()));
 }
 
 // --- timeout -------------------------------------------------------------------------------

@@ -75,7 +75,10 @@
 mod compose;
 pub mod fs;
 mod gather;
+mod limit;
 pub mod net;
+mod race;
+mod sequence;
 mod timer;
 
 pub use compose::{
@@ -213,20 +216,73 @@ fn set_current_batch(batch: *mut Batch) {
     let _ = crate::context::with(|cx| cx.callback_batch().set(batch));
 }
 
+/// Batches of up to this many callbacks keep them inside the batch (and, when flushed,
+/// inside the one queue entry that runs them): no list to allocate and free for the usual
+/// composite of a few operations.
+const INLINE_CALLS: usize = 4;
+
 /// The callbacks one [`batched`] start has deferred so far.
 pub(crate) struct Batch {
-    calls: Vec<Notified>,
-    /// How many to make room for at the first: the operations the helper starts.
+    /// The first callbacks, while there are at most [`INLINE_CALLS`] and `spill` is empty.
+    inline: [Option<Notified>; INLINE_CALLS],
+    inline_len: usize,
+    /// Every callback, in order, once there are more than [`INLINE_CALLS`].
+    spill: Vec<Notified>,
+    /// How many to make room for when spilling: the operations the helper starts.
     expect: usize,
 }
 
 impl Batch {
-    fn push(&mut self, call: Notified) {
-        if self.calls.capacity() == 0 {
-            // One allocation per batch, and none for a start that defers nothing.
-            self.calls.reserve_exact(self.expect.max(2));
+    fn new(expect: usize) -> Batch {
+        Batch {
+            inline: [const { None }; INLINE_CALLS],
+            inline_len: 0,
+            spill: Vec::new(),
+            expect,
         }
-        self.calls.push(call);
+    }
+
+    fn push(&mut self, call: Notified) {
+        if self.spill.is_empty() {
+            if self.inline_len < INLINE_CALLS {
+                self.inline[self.inline_len] = Some(call);
+                self.inline_len += 1;
+                return;
+            }
+            // One allocation per batch, made only past the inline callbacks.
+            self.spill.reserve_exact(self.expect.max(2 * INLINE_CALLS));
+            self.spill
+                .extend(self.inline.iter_mut().filter_map(Option::take));
+            self.inline_len = 0;
+        }
+        self.spill.push(call);
+    }
+
+    /// Queues the collected callbacks as one entry (one alone as itself), in order.
+    fn flush(&mut self) {
+        if !self.spill.is_empty() {
+            let calls = std::mem::take(&mut self.spill);
+            // Into the outer batch, if there is one, so the order stays that of the
+            // `defer` calls.
+            return defer(move || {
+                for call in calls {
+                    // Each call catches its own panic, so the rest still run.
+                    call.run();
+                }
+            });
+        }
+        match std::mem::replace(&mut self.inline_len, 0) {
+            0 => {}
+            1 => queue(self.inline[0].take().expect("one call")),
+            _ => {
+                let calls = std::mem::replace(&mut self.inline, [const { None }; INLINE_CALLS]);
+                defer(move || {
+                    for call in calls.into_iter().flatten() {
+                        call.run();
+                    }
+                })
+            }
+        }
     }
 }
 
@@ -251,27 +307,12 @@ pub(super) fn batched<R>(expect: usize, start: impl FnOnce() -> R) -> R {
     impl Drop for Flush {
         fn drop(&mut self) {
             set_current_batch(self.outer);
-            let mut calls = std::mem::take(&mut self.batch.calls);
-            match calls.len() {
-                0 => {}
-                1 => queue(calls.pop().expect("one call")),
-                // Into the outer batch, if there is one, so the order stays that of the
-                // `defer` calls.
-                _ => defer(move || {
-                    for call in calls {
-                        // Each call catches its own panic, so the rest still run.
-                        call.run();
-                    }
-                }),
-            }
+            self.batch.flush();
         }
     }
     let mut flush = Flush {
         outer: current_batch(),
-        batch: Batch {
-            calls: Vec::new(),
-            expect,
-        },
+        batch: Batch::new(expect),
     };
     set_current_batch(&raw mut flush.batch);
     start()

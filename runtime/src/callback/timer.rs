@@ -20,10 +20,16 @@
 //! runtime, or the entry cancelled) empties the callback slot — which also breaks the cycles
 //! user code makes by keeping a timer's handle in its own callback.
 
+use std::cell::UnsafeCell;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{
+    AtomicBool,
+    Ordering::{AcqRel, Relaxed},
+};
 use std::sync::{Arc, Weak};
-use std::task::{Wake, Waker};
+use std::task::{RawWaker, RawWakerVTable, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -45,40 +51,101 @@ fn is_running(rt: &Weak<Shared>) -> bool {
     rt.upgrade().is_some_and(|s| !s.is_shutdown())
 }
 
+/// A [`set_timeout`] timer: its callback and its runtime, in one allocation shared by the
+/// wheel's waker and the [`TimeoutHandle`].
 struct OneShot<F> {
-    f: Mutex<Option<F>>,
+    /// Set by whoever takes the callback out: the firing, the cancel, or the wheel dropping
+    /// its waker unfired.
+    taken: AtomicBool,
+    /// Written at creation; moved out once, by whoever set `taken`.
+    f: UnsafeCell<ManuallyDrop<F>>,
     rt: Weak<Shared>,
 }
 
+// SAFETY: `f` is reached only by the one party that sets `taken` (an atomic swap), which
+// moves it out; `F: Send` may be moved (and dropped) on any thread.
+unsafe impl<F: Send> Sync for OneShot<F> {}
+
 impl<F> OneShot<F> {
-    /// Empties the slot; `true` if it still held the callback (dropped outside the lock).
-    fn take(&self) -> bool {
-        let f = self.f.lock().take();
-        f.is_some()
+    /// Takes the callback out, if nobody has.
+    fn take_f(&self) -> Option<F> {
+        if self.taken.swap(true, AcqRel) {
+            return None;
+        }
+        // SAFETY: we set `taken`, so the callback is ours alone, moved out once, here; it
+        // was written before the `Arc` was shared (or our swap acquired that write).
+        Some(unsafe { ManuallyDrop::take(&mut *self.f.get()) })
     }
 }
 
-/// What the wheel holds for a [`set_timeout`] timer. Only the wheel holds it, so it is
-/// dropped when the timer fires (after `wake`), is cancelled, or the wheel goes away; in the
-/// last two cases the callback is still there and is dropped unrun.
-struct ShotWaker<F>(Arc<OneShot<F>>);
-
-impl<F: FnOnce() + Send + 'static> Wake for ShotWaker<F> {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref()
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let f = self.0.f.lock().take();
-        if let Some(f) = f {
-            defer_on(&self.0.rt, f);
+impl<F> Drop for OneShot<F> {
+    fn drop(&mut self) {
+        if !*self.taken.get_mut() {
+            // SAFETY: nobody took it, and nobody else can reach it now.
+            unsafe { ManuallyDrop::drop(self.f.get_mut()) }
         }
     }
 }
 
-impl<F> Drop for ShotWaker<F> {
-    fn drop(&mut self) {
-        self.0.take();
+/// The waker the wheel holds for a [`set_timeout`] timer: one strong count of the timer's
+/// `OneShot`, with a vtable whose `wake` defers the callback and whose `drop` (the timer
+/// cancelled, or the wheel gone with its runtime, without firing) drops it unrun. The wheel
+/// takes its waker out to fire or cancel it and never clones it; a clone would act the
+/// same (its drop, too, empties the slot).
+struct ShotWaker<F>(PhantomData<F>);
+
+impl<F: FnOnce() + Send + 'static> ShotWaker<F> {
+    const VTABLE: RawWakerVTable =
+        RawWakerVTable::new(Self::clone, Self::wake, Self::wake_by_ref, Self::drop);
+
+    /// The wheel's waker for `shot`, owning one new strong count of it.
+    fn waker(shot: &Arc<OneShot<F>>) -> Waker {
+        let data = Arc::into_raw(shot.clone()).cast::<()>();
+        // SAFETY: `data` is a strong count of an `Arc<OneShot<F>>`, which the vtable's
+        // functions treat as such (and `OneShot<F>` is `Send + Sync`).
+        unsafe { Waker::from_raw(RawWaker::new(data, &Self::VTABLE)) }
+    }
+
+    /// # Safety
+    ///
+    /// `data` is a strong count of an `Arc<OneShot<F>>` (a waker's).
+    unsafe fn clone(data: *const ()) -> RawWaker {
+        // SAFETY: the caller's count keeps the `Arc` alive; the new waker owns the new one.
+        unsafe { Arc::increment_strong_count(data.cast::<OneShot<F>>()) };
+        RawWaker::new(data, &Self::VTABLE)
+    }
+
+    /// # Safety
+    ///
+    /// As for `clone`; this gives the count up.
+    unsafe fn wake(data: *const ()) {
+        // SAFETY: the waker's count, given up here.
+        let shot = unsafe { Arc::from_raw(data.cast::<OneShot<F>>()) };
+        if let Some(f) = shot.take_f() {
+            defer_on(&shot.rt, f);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `clone`.
+    unsafe fn wake_by_ref(data: *const ()) {
+        // SAFETY: the waker's count keeps the `Arc` alive while we borrow it.
+        let shot = unsafe { &*data.cast::<OneShot<F>>() };
+        if let Some(f) = shot.take_f() {
+            defer_on(&shot.rt, f);
+        }
+    }
+
+    /// # Safety
+    ///
+    /// As for `wake`.
+    unsafe fn drop(data: *const ()) {
+        // SAFETY: the waker's count, given up here.
+        let shot = unsafe { Arc::from_raw(data.cast::<OneShot<F>>()) };
+        // Unfired: the callback is dropped unrun (here, not when the handle goes, so that a
+        // handle kept in the callback is no cycle).
+        drop(shot.take_f());
     }
 }
 
@@ -89,7 +156,7 @@ trait Slot: Send + Sync {
 
 impl<F: Send> Slot for OneShot<F> {
     fn take(&self) -> bool {
-        OneShot::take(self)
+        self.take_f().is_some()
     }
 }
 
@@ -170,16 +237,21 @@ pub fn set_timeout<F>(delay: Duration, f: F) -> TimeoutHandle
 where
     F: FnOnce() + Send + 'static,
 {
-    let rt = Arc::downgrade(&Handle::current().shared);
+    let rt = crate::context::with_current(|h| Arc::downgrade(&h.shared));
+    let Some(rt) = rt else {
+        drop(f);
+        panic!(
+            "weft::callback::set_timeout: {}",
+            crate::scheduler::NO_RUNTIME
+        )
+    };
     let timer = crate::time::current_timer();
     let shot = Arc::new(OneShot {
-        f: Mutex::new(Some(f)),
+        taken: AtomicBool::new(false),
+        f: UnsafeCell::new(ManuallyDrop::new(f)),
         rt,
     });
-    let key = timer.register(
-        crate::time::deadline_after(delay),
-        Waker::from(Arc::new(ShotWaker(shot.clone()))),
-    );
+    let key = timer.register(crate::time::deadline_after(delay), ShotWaker::waker(&shot));
     TimeoutHandle {
         slot: shot,
         timer: timer.downgrade(),
