@@ -17,10 +17,24 @@
 //! that stops polling (a dropped `read` future, a lost `select!`) leaves it there, and the
 //! next `poll_read` from any task picks up its bytes. No received byte is lost.
 //!
+//! On a ring whose kernel has it (6.0+, `op::recv_multi`), the `RECV` is multishot: the
+//! first `poll_read` that finds nothing arms one ([`MultiRecv`]) on its thread's ring,
+//! and it stays armed, each completion's bytes copied (by the reaping thread, before the
+//! provided buffer goes back to the kernel) into the socket's queue, which `poll_read`
+//! returns from and which wakes the reader. It stays on the ring it was armed on: a reader
+//! stolen by another worker waits on the same queue, and the completions are reaped
+//! wherever that ring's are. It ends at end of stream or an error (each returned once,
+//! then the next `poll_read` arms a new one), when the ring runs out of provided buffers
+//! (`ENOBUFS`: the next receive is one-shot, then multishot again), or when
+//! [`MULTI_QUEUE_CAP`] bytes wait unread (cancelled; the reader re-arms once it has read
+//! them, and the kernel's socket buffer pushes back on the peer meanwhile). Dropping the
+//! socket cancels it. `WEFT_RECV_MULTISHOT=never` keeps one-shot `RECV`s, for measurement.
+//!
 //! An owned-buffer read (`TcpStream::read` and the others in `socket.rs`) first calls
 //! [`PollState::release_read`]: the bytes the state holds go to the stash, and an
 //! in-flight `RECV` is abandoned to the ring, which moves what it receives to the stash
-//! too, so the owned read returns them first. Mixing the two kinds of reads on one stream
+//! too (a multishot one is cancelled, and what it still receives goes to the stash), so
+//! the owned read returns them first. Mixing the two kinds of reads on one stream
 //! keeps the byte order (a `RECV` released that way reports no end of stream or error; the
 //! owned read's own `RECV` sees those again).
 //!
@@ -79,11 +93,13 @@ use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
+use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::Recv;
+use weft_reactor::op::recv_multi::{self, RecvMulti, RecvSink};
 use weft_reactor::op::send::Send as SendOp;
 use weft_reactor::op::Op;
 
@@ -133,6 +149,160 @@ struct ReadState {
     pos: usize,
     recv: Option<RecvFuture>,
     ready: Option<ReadyFuture>,
+    /// The multishot `RECV` armed for this socket, and what it received.
+    multi: Option<Arc<MultiRecv>>,
+}
+
+impl Drop for ReadState {
+    fn drop(&mut self) {
+        // The socket is gone: cancel its multishot receive (the ring drops what still
+        // comes, with the descriptor clone that kept the socket open for it).
+        if let Some(m) = self.multi.take() {
+            let handle = m.inner.lock().handle.take();
+            drop(handle);
+        }
+    }
+}
+
+/// Where stream reads use a multishot `RECV` (`op::recv_multi`), from
+/// `WEFT_RECV_MULTISHOT=never|poll|always` (read once): `poll`, the poll-based reads (the
+/// default), or `always`, owned-buffer reads too; `never`, one-shot `RECV`s everywhere.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum MultishotMode {
+    Never,
+    Poll,
+    Always,
+}
+
+pub(crate) fn multishot_mode() -> MultishotMode {
+    static MODE: std::sync::OnceLock<MultishotMode> = std::sync::OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("WEFT_RECV_MULTISHOT").as_deref() {
+        Ok("never") => MultishotMode::Never,
+        Ok("always") => MultishotMode::Always,
+        _ => MultishotMode::Poll,
+    })
+}
+
+/// Unread bytes a multishot receive may queue before it is cancelled (the reader takes
+/// them, then arms a new one; until then the kernel's socket buffer holds the rest and
+/// pushes back on the peer, as with one-shot receives).
+pub(crate) const MULTI_QUEUE_CAP: usize = 256 * 1024;
+
+/// A socket's multishot receive: what it received that no read has taken, how it ended,
+/// and the reader to wake. Shared by the read state and the receive's sink.
+pub(crate) struct MultiRecv {
+    inner: Mutex<MultiInner>,
+    stash: Arc<Stash>,
+}
+
+#[derive(Default)]
+struct MultiInner {
+    /// Received bytes not yet returned are `bytes[pos..]`.
+    bytes: Vec<u8>,
+    pos: usize,
+    /// It ended at end of stream (its last completion received nothing).
+    eof: bool,
+    /// The error that ended it.
+    error: Option<io::Error>,
+    /// Whether the kernel may still complete it.
+    armed: bool,
+    /// It ended because the ring's provided buffers ran out.
+    nobufs: bool,
+    /// An owned-buffer read took over the socket: what still comes goes to the stash,
+    /// whose count of receives in the kernel includes this one until its last completion.
+    released: bool,
+    waker: Option<Waker>,
+    /// Its handle (dropping it cancels it); `None` while it is being submitted, once it is
+    /// cancelled, or ended.
+    handle: Option<Multishot>,
+}
+
+impl MultiRecv {
+    /// Arms a multishot receive on `fd` on the calling thread's ring; `None` where none
+    /// can run (no ring on this thread, a kernel without it, no provided buffers).
+    fn arm(fd: &Arc<OwnedFd>, stash: &Arc<Stash>) -> Option<Arc<MultiRecv>> {
+        let m = Arc::new(MultiRecv {
+            inner: Mutex::new(MultiInner {
+                armed: true,
+                ..MultiInner::default()
+            }),
+            stash: stash.clone(),
+        });
+        let op = RecvMulti::new(fd.clone(), 0, MultiSink(m.clone())).ok()?;
+        // Submitted with no lock of `m` held: a full submission queue makes the ring reap,
+        // and a completion of this receive locks it.
+        let handle = Multishot::submit(op).ok()?;
+        let mut q = m.inner.lock();
+        if q.armed {
+            q.handle = Some(handle);
+        }
+        // Else it ended already; the handle's drop (after the lock) cancels nothing.
+        drop(q);
+        Some(m)
+    }
+
+    /// Hands what it holds to the stash and cancels it; what it still receives goes to
+    /// the stash too (`PollState::release_read`).
+    fn release(&self, stash: &Stash) {
+        let handle = {
+            let mut q = self.inner.lock();
+            if q.pos < q.bytes.len() {
+                stash.put(&q.bytes[q.pos..]);
+            }
+            q.bytes = Vec::new();
+            q.pos = 0;
+            q.released = true;
+            if q.armed {
+                stash.abandoned();
+            }
+            q.handle.take()
+        };
+        drop(handle);
+    }
+}
+
+/// The multishot receive's sink: bytes are copied into the [`MultiRecv`] (or, once
+/// released, the stash) before `recv_multi` gives their buffer back to the kernel.
+struct MultiSink(Arc<MultiRecv>);
+
+impl RecvSink for MultiSink {
+    fn received(&self, bytes: io::Result<&[u8]>, last: bool) {
+        let m = &*self.0;
+        let (waker, cancel) = {
+            let mut q = m.inner.lock();
+            match bytes {
+                Ok([]) => q.eof |= last && !q.released,
+                Ok(b) if q.released => m.stash.put(b),
+                Ok(b) => q.bytes.extend_from_slice(b),
+                // Our cancel; the buffers ran out (the reader arms a new one); a kernel
+                // without the flag (the reader falls back to one-shot receives).
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => q.nobufs = true,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EINVAL)) => {}
+                Err(e) => {
+                    if !q.released {
+                        q.error = Some(e);
+                    }
+                }
+            }
+            let cancel = if last {
+                q.armed = false;
+                if q.released {
+                    m.stash.settle(&[]);
+                }
+                q.handle.take()
+            } else if !q.released && q.bytes.len() - q.pos >= MULTI_QUEUE_CAP {
+                q.handle.take()
+            } else {
+                None
+            };
+            (q.waker.take(), cancel)
+        };
+        // Outside the lock: a live handle's drop asks the ring to cancel.
+        drop(cancel);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -198,11 +368,50 @@ impl PollState {
         }
         let mut guard = self.read.lock();
         let st = &mut *guard;
+        // After a multishot receive ran out of provided buffers, one one-shot `RECV`.
+        let mut one_shot = false;
         loop {
             if st.pos < st.buf.len() {
                 let n = copy_out(&st.buf[st.pos..], dst);
                 st.pos += n;
                 return Poll::Ready(Ok(n));
+            }
+            if let Some(m) = st.multi.as_ref() {
+                let mut q = m.inner.lock();
+                if q.pos < q.bytes.len() {
+                    let coop = ready!(crate::coop::poll_proceed(cx));
+                    let n = copy_out(&q.bytes[q.pos..], dst);
+                    q.pos += n;
+                    if q.pos == q.bytes.len() {
+                        q.bytes.clear();
+                        q.pos = 0;
+                    }
+                    coop.made_progress();
+                    return Poll::Ready(Ok(n));
+                }
+                if let Some(e) = q.error.take() {
+                    drop(q);
+                    st.multi = None;
+                    return Poll::Ready(Err(e));
+                }
+                if q.eof {
+                    drop(q);
+                    st.multi = None;
+                    return Poll::Ready(Ok(0));
+                }
+                if q.armed {
+                    match &mut q.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        w => *w = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
+                // It ended (out of buffers, or cancelled with its queue full): arm anew; or,
+                // where the ring's buffers ran out, receive one-shot this time (a one-shot
+                // `RECV` needs none of them).
+                one_shot = q.nobufs;
+                drop(q);
+                st.multi = None;
             }
             if let Some(recv) = st.recv.as_mut() {
                 let (r, buf) = ready!(Pin::new(recv).poll(cx));
@@ -232,6 +441,13 @@ impl PollState {
             st.buf.reserve(want);
             if stash.take(&mut st.buf, 0, false).is_some() {
                 continue;
+            }
+            if multishot_mode() != MultishotMode::Never && !std::mem::take(&mut one_shot) {
+                if let Some(m) = MultiRecv::arm(fd, stash) {
+                    // Polled at the top of the loop, which registers the waker.
+                    st.multi = Some(m);
+                    continue;
+                }
             }
             let op = Recv::with_hook(
                 fd.clone(),
@@ -270,13 +486,28 @@ impl PollState {
     pub(crate) fn release_read(&self, stash: &Stash) {
         let mut st = self.read.lock();
         if st.pos < st.buf.len() {
-            stash.put(&st.buf[st.pos..]);
+            // They came before anything the stash still holds (they may be its front, or
+            // a `RECV`'s, which ran only with the stash empty).
+            stash.put_front(&st.buf[st.pos..]);
         }
         st.buf.clear();
         st.pos = 0;
         // Its drop counts it in the stash's in-flight reads, which the owned read waits for.
         st.recv = None;
         st.ready = None;
+        if let Some(m) = st.multi.take() {
+            m.release(stash);
+        }
+    }
+
+    /// Whether owned-buffer reads on this thread go through [`poll_read`]
+    /// (`WEFT_RECV_MULTISHOT=always` on a ring whose kernel has multishot receives).
+    ///
+    /// [`poll_read`]: PollState::poll_read
+    pub(crate) fn owned_reads_poll() -> bool {
+        multishot_mode() == MultishotMode::Always
+            && recv_multi::supported()
+            && weft_reactor::op::can_submit()
     }
 
     /// Writes up to [`MAX_SEND`] bytes of `bufs` (concatenated): how many it accepted.
