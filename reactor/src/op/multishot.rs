@@ -61,9 +61,19 @@ struct InOrder {
 /// delivering, else when the call delivering reaches it.
 fn deliver<T: MultishotOperation>(order: &Mutex<InOrder>, op: &T, cqe: CqeResult, seq: u64) {
     let mut o = order.lock();
-    o.waiting.insert(seq, cqe);
-    if o.running {
-        return;
+    if o.running || seq != o.next {
+        o.waiting.insert(seq, cqe);
+        if o.running {
+            return;
+        }
+    } else {
+        // Its turn, and nobody delivering: no queue.
+        o.running = true;
+        o.next += 1;
+        drop(o);
+        let last = !io_uring::cqueue::more(cqe.flags);
+        op.each(cqe, last);
+        o = order.lock();
     }
     o.running = true;
     loop {

@@ -23,6 +23,10 @@
 //! not yet reaped, the kernel ends the receive with `ENOBUFS`; the reaping gives the
 //! buffers back, and the owner submits a new receive.
 //!
+//! The runtime's poll-based reads use it with `WEFT_RECV_MULTISHOT=always` only: measured
+//! against the one-shot receive it saved no CPU (`weft-runtime`'s `net/poll_io.rs` has
+//! the figures).
+//!
 //! [`supported`] says whether the kernel has the flag; where it does not, or the ring
 //! cannot register its buffers, [`RecvMulti::new`] gives its arguments back and the caller
 //! uses the one-shot [`Recv`](super::recv::Recv).

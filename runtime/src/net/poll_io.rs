@@ -17,18 +17,30 @@
 //! that stops polling (a dropped `read` future, a lost `select!`) leaves it there, and the
 //! next `poll_read` from any task picks up its bytes. No received byte is lost.
 //!
-//! On a ring whose kernel has it (6.0+, `op::recv_multi`), the `RECV` is multishot: the
-//! first `poll_read` that finds nothing arms one ([`MultiRecv`]) on its thread's ring,
-//! and it stays armed, each completion's bytes copied (by the reaping thread, before the
-//! provided buffer goes back to the kernel) into the socket's queue, which `poll_read`
-//! returns from and which wakes the reader. It stays on the ring it was armed on: a reader
-//! stolen by another worker waits on the same queue, and the completions are reaped
-//! wherever that ring's are. It ends at end of stream or an error (each returned once,
-//! then the next `poll_read` arms a new one), when the ring runs out of provided buffers
-//! (`ENOBUFS`: the next receive is one-shot, then multishot again), or when
-//! [`MULTI_QUEUE_CAP`] bytes wait unread (cancelled; the reader re-arms once it has read
-//! them, and the kernel's socket buffer pushes back on the peer meanwhile). Dropping the
-//! socket cancels it. `WEFT_RECV_MULTISHOT=never` keeps one-shot `RECV`s, for measurement.
+//! With `WEFT_RECV_MULTISHOT=always`, on a ring whose kernel has it (6.0+,
+//! `op::recv_multi`), the `RECV` is multishot: the first `poll_read` that finds nothing
+//! arms one ([`MultiRecv`]) on its thread's ring, and it stays armed, each completion's
+//! bytes copied (by the reaping thread, before the provided buffer goes back to the
+//! kernel) into the socket's queue, which `poll_read` returns from and which wakes the
+//! reader. It stays on the ring it was armed on: a reader stolen by another worker waits
+//! on the same queue, and the completions are reaped wherever that ring's are. It ends at
+//! end of stream or an error (each returned once, then the next `poll_read` arms a new
+//! one), when the ring runs out of provided buffers (`ENOBUFS`: the next receive is
+//! one-shot, then multishot again), or when [`MULTI_QUEUE_CAP`] bytes wait unread
+//! (cancelled; the reader re-arms once it has read them, and the kernel's socket buffer
+//! pushes back on the peer meanwhile). Dropping the socket cancels it.
+//!
+//! One-shot is the default because the multishot receive measured no cheaper: on the
+//! hyper example (`wrk -t1 -c64`, 2 workers, 6 interleaved same-binary rounds of 4 s on a
+//! machine at load average 8 to 14 from other builds) the server's CPU per request was
+//! 1.01, 1.04 and 1.19 times the one-shot figure (median 1.04; an earlier build, with an
+//! allocation per completion since removed, 1.03 to 1.16). The kernel's poll arm per
+//! `RECV` that multishot saves is paid back by the copy out of the provided buffer, the
+//! queue's lock and the handler, and a poll-first one-shot `RECV` arms its poll once per
+//! request anyway. Owned-buffer reads copying from the same queue (tried for `tcp_echo`)
+//! cost more: `net` bench count mode, 3 interleaved rounds, CPU time (user + system)
+//! against one-shot 0.96 to 1.05 at 64 bytes and 1.08 to 1.27 at 4 KiB (two copies per
+//! message instead of the kernel's one), so owned reads stay one-shot.
 //!
 //! An owned-buffer read (`TcpStream::read` and the others in `socket.rs`) first calls
 //! [`PollState::release_read`]: the bytes the state holds go to the stash, and an
@@ -99,7 +111,7 @@ use parking_lot::Mutex;
 
 use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::Recv;
-use weft_reactor::op::recv_multi::{self, RecvMulti, RecvSink};
+use weft_reactor::op::recv_multi::{RecvMulti, RecvSink};
 use weft_reactor::op::send::Send as SendOp;
 use weft_reactor::op::Op;
 
@@ -164,23 +176,12 @@ impl Drop for ReadState {
     }
 }
 
-/// Where stream reads use a multishot `RECV` (`op::recv_multi`), from
-/// `WEFT_RECV_MULTISHOT=never|poll|always` (read once): `poll`, the poll-based reads (the
-/// default), or `always`, owned-buffer reads too; `never`, one-shot `RECV`s everywhere.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum MultishotMode {
-    Never,
-    Poll,
-    Always,
-}
-
-pub(crate) fn multishot_mode() -> MultishotMode {
-    static MODE: std::sync::OnceLock<MultishotMode> = std::sync::OnceLock::new();
-    *MODE.get_or_init(|| match std::env::var("WEFT_RECV_MULTISHOT").as_deref() {
-        Ok("never") => MultishotMode::Never,
-        Ok("always") => MultishotMode::Always,
-        _ => MultishotMode::Poll,
-    })
+/// Whether poll reads on a ring use a multishot `RECV` (`op::recv_multi`):
+/// `WEFT_RECV_MULTISHOT=always` (read once); by default (`never`) one-shot `RECV`s, which
+/// measured no slower (module docs).
+pub(crate) fn multishot_reads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WEFT_RECV_MULTISHOT").as_deref() == Ok("always"))
 }
 
 /// Unread bytes a multishot receive may queue before it is cancelled (the reader takes
@@ -442,7 +443,7 @@ impl PollState {
             if stash.take(&mut st.buf, 0, false).is_some() {
                 continue;
             }
-            if multishot_mode() != MultishotMode::Never && !std::mem::take(&mut one_shot) {
+            if multishot_reads() && !std::mem::take(&mut one_shot) {
                 if let Some(m) = MultiRecv::arm(fd, stash) {
                     // Polled at the top of the loop, which registers the waker.
                     st.multi = Some(m);
@@ -498,16 +499,6 @@ impl PollState {
         if let Some(m) = st.multi.take() {
             m.release(stash);
         }
-    }
-
-    /// Whether owned-buffer reads on this thread go through [`poll_read`]
-    /// (`WEFT_RECV_MULTISHOT=always` on a ring whose kernel has multishot receives).
-    ///
-    /// [`poll_read`]: PollState::poll_read
-    pub(crate) fn owned_reads_poll() -> bool {
-        multishot_mode() == MultishotMode::Always
-            && recv_multi::supported()
-            && weft_reactor::op::can_submit()
     }
 
     /// Writes up to [`MAX_SEND`] bytes of `bufs` (concatenated): how many it accepted.

@@ -9,7 +9,7 @@
 //! `wait_retry`, which clears only the readiness that syscall saw.
 
 use std::io;
-use std::mem::{self, ManuallyDrop, MaybeUninit};
+use std::mem::{self, ManuallyDrop};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, OnceLock};
@@ -246,26 +246,6 @@ impl Socket {
         let spare = buf.bytes_total() - start;
         if spare == 0 {
             return (Ok(0), buf);
-        }
-        if flags == 0 && PollState::owned_reads_poll() {
-            // A copy out of the socket's multishot receive (`poll_io.rs`).
-            let r = std::future::poll_fn(|cx| {
-                // SAFETY: `start..bytes_total` is the buffer's own storage, borrowed
-                // exclusively here; `poll_read` only writes initialised bytes into it.
-                let dst = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        buf.stable_mut_ptr().add(start).cast::<MaybeUninit<u8>>(),
-                        spare,
-                    )
-                };
-                self.poll.poll_read(&self.fd, &self.stash, cx, dst)
-            })
-            .await;
-            if let Ok(n) = r {
-                // SAFETY: `poll_read` initialised `n <= spare` bytes after `start`.
-                unsafe { buf.set_init(start + n) };
-            }
-            return (r, buf);
         }
         self.poll.release_read(&self.stash);
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
