@@ -34,7 +34,9 @@
 //! hyper example (`wrk -t1 -c64`, 2 workers, 6 interleaved same-binary rounds of 4 s on a
 //! machine at load average 8 to 14 from other builds) the server's CPU per request was
 //! 1.01, 1.04 and 1.19 times the one-shot figure (median 1.04; an earlier build, with an
-//! allocation per completion since removed, 1.03 to 1.16). The kernel's poll arm per
+//! allocation per completion since removed, 1.03 to 1.16), though it halves the ring
+//! submissions (`--stats`, one 3 s round each: 1.00 per request, the `SEND`, against 2.00)
+//! and cuts the parks (0.46 per request against 0.71). The kernel's poll arm per
 //! `RECV` that multishot saves is paid back by the copy out of the provided buffer, the
 //! queue's lock and the handler, and a poll-first one-shot `RECV` arms its poll once per
 //! request anyway. Owned-buffer reads copying from the same queue (tried for `tcp_echo`)
