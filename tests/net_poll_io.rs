@@ -122,6 +122,28 @@ fn bytes_beyond_a_small_read_buffer_come_in_the_next_reads() {
     });
 }
 
+#[test]
+fn a_vectored_read_after_a_poll_read_gets_the_bytes_the_poll_read_left() {
+    on_worker("readv after a poll read", async {
+        let (mut a, b) = pair().await;
+        let (r, _) = b.write_all(b"hello world".to_vec()).await;
+        r.unwrap();
+        let mut five = [0u8; 5];
+        AsyncReadExt::read_exact(&mut a, &mut five).await.unwrap();
+        assert_eq!(&five, b"hello");
+        // The poll read took the rest from the kernel: the readv must see it first.
+        let mut got = Vec::new();
+        while got.len() < 6 {
+            let (r, bufs) = a
+                .readv(vec![Vec::with_capacity(2), Vec::with_capacity(64)])
+                .await;
+            assert!(r.unwrap() > 0);
+            got.extend(bufs.concat());
+        }
+        assert_eq!(got, b" world");
+    });
+}
+
 fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }

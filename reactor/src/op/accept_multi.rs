@@ -61,7 +61,7 @@ pub fn supported() -> bool {
 }
 
 /// Parses `uname(2)`'s release ("6.8.0-51-generic") as major.minor.
-fn release_at_least(major: u32, minor: u32) -> bool {
+pub(crate) fn release_at_least(major: u32, minor: u32) -> bool {
     // SAFETY: all-zero bytes are a valid `utsname` (arrays of chars).
     let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
     // SAFETY: `uts` is a valid, writable `utsname`.

@@ -1,8 +1,8 @@
 //! One future for every io_uring operation: [`Op<T>`] over an [`Operation`], and one file
 //! per opcode ([`read`], [`write`](mod@write), [`open`], [`close`], [`fsync`], [`poll_add`],
 //! [`waitid`], [`statx`], [`unlinkat`], [`renameat`], [`mkdirat`], [`linkat`],
-//! [`symlinkat`], and for sockets [`recv`], [`send`](mod@send), [`recvmsg`], [`sendmsg`],
-//! [`accept`], [`accept_multi`], [`connect`]).
+//! [`symlinkat`], and for sockets [`recv`], [`recv_multi`], [`send`](mod@send), [`recvmsg`],
+//! [`sendmsg`], [`accept`], [`accept_multi`], [`connect`]).
 //!
 //! An [`Operation`] is the opcode's data: it owns what the kernel will use (a buffer, a
 //! path, a descriptor), builds the submission entry from it, and turns the completion into
@@ -82,6 +82,7 @@ pub mod open;
 pub mod poll_add;
 pub mod read;
 pub mod recv;
+pub mod recv_multi;
 pub mod recvmsg;
 pub mod renameat;
 pub mod send;

@@ -15,9 +15,11 @@
 //! The one-shot path ([`Op`](super::Op)) is untouched: a multishot op has a slot state of
 //! its own, and a one-shot completion costs the one `match` it always did.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use io_uring::squeue;
+use parking_lot::Mutex;
 
 use super::CqeResult;
 use crate::uring::UringHandle;
@@ -37,11 +39,55 @@ pub unsafe trait MultishotOperation: Send + Sync + 'static {
     /// flag is the operation's to set). Called once, at submission.
     fn sqe(&mut self) -> squeue::Entry;
 
-    /// Runs at every completion, on the reaping thread (which may differ between calls,
-    /// and two calls may overlap when a stalled ring is reaped by another thread).
-    /// `last` is `true` for the final one (no `IORING_CQE_F_MORE`), after which `self` is
-    /// dropped.
+    /// Runs at every completion, on the reaping thread (which may differ between calls),
+    /// one call at a time and in the order the completions were reaped, even when a
+    /// stalled ring is reaped by another thread while its owner runs the handler (the
+    /// later completion waits in a queue, and the call running takes it next). `last` is
+    /// `true` for the final one (no `IORING_CQE_F_MORE`), after which `self` is dropped.
     fn each(&self, cqe: CqeResult, last: bool);
+}
+
+/// Completions reaped ahead of their turn, for [`MultishotOperation::each`]'s order.
+#[derive(Default)]
+struct InOrder {
+    /// The place of the next completion to deliver.
+    next: u64,
+    waiting: BTreeMap<u64, CqeResult>,
+    /// Whether a call is delivering (it takes what waits before it returns).
+    running: bool,
+}
+
+/// Delivers completion `seq` to `op` in its turn: at once if it is next and no call is
+/// delivering, else when the call delivering reaches it.
+fn deliver<T: MultishotOperation>(order: &Mutex<InOrder>, op: &T, cqe: CqeResult, seq: u64) {
+    let mut o = order.lock();
+    if o.running || seq != o.next {
+        o.waiting.insert(seq, cqe);
+        if o.running {
+            return;
+        }
+    } else {
+        // Its turn, and nobody delivering: no queue.
+        o.running = true;
+        o.next += 1;
+        drop(o);
+        let last = !io_uring::cqueue::more(cqe.flags);
+        op.each(cqe, last);
+        o = order.lock();
+    }
+    o.running = true;
+    loop {
+        let next = o.next;
+        let Some(cqe) = o.waiting.remove(&next) else {
+            o.running = false;
+            return;
+        };
+        o.next += 1;
+        drop(o);
+        let last = !io_uring::cqueue::more(cqe.flags);
+        op.each(cqe, last);
+        o = order.lock();
+    }
 }
 
 /// The owner's handle on a submitted [`MultishotOperation`]; see the module docs.
@@ -61,10 +107,8 @@ impl Multishot {
         let entry = op.sqe();
         let op = Arc::new(op);
         let handler = op.clone();
-        let each = Arc::new(move |cqe: CqeResult| {
-            let last = !io_uring::cqueue::more(cqe.flags);
-            handler.each(cqe, last)
-        });
+        let order = Mutex::new(InOrder::default());
+        let each = Arc::new(move |cqe: CqeResult, seq: u64| deliver(&order, &*handler, cqe, seq));
         // SAFETY: the entry points only into what `op` owns (the trait's contract), and
         // the handler, which the ring keeps until the last completion, owns `op`.
         match unsafe { ring.submit_multishot(entry, each) } {
@@ -94,5 +138,38 @@ impl std::fmt::Debug for Multishot {
         f.debug_struct("Multishot")
             .field("user_data", &self.user_data)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Record(Mutex<Vec<(u32, bool)>>);
+
+    // SAFETY: never submitted; its entry names nothing.
+    unsafe impl MultishotOperation for Record {
+        fn sqe(&mut self) -> squeue::Entry {
+            io_uring::opcode::Nop::new().build()
+        }
+        fn each(&self, cqe: CqeResult, last: bool) {
+            self.0.lock().push((cqe.result.unwrap(), last));
+        }
+    }
+
+    /// `IORING_CQE_F_MORE`.
+    const MORE: u32 = 1 << 1;
+
+    #[test]
+    fn completions_reaped_out_of_turn_are_delivered_in_order() {
+        let op = Record(Mutex::new(Vec::new()));
+        let order = Mutex::new(InOrder::default());
+        // A second reaper runs the handler for completions 1 and 2 before the first
+        // reaper gets to completion 0.
+        deliver(&order, &op, CqeResult::new(11, MORE), 1);
+        deliver(&order, &op, CqeResult::new(12, 0), 2);
+        assert!(op.0.lock().is_empty(), "nothing ahead of completion 0");
+        deliver(&order, &op, CqeResult::new(10, MORE), 0);
+        assert_eq!(*op.0.lock(), [(10, false), (11, false), (12, true)]);
     }
 }

@@ -72,9 +72,11 @@ pub(crate) type OnAbandon = Box<dyn FnOnce(CqeResult) + Send>;
 /// Runs when an op submitted with a callback completes, on the reaping thread.
 pub(crate) type OnComplete = Box<dyn FnOnce(CqeResult) + Send>;
 
-/// Runs at every completion of a multishot op, on the reaping thread; owns what the kernel
-/// uses, and is dropped after the last completion.
-pub(crate) type OnEach = std::sync::Arc<dyn Fn(CqeResult) + Send + Sync>;
+/// Runs at every completion of a multishot op, on the reaping thread, with the
+/// completion's place among the op's completions (0, 1, 2... in the order they were reaped:
+/// two reaping threads may run the handler out of that order); owns what the kernel uses,
+/// and is dropped after the last completion.
+pub(crate) type OnEach = std::sync::Arc<dyn Fn(CqeResult, u64) + Send + Sync>;
 
 pub(crate) enum Lifecycle {
     /// In the kernel; nobody has polled yet.
@@ -87,8 +89,9 @@ pub(crate) enum Lifecycle {
     Completed(CqeResult),
     /// Done by running a callback, with no future and no task.
     OnComplete(OnComplete),
-    /// A multishot op: in the kernel until a completion without `IORING_CQE_F_MORE`.
-    Multishot(OnEach),
+    /// A multishot op: in the kernel until a completion without `IORING_CQE_F_MORE`; and
+    /// how many completions it has had.
+    Multishot(OnEach, u64),
     /// The ring was dropped while the kernel still held this op: whatever it used is leaked
     /// (never freed), and a future still waiting on it never completes.
     Leaked,
@@ -102,8 +105,9 @@ pub(crate) enum Reaped {
     Nothing,
     /// Run this (the cleanup of a dropped op, or the op's callback) outside the table lock.
     Run(Box<dyn FnOnce(CqeResult) + Send>, CqeResult),
-    /// Run this multishot handler outside the table lock (the slot may stay live).
-    RunEach(OnEach, CqeResult),
+    /// Run this multishot handler outside the table lock (the slot may stay live), with
+    /// the completion's place.
+    RunEach(OnEach, CqeResult, u64),
     /// The `user_data` names no live op (stale or reserved): ignore it.
     Unknown,
 }
@@ -162,7 +166,7 @@ impl Ops {
                     std::mem::forget(f);
                     slot.state = Some(Lifecycle::Leaked);
                 }
-                Some(Lifecycle::Multishot(f)) => {
+                Some(Lifecycle::Multishot(f, _)) => {
                     std::mem::forget(f);
                     slot.state = Some(Lifecycle::Leaked);
                 }
@@ -234,7 +238,7 @@ impl Ops {
                 Poll::Pending
             }
             Some(Lifecycle::Leaked) => Poll::Pending,
-            Some(Lifecycle::Ignored(_) | Lifecycle::OnComplete(_) | Lifecycle::Multishot(_))
+            Some(Lifecycle::Ignored(_) | Lifecycle::OnComplete(_) | Lifecycle::Multishot(..))
             | None => {
                 unreachable!("an op future polled a slot it gave away")
             }
@@ -272,7 +276,7 @@ impl Ops {
     pub(crate) fn is_multishot_live(&mut self, user_data: u64) -> bool {
         matches!(
             self.slot(user_data).and_then(|s| s.state.as_ref()),
-            Some(Lifecycle::Multishot(_))
+            Some(Lifecycle::Multishot(..))
         )
     }
 
@@ -297,14 +301,14 @@ impl Ops {
                 self.free(user_data);
                 Reaped::Run(f, result)
             }
-            Some(Lifecycle::Multishot(f)) => {
+            Some(Lifecycle::Multishot(f, seq)) => {
                 if io_uring::cqueue::more(result.flags) {
-                    slot.state = Some(Lifecycle::Multishot(f.clone()));
+                    slot.state = Some(Lifecycle::Multishot(f.clone(), seq + 1));
                 } else {
                     slot.state = Some(Lifecycle::Submitted);
                     self.free(user_data);
                 }
-                Reaped::RunEach(f, result)
+                Reaped::RunEach(f, result, seq)
             }
             Some(Lifecycle::Completed(prev)) => {
                 // A second CQE for one op (multishot): keep the first until it is polled.
@@ -477,7 +481,7 @@ mod tests {
         let drops = Arc::new(AtomicUsize::new(0));
         let guard = Arc::new(Dropped(drops.clone()));
         let (s, g) = (seen.clone(), guard.clone());
-        let each: OnEach = Arc::new(move |r: CqeResult| {
+        let each: OnEach = Arc::new(move |r: CqeResult, _| {
             let _keep = &g;
             s.fetch_add(r.result.unwrap_or(0) as usize, SeqCst);
         });
@@ -487,7 +491,7 @@ mod tests {
 
     fn run(reaped: Reaped) {
         match reaped {
-            Reaped::RunEach(f, r) => f(r),
+            Reaped::RunEach(f, r, seq) => f(r, seq),
             _ => panic!("expected the multishot handler"),
         }
     }
@@ -497,7 +501,7 @@ mod tests {
         assert!(io_uring::cqueue::more(MORE));
         let mut ops = Ops::new();
         let (seen, drops, each) = each_counter();
-        let ud = ops.insert(Lifecycle::Multishot(each));
+        let ud = ops.insert(Lifecycle::Multishot(each, 0));
         run(ops.complete(ud, CqeResult::new(1, MORE)));
         run(ops.complete(ud, CqeResult::new(2, MORE)));
         assert_eq!(seen.load(SeqCst), 3, "every result delivered");
@@ -520,7 +524,7 @@ mod tests {
     fn multishot_resources_leak_with_the_ring() {
         let mut ops = Ops::new();
         let (_, drops, each) = each_counter();
-        let ud = ops.insert(Lifecycle::Multishot(each));
+        let ud = ops.insert(Lifecycle::Multishot(each, 0));
         ops.leak_in_kernel();
         assert_eq!(drops.load(SeqCst), 0, "the kernel may still use them");
         assert!(matches!(

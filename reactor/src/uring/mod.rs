@@ -184,6 +184,10 @@ struct Shared {
     owner_tid: std::sync::atomic::AtomicI32,
     /// Op completions reaped by threads other than the owner (written under `cq`).
     taken: std::sync::atomic::AtomicU64,
+    /// The provided buffers of multishot receives, registered by the owner at the first
+    /// one (`None` if the kernel refused them). Declared after `ring`: freed after the
+    /// ring's fd is closed.
+    bufs: std::sync::OnceLock<Option<Arc<crate::op::recv_multi::BufRing>>>,
 }
 
 /// An io_uring instance owned by one thread; see the module docs.
@@ -445,6 +449,7 @@ impl Uring {
                 cq_index,
                 owner_tid: std::sync::atomic::AtomicI32::new(0),
                 taken: std::sync::atomic::AtomicU64::new(0),
+                bufs: std::sync::OnceLock::new(),
             }),
             eventfd_buf: Box::new(0),
             reaped: Vec::new(),
@@ -457,6 +462,12 @@ impl Uring {
         UringHandle {
             shared: self.shared.clone(),
         }
+    }
+
+    #[cfg(test)]
+    /// The ring itself, for tests that register resources with it.
+    pub(crate) fn io_uring(&self) -> &IoUring {
+        &self.shared.ring
     }
 
     /// Ops whose completion has not been reaped yet.
@@ -730,8 +741,8 @@ fn run_actions(actions: &mut Vec<Reaped>) {
             Reaped::Run(f, r) => {
                 crate::wake::guarded(move || f(r));
             }
-            Reaped::RunEach(f, r) => {
-                crate::wake::guarded(move || f(r));
+            Reaped::RunEach(f, r, seq) => {
+                crate::wake::guarded(move || f(r, seq));
             }
             Reaped::Nothing | Reaped::Unknown => {}
         }
@@ -953,7 +964,7 @@ impl UringHandle {
         handler: lifecycle::OnEach,
     ) -> Option<u64> {
         // SAFETY: as `submit`, until the last completion; the handler owns the resources.
-        unsafe { self.submit_lifecycle(entry, Lifecycle::Multishot(handler)) }
+        unsafe { self.submit_lifecycle(entry, Lifecycle::Multishot(handler, 0)) }
     }
 
     /// The one submission path: records `lifecycle` in the op table under a new
@@ -973,6 +984,30 @@ impl UringHandle {
         unsafe { self.shared.push(&entry.user_data(ud)) };
         self.count_submit();
         Some(ud)
+    }
+
+    /// This ring's provided buffers for multishot receives, registered at the first call
+    /// (`op::recv_multi`); `None` on a thread that does not own the ring, or if the kernel
+    /// refused them.
+    pub(crate) fn buf_ring(&self) -> Option<Arc<crate::op::recv_multi::BufRing>> {
+        if !self.is_owner() {
+            return None;
+        }
+        self.shared
+            .bufs
+            .get_or_init(|| {
+                // SAFETY: the `BufRing` lives in `Shared`, after the ring's fd (which it
+                // outlives), and `Drop for Uring` leaks it if ops may still be in the
+                // kernel.
+                match unsafe { crate::op::recv_multi::BufRing::register(&self.shared.ring) } {
+                    Ok(bufs) => Some(Arc::new(bufs)),
+                    Err(_) => {
+                        crate::op::recv_multi::refused();
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// Whether the multishot op `user_data` may still complete.
@@ -1053,6 +1088,10 @@ impl Drop for Uring {
         }
         self.shared.ops.lock().leak_in_kernel();
         std::mem::forget(std::mem::take(&mut self.eventfd_buf));
+        // In-flight receives may still write into the provided buffers.
+        if let Some(Some(bufs)) = self.shared.bufs.get() {
+            std::mem::forget(bufs.clone());
+        }
     }
 }
 

@@ -17,10 +17,38 @@
 //! that stops polling (a dropped `read` future, a lost `select!`) leaves it there, and the
 //! next `poll_read` from any task picks up its bytes. No received byte is lost.
 //!
+//! With `WEFT_RECV_MULTISHOT=always`, on a ring whose kernel has it (6.0+,
+//! `op::recv_multi`), the `RECV` is multishot: the first `poll_read` that finds nothing
+//! arms one ([`MultiRecv`]) on its thread's ring, and it stays armed, each completion's
+//! bytes copied (by the reaping thread, before the provided buffer goes back to the
+//! kernel) into the socket's queue, which `poll_read` returns from and which wakes the
+//! reader. It stays on the ring it was armed on: a reader stolen by another worker waits
+//! on the same queue, and the completions are reaped wherever that ring's are. It ends at
+//! end of stream or an error (each returned once, then the next `poll_read` arms a new
+//! one), when the ring runs out of provided buffers (`ENOBUFS`: the next receive is
+//! one-shot, then multishot again), or when [`MULTI_QUEUE_CAP`] bytes wait unread
+//! (cancelled; the reader re-arms once it has read them, and the kernel's socket buffer
+//! pushes back on the peer meanwhile). Dropping the socket cancels it.
+//!
+//! One-shot is the default because the multishot receive measured no cheaper: on the
+//! hyper example (`wrk -t1 -c64`, 2 workers, 6 interleaved same-binary rounds of 4 s on a
+//! machine at load average 8 to 14 from other builds) the server's CPU per request was
+//! 1.01, 1.04 and 1.19 times the one-shot figure (median 1.04; an earlier build, with an
+//! allocation per completion since removed, 1.03 to 1.16), though it halves the ring
+//! submissions (`--stats`, one 3 s round each: 1.00 per request, the `SEND`, against 2.00)
+//! and cuts the parks (0.46 per request against 0.71). The kernel's poll arm per
+//! `RECV` that multishot saves is paid back by the copy out of the provided buffer, the
+//! queue's lock and the handler, and a poll-first one-shot `RECV` arms its poll once per
+//! request anyway. Owned-buffer reads copying from the same queue (tried for `tcp_echo`)
+//! cost more: `net` bench count mode, 3 interleaved rounds, CPU time (user + system)
+//! against one-shot 0.96 to 1.05 at 64 bytes and 1.08 to 1.27 at 4 KiB (two copies per
+//! message instead of the kernel's one), so owned reads stay one-shot.
+//!
 //! An owned-buffer read (`TcpStream::read` and the others in `socket.rs`) first calls
 //! [`PollState::release_read`]: the bytes the state holds go to the stash, and an
 //! in-flight `RECV` is abandoned to the ring, which moves what it receives to the stash
-//! too, so the owned read returns them first. Mixing the two kinds of reads on one stream
+//! too (a multishot one is cancelled, and what it still receives goes to the stash), so
+//! the owned read returns them first. Mixing the two kinds of reads on one stream
 //! keeps the byte order (a `RECV` released that way reports no end of stream or error; the
 //! owned read's own `RECV` sees those again).
 //!
@@ -79,11 +107,13 @@ use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
+use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::Recv;
+use weft_reactor::op::recv_multi::{RecvMulti, RecvSink};
 use weft_reactor::op::send::Send as SendOp;
 use weft_reactor::op::Op;
 
@@ -133,6 +163,149 @@ struct ReadState {
     pos: usize,
     recv: Option<RecvFuture>,
     ready: Option<ReadyFuture>,
+    /// The multishot `RECV` armed for this socket, and what it received.
+    multi: Option<Arc<MultiRecv>>,
+}
+
+impl Drop for ReadState {
+    fn drop(&mut self) {
+        // The socket is gone: cancel its multishot receive (the ring drops what still
+        // comes, with the descriptor clone that kept the socket open for it).
+        if let Some(m) = self.multi.take() {
+            let handle = m.inner.lock().handle.take();
+            drop(handle);
+        }
+    }
+}
+
+/// Whether poll reads on a ring use a multishot `RECV` (`op::recv_multi`):
+/// `WEFT_RECV_MULTISHOT=always` (read once); by default (`never`) one-shot `RECV`s, which
+/// measured no slower (module docs).
+pub(crate) fn multishot_reads() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WEFT_RECV_MULTISHOT").as_deref() == Ok("always"))
+}
+
+/// Unread bytes a multishot receive may queue before it is cancelled (the reader takes
+/// them, then arms a new one; until then the kernel's socket buffer holds the rest and
+/// pushes back on the peer, as with one-shot receives).
+pub(crate) const MULTI_QUEUE_CAP: usize = 256 * 1024;
+
+/// A socket's multishot receive: what it received that no read has taken, how it ended,
+/// and the reader to wake. Shared by the read state and the receive's sink.
+pub(crate) struct MultiRecv {
+    inner: Mutex<MultiInner>,
+    stash: Arc<Stash>,
+}
+
+#[derive(Default)]
+struct MultiInner {
+    /// Received bytes not yet returned are `bytes[pos..]`.
+    bytes: Vec<u8>,
+    pos: usize,
+    /// It ended at end of stream (its last completion received nothing).
+    eof: bool,
+    /// The error that ended it.
+    error: Option<io::Error>,
+    /// Whether the kernel may still complete it.
+    armed: bool,
+    /// It ended because the ring's provided buffers ran out.
+    nobufs: bool,
+    /// An owned-buffer read took over the socket: what still comes goes to the stash,
+    /// whose count of receives in the kernel includes this one until its last completion.
+    released: bool,
+    waker: Option<Waker>,
+    /// Its handle (dropping it cancels it); `None` while it is being submitted, once it is
+    /// cancelled, or ended.
+    handle: Option<Multishot>,
+}
+
+impl MultiRecv {
+    /// Arms a multishot receive on `fd` on the calling thread's ring; `None` where none
+    /// can run (no ring on this thread, a kernel without it, no provided buffers).
+    fn arm(fd: &Arc<OwnedFd>, stash: &Arc<Stash>) -> Option<Arc<MultiRecv>> {
+        let m = Arc::new(MultiRecv {
+            inner: Mutex::new(MultiInner {
+                armed: true,
+                ..MultiInner::default()
+            }),
+            stash: stash.clone(),
+        });
+        let op = RecvMulti::new(fd.clone(), 0, MultiSink(m.clone())).ok()?;
+        // Submitted with no lock of `m` held: a full submission queue makes the ring reap,
+        // and a completion of this receive locks it.
+        let handle = Multishot::submit(op).ok()?;
+        let mut q = m.inner.lock();
+        if q.armed {
+            q.handle = Some(handle);
+        }
+        // Else it ended already; the handle's drop (after the lock) cancels nothing.
+        drop(q);
+        Some(m)
+    }
+
+    /// Hands what it holds to the stash and cancels it; what it still receives goes to
+    /// the stash too (`PollState::release_read`).
+    fn release(&self, stash: &Stash) {
+        let handle = {
+            let mut q = self.inner.lock();
+            if q.pos < q.bytes.len() {
+                stash.put(&q.bytes[q.pos..]);
+            }
+            q.bytes = Vec::new();
+            q.pos = 0;
+            q.released = true;
+            if q.armed {
+                stash.abandoned();
+            }
+            q.handle.take()
+        };
+        drop(handle);
+    }
+}
+
+/// The multishot receive's sink: bytes are copied into the [`MultiRecv`] (or, once
+/// released, the stash) before `recv_multi` gives their buffer back to the kernel.
+struct MultiSink(Arc<MultiRecv>);
+
+impl RecvSink for MultiSink {
+    fn received(&self, bytes: io::Result<&[u8]>, last: bool) {
+        let m = &*self.0;
+        let (waker, cancel) = {
+            let mut q = m.inner.lock();
+            match bytes {
+                Ok([]) => q.eof |= last && !q.released,
+                Ok(b) if q.released => m.stash.put(b),
+                Ok(b) => q.bytes.extend_from_slice(b),
+                // Our cancel; the buffers ran out (the reader arms a new one); a kernel
+                // without the flag (the reader falls back to one-shot receives).
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => q.nobufs = true,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EINVAL)) => {}
+                Err(e) => {
+                    if !q.released {
+                        q.error = Some(e);
+                    }
+                }
+            }
+            let cancel = if last {
+                q.armed = false;
+                if q.released {
+                    m.stash.settle(&[]);
+                }
+                q.handle.take()
+            } else if !q.released && q.bytes.len() - q.pos >= MULTI_QUEUE_CAP {
+                q.handle.take()
+            } else {
+                None
+            };
+            (q.waker.take(), cancel)
+        };
+        // Outside the lock: a live handle's drop asks the ring to cancel.
+        drop(cancel);
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 #[derive(Default)]
@@ -198,11 +371,50 @@ impl PollState {
         }
         let mut guard = self.read.lock();
         let st = &mut *guard;
+        // After a multishot receive ran out of provided buffers, one one-shot `RECV`.
+        let mut one_shot = false;
         loop {
             if st.pos < st.buf.len() {
                 let n = copy_out(&st.buf[st.pos..], dst);
                 st.pos += n;
                 return Poll::Ready(Ok(n));
+            }
+            if let Some(m) = st.multi.as_ref() {
+                let mut q = m.inner.lock();
+                if q.pos < q.bytes.len() {
+                    let coop = ready!(crate::coop::poll_proceed(cx));
+                    let n = copy_out(&q.bytes[q.pos..], dst);
+                    q.pos += n;
+                    if q.pos == q.bytes.len() {
+                        q.bytes.clear();
+                        q.pos = 0;
+                    }
+                    coop.made_progress();
+                    return Poll::Ready(Ok(n));
+                }
+                if let Some(e) = q.error.take() {
+                    drop(q);
+                    st.multi = None;
+                    return Poll::Ready(Err(e));
+                }
+                if q.eof {
+                    drop(q);
+                    st.multi = None;
+                    return Poll::Ready(Ok(0));
+                }
+                if q.armed {
+                    match &mut q.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        w => *w = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
+                // It ended (out of buffers, or cancelled with its queue full): arm anew; or,
+                // where the ring's buffers ran out, receive one-shot this time (a one-shot
+                // `RECV` needs none of them).
+                one_shot = q.nobufs;
+                drop(q);
+                st.multi = None;
             }
             if let Some(recv) = st.recv.as_mut() {
                 let (r, buf) = ready!(Pin::new(recv).poll(cx));
@@ -232,6 +444,13 @@ impl PollState {
             st.buf.reserve(want);
             if stash.take(&mut st.buf, 0, false).is_some() {
                 continue;
+            }
+            if multishot_reads() && !std::mem::take(&mut one_shot) {
+                if let Some(m) = MultiRecv::arm(fd, stash) {
+                    // Polled at the top of the loop, which registers the waker.
+                    st.multi = Some(m);
+                    continue;
+                }
             }
             let op = Recv::with_hook(
                 fd.clone(),
@@ -270,13 +489,18 @@ impl PollState {
     pub(crate) fn release_read(&self, stash: &Stash) {
         let mut st = self.read.lock();
         if st.pos < st.buf.len() {
-            stash.put(&st.buf[st.pos..]);
+            // They came before anything the stash still holds (they may be its front, or
+            // a `RECV`'s, which ran only with the stash empty).
+            stash.put_front(&st.buf[st.pos..]);
         }
         st.buf.clear();
         st.pos = 0;
         // Its drop counts it in the stash's in-flight reads, which the owned read waits for.
         st.recv = None;
         st.ready = None;
+        if let Some(m) = st.multi.take() {
+            m.release(stash);
+        }
     }
 
     /// Writes up to [`MAX_SEND`] bytes of `bufs` (concatenated): how many it accepted.

@@ -142,6 +142,13 @@ impl Stash {
         self.inner.lock().bytes.extend_from_slice(bytes);
     }
 
+    /// Puts back, ahead of the stashed bytes, bytes that a poll read took from the stash
+    /// and did not return (`poll_io.rs`): they came before what the stash still holds.
+    pub(crate) fn put_front(&self, bytes: &[u8]) {
+        let mut s = self.inner.lock();
+        s.bytes.splice(0..0, bytes.iter().copied());
+    }
+
     /// The oldest connection an abandoned accept took, if any.
     pub(crate) fn pop_accepted(&self) -> Option<(OwnedFd, RawAddr)> {
         self.inner.lock().accepted.pop_front()
@@ -206,13 +213,14 @@ impl Stash {
         drop(handle);
     }
 
-    /// An op was abandoned while still in the kernel.
-    fn abandoned(&self) {
+    /// An op was abandoned while still in the kernel (or a multishot receive released
+    /// to the stash, `poll_io.rs`).
+    pub(crate) fn abandoned(&self) {
         self.inner.lock().in_flight += 1;
     }
 
     /// An abandoned receive completed, having received `bytes` (maybe none).
-    fn settle(&self, bytes: &[u8]) {
+    pub(crate) fn settle(&self, bytes: &[u8]) {
         let waiters = {
             let mut s = self.inner.lock();
             s.bytes.extend_from_slice(bytes);

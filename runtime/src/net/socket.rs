@@ -338,6 +338,7 @@ impl Socket {
         if bufs.iter().all(|b| b.bytes_total() == 0) {
             return (Ok(0), bufs);
         }
+        self.poll.release_read(&self.stash);
         std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
         let mut from_stash = 0;
         for b in &mut bufs {
