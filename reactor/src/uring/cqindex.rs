@@ -12,7 +12,10 @@
 use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering::Acquire};
+use std::sync::atomic::{
+    fence, AtomicU32,
+    Ordering::{Acquire, Relaxed},
+};
 
 /// The kernel's `struct io_uring_params` (UAPI, stable), mirrored to read the completion
 /// queue's offsets, which the `io-uring` crate does not expose. Its `Parameters` is
@@ -68,6 +71,12 @@ impl CqIndex {
         // whose layout `RawParams` repeats field for field (the sizes are checked above).
         let raw = unsafe { &*(params as *const io_uring::Parameters).cast::<RawParams>() };
         let (head_off, tail_off) = (raw.cq_head as usize, raw.cq_tail as usize);
+        // `sq_flags` is an offset into the SQ ring. With `IORING_FEAT_SINGLE_MMAP` the two
+        // rings are one mapping of one kernel structure, so the offset is valid here too;
+        // without the feature the view is refused rather than guessed.
+        if !params.is_feature_single_mmap() {
+            return Err(io::Error::other("io_uring without IORING_FEAT_SINGLE_MMAP"));
+        }
         let flags_off = raw.sq_flags as usize;
         if head_off % 4 != 0 || tail_off % 4 != 0 || flags_off % 4 != 0 {
             return Err(io::Error::other("misaligned io_uring CQ offsets"));
@@ -108,10 +117,14 @@ impl CqIndex {
     /// Completions posted and not yet reaped (a snapshot: it may change at once).
     #[inline]
     pub(super) fn pending(&self) -> u32 {
+        // The head first: a reap between the two loads then makes the count smaller, never
+        // a wrapped-around huge one. The loads are `Relaxed` (the atomic access std allows
+        // on read-only memory) and the fence orders what the caller reads after them.
         // SAFETY: both pointers are aligned, inside the live mapping (`self` owns it), and
         // point to indices that are only ever accessed atomically (the kernel's stores, the
-        // crate's `Release` store of the head); loads need no write permission.
-        let (tail, head) = unsafe { ((*self.tail).load(Acquire), (*self.head).load(Acquire)) };
+        // crate's `Release` store of the head); a `Relaxed` load needs no write permission.
+        let (head, tail) = unsafe { ((*self.head).load(Relaxed), (*self.tail).load(Relaxed)) };
+        fence(Acquire);
         tail.wrapping_sub(head)
     }
 
@@ -119,7 +132,9 @@ impl CqIndex {
     #[inline]
     pub(super) fn head(&self) -> u32 {
         // SAFETY: as in `pending`.
-        unsafe { (*self.head).load(Acquire) }
+        let head = unsafe { (*self.head).load(Relaxed) };
+        fence(Acquire);
+        head
     }
 }
 
@@ -132,7 +147,9 @@ impl CqIndex {
         const IORING_SQ_TASKRUN: u32 = 1 << 2;
         // SAFETY: as in `pending`: an aligned index in the live mapping, written by the
         // kernel only.
-        unsafe { (*self.sq_flags).load(Acquire) & IORING_SQ_TASKRUN != 0 }
+        let flags = unsafe { (*self.sq_flags).load(Relaxed) };
+        fence(Acquire);
+        flags & IORING_SQ_TASKRUN != 0
     }
 }
 
