@@ -44,7 +44,9 @@
 //! firing pass is known to have fired it at or after its deadline:
 //! `TimerHandle::has_passed`). The clock is read once when a `sleep` or `timeout` is
 //! created, and its first poll reads it again only for durations under 1 ms: a longer one
-//! asks its wheel whether a pass has already reached the deadline.
+//! asks its wheel whether a pass has already reached the deadline. A poll that comes before
+//! the firing pass and after the first (a `Timeout` whose inner future wakes it) reads the
+//! clock and takes the lock to update the waker.
 
 use std::cell::RefCell;
 use std::fmt;

@@ -38,6 +38,9 @@ use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 /// Set in `state` once the composite is settled (or can never complete).
 const SETTLED: usize = 1 << (usize::BITS - 1);
 
+/// The one heap block of a `parallel_limit`: the state word, the free-place counter, the
+/// slots written once and the operation function; who drives and who frees it is the
+/// module's "The invariant".
 struct Block<T, E, Op, D> {
     /// Claims plus [`SETTLED`].
     state: AtomicUsize,

@@ -41,6 +41,8 @@ const WON: usize = 3;
 /// Races of up to this many operations keep their slots inside the block.
 const INLINE: usize = 4;
 
+/// One operation's cancel handle and the mark that says whether the winner or the
+/// starter reached it first (module docs, "The invariant").
 struct Slot<C> {
     mark: AtomicUsize,
     cancel: UnsafeCell<Option<C>>,
@@ -55,6 +57,7 @@ impl<C> Slot<C> {
     }
 }
 
+/// The slots of a race: inline up to [`INLINE`] operations, else on the heap.
 enum Slots<C> {
     Inline([Slot<C>; INLINE], usize),
     Heap(Box<[Slot<C>]>),
@@ -78,6 +81,8 @@ impl<C> Slots<C> {
     }
 }
 
+/// The one heap block of a race: the claim count, the slots and the final callback; freed
+/// by the last claim given up (module docs, "The invariant").
 struct Block<T, E, C, D> {
     /// Claims (parts and the starter) plus [`SETTLED`].
     state: AtomicUsize,

@@ -68,6 +68,9 @@ const PARKED: usize = 2;
 /// The operation function panicked while its part was out; the part frees the block.
 const ABANDONED: usize = 3;
 
+/// The one heap block of a sequential composite: its state word, the running part's
+/// mailbox and the user's values. Who may touch which field, and who frees it, is the
+/// module's "The invariant".
 struct Block<T, E, S> {
     state: AtomicUsize,
     /// `None` only while the final callback is being taken out.

@@ -1,8 +1,10 @@
 //! `setTimeout` and `setInterval`: timers whose expiry queues a callback, with no task.
 //!
 //! The reactor's wheel stores a `std::task::Waker` per timer and knows nothing else. A
-//! callback timer's waker is an `Arc` implementing `Wake`: when the wheel fires it, `wake`
-//! takes the callback out of its slot and [`defer`](super::defer)s it, so timer callbacks
+//! `set_timeout` timer's waker is a raw waker that owns one strong count of the timer's
+//! shared state (so the timer is one allocation); a `set_interval` timer's is an `Arc`
+//! implementing `Wake`. When the wheel fires it, the wake takes the callback out of its
+//! slot and [`defer`](super::defer)s it, so timer callbacks
 //! run from the run queue like every other callback (never inside the timer driver, where a
 //! slow or panicking callback would stall the wheel).
 //!
@@ -16,7 +18,7 @@
 //! per worker), so nothing a waker reaches may hold the runtime or a wheel strongly: that
 //! would be a cycle that outlives the runtime, keeping it and the callback alive forever.
 //! So a timer reaches its runtime and its wheel through weak handles, and the waker the
-//! wheel holds is its own small `Arc` whose drop without firing (the wheel dropped with the
+//! wheel holds owns a count of the timer's own state, whose drop without firing (the wheel dropped with the
 //! runtime, or the entry cancelled) empties the callback slot — which also breaks the cycles
 //! user code makes by keeping a timer's handle in its own callback.
 
