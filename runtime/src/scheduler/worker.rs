@@ -373,6 +373,7 @@ impl WorkerCx {
     }
 
     /// Runs one queue entry; `alone`: nothing else was queued here when it was popped.
+    #[inline(always)]
     fn run_task(&self, task: Notified, alone: bool) {
         if self.shared.is_shutdown() {
             // Nothing starts once shutdown has begun: a worker that was stuck in a poll past
