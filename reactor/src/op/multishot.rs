@@ -57,8 +57,9 @@ struct InOrder {
     running: bool,
 }
 
-/// Delivers completion `seq` to `op` in its turn: at once if it is next and no call is
-/// delivering, else when the call delivering reaches it.
+/// Hands completion `seq` to `op` in sequence order: the caller runs it if it is the lowest
+/// undelivered number and no other call is delivering; otherwise the delivering call runs
+/// it after the completions numbered before it.
 fn deliver<T: MultishotOperation>(order: &Mutex<InOrder>, op: &T, cqe: CqeResult, seq: u64) {
     let mut o = order.lock();
     if o.running || seq != o.next {
