@@ -346,14 +346,7 @@ mod tests {
 
     use super::super::{any, parallel, parallel_settled, Callback, Part};
 
-    /// Counts its drops.
-    struct Counted(Arc<AtomicUsize>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use super::super::test_util::Counted;
 
     #[test]
     fn a_part_dropped_uncalled_drops_the_final_callback_uncalled() {

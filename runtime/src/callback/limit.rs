@@ -274,14 +274,7 @@ mod tests {
 
     use super::super::{parallel_limit, Callback, Part};
 
-    /// Counts its drops.
-    struct Counted(Arc<AtomicUsize>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use super::super::test_util::Counted;
 
     type Held = Arc<Mutex<Vec<Part<usize, usize>>>>;
     type Outcomes = mpsc::Receiver<Result<Vec<usize>, usize>>;

@@ -79,6 +79,8 @@ mod limit;
 pub mod net;
 mod race;
 mod sequence;
+#[cfg(all(test, not(loom)))]
+mod test_util;
 mod timer;
 
 pub use compose::{

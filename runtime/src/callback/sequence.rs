@@ -281,14 +281,7 @@ mod tests {
 
     use super::super::{retry, series, waterfall, Callback, Part};
 
-    /// Counts its drops.
-    struct Counted(Arc<AtomicUsize>);
-
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use super::super::test_util::Counted;
 
     type Held<T> = Arc<Mutex<Option<Part<T, ()>>>>;
 
