@@ -11,6 +11,7 @@
 #   bash ci/http_bench.sh              # ROUNDS=3 DURATION=5s CONNECTIONS=64 WORKERS=2
 #   ROUNDS=5 DURATION=10s bash ci/http_bench.sh
 #   NICE=-20 ROUNDS=5 bash ci/http_bench.sh    # servers and wrk ahead of other load (root)
+#   BIN=/path/to/http_bench bash ci/http_bench.sh   # a prebuilt binary (an A/B baseline): no build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +29,12 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --example http_bench
-bin=target/release/examples/http_bench
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --example http_bench
+  bin=target/release/examples/http_bench
+fi
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
