@@ -11,6 +11,9 @@
 #   bash ci/http_bench.sh              # ROUNDS=3 DURATION=5s CONNECTIONS=64 WORKERS=2
 #   ROUNDS=5 DURATION=10s bash ci/http_bench.sh
 #   NICE=-20 ROUNDS=5 bash ci/http_bench.sh    # servers and wrk ahead of other load (root)
+#   BIN=/path/to/http_bench bash ci/http_bench.sh   # a prebuilt binary (an A/B baseline): no build
+#   STRACE=1 bash ci/http_bench.sh     # then one more round each under `strace -c -f`:
+#                                      # each server's syscalls per request, by call
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,8 +31,12 @@ if ! command -v wrk >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk >/dev/null
 fi
 
-cargo build --release --example http_bench
-bin=target/release/examples/http_bench
+if [ -n "${BIN:-}" ]; then
+  bin=$BIN
+else
+  cargo build --release --example http_bench
+  bin=target/release/examples/http_bench
+fi
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -151,3 +158,31 @@ echo "median weft/tokio requests/s: $(median "${ratios[@]}")x (target >= 1.2)"
 echo "median weft/tokio p99:        $(median "${p99_ratios[@]}")x (target <= 1.0)"
 echo "median weft/tokio CPU/request: $(median "${cpu_ratios[@]}")x (server CPU µs per request)"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+
+# Syscalls per request: a count, which load distorts far less than times (strace slows the
+# server, so the batching of a traced round is not quite an untraced one's).
+if [ -n "${STRACE:-}" ]; then
+  if ! command -v strace >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq strace >/dev/null
+  fi
+  for rt in weft tokio; do
+    addr=${rt}_addr
+    pid=${rt}_pid
+    strace -c -f -S calls -o "$tmp/$rt.strace" -p "${!pid}" 2>/dev/null &
+    tracer=$!
+    sleep 0.5
+    ${prio[@]+"${prio[@]}"} wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "http://${!addr}/" >"$tmp/$rt.traced"
+    kill -INT "$tracer"
+    wait "$tracer" || true
+    req=$(awk '/ requests in / { print $1 }' "$tmp/$rt.traced")
+    # strace's table (sorted by calls): "% time seconds usecs/call calls [errors] syscall",
+    # then "total"; the calls are field 4 on every line.
+    awk -v rt="$rt" -v r="$req" '
+      $NF == "total" { total = $4 }
+      $1 ~ /^[0-9.]+$/ && $NF != "total" && n < 6 { line[++n] = sprintf("  %-18s %8.3f", $NF, $4 / r) }
+      END {
+        printf "%-6s syscalls per request: %.3f (%d requests)\n", rt, total / r, r
+        for (i = 1; i <= n; i++) print line[i]
+      }' "$tmp/$rt.strace"
+  done
+fi
