@@ -294,13 +294,51 @@ fn timers_100k_rounds(_c: &mut Criterion) {
     }
 }
 
+/// Criterion's options that take a value as the next argument, which is then no filter.
+const VALUED_OPTIONS: &[&str] = &[
+    "--warm-up-time",
+    "--measurement-time",
+    "--sample-size",
+    "--profile-time",
+    "--save-baseline",
+    "-s",
+    "--baseline",
+    "-b",
+    "--baseline-lenient",
+    "--load-baseline",
+    "--noise-threshold",
+    "--confidence-level",
+    "--significance-level",
+    "--nresamples",
+    "--output-format",
+    "--format",
+    "--color",
+    "-c",
+    "--plotting-backend",
+];
+
 /// Whether the command line's filter (if any) matches `name`.
 fn filter_matches(name: &str) -> bool {
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
+    let filter = filters(std::env::args().skip(1));
     filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()))
+}
+
+/// The filter arguments of a command line: neither options nor an option's value
+/// (`--measurement-time 3` filters nothing).
+fn filters(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for a in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if a.starts_with('-') {
+            skip_value = VALUED_OPTIONS.contains(&a.as_str());
+        } else {
+            out.push(a);
+        }
+    }
+    out
 }
 
 criterion_group!(

@@ -209,7 +209,7 @@ impl<D: Driver> TimeDriver<D> {
         let earliest = locked.wheel.next_deadline();
         shared.earliest.store(earliest.unwrap_or(u64::MAX), Relaxed);
         let timeout = if parking {
-            match locked.wheel.next_deadline() {
+            match earliest {
                 Some(tick) => {
                     locked.parked_until = tick.max(1);
                     Some(self.shared.clock.duration_until(tick, now))

@@ -26,24 +26,29 @@
 //!
 //! # Layout
 //!
-//! [`LEVELS`] = 6 levels of [`SLOTS_PER_LEVEL`] = 64 slots each; a slot of level `l` spans
-//! `64^l` ticks (1 µs, 64 µs, 4.1 ms, 262 ms, 16.8 s, 17.9 min), so the wheel spans
-//! `64^6 = 2^36` ticks ([`RANGE`]), about 19 hours at 1 µs. A timer due at `deadline` goes to the level of the highest bit in which
-//! `deadline` differs from the wheel's current tick (`elapsed`), in the slot given by that
-//! level's 6-bit digit of `deadline`. Hence every occupied slot lies after `elapsed`, and the
-//! first occupied slot of the lowest non-empty level (one `trailing_zeros` on a per-level
-//! 64-bit occupancy mask) holds the earliest timer.
+//! [`LEVELS`] = 5 levels of [`SLOTS_PER_LEVEL`] = 256 slots each; a slot of level `l` spans
+//! `256^l` ticks (1 µs, 256 µs, 65.5 ms, 16.8 s, 71.6 min), so the wheel spans
+//! `256^5 = 2^40` ticks ([`RANGE`]), about 12.7 days at 1 µs. A timer due at `deadline` goes
+//! to the level of the highest bit in which `deadline` differs from the wheel's current tick
+//! (`elapsed`), in the slot given by that level's 8-bit digit of `deadline`. Hence every
+//! occupied slot lies after `elapsed`, and the first occupied slot of the lowest non-empty
+//! level (a `trailing_zeros` over a per-level 256-bit occupancy mask) holds the earliest
+//! timer. Wide levels keep the moves few: a timer 1 to 65 ms away is filed in level 1
+//! (level 2 if it crosses a 65.5 ms boundary) and moves once, to level 0, before it fires;
+//! with 64-slot levels a 5 ms timer moved twice.
 //!
-//! Besides the 384 slots there are two lists: *pending* (deadline `<= elapsed`: inserted in the
-//! past, or reached during a poll; they fire on the next poll) and *overflow* (beyond the
-//! current turn of the top level). The overflow list behaves as one more, coarsest slot: when
-//! time reaches the turn of its earliest timer it is cascaded like any other slot, its timers
-//! re-inserted into the levels (or back into overflow if they are further still).
+//! Besides the 1 280 slots there are two lists: *pending* (deadline `<= elapsed`: inserted in
+//! the past, or left by a `fire` callback that panicked; they fire on the next poll) and
+//! *overflow* (beyond the current turn of the top level). The overflow list behaves as one
+//! more, coarsest slot: when time reaches the turn of its earliest timer it is cascaded like
+//! any other slot, its timers re-inserted into the levels (or back into overflow if they are
+//! further still).
 //!
 //! Polling at `now` repeatedly takes the earliest non-empty slot whose start is `<= now`,
-//! moves the wheel to that start, and re-files each of its timers: to *pending* if due, else to
-//! a strictly finer level. Then it fires the pending list. A jump of any length visits only
-//! non-empty slots, and each timer is moved at most once per level over its life.
+//! moves the wheel to that start, and empties the slot in one pass: each timer that is due
+//! fires from there, the others are re-filed to a strictly finer level. Timers on the
+//! pending list fire first. A jump of any length visits only non-empty slots, and each timer
+//! is moved at most once per level over its life.
 //!
 //! # Storage and memory per timer
 //!
@@ -57,7 +62,7 @@
 //! One slab entry is **40 bytes** on 64-bit targets for `T = usize`, `T = Waker` and
 //! `T = Box<dyn FnOnce()>` alike: deadline 8, `Option<T>` 16, two links 8, generation 4,
 //! bucket tag 2, padding 2 (the `size_of_entry` test asserts it). A wheel also has a fixed
-//! ~6 KiB of list heads. The slab does not shrink; freed entries are reused.
+//! ~20 KiB of list heads. The slab does not shrink; freed entries are reused.
 //!
 //! # Examples
 //!
@@ -111,7 +116,7 @@ pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
 ///
 /// Fine enough that rounding a deadline up to a whole tick adds less than the wake-up
 /// latency of any park (the kernel's hrtimers are in nanoseconds, but a thread takes tens
-/// of microseconds to run again), coarse enough that the six levels span about 19 hours
+/// of microseconds to run again), coarse enough that the five levels span about 12.7 days
 /// ([`RANGE`] ticks) before a timer waits on the overflow list.
 pub const TICK: Duration = Duration::from_micros(1);
 

@@ -5,19 +5,19 @@
 use std::fmt;
 use std::time::Instant;
 
-use super::entry::{Key, Slab, NIL};
+use super::entry::{Key, Slab, NIL, NO_BUCKET};
 use super::Clock;
 
-/// Bits of the tick each level consumes (64 slots per level).
-const LEVEL_BITS: u32 = 6;
+/// Bits of the tick each level consumes (256 slots per level).
+const LEVEL_BITS: u32 = 8;
 
 /// Slots in each level of the wheel.
 pub const SLOTS_PER_LEVEL: usize = 1 << LEVEL_BITS;
 
-/// Levels in the wheel. Level `l` has slots `64^l` ticks wide.
-pub const LEVELS: usize = 6;
+/// Levels in the wheel. Level `l` has slots `256^l` ticks wide.
+pub const LEVELS: usize = 5;
 
-/// Ticks spanned by one full turn of the top level: `64^6 = 2^36` µs, about 19 hours.
+/// Ticks spanned by one full turn of the top level: `256^5 = 2^40` µs, about 12.7 days.
 ///
 /// A deadline further out than the current turn of the top level waits on the overflow list
 /// and is re-inserted when the top level wraps.
@@ -32,6 +32,12 @@ const PENDING: usize = LEVELS * SLOTS_PER_LEVEL;
 const OVERFLOW: usize = PENDING + 1;
 /// Total bucket count: the wheel slots, then `PENDING`, then `OVERFLOW`.
 const BUCKETS: usize = OVERFLOW + 1;
+
+/// Per level, the 64-bit words of its occupancy mask.
+const WORDS_PER_LEVEL: usize = SLOTS_PER_LEVEL.div_ceil(64);
+/// The words of every level's occupancy mask, level by level.
+const OCCUPIED_WORDS: usize = LEVELS * WORDS_PER_LEVEL;
+const _: () = assert!(SLOTS_PER_LEVEL % 64 == 0, "a level's mask is whole words");
 
 // Entries record their bucket in a `u16`, with `u16::MAX` reserved for "none".
 const _: () = assert!(BUCKETS < u16::MAX as usize);
@@ -94,8 +100,9 @@ pub struct Wheel<T> {
     slab: Slab<T>,
     /// `BUCKETS` list heads: `level * SLOTS_PER_LEVEL + slot`, then `PENDING`, `OVERFLOW`.
     buckets: Box<[Bucket]>,
-    /// Per level, bit `s` set iff slot `s` of that level is non-empty.
-    occupied: [u64; LEVELS],
+    /// Per level, [`WORDS_PER_LEVEL`] words: bit `s` set iff slot `s` of that level is
+    /// non-empty.
+    occupied: [u64; OCCUPIED_WORDS],
     /// The tick the wheel has been advanced to.
     elapsed: u64,
     clock: Clock,
@@ -112,7 +119,7 @@ impl<T> Wheel<T> {
         Wheel {
             slab: Slab::with_capacity(0),
             buckets: vec![EMPTY_BUCKET; BUCKETS].into_boxed_slice(),
-            occupied: [0; LEVELS],
+            occupied: [0; OCCUPIED_WORDS],
             elapsed: 0,
             clock,
         }
@@ -241,20 +248,42 @@ impl<T> Wheel<T> {
     /// inside `fire`, and a panic in `fire` leaves the wheel consistent: the timers not yet
     /// handed out fire on the next poll. `fire` may be a closure or `&mut` to one.
     pub fn poll_expired(&mut self, now: u64, mut fire: impl FnMut(Key, T)) -> usize {
+        let pending = self.take_bucket(PENDING);
+        let mut fired = self.fire_chain(pending, u64::MAX, &mut fire);
         if now > self.elapsed {
-            self.advance(now);
+            fired += self.advance(now, &mut fire);
         }
+        fired
+    }
+
+    /// Walks a chain taken off a bucket ([`take_bucket`](Wheel::take_bucket)) once: each
+    /// timer due by `now` fires (freed first, so its key is stale inside `fire`), the rest
+    /// are re-filed relative to `elapsed` (for a slot the wheel stands at, always a finer
+    /// level). Should `fire` panic, the rest of the chain is re-filed on the way out (the
+    /// due ones to `PENDING`), so the wheel stays consistent and they fire on the next poll.
+    fn fire_chain(&mut self, chain: u32, now: u64, fire: &mut impl FnMut(Key, T)) -> usize {
+        let mut rest = Refile {
+            wheel: self,
+            rest: chain,
+            now,
+        };
         let mut fired = 0;
-        loop {
-            let index = self.buckets[PENDING].head;
-            if index == NIL {
-                break;
+        while rest.rest != NIL {
+            let wheel = &mut *rest.wheel;
+            let index = rest.rest;
+            let entry = wheel.slab.entry_mut(index);
+            let (next, deadline) = (entry.next, entry.deadline);
+            rest.rest = next;
+            if deadline <= now {
+                entry.bucket = NO_BUCKET;
+                let key = wheel.slab.key_of(index);
+                let value = wheel.slab.release(index);
+                fired += 1;
+                fire(key, value);
+            } else {
+                let target = wheel.bucket_for(deadline);
+                wheel.link(index, target, deadline);
             }
-            let key = self.slab.key_of(index);
-            self.unlink(index);
-            let value = self.slab.release(index);
-            fired += 1;
-            fire(key, value);
         }
         fired
     }
@@ -304,7 +333,7 @@ impl<T> Wheel<T> {
         self.slab.push_front(&mut b.head, bucket as u16, index);
         b.min = b.min.min(deadline);
         if bucket < PENDING {
-            self.occupied[bucket / SLOTS_PER_LEVEL] |= 1 << (bucket % SLOTS_PER_LEVEL);
+            self.occupied[bucket / 64] |= 1 << (bucket % 64);
         }
     }
 
@@ -316,7 +345,7 @@ impl<T> Wheel<T> {
         if b.head == NIL {
             b.min = u64::MAX;
             if bucket < PENDING {
-                self.occupied[bucket / SLOTS_PER_LEVEL] &= !(1 << (bucket % SLOTS_PER_LEVEL));
+                self.occupied[bucket / 64] &= !(1 << (bucket % 64));
             }
         }
     }
@@ -326,7 +355,7 @@ impl<T> Wheel<T> {
     fn take_bucket(&mut self, bucket: usize) -> u32 {
         let b = std::mem::replace(&mut self.buckets[bucket], EMPTY_BUCKET);
         if bucket < PENDING {
-            self.occupied[bucket / SLOTS_PER_LEVEL] &= !(1 << (bucket % SLOTS_PER_LEVEL));
+            self.occupied[bucket / 64] &= !(1 << (bucket % 64));
         }
         b.head
     }
@@ -337,9 +366,11 @@ impl<T> Wheel<T> {
     /// Every coarser level's occupied slots lie after the whole current turn of each finer
     /// level, so the first occupied slot of the lowest non-empty level is the earliest.
     fn next_bucket(&self) -> Option<(usize, u64)> {
-        for (level, &occupied) in self.occupied.iter().enumerate() {
+        for (word, &occupied) in self.occupied.iter().enumerate() {
             if occupied != 0 {
-                let slot = u64::from(occupied.trailing_zeros());
+                let level = word / WORDS_PER_LEVEL;
+                let slot =
+                    ((word % WORDS_PER_LEVEL) * 64) as u64 + u64::from(occupied.trailing_zeros());
                 let shift = level as u32 * LEVEL_BITS;
                 // Start of the current turn of this level, plus the slot's offset in it.
                 let turn = self.elapsed >> (shift + LEVEL_BITS) << (shift + LEVEL_BITS);
@@ -359,36 +390,51 @@ impl<T> Wheel<T> {
         None
     }
 
-    /// Moves `elapsed` forward to `now` (> `elapsed`), cascading every bucket whose start has
-    /// been reached: due timers go to `PENDING`, the rest to their bucket relative to the
-    /// bucket's start, which is always a finer level (or `OVERFLOW` again, for a timer still
-    /// beyond the new turn).
-    fn advance(&mut self, now: u64) {
+    /// Moves `elapsed` forward to `now` (> `elapsed`), emptying every bucket whose start has
+    /// been reached in one pass each: its due timers fire straight from it (no stop on the
+    /// pending list), the rest go to their bucket relative to the bucket's start, which is
+    /// always a finer level (or `OVERFLOW` again, for a timer still beyond the new turn).
+    /// Returns how many fired.
+    fn advance(&mut self, now: u64, fire: &mut impl FnMut(Key, T)) -> usize {
+        let mut fired = 0;
         while let Some((bucket, start)) = self.next_bucket() {
             if start > now {
                 break;
             }
             // Every bucket before `start` is empty, so the wheel may stand at `start`.
             self.elapsed = start;
-            let mut index = self.take_bucket(bucket);
-            while index != NIL {
-                let entry = self.slab.entry(index);
-                let (next, deadline) = (entry.next, entry.deadline);
-                let target = if deadline <= now {
-                    PENDING
-                } else {
-                    self.bucket_for(deadline)
-                };
-                debug_assert!(
-                    target != bucket || bucket == OVERFLOW,
-                    "cascade put a timer back into its own slot"
-                );
-                self.link(index, target, deadline);
-                index = next;
-            }
+            let chain = self.take_bucket(bucket);
+            fired += self.fire_chain(chain, now, fire);
         }
         // Nothing left in the wheel starts at or before `now`, so no timer's bucket changes.
         self.elapsed = now;
+        fired
+    }
+}
+
+/// The part of a chain [`Wheel::fire_chain`] has not reached, re-filed if its `fire`
+/// panicked: due entries to `PENDING`, the rest by deadline. Empty on the normal way out.
+struct Refile<'a, T> {
+    wheel: &'a mut Wheel<T>,
+    rest: u32,
+    now: u64,
+}
+
+impl<T> Drop for Refile<'_, T> {
+    fn drop(&mut self) {
+        let wheel = &mut *self.wheel;
+        while self.rest != NIL {
+            let index = self.rest;
+            let entry = wheel.slab.entry(index);
+            let (next, deadline) = (entry.next, entry.deadline);
+            self.rest = next;
+            let target = if deadline <= self.now {
+                PENDING
+            } else {
+                wheel.bucket_for(deadline)
+            };
+            wheel.link(index, target, deadline);
+        }
     }
 }
 
@@ -400,7 +446,12 @@ impl<T> Default for Wheel<T> {
 
 impl<T> fmt::Debug for Wheel<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let occupied_slots: [u32; LEVELS] = std::array::from_fn(|l| self.occupied[l].count_ones());
+        let occupied_slots: [u32; LEVELS] = std::array::from_fn(|l| {
+            self.occupied[l * WORDS_PER_LEVEL..(l + 1) * WORDS_PER_LEVEL]
+                .iter()
+                .map(|w| w.count_ones())
+                .sum()
+        });
         f.debug_struct("Wheel")
             .field("elapsed", &self.elapsed)
             .field("len", &self.len())
@@ -810,6 +861,35 @@ mod tests {
     }
 
     #[test]
+    fn a_panicking_fire_leaves_the_rest_to_the_next_poll() {
+        // Five timers in one level-1 slot, two due at the poll; the second one's `fire`
+        // panics halfway through the slot.
+        let mut wheel = Wheel::new();
+        for d in [300u64, 301, 302, 400, 401] {
+            wheel.insert(d, d);
+        }
+        let mut seen = Vec::new();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wheel.poll_expired(350, |_, v| {
+                seen.push(v);
+                assert!(seen.len() < 2, "boom");
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(wheel.len(), 3);
+        let mut rest = fired_at(&mut wheel, 350);
+        rest.extend(&seen);
+        rest.sort_unstable();
+        assert_eq!(rest, [300, 301, 302], "each due timer fires once");
+        assert_eq!(wheel.next_deadline(), Some(400));
+        assert!(fired_at(&mut wheel, 399).is_empty());
+        let mut last = fired_at(&mut wheel, 401);
+        last.sort_unstable();
+        assert_eq!(last, [400, 401]);
+        assert!(wheel.is_empty());
+    }
+
+    #[test]
     fn reset_moves_a_timer_both_ways() {
         let mut wheel = Wheel::new();
         let k = wheel.insert(10_000, 1);
@@ -825,20 +905,22 @@ mod tests {
     #[test]
     fn next_deadline_after_cancel_is_a_lower_bound_that_makes_progress() {
         let mut wheel = Wheel::new();
-        // Both land in level-2 slot 1 (ticks 4096..8192).
-        let early = wheel.insert(5000, 5000);
-        wheel.insert(7000, 7000);
-        assert_eq!(wheel.next_deadline(), Some(5000));
+        // Both land in level-2 slot 1 (ticks `w..2 * w`).
+        let w = (SLOTS_PER_LEVEL * SLOTS_PER_LEVEL) as u64;
+        let (a, b) = (w + 1000, w + 3000);
+        let early = wheel.insert(a, a);
+        wheel.insert(b, b);
+        assert_eq!(wheel.next_deadline(), Some(a));
         wheel.cancel(early);
         let bound = wheel.next_deadline().unwrap();
-        assert!((4096..=7000).contains(&bound));
+        assert!((w..=b).contains(&bound));
         assert!(fired_at(&mut wheel, bound).is_empty());
         assert_eq!(
             wheel.next_deadline(),
-            Some(7000),
+            Some(b),
             "exact again after the cascade"
         );
-        assert_eq!(fired_at(&mut wheel, 7000), [7000]);
+        assert_eq!(fired_at(&mut wheel, b), [b]);
     }
 
     #[test]
