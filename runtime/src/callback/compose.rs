@@ -341,7 +341,10 @@ where
 /// let rt = weft_runtime::Runtime::new().unwrap();
 /// let (tx, rx) = std::sync::mpsc::channel();
 /// rt.block_on(async move {
-///     let delays = [30u64, 1, 20];
+///     // The losers are cancelled when the 1 ms timer wins, so nothing waits for them. Their
+///     // delays are far apart from the winner's because timers on different workers settle
+///     // in wall-clock order, and a loaded machine can hold a worker back for milliseconds.
+///     let delays = [30_000u64, 1, 20_000];
 ///     race(
 ///         3,
 ///         move |i, part| {
