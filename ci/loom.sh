@@ -6,8 +6,9 @@
 # loom capacity (runtime/src/scheduler/queue.rs), the thread parker's park/unpark
 # (reactor/src/driver.rs) and the ring's AWAKE/PARKED/NOTIFIED handshake with an abstract
 # eventfd (reactor/src/uring/handshake.rs). Every model's name contains `loom`. A separate target dir keeps the `--cfg loom`
-# build from invalidating the normal one.
+# build from invalidating the normal one. `--cfg loom` changes every crate's flags, so this
+# build shares nothing with the others; it skips the release profile's line tables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom \
+RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_DEBUG=false \
   cargo test --release -p weft-runtime -p weft-reactor --lib loom

@@ -7,8 +7,10 @@
 # The counts are scaled down with WEFT_STRESS_SCALE (default here 0.01: 1 M tasks -> 10 k),
 # and the tests' hang limits raised with WEFT_TEST_WATCHDOG_SCALE (default here 10x), since
 # everything runs ~50x slower under valgrind.
-# A separate target dir (with line tables, for readable valgrind stacks) keeps this build
-# from invalidating the normal release build.
+# It uses the release build the examples and benches use (the release profile keeps line
+# tables, for readable valgrind stacks), and builds only the test targets it runs, with the
+# workspace's features (`--workspace`, not `-p weft-runtime`, whose features differ), so no
+# dependency is built twice.
 #
 # Usage: ci/valgrind.sh [extra test-harness args, e.g. a test name filter]
 set -euo pipefail
@@ -19,8 +21,6 @@ if ! command -v valgrind >/dev/null; then
   exit 1
 fi
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/valgrind}"
-export CARGO_PROFILE_RELEASE_DEBUG="${CARGO_PROFILE_RELEASE_DEBUG:-line-tables-only}"
 export WEFT_STRESS_SCALE="${WEFT_STRESS_SCALE:-0.01}"
 export WEFT_TEST_WATCHDOG_SCALE="${WEFT_TEST_WATCHDOG_SCALE:-10}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
@@ -38,7 +38,9 @@ read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callbac
 
 # Build, and map each test target's name to its executable. One JSON object per line; the
 # test targets are the artifacts with "kind":["test"] and a non-null executable.
-json="$(cargo test -p weft-runtime --release --no-run --message-format=json)"
+targets=()
+for t in "${TESTS[@]}"; do targets+=(--test "$t"); done
+json="$(cargo test --workspace --release --no-run --message-format=json "${targets[@]}")"
 
 declare -A exe=()
 list_tests() {
