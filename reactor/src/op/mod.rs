@@ -11,7 +11,8 @@
 //! - **Submission on the calling thread's ring.** [`Op::submit`] submits on the ring the
 //!   calling thread owns, at the moment it is called; it gives the operation back when the
 //!   thread owns none (a `block_on` thread, a blocking-pool thread, a runtime without
-//!   io_uring), so the caller can do the work elsewhere. A caller that loops over short
+//!   io_uring), so the caller can do the work elsewhere; [`Op::submit_with`] builds the
+//!   operation only where it will submit. A caller that loops over short
 //!   transfers submits each one where it is polled, so a task stolen by another worker
 //!   submits to the new worker's ring.
 //! - **Poll and wake** through the ring's op table: any thread may poll; the ring's owner
