@@ -195,6 +195,9 @@ struct Slot {
     /// and how many events have reached the slot (wrapping in 30 bits).
     state: AtomicU32,
     waiters: Mutex<SlotWaiters>,
+    /// `SlotWaiters::dead`, for [`Registration::is_alive`] to read without the lock (set
+    /// under it, once, before the waits are woken).
+    dead: AtomicBool,
 }
 
 #[derive(Default)]
@@ -234,6 +237,7 @@ impl Slot {
     fn kill(&self, wake: &mut Vec<Waker>) -> usize {
         let mut w = self.waiters.lock();
         w.dead = true;
+        self.dead.store(true, SeqCst);
         let n = w.list.len();
         wake.extend(w.list.drain(..).map(|(_, _, waker)| waker));
         n
@@ -708,6 +712,7 @@ impl EpollHandle {
         let slot = Arc::new(Slot {
             state: AtomicU32::new(0),
             waiters: Mutex::new(SlotWaiters::default()),
+            dead: AtomicBool::new(false),
         });
         let mut table = self.shared.table.lock();
         let entry = table.entry(raw).or_insert_with(FdEntry::empty);
@@ -944,7 +949,7 @@ impl Registration {
     /// not, [`ready`](Registration::ready) returns at once and the caller waits some
     /// other way.
     pub fn is_alive(&self) -> bool {
-        !self.slot.waiters.lock().dead
+        !self.slot.dead.load(SeqCst)
     }
 
     /// Waits until the descriptor is ready for `events` (`POLLIN`, `POLLOUT`) after a
