@@ -54,7 +54,7 @@
 //!
 //! CPU time per round trip on a loaded machine (`task-clock`, same run): weft 19.8 µs,
 //! tokio 22.6 µs, weft's fallback 24.2 µs. User-space instructions per round trip on the
-//! fallback (callgrind, where io_uring is unavailable): 4 909, tokio 4 041. So twice
+//! fallback (callgrind, where io_uring is unavailable): about 4 700, tokio 4 041. So twice
 //! tokio's rate would need a round trip cheaper than the kernel's TCP work alone, which
 //! both pay in full; what is left to take off is weft's own share:
 //! - io_uring's own code, about 8% of the samples (arming the receive's poll, task work,
