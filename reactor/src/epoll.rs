@@ -107,6 +107,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
@@ -194,6 +195,9 @@ struct Slot {
     /// and how many events have reached the slot (wrapping in 30 bits).
     state: AtomicU32,
     waiters: Mutex<SlotWaiters>,
+    /// `SlotWaiters::dead`, for [`Registration::is_alive`] to read without the lock (set
+    /// under it, once, before the waits are woken).
+    dead: AtomicBool,
 }
 
 #[derive(Default)]
@@ -233,6 +237,7 @@ impl Slot {
     fn kill(&self, wake: &mut Vec<Waker>) -> usize {
         let mut w = self.waiters.lock();
         w.dead = true;
+        self.dead.store(true, SeqCst);
         let n = w.list.len();
         wake.extend(w.list.drain(..).map(|(_, _, waker)| waker));
         n
@@ -251,11 +256,36 @@ impl FdEntry {
     }
 }
 
+/// The table's hasher: a descriptor number times a 64-bit odd constant (Fibonacci
+/// hashing), which spreads small consecutive numbers over the high bits the table's probe
+/// uses. The keys are the process's own descriptors, not input an attacker picks, so
+/// SipHash's resistance to chosen keys buys nothing here, and every event's lookup paid
+/// for it: the table's lookups were about 175 of the fallback's 5 700 user-space
+/// instructions per `tcp_echo` round trip with SipHash, 40 with this (callgrind).
+#[derive(Default)]
+struct FdHasher(u64);
+
+impl Hasher for FdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.0 = u64::from(n as u32).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 struct Shared {
     epfd: OwnedFd,
     eventfd: OwnedFd,
     handshake: Handshake,
-    table: Mutex<HashMap<RawFd, FdEntry>>,
+    table: Mutex<HashMap<RawFd, FdEntry, BuildHasherDefault<FdHasher>>>,
     /// Registered waits, so that a zero-timeout park with none makes no syscall.
     waiting: AtomicUsize,
     /// How many times the epoll went from no wait registered to one (a count that only
@@ -359,7 +389,7 @@ impl Epoll {
                 epfd,
                 eventfd,
                 handshake: Handshake::new(),
-                table: Mutex::new(HashMap::new()),
+                table: Mutex::new(HashMap::default()),
                 waiting: AtomicUsize::new(0),
                 registered: AtomicU64::new(0),
                 last_dispatch: AtomicU64::new(0),
@@ -682,6 +712,7 @@ impl EpollHandle {
         let slot = Arc::new(Slot {
             state: AtomicU32::new(0),
             waiters: Mutex::new(SlotWaiters::default()),
+            dead: AtomicBool::new(false),
         });
         let mut table = self.shared.table.lock();
         let entry = table.entry(raw).or_insert_with(FdEntry::empty);
@@ -918,7 +949,7 @@ impl Registration {
     /// not, [`ready`](Registration::ready) returns at once and the caller waits some
     /// other way.
     pub fn is_alive(&self) -> bool {
-        !self.slot.waiters.lock().dead
+        !self.slot.dead.load(SeqCst)
     }
 
     /// Waits until the descriptor is ready for `events` (`POLLIN`, `POLLOUT`) after a

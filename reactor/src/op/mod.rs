@@ -11,7 +11,8 @@
 //! - **Submission on the calling thread's ring.** [`Op::submit`] submits on the ring the
 //!   calling thread owns, at the moment it is called; it gives the operation back when the
 //!   thread owns none (a `block_on` thread, a blocking-pool thread, a runtime without
-//!   io_uring), so the caller can do the work elsewhere. A caller that loops over short
+//!   io_uring), so the caller can do the work elsewhere; [`Op::submit_with`] builds the
+//!   operation only where it will submit. A caller that loops over short
 //!   transfers submits each one where it is polled, so a task stolen by another worker
 //!   submits to the new worker's ring.
 //! - **Poll and wake** through the ring's op table: any thread may poll; the ring's owner
@@ -165,6 +166,54 @@ impl<T: Operation> Op<T> {
                 op: Some(op),
             }),
             None => Err(op),
+        }
+    }
+
+    /// Builds the operation from `arg` with `build` and submits it, only if the calling
+    /// thread owns a ring; otherwise gives `arg` back untouched, having built nothing. For a
+    /// caller that does the work another way on other threads (a non-blocking syscall, the
+    /// blocking pool), this spares them the operation's construction and teardown
+    /// (descriptor and buffer handles, hooks), which [`submit`](Op::submit) would build
+    /// only to give back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use weft_reactor::op::{io_uring, CqeResult, Op, Operation};
+    ///
+    /// struct Nop;
+    ///
+    /// // SAFETY: a NOP's entry points at no memory.
+    /// unsafe impl Operation for Nop {
+    ///     type Output = std::io::Result<u32>;
+    ///     fn sqe(&mut self) -> io_uring::squeue::Entry {
+    ///         io_uring::opcode::Nop::new().build()
+    ///     }
+    ///     fn complete(self, cqe: CqeResult) -> std::io::Result<u32> {
+    ///         cqe.result
+    ///     }
+    /// }
+    ///
+    /// // This thread owns no ring: `build` is not called, and the argument comes back.
+    /// let back = Op::submit_with(7u8, |_| Nop).unwrap_err();
+    /// assert_eq!(back, 7);
+    /// ```
+    pub fn submit_with<A>(arg: A, build: impl FnOnce(A) -> T) -> Result<Op<T>, A> {
+        let Some(ring) = crate::uring::current() else {
+            return Err(arg);
+        };
+        let mut op = build(arg);
+        let entry = op.sqe();
+        // SAFETY: as in `submit`: the entry points only into what `op` owns, and the `Op`
+        // keeps `op` until the completion, or hands it to the ring's cleanup.
+        match unsafe { ring.submit(entry) } {
+            Some(user_data) => Ok(Op {
+                ring,
+                user_data,
+                op: Some(op),
+            }),
+            // `current()` hands out only the calling thread's own ring, which accepts.
+            None => unreachable!("a thread's own ring refused its submission"),
         }
     }
 

@@ -140,11 +140,18 @@ thread_local! {
     /// driver's, not this thread's).
     static OWN_RING: std::cell::RefCell<std::sync::Weak<Shared>> =
         const { std::cell::RefCell::new(std::sync::Weak::new()) };
+    /// Whether this thread was ever given a ring: a thread that never was (a fallback
+    /// worker, a `block_on` or pool thread) learns that it has none from one load, not a
+    /// `RefCell` borrow and a `Weak` upgrade per op it would submit.
+    static HAD_RING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// The ring the calling thread owns, if it has one that is still alive: where
 /// [`Op`](crate::op::Op) submits.
 pub(crate) fn current() -> Option<UringHandle> {
+    if !HAD_RING.with(std::cell::Cell::get) {
+        return None;
+    }
     let shared = OWN_RING.with(|o| o.borrow().upgrade())?;
     shared.is_owner().then_some(UringHandle { shared })
 }
@@ -754,6 +761,7 @@ impl Shared {
     /// `WEFT_CQ_STATS`).
     fn owned_here(self: &Arc<Shared>) {
         OWN_RING.with(|o| *o.borrow_mut() = Arc::downgrade(self));
+        HAD_RING.with(|h| h.set(true));
         // SAFETY: `gettid` has no preconditions.
         let tid = unsafe { libc::gettid() };
         self.owner_tid.store(tid, Relaxed);

@@ -44,10 +44,33 @@
 //! and their completions, each waiting for its worker's next return from the kernel
 //! (`COOP_TASKRUN`: the kernel posts a socket's completion as task work run when the
 //! owner next enters or leaves the kernel), then an op-table slot, a waker and an `Arc`
-//! clone of the descriptor per op. What would take more off: a multishot `RECV` with
-//! provided buffers (one armed receive per connection instead of one per read, no buffer
-//! held while idle, and no stash, since the kernel would choose the buffer), submitting a
-//! connection's next `RECV` with its `SEND` in one batch (the echo does them in turn).
+//! clone of the descriptor per op. The kernel's TCP path is most of the cost, for both
+//! runtimes. CPU samples (`perf record -e cpu-clock`, the count mode above, 2 workers):
+//!
+//! | | kernel | of which `tcp_sendmsg` (and the loopback receive it runs) | user space |
+//! |---|---|---|---|
+//! | weft, ring | 84% | 57% | 16% (weft 14%, libc 1.5%) |
+//! | tokio | 86.5% | 61% | 13.5% |
+//!
+//! CPU time per round trip on a loaded machine (`task-clock`, same run): weft 19.8 µs,
+//! tokio 22.6 µs, weft's fallback 24.2 µs. User-space instructions per round trip on the
+//! fallback (callgrind, where io_uring is unavailable): about 4 700, tokio 4 041. So twice
+//! tokio's rate would need a round trip cheaper than the kernel's TCP work alone, which
+//! both pay in full; what is left to take off is weft's own share:
+//! - io_uring's own code, about 8% of the samples (arming the receive's poll, task work,
+//!   completions), and `fget`/`fput` per op, 2%: registered (fixed) descriptors would
+//!   save the second, at the price of a slot per socket in every ring it is used on.
+//! - Two of the four wakes per round trip are for a `SEND` that completed at once. A
+//!   non-blocking `send(2)` tried before the ring's `SEND` saves them but measured
+//!   slower, same binary, interleaved rounds on a loaded machine (medians of three:
+//!   `tcp_echo` CPU time 1.25x and wall-clock 1.26x the ring `SEND`'s; `tcp_echo_4k`
+//!   1.12x and 1.11x): the ring sends many connections' messages in one enter, and a
+//!   syscall each costs more than the wake it saves. Not kept.
+//! - A multishot `RECV` with provided buffers (one armed receive per connection) measured
+//!   no cheaper (`WEFT_RECV_MULTISHOT`, ARCHITECTURE.md). Linking a connection's `RECV`
+//!   to its `SEND` is out of the owned-buffer API's reach: the echo awaits one before it
+//!   starts the other, with the same buffer.
+//!
 //! Listeners accept one-shot by default: the multishot accept (`WEFT_ACCEPT=multishot`,
 //! `ring.rs`) measured slower on `accept_connect`, since it returns no peer address and
 //! each connection then costs a `getpeername(2)`. The fallback's figure is with each

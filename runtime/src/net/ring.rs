@@ -107,11 +107,36 @@ impl Stash {
         }
     }
 
+    /// [`poll_settled`](Stash::poll_settled), then [`take`](Stash::take), under one lock:
+    /// what a read does first.
+    pub(crate) fn poll_take<B: IoBufMut>(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut B,
+        start: usize,
+        peek: bool,
+    ) -> Poll<Option<usize>> {
+        let mut s = self.inner.lock();
+        if s.in_flight != 0 {
+            s.waiters.push(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(Self::take_locked(&mut s, buf, start, peek))
+    }
+
     /// Copies stashed bytes into `buf` from byte `start` up to its `bytes_total()` and
     /// records them initialised (removing them from the stash unless `peek`); how many, or
     /// `None` if the stash is empty.
     pub(crate) fn take<B: IoBufMut>(&self, buf: &mut B, start: usize, peek: bool) -> Option<usize> {
-        let mut s = self.inner.lock();
+        Self::take_locked(&mut self.inner.lock(), buf, start, peek)
+    }
+
+    fn take_locked<B: IoBufMut>(
+        s: &mut StashInner,
+        buf: &mut B,
+        start: usize,
+        peek: bool,
+    ) -> Option<usize> {
         if s.bytes.is_empty() {
             return None;
         }
@@ -407,11 +432,6 @@ impl<B: IoBufMut> StashRecv<B> {
             poll_first,
         }
     }
-
-    /// The buffer, unchanged (for a receive that was not submitted).
-    pub(crate) fn into_buf(self) -> B {
-        self.recv.into_parts().1
-    }
 }
 
 // SAFETY: the entry is `Recv`'s, which points only at what `recv` owns; `StashRecv` keeps
@@ -468,6 +488,19 @@ impl<T: Operation> Stashed<T> {
     /// the op back if the thread owns none.
     pub(crate) fn submit(op: T, stash: &Arc<Stash>) -> Result<Stashed<T>, T> {
         Op::submit(op).map(|op| Stashed {
+            op: Budgeted(op),
+            stash: stash.clone(),
+        })
+    }
+
+    /// As [`submit`](Stashed::submit), building the op from `arg` only if the calling
+    /// thread owns a ring (`Op::submit_with`); `Err` with `arg` back if it owns none.
+    pub(crate) fn submit_with<A>(
+        arg: A,
+        build: impl FnOnce(A) -> T,
+        stash: &Arc<Stash>,
+    ) -> Result<Stashed<T>, A> {
+        Op::submit_with(arg, build).map(|op| Stashed {
             op: Budgeted(op),
             stash: stash.clone(),
         })

@@ -248,17 +248,16 @@ impl Socket {
             return (Ok(0), buf);
         }
         self.poll.release_read(&self.stash);
-        std::future::poll_fn(|cx| self.stash.poll_settled(cx)).await;
-        if let Some(n) = self
-            .stash
-            .take(&mut buf, start, flags & libc::MSG_PEEK != 0)
-        {
+        let peek = flags & libc::MSG_PEEK != 0;
+        let stashed =
+            std::future::poll_fn(|cx| self.stash.poll_take(cx, &mut buf, start, peek)).await;
+        if let Some(n) = stashed {
             return (Ok(n), buf);
         }
         loop {
             let seen = self.seen();
-            let op = StashRecv::new(self.fd.clone(), buf, start, flags, &self.stash);
-            let r = match Stashed::submit(op, &self.stash) {
+            let build = |buf| StashRecv::new(self.fd.clone(), buf, start, flags, &self.stash);
+            let r = match Stashed::submit_with(buf, build, &self.stash) {
                 Ok(op) => {
                     let ((r, b), again) = op.await;
                     buf = b;
@@ -267,8 +266,8 @@ impl Socket {
                     }
                     r
                 }
-                Err(op) => {
-                    buf = op.into_buf();
+                Err(b) => {
+                    buf = b;
                     // SAFETY: writes at most `spare` bytes into the storage after the
                     // first `start` bytes, within `bytes_total`; `buf` owns it.
                     let n = unsafe {
@@ -357,16 +356,16 @@ impl Socket {
         }
         loop {
             let seen = self.seen();
-            let hook = StashHook(self.stash.clone());
-            let op = RecvMsg::new(self.fd.clone(), bufs, 0, hook);
-            let r = match Stashed::submit(op, &self.stash) {
+            let build =
+                |bufs| RecvMsg::new(self.fd.clone(), bufs, 0, StashHook(self.stash.clone()));
+            let r = match Stashed::submit_with(bufs, build, &self.stash) {
                 Ok(op) => {
                     let (r, b) = op.await;
                     bufs = b;
                     r
                 }
-                Err(op) => {
-                    bufs = op.into_parts().1;
+                Err(b) => {
+                    bufs = b;
                     let mut iov: Vec<libc::iovec> = bufs
                         .iter_mut()
                         .map(|b| libc::iovec {
@@ -423,15 +422,15 @@ impl Socket {
     async fn send_from<B: IoBuf>(&self, mut buf: B, start: usize) -> BufResult<usize, B> {
         loop {
             let seen = self.seen();
-            let op = Send::new(self.fd.clone(), buf, start, libc::MSG_NOSIGNAL);
-            let r = match Op::submit(op) {
+            let build = |buf| Send::new(self.fd.clone(), buf, start, libc::MSG_NOSIGNAL);
+            let r = match Op::submit_with(buf, build) {
                 Ok(op) => {
                     let (r, b) = Budgeted(op).await;
                     buf = b;
                     r
                 }
-                Err(op) => {
-                    buf = op.into_parts().1;
+                Err(b) => {
+                    buf = b;
                     // SAFETY: reads the `bytes_init - start` initialised bytes after
                     // `start` of `buf`'s storage.
                     let n = unsafe {
@@ -493,15 +492,15 @@ impl Socket {
         }
         loop {
             let seen = self.seen();
-            let op = SendMsg::new(self.fd.clone(), bufs, libc::MSG_NOSIGNAL);
-            let r = match Op::submit(op) {
+            let build = |bufs| SendMsg::new(self.fd.clone(), bufs, libc::MSG_NOSIGNAL);
+            let r = match Op::submit_with(bufs, build) {
                 Ok(op) => {
                     let (r, b) = Budgeted(op).await;
                     bufs = b;
                     r
                 }
-                Err(op) => {
-                    bufs = op.into_parts().1;
+                Err(b) => {
+                    bufs = b;
                     let mut iov: Vec<libc::iovec> = bufs
                         .iter()
                         .map(|b| libc::iovec {
