@@ -200,16 +200,16 @@ fn work_behind_a_long_poll_is_taken_by_the_idle_worker() {
 /// tens of milliseconds of lateness while 100 000 spawns were being worked through).
 ///
 /// Spawned from outside (so that the spawns themselves go to the global queue and
-/// overflow nothing), 3 000 tasks sleep until one instant; at least half of them are in one
+/// overflow nothing), 10 000 tasks sleep until one instant; at least half of them are in one
 /// wheel and fire in one pass. Only a firing pass pushes to a local queue here, so any
 /// overflow is a spilled batch of fired timers.
 #[test]
 fn timers_fired_in_one_pass_stay_on_the_firing_worker() {
     common::hang_guard();
-    const TASKS: usize = 3_000;
+    const TASKS: usize = 10_000;
     let rt = rt2();
     let before = rt.metrics().total().overflows;
-    watchdog("3 000 sleeps", {
+    watchdog("10 000 sleeps", {
         let h = rt.handle().clone();
         move || {
             let at = std::time::Instant::now() + std::time::Duration::from_millis(100);
