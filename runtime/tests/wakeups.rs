@@ -200,16 +200,16 @@ fn work_behind_a_long_poll_is_taken_by_the_idle_worker() {
 /// tens of milliseconds of lateness while 100 000 spawns were being worked through).
 ///
 /// Spawned from outside (so that the spawns themselves go to the global queue and
-/// overflow nothing), 3 000 tasks sleep until one instant; at least half of them are in one
+/// overflow nothing), 10 000 tasks sleep until one instant; at least half of them are in one
 /// wheel and fire in one pass. Only a firing pass pushes to a local queue here, so any
 /// overflow is a spilled batch of fired timers.
 #[test]
 fn timers_fired_in_one_pass_stay_on_the_firing_worker() {
     common::hang_guard();
-    const TASKS: usize = 3_000;
+    const TASKS: usize = 10_000;
     let rt = rt2();
     let before = rt.metrics().total().overflows;
-    watchdog("3 000 sleeps", {
+    watchdog("10 000 sleeps", {
         let h = rt.handle().clone();
         move || {
             let at = std::time::Instant::now() + std::time::Duration::from_millis(100);
@@ -268,4 +268,82 @@ fn a_burst_of_spawns_in_one_poll_wakes_the_idle_worker_once() {
         parks <= (BURSTS * 5) as u64,
         "{parks} parks in {BURSTS} bursts of {BURST} spawns"
     );
+}
+
+/// A yielding task goes behind exactly what was queued before it: the callbacks deferred
+/// before the yield run first, and a callback deferred while the task waits runs after it
+/// (yielded tasks wait in a private list, which a deferred callback moves to the local queue
+/// first, so the two kinds still run in the order they were queued).
+#[test]
+fn yields_and_deferred_callbacks_run_in_the_order_they_were_queued() {
+    common::hang_guard();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let log = watchdog("yields and callbacks", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let push =
+                    |log: &Arc<std::sync::Mutex<Vec<&'static str>>>, s| log.lock().unwrap().push(s);
+                for name in ["c1", "c2"] {
+                    let log = log.clone();
+                    weft_runtime::callback::defer(move || push(&log, name));
+                }
+                weft_runtime::task::yield_now().await;
+                push(&log, "t1");
+                let l = log.clone();
+                weft_runtime::callback::defer(move || {
+                    push(&l, "c3");
+                    // Queued while the task waits behind c3: the task runs first.
+                    let l2 = l.clone();
+                    weft_runtime::callback::defer(move || push(&l2, "c4"));
+                });
+                weft_runtime::task::yield_now().await;
+                push(&log, "t2");
+                weft_runtime::task::yield_now().await;
+                weft_runtime::task::yield_now().await;
+                let out = log.lock().unwrap().clone();
+                out
+            }))
+            .unwrap()
+        }
+    });
+    assert_eq!(log, ["c1", "c2", "t1", "c3", "t2", "c4"]);
+}
+
+/// Yielding tasks that share one worker are shared with a parked worker: yielded tasks
+/// wait in a list that no other worker can steal from, and a maintenance pass that finds
+/// more than one there while a worker is parked hands them to the local queue and wakes
+/// that worker.
+#[test]
+fn yielding_tasks_on_one_worker_are_shared_with_a_parked_worker() {
+    common::hang_guard();
+    let rt = rt2();
+    watchdog("yielding tasks spread", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let seen = Arc::new(std::sync::Mutex::new(std::collections::HashSet::new()));
+                let spread = |seen: &Arc<std::sync::Mutex<std::collections::HashSet<ThreadId>>>| {
+                    let mut s = seen.lock().unwrap();
+                    s.insert(std::thread::current().id());
+                    s.len() == 2
+                };
+                let hs: Vec<_> = (0..4)
+                    .map(|_| {
+                        let seen = seen.clone();
+                        weft_runtime::spawn(async move {
+                            while !spread(&seen) {
+                                weft_runtime::task::yield_now().await;
+                            }
+                        })
+                    })
+                    .collect();
+                for j in hs {
+                    j.await.unwrap();
+                }
+            }))
+            .unwrap()
+        }
+    });
 }

@@ -7,14 +7,15 @@
 //!
 //! 1. Every `event_interval` ticks: check for shutdown, and poll the driver without blocking
 //!    (`park(Some(0))`), so that I/O completions and timers are handled even when the worker
-//!    never runs out of tasks.
+//!    never runs out of tasks; then share the yielded tasks if a worker is parked (see
+//!    "Yielded tasks").
 //! 2. Every `global_queue_interval` ticks, take one task from the global queue first, so that
 //!    tasks spawned from outside cannot starve behind local work.
 //! 3. Otherwise take the LIFO slot, unless it has run `max_lifo_polls` times in a row (two
 //!    tasks waking each other would otherwise keep the worker to themselves): then the slot's
 //!    task goes to the back of the local queue.
-//! 4. Otherwise the `next` slot (see "Wake-ups"), then the local queue; then a batch from
-//!    the global queue.
+//! 4. Otherwise the `next` slot (see "Wake-ups"), then the local queue and the yielded
+//!    tasks (see "Yielded tasks"); then a batch from the global queue.
 //! 5. Nothing local: become a searcher (at most half the workers search at once) and steal
 //!    half of a victim's queue, visiting victims from a random start; then the global queue.
 //!    A searcher that finds work stops searching and, if it was the last searcher, wakes one
@@ -60,13 +61,13 @@
 //! and every 2 ms while another awake worker has ops in flight; a busy worker pays two
 //! relaxed loads per poll, and a fence when its earliest deadline or submission count
 //! changes. What a take-over cannot reach: a stalled worker's LIFO slot (the task there
-//! waits for the stall to end), and ops its tasks queued but the stalled worker has not
+//! waits for the stall to end) and its yielded tasks (likewise), and ops its tasks queued but the stalled worker has not
 //! yet handed to the kernel (a `SINGLE_ISSUER` ring takes submissions from its owner only;
 //! they go at its next maintenance pass or park, and the stall delays them).
 //!
 //! Scheduling a woken task from a worker of the same runtime puts it in the LIFO slot (the
-//! slot's previous task moves to the local queue); a task woken during its own poll (a yield)
-//! goes to the back of the local queue. From any other thread the task goes to the global
+//! slot's previous task moves to the local queue); a task whose poll ended woken (a yield)
+//! goes to the back of the yielded tasks. From any other thread the task goes to the global
 //! queue, and one parked worker is woken if no worker is searching.
 //!
 //! # Wake-ups
@@ -100,8 +101,28 @@
 //! again by the next spawn: over 20 parks per 1 000 tasks). The first push still wakes a
 //! worker at once, so work queued behind a long poll is taken up by an idle worker. And
 //! the re-queue of the task whose poll just ended woken (a yield, a wake while it ran)
-//! wakes nobody: it goes to the back of a queue whose entries each had their chance to
-//! wake a worker when they were queued, and this worker was running it.
+//! wakes nobody: it goes behind entries that each had their chance to wake a worker when
+//! they were queued, and this worker was running it.
+//!
+//! # Yielded tasks
+//!
+//! A task whose poll ended woken goes to the worker's *yielded* list, a private `VecDeque`,
+//! not to the stealable local queue: a push and a pop there take no atomic operation,
+//! where a FIFO pop from crossbeam's deque takes a locked `fetch_add` (`ready_op yield`,
+//! 200 tasks taking turns on one worker: 409 instructions per yield before, 357 after,
+//! callgrind). Each entry carries the count of local-queue pops at which everything that
+//! was in the local queue when it yielded has been popped; the worker takes it when that
+//! count is reached, ahead of what was queued later, so a yield still goes behind exactly
+//! the entries queued before it, and a local queue refilled on every tick cannot hold it
+//! back. With the local queue empty, the list's front runs whatever its count.
+//!
+//! The list is not stealable. At each maintenance step (step 1), if more than one task
+//! waits in it and a worker is parked, the list moves to the back of the local queue and
+//! one parked worker is woken to take its share; a lone yielding task stays where it is
+//! (see "Wake-ups"). A deferred callback queued while the list is not empty moves it to
+//! the local queue first, so that callbacks and yielded tasks still run in the order they
+//! were queued. A worker parks only with the list empty. The list is what tokio's
+//! deferred yields are, minus their round trip through the run queue.
 //!
 //! The wakes a worker's own driver runs during one park — a batch of fired timers, a batch
 //! of completions — go to its LIFO slot and local queue with no notification each; at the
@@ -126,6 +147,7 @@
 //!    jobs up to a bound, see `crate::blocking`).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::ptr;
 use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
@@ -147,6 +169,12 @@ pub(crate) struct Core {
     /// An entry queued during a poll while nothing else was queued here (see "Wake-ups"):
     /// the next to run after the LIFO slot, ahead of the local queue.
     next: Option<Notified>,
+    /// Tasks whose poll ended woken (a yield, a wake while they ran), in order, each with
+    /// the value of `local_pops` at which every entry that was in the local queue when it
+    /// was queued has been popped (see "Yielded tasks").
+    yielded: VecDeque<(Notified, u64)>,
+    /// Entries this worker has popped from its local queue.
+    local_pops: u64,
     lifo_polls: u8,
     /// Ticks left until the next maintenance (step 1) and global-queue turn (step 2):
     /// countdowns rather than a tick counter taken modulo the intervals, which would
@@ -165,6 +193,8 @@ impl Core {
             local,
             lifo: None,
             next: None,
+            yielded: VecDeque::new(),
+            local_pops: 0,
             lifo_polls: 0,
             until_event: 0,
             until_global: 0,
@@ -313,6 +343,7 @@ impl WorkerCx {
                 }
                 self.park_driver(Some(Duration::ZERO));
                 core = self.core.borrow_mut();
+                self.share_yielded(&mut core);
             }
             let (task, alone) = self.next_task(&mut core);
             drop(core);
@@ -356,7 +387,7 @@ impl WorkerCx {
             if core.lifo_polls < config.max_lifo_polls {
                 core.lifo_polls += 1;
                 bump(&self.counters().lifo_hits, 1);
-                let alone = core.next.is_none() && core.local.is_empty();
+                let alone = core.next.is_none() && core.local.is_empty() && core.yielded.is_empty();
                 return (Some(t), alone);
             }
             let moved = push_local(&core.local, &self.shared.inject, t, config.local_capacity);
@@ -364,12 +395,45 @@ impl WorkerCx {
         }
         core.lifo_polls = 0;
         if let Some(t) = core.next.take() {
-            return (Some(t), core.local.is_empty());
+            return (Some(t), core.local.is_empty() && core.yielded.is_empty());
+        }
+        if let Some(&(_, due)) = core.yielded.front() {
+            if due <= core.local_pops {
+                // Everything that was queued ahead of it has run (or was stolen).
+                let (t, _) = core.yielded.pop_front().expect("checked");
+                return (Some(t), core.yielded.is_empty() && core.local.is_empty());
+            }
         }
         if let Some(t) = core.local.pop() {
+            core.local_pops += 1;
             return (Some(t), false);
         }
+        if let Some((t, _)) = core.yielded.pop_front() {
+            return (Some(t), core.yielded.is_empty());
+        }
         (self.shared.inject.pop_batch(&core.local), false)
+    }
+
+    /// At maintenance: if more than one yielded task waits and a worker is parked, moves
+    /// them to the back of the local queue and wakes that worker to take its share (see
+    /// "Yielded tasks").
+    #[inline]
+    fn share_yielded(&self, core: &mut Core) {
+        if core.yielded.len() > 1 && self.shared.idle.num_parked() > 0 {
+            self.flush_yielded(core);
+            self.shared.notify_parked();
+        }
+    }
+
+    /// Moves the yielded tasks, in order, to the back of the local queue.
+    #[cold]
+    fn flush_yielded(&self, core: &mut Core) {
+        let capacity = self.shared.config.local_capacity;
+        let mut spilled = 0;
+        while let Some((t, _)) = core.yielded.pop_front() {
+            spilled += (push_local(&core.local, &self.shared.inject, t, capacity) > 0) as u64;
+        }
+        bump(&self.counters().overflows, spilled);
     }
 
     /// Runs one queue entry; `alone`: nothing else was queued here when it was popped.
@@ -604,6 +668,7 @@ impl WorkerCx {
                 || core.lifo.is_some()
                 || core.next.is_some()
                 || !core.local.is_empty()
+                || !core.yielded.is_empty()
                 || self.shared.is_shutdown()
             {
                 return false;
@@ -624,22 +689,30 @@ impl WorkerCx {
     /// (the `next` slot if nothing else is queued and a poll is running).
     #[inline]
     pub(crate) fn schedule_local(&self, task: Notified, is_yield: bool) {
-        self.place_local(task, is_yield, true)
+        self.place_local(task, is_yield)
     }
 
-    /// Re-queues at the back the task whose poll just ended woken (a self-wake, or a wake
-    /// while it ran): this worker was running it, so no parked worker is woken for it.
+    /// Re-queues the task whose poll just ended woken (a self-wake, or a wake while it
+    /// ran) at the back of the yielded list: this worker was running it, so no parked
+    /// worker is woken for it, and it costs no atomic operation (see "Yielded tasks").
     #[inline]
     pub(crate) fn requeue_local(&self, task: Notified) {
-        self.place_local(task, true, false)
+        let mut core = self.core.borrow_mut();
+        bump(&self.counters().local_schedules, 1);
+        let due = core.local_pops + core.local.len() as u64;
+        core.yielded.push_back((task, due));
     }
 
-    /// `notify`: whether stealable work may wake a parked worker (once per poll).
+    /// Stealable work wakes a parked worker, once per poll (see "Wake-ups").
     #[inline(always)]
-    fn place_local(&self, task: Notified, is_yield: bool, notify: bool) {
+    fn place_local(&self, task: Notified, is_yield: bool) {
         let mut core = self.core.borrow_mut();
         let counters = self.counters();
         bump(&counters.local_schedules, 1);
+        if is_yield && !core.yielded.is_empty() {
+            // A deferred callback queued behind yielded tasks: they go first, in order.
+            self.flush_yielded(&mut core);
+        }
         let pushed = if is_yield || self.shared.config.max_lifo_polls == 0 {
             Some(task)
         } else {
@@ -649,7 +722,11 @@ impl WorkerCx {
             // Only the LIFO slot was filled: nothing another worker could steal.
             return;
         };
-        if self.polling.get() && core.next.is_none() && core.lifo.is_none() && core.local.is_empty()
+        if self.polling.get()
+            && core.next.is_none()
+            && core.lifo.is_none()
+            && core.local.is_empty()
+            && core.yielded.is_empty()
         {
             // The only entry waiting here, run as soon as the poll returns: no other worker
             // is woken for it, and it skips the deque.
@@ -674,7 +751,7 @@ impl WorkerCx {
         );
         bump(&counters.overflows, (moved > 0) as u64);
         drop(core);
-        if !notify || (self.polling.get() && self.notified_in_poll.replace(true)) {
+        if self.polling.get() && self.notified_in_poll.replace(true) {
             return;
         }
         self.shared.notify_parked();
@@ -691,6 +768,7 @@ impl WorkerCx {
 pub(crate) fn exit_core(shared: &Shared, mut core: Box<Core>) {
     drop(core.lifo.take());
     drop(core.next.take());
+    core.yielded.clear();
     while let Some(t) = core.local.pop() {
         drop(t);
     }
