@@ -70,6 +70,9 @@ pub(crate) struct Context {
     /// `callback/mod.rs`: the batch of the innermost `batched` helper start running on this
     /// thread (null outside one).
     callback_batch: Cell<*mut crate::callback::Batch>,
+    /// `task/deferred.rs`: the block of the deferred cell this thread is running, with its
+    /// size class, while its closure runs (null when none, or when a `defer` took it).
+    deferred_spare: Cell<(*mut u8, usize)>,
 }
 
 /// The owned state weft keeps per thread, dropped with it; see the module docs.
@@ -102,6 +105,7 @@ thread_local! {
             pool_thread: Cell::new(std::ptr::null()),
             in_io_job: Cell::new(false),
             callback_batch: Cell::new(std::ptr::null_mut()),
+            deferred_spare: Cell::new((std::ptr::null_mut(), 0)),
         }
     };
     static RESOURCES: Resources = const {
@@ -182,6 +186,12 @@ impl Context {
     #[inline(always)]
     pub(crate) fn callback_batch(&self) -> &Cell<*mut crate::callback::Batch> {
         &self.callback_batch
+    }
+
+    /// See the field.
+    #[inline(always)]
+    pub(crate) fn deferred_spare(&self) -> &Cell<(*mut u8, usize)> {
+        &self.deferred_spare
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{hang_guard, watchdog_limit, Counted, DropLog, Payload};
+use common::{hang_guard, watchdog_limit, Counted, DropLog, Flag, Payload};
 use weft_runtime::callback::{
     self, any, defer, parallel, parallel_limit, parallel_settled, race, resolve_later, retry,
     series, set_interval, set_timeout, timeout, waterfall, Callback, Cancel, IntervalHandle, Once,
@@ -310,6 +310,153 @@ fn a_panicking_deferred_callback_does_not_kill_the_worker() {
         defer(move || tx.send(7).unwrap());
     });
     assert_eq!(recv(&rx), 7);
+}
+
+/// A callback that defers the next, over and over, until `stop` says so (or `max` ran):
+/// how many ran.
+fn chain_until(
+    n: Arc<AtomicUsize>,
+    max: usize,
+    stop: impl Fn() -> bool + Send + Sync + 'static,
+    done: mpsc::Sender<usize>,
+) {
+    fn step(
+        n: Arc<AtomicUsize>,
+        max: usize,
+        stop: Arc<dyn Fn() -> bool + Send + Sync>,
+        done: mpsc::Sender<usize>,
+    ) {
+        let i = n.fetch_add(1, SeqCst) + 1;
+        if stop() || i >= max {
+            done.send(i).unwrap();
+            return;
+        }
+        defer(move || step(n, max, stop, done));
+    }
+    let stop: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(stop);
+    defer(move || step(n, max, stop, done));
+}
+
+/// A chain of callbacks, each deferring the next, and a task that yields after each step
+/// take turns on one worker: the callback deferred while the task waits in the queue runs
+/// after it, however cheaply a lone chain runs.
+#[test]
+fn a_chain_of_callbacks_and_a_yielding_task_take_turns() {
+    hang_guard();
+    let rt = rt(1);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel();
+    let l = log.clone();
+    rt.handle().defer(move || {
+        let lt = l.clone();
+        weft_runtime::spawn(async move {
+            for i in 0..10 {
+                lt.lock().unwrap().push(format!("t{i}"));
+                weft_runtime::task::yield_now().await;
+            }
+        });
+        fn step(i: usize, l: Arc<Mutex<Vec<String>>>, tx: mpsc::Sender<()>) {
+            l.lock().unwrap().push(format!("k{i}"));
+            if i == 9 {
+                return tx.send(()).unwrap();
+            }
+            defer(move || step(i + 1, l, tx));
+        }
+        defer(move || step(0, l, tx));
+    });
+    recv(&rx);
+    let want: Vec<String> = (0..10)
+        .flat_map(|i| [format!("t{i}"), format!("k{i}")])
+        .collect();
+    assert_eq!(*log.lock().unwrap(), want);
+}
+
+/// A chain of callbacks that never ends by itself still lets its worker fire timers, take
+/// work from the global queue and shut down.
+#[test]
+fn an_endless_chain_of_callbacks_starves_nothing() {
+    hang_guard();
+    const MAX: usize = 50_000_000;
+    let rt = rt(1);
+    // A timer set before the chain starts fires while it runs.
+    let (fired, n, (tx, rx)) = (Flag::new(), Arc::new(AtomicUsize::new(0)), mpsc::channel());
+    let (f, n2) = (fired.clone(), n.clone());
+    rt.handle().defer(move || {
+        set_timeout(Duration::from_millis(1), move || f.set());
+        chain_until(n2, MAX, move || fired.get(), tx);
+    });
+    assert!(recv(&rx) < MAX, "the timer never fired during the chain");
+    // A task spawned from outside (the global queue) runs while it runs.
+    let (ran, n, (tx, rx)) = (Flag::new(), Arc::new(AtomicUsize::new(0)), mpsc::channel());
+    let r = ran.clone();
+    let (started_tx, started) = mpsc::channel();
+    rt.handle().defer(move || {
+        let n3 = n.clone();
+        chain_until(n, MAX, move || r.get(), tx);
+        // Once the chain has begun.
+        chain_until(n3, MAX, move || true, started_tx);
+    });
+    recv(&started);
+    let r = ran.clone();
+    drop(rt.spawn(async move { r.set() }));
+    assert!(
+        recv(&rx) < MAX,
+        "the spawned task never ran during the chain"
+    );
+    // Shutdown stops a chain that never ends: each closure is run or dropped, once.
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (runs, (tx, rx)) = (Arc::new(AtomicUsize::new(0)), mpsc::channel());
+    fn forever(d: Arc<AtomicUsize>, runs: Arc<AtomicUsize>, tx: mpsc::Sender<()>) {
+        let payload = Counted(d.clone());
+        if runs.fetch_add(1, SeqCst) == 100 {
+            tx.send(()).unwrap();
+        }
+        defer(move || {
+            let _p = payload;
+            forever(d, runs, tx)
+        });
+    }
+    let (d, ru) = (drops.clone(), runs.clone());
+    rt.handle().defer(move || forever(d, ru, tx));
+    recv(&rx);
+    drop(rt);
+    let made = runs.load(SeqCst);
+    assert_eq!(drops.load(SeqCst), made, "a payload was not dropped once");
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(
+        runs.load(SeqCst),
+        made,
+        "a callback ran after the runtime was dropped"
+    );
+}
+
+/// A chain of callbacks in which every other one panics after deferring the next runs to
+/// its end, each closure's captures dropped once.
+#[test]
+fn a_chain_of_callbacks_survives_panics_in_it() {
+    hang_guard();
+    common::quiet_expected_panics();
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    fn step(i: usize, d: Arc<AtomicUsize>, tx: mpsc::Sender<usize>) {
+        if i == 100 {
+            return tx.send(i).unwrap();
+        }
+        let payload = Counted(d.clone());
+        defer(move || {
+            let _p = payload;
+            step(i + 1, d, tx)
+        });
+        if i % 2 == 1 {
+            panic!("[expected] a callback in a chain panics");
+        }
+    }
+    let d = drops.clone();
+    rt.handle().defer(move || step(0, d, tx));
+    assert_eq!(recv(&rx), 100);
+    drop(rt);
+    assert_eq!(drops.load(SeqCst), 100);
 }
 
 #[test]

@@ -95,6 +95,12 @@
 //! "Re-polls" in `task/state.rs`). The order is the one the `next` slot gives, and the tick
 //! is counted as the loop would count it.
 //!
+//! Likewise a deferred callback left in the `next` slot by the entry that just ran, with
+//! nothing else queued and no maintenance or global-queue turn due, runs at once from
+//! `run_task` (`deferred_in_place`), without a pass of the loop: a chain of
+//! callbacks each deferring the next (the callback style's sequential ops) pays one
+//! queue push per callback and no pop, search or LIFO bookkeeping.
+//!
 //! One queue entry's poll wakes at most one parked worker: its first stealable push does
 //! as above, the rest of that poll's pushes wake nobody (a listener that spawned 1 000
 //! handlers in one poll woke the idle worker, which stole a few, parked, and was woken
@@ -456,8 +462,19 @@ impl WorkerCx {
         // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
         // which polls nothing, runs with none.
         task.run();
-        self.polling.set(false);
         let mut core = self.core.borrow_mut();
+        while core.next.is_some() && !self.shared.is_shutdown() {
+            let Some(next) = deferred_in_place(&mut core) else {
+                break;
+            };
+            drop(core);
+            bump(&self.counters().polls, 1);
+            self.notified_in_poll.set(false);
+            self.watch_own_wheel();
+            next.run();
+            core = self.core.borrow_mut();
+        }
+        self.polling.set(false);
         if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {
             // The poll filled the LIFO slot after queueing `next`, which now waits behind
             // it: make it stealable (nothing else is queued, so the order is kept), but
@@ -762,6 +779,31 @@ impl WorkerCx {
         let WorkerCx { shared, core, .. } = self;
         exit_core(&shared, core.into_inner());
     }
+}
+
+/// After an entry ran: the deferred callback it left in the `next` slot, to run at once in
+/// place of a pass of the loop, if nothing else is queued here and the next tick is no
+/// maintenance or global-queue turn (those run first, as they would between the two). The
+/// tick is counted as the loop would count it; the caller counts the poll and gives the
+/// entry that ran its `watch_own_wheel`. A chain of callbacks, each deferring the next, then
+/// costs no loop pass per callback; the order is the `next` slot's (see "Wake-ups").
+#[inline]
+fn deferred_in_place(core: &mut Core) -> Option<Notified> {
+    if core.until_event == 0
+        || core.until_global == 0
+        || core.lifo.is_some()
+        || !core
+            .next
+            .as_ref()
+            .is_some_and(crate::task::deferred::is_deferred)
+        || !core.local.is_empty()
+    {
+        return None;
+    }
+    core.until_event -= 1;
+    core.until_global -= 1;
+    core.lifo_polls = 0;
+    core.next.take()
 }
 
 /// Shutdown step 2 for a core (also used by a worker that failed to start).

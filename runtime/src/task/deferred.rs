@@ -37,6 +37,15 @@
 //! thread that runs a cell keeps its block for the next `defer`. Larger cells, and threads
 //! whose cache is gone (thread-local destruction), use the global allocator directly. A
 //! block is always returned to the global allocator with the layout it was allocated with.
+//!
+//! While a cell's closure runs, its block (of a class) is the thread's *spare* (the thread
+//! context's `deferred_spare`): a `defer` from the closure of a cell of the same class
+//! takes it without touching the cache, and what is left of it when the closure returns
+//! goes to the cache. A callback that defers the next (a lane of sequential ops) thus
+//! reuses one block with two thread-local `Cell` accesses. A run that finds the slot
+//! taken (a batch of callbacks run by one entry, each a nested run) frees its block as
+//! before. So the slot is set only when empty, and emptied by the run that set it, or by
+//! the `defer` that takes the block: a spare is owned by the slot alone.
 
 use std::alloc::{self, Layout};
 use std::mem::ManuallyDrop;
@@ -133,9 +142,14 @@ fn class_layout(c: usize) -> Layout {
     Layout::from_size_align(CLASSES[c], CLASS_ALIGN).expect("class layouts are valid")
 }
 
-/// A block for a `Deferred<F>`: from this thread's cache if it has one of the class.
+/// A block for a `Deferred<F>`: the spare block of the cell this thread is running if it
+/// is of the class, else one from this thread's cache if it has one of the class.
+#[inline]
 fn alloc_cell<F>() -> NonNull<Deferred<F>> {
     if let Some(c) = CellLayout::<F>::CLASS {
+        if let Some(block) = take_spare(c) {
+            return block.cast();
+        }
         let cached =
             crate::context::with_resources(|cx| cx.deferred_cache().borrow_mut().free[c].pop())
                 .flatten();
@@ -152,13 +166,43 @@ fn alloc_cell<F>() -> NonNull<Deferred<F>> {
     }
 }
 
+/// The thread's spare block (see `run`) if it is of class `c`, taken out.
+#[inline]
+fn take_spare(c: usize) -> Option<NonNull<u8>> {
+    crate::context::with(|cx| {
+        let spare = cx.deferred_spare();
+        let (p, class) = spare.get();
+        if class != c {
+            return None;
+        }
+        let p = NonNull::new(p)?;
+        spare.set((std::ptr::null_mut(), 0));
+        Some(p)
+    })
+    .flatten()
+}
+
 /// Gives back the block of a cell whose contents were moved out or dropped.
 ///
 /// # Safety
 /// `ptr` came from `alloc_cell::<F>()`, nothing in it is used again, and it is freed once.
 unsafe fn free_cell<F>(ptr: NonNull<Deferred<F>>) {
-    if let Some(c) = CellLayout::<F>::CLASS {
-        let block = ptr.cast::<u8>();
+    match CellLayout::<F>::CLASS {
+        // SAFETY: the block is of class `c` (`alloc_cell`), and the caller's contract.
+        Some(c) => unsafe { free_block(ptr.cast(), c) },
+        // SAFETY: allocated by the global allocator with this layout (`alloc_cell`); the
+        // caller frees it once.
+        None => unsafe { alloc::dealloc(ptr.as_ptr().cast(), CellLayout::<F>::LAYOUT) },
+    }
+}
+
+/// Gives back a free block of class `c`: to this thread's cache, or to the allocator.
+///
+/// # Safety
+/// `block` was allocated with `class_layout(c)` (by `alloc_cell`), nothing in it is used
+/// again, and it is freed once.
+unsafe fn free_block(block: NonNull<u8>, c: usize) {
+    {
         let kept = crate::context::with_resources(|cx| {
             let mut cache = cx.deferred_cache().borrow_mut();
             let free = &mut cache.free[c];
@@ -174,9 +218,15 @@ unsafe fn free_cell<F>(ptr: NonNull<Deferred<F>>) {
             return;
         }
     }
-    // SAFETY: allocated by the global allocator with this layout (`alloc_cell`); the
-    // caller frees it once.
-    unsafe { alloc::dealloc(ptr.as_ptr().cast(), CellLayout::<F>::LAYOUT) };
+    // SAFETY: allocated by the global allocator with the class's layout; the caller frees
+    // it once.
+    unsafe { alloc::dealloc(block.as_ptr(), class_layout(c)) };
+}
+
+/// Whether the entry is a deferred callback's (a task's id is never 0).
+#[inline]
+pub(crate) fn is_deferred(entry: &Notified) -> bool {
+    entry.0.header().id == 0
 }
 
 /// Wraps `f` as a run-queue entry.
@@ -211,9 +261,37 @@ unsafe fn run<F: FnOnce() + Send + 'static>(ptr: NonNull<Header>) {
         std::ptr::drop_in_place(&raw mut (*cell.as_ptr()).header);
         ManuallyDrop::into_inner(std::ptr::read(&raw const (*cell.as_ptr()).f))
     };
-    // SAFETY: the block came from `alloc_cell::<F>` in `new`, and nothing in it is used again.
-    unsafe { free_cell(cell) };
+    let spare = match CellLayout::<F>::CLASS {
+        Some(c) => crate::context::with(|cx| {
+            let slot = cx.deferred_spare();
+            let free = slot.get().0.is_null();
+            if free {
+                slot.set((cell.as_ptr().cast(), c));
+            }
+            free
+        })
+        .unwrap_or(false),
+        None => false,
+    };
+    if !spare {
+        // SAFETY: the block came from `alloc_cell::<F>` in `new`, and nothing in it is used
+        // again.
+        unsafe { free_cell(cell) };
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+        return;
+    }
+    // The block is this thread's spare while `f` runs: a callback that defers the next one
+    // (a chain, a lane of ops) takes it back without a trip through the cache. What is
+    // left of it goes to the cache when `f` returns (`f` cannot unwind past here).
     let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    let (left, class) =
+        crate::context::with(|cx| cx.deferred_spare().replace((std::ptr::null_mut(), 0)))
+            .unwrap_or((std::ptr::null_mut(), 0));
+    if let Some(left) = NonNull::new(left) {
+        // SAFETY: a spare is a free block of its class, owned by the slot alone (a `defer`
+        // that takes it clears the slot), moved out of it here and freed once.
+        unsafe { free_block(left, class) };
+    }
 }
 
 /// Frees a cell whose entry was dropped unrun (shutdown, a closed queue).
