@@ -14,9 +14,9 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use weft_patterns::harness::{tokio_runtime, weft_runtime};
-use weft_patterns::{cases, Style};
+use weft_patterns::{Style, cases};
 
 fn cores() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get())

@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 const MPSC_MESSAGES: usize = 1_000_000;
 const MPSC_CAPACITY: usize = 1_024;
@@ -43,7 +43,7 @@ macro_rules! workloads {
         mod $m {
             use super::*;
             use std::sync::Arc;
-            use $krate::sync::{broadcast, mpsc, oneshot, Mutex, Semaphore};
+            use $krate::sync::{Mutex, Semaphore, broadcast, mpsc, oneshot};
 
             pub async fn mpsc_bounded(producers: usize) {
                 let (tx, mut rx) = mpsc::channel::<usize>(MPSC_CAPACITY);

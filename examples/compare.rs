@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_patterns::harness::{tokio_runtime, weft_runtime};
-use weft_patterns::{cases, Kind, Latch, Runner, Style};
+use weft_patterns::{Kind, Latch, Runner, Style, cases};
 
 #[path = "common/dashboard_http.rs"]
 mod http;
@@ -624,7 +624,10 @@ fn write_file(path: &str, contents: &str) {
 
 fn markdown(rows: &[Row], machine: &str) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "Machine: {machine}. Time per op (median); ratio = style / async_fn on weft (below 1: faster than async_fn).\n");
+    let _ = writeln!(
+        s,
+        "Machine: {machine}. Time per op (median); ratio = style / async_fn on weft (below 1: faster than async_fn).\n"
+    );
     let _ = writeln!(
         s,
         "| pattern | kind | in flight | workers | callback | combinator | async_fn | tokio async_fn | callback/async_fn | combinator/async_fn | tokio/async_fn |"

@@ -38,11 +38,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{
-    checked, fetch_cb, load_dashboard_cb, load_dashboard_comb, Client, Dashboard, FetchError,
-    Fetched, OnWeft, User,
+    Client, Dashboard, FetchError, Fetched, OnWeft, User, checked, fetch_cb, load_dashboard_cb,
+    load_dashboard_comb,
 };
 use weft::callback::{self, Callback};
-use weft::promise::{retry, PromiseExt};
+use weft::promise::{PromiseExt, retry};
 
 type WeftClient = Client<OnWeft>;
 
@@ -91,7 +91,7 @@ fn fetch_with_timeout_cb(
 fn fetch_with_retry_comb(
     client: &Arc<WeftClient>,
     path: &'static str,
-) -> impl std::future::Future<Output = Result<User, FetchError>> + Send {
+) -> impl std::future::Future<Output = Result<User, FetchError>> + Send + use<> {
     let client = client.clone();
     retry(3, move |_attempt| {
         client
@@ -105,7 +105,7 @@ fn fetch_with_retry_comb(
 fn fetch_with_timeout_comb(
     client: &Arc<WeftClient>,
     path: &'static str,
-) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send {
+) -> impl std::future::Future<Output = Result<Fetched, FetchError>> + Send + use<> {
     client
         .clone()
         .fetch(path)

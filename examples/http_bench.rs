@@ -244,7 +244,9 @@ fn main() -> Result<(), Error> {
                 workers = v.parse().map_err(|e| format!("--workers {v}: {e}"))?;
             }
             _ => {
-                eprintln!("usage: http_bench [--runtime weft|tokio] [--listen ADDR] [--workers N] [--stats]");
+                eprintln!(
+                    "usage: http_bench [--runtime weft|tokio] [--listen ADDR] [--workers N] [--stats]"
+                );
                 std::process::exit(2);
             }
         }

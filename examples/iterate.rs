@@ -11,15 +11,15 @@
 //! cargo run --example iterate
 //! ```
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use weft::promise::PromiseExt;
 use weft::Runtime;
+use weft::promise::PromiseExt;
 use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::iterate;
-use weft_patterns::{svc, svc_cb, Kind, SvcError, Weft};
+use weft_patterns::{Kind, SvcError, Weft, svc, svc_cb};
 
 const USERS: usize = 3;
 const KIND: Kind = Kind::Ready;

@@ -15,7 +15,7 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/pattern_op single ready callback 1 200000
 //! ```
 
-use weft_patterns::{harness, Kind, Style};
+use weft_patterns::{Kind, Style, harness};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -7,7 +7,7 @@
 
 use weft_patterns::harness::await_callback;
 use weft_patterns::patterns::race;
-use weft_patterns::{expected, Kind, SvcError, Weft};
+use weft_patterns::{Kind, SvcError, Weft, expected};
 
 fn main() {
     let rt = weft::Runtime::new().expect("runtime");

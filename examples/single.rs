@@ -6,7 +6,7 @@
 //! ```
 
 use weft::promise::PromiseExt;
-use weft_patterns::{svc, svc_cb, Kind, SvcError, Weft};
+use weft_patterns::{Kind, SvcError, Weft, svc, svc_cb};
 
 fn main() {
     let rt = weft::Runtime::new().expect("runtime");

@@ -16,8 +16,8 @@ use common::{hang_guard, watchdog};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
-use weft::net::{TcpListener, TcpStream};
 use weft::Runtime;
+use weft::net::{TcpListener, TcpStream};
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

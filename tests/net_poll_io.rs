@@ -12,18 +12,18 @@ mod common;
 use std::future::Future;
 use std::io::ErrorKind;
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::task::Poll;
 use std::time::Duration;
 
-use common::{hang_guard, poll_once, watchdog, XorShift};
+use common::{XorShift, hang_guard, poll_once, watchdog};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::codec::{BytesCodec, Framed, LinesCodec};
+use weft::Runtime;
 use weft::net::{TcpListener, TcpStream};
 use weft::time::sleep;
-use weft::Runtime;
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

@@ -29,9 +29,9 @@ use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
-use weft::callback::{self, Callback, Cancel};
-use weft::promise::{all, callbackify, PromiseExt};
 use weft::JoinHandle;
+use weft::callback::{self, Callback, Cancel};
+use weft::promise::{PromiseExt, all, callbackify};
 
 /// How late `/api/slow` answers.
 pub const SLOW: Duration = Duration::from_millis(200);
@@ -463,7 +463,7 @@ pub fn load_dashboard_cb(client: &Arc<Client<OnWeft>>, done: impl Callback<Dashb
 /// The promise `loadDashboard`: `Promise.all([fetch(..).then(check), ...]).then(decode)`.
 pub fn load_dashboard_comb(
     client: &Arc<Client<OnWeft>>,
-) -> impl std::future::Future<Output = Result<Dashboard, FetchError>> + Send {
+) -> impl std::future::Future<Output = Result<Dashboard, FetchError>> + Send + use<> {
     let f = |path| client.clone().fetch(path).then(checked);
     all([f(DASHBOARD[0]), f(DASHBOARD[1]), f(DASHBOARD[2])])
         .map(|r| r.and_then(|rs| decode(rs.into())))

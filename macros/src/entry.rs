@@ -1,7 +1,7 @@
 //! `#[weft::main]` and `#[weft::test]`.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
@@ -48,7 +48,7 @@ fn parse_config(kind: Kind, args: TokenStream) -> syn::Result<Config> {
                 return Err(syn::Error::new_spanned(
                     other,
                     format!("#[{name}]: {pairs}; this one has no `= value`"),
-                ))
+                ));
             }
         }
     }
@@ -67,30 +67,48 @@ fn parse_config(kind: Kind, args: TokenStream) -> syn::Result<Config> {
         match key.as_str() {
             "worker_threads" => {
                 if config.worker_threads.is_some() {
-                    return Err(error(arg.path.span(), format!("#[{name}]: `worker_threads` given twice")));
+                    return Err(error(
+                        arg.path.span(),
+                        format!("#[{name}]: `worker_threads` given twice"),
+                    ));
                 }
                 let n = match &arg.value {
-                    Expr::Lit(ExprLit { lit: Lit::Int(i), .. }) => i.base10_parse::<usize>()?,
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(i), ..
+                    }) => i.base10_parse::<usize>()?,
                     _ => {
                         return Err(error(
                             span,
-                            format!("#[{name}]: `worker_threads` takes an integer literal, as in `worker_threads = 4`"),
-                        ))
+                            format!(
+                                "#[{name}]: `worker_threads` takes an integer literal, as in `worker_threads = 4`"
+                            ),
+                        ));
                     }
                 };
                 if n == 0 {
-                    return Err(error(span, format!("#[{name}]: `worker_threads` must be at least 1")));
+                    return Err(error(
+                        span,
+                        format!("#[{name}]: `worker_threads` must be at least 1"),
+                    ));
                 }
                 config.worker_threads = Some((n, span));
             }
             "io" => {
                 if config.io.is_some() {
-                    return Err(error(arg.path.span(), format!("#[{name}]: `io` given twice")));
+                    return Err(error(
+                        arg.path.span(),
+                        format!("#[{name}]: `io` given twice"),
+                    ));
                 }
-                let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = &arg.value else {
+                let Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) = &arg.value
+                else {
                     return Err(error(
                         span,
-                        format!("#[{name}]: `io` takes a string: \"uring\", \"fallback\" or \"auto\""),
+                        format!(
+                            "#[{name}]: `io` takes a string: \"uring\", \"fallback\" or \"auto\""
+                        ),
                     ));
                 };
                 let variant = match s.value().as_str() {
@@ -100,28 +118,40 @@ fn parse_config(kind: Kind, args: TokenStream) -> syn::Result<Config> {
                     other => {
                         return Err(error(
                             span,
-                            format!("#[{name}]: unknown io driver {other:?}: expected \"uring\", \"fallback\" or \"auto\""),
-                        ))
+                            format!(
+                                "#[{name}]: unknown io driver {other:?}: expected \"uring\", \"fallback\" or \"auto\""
+                            ),
+                        ));
                     }
                 };
                 config.io = Some((variant, span));
             }
             "crate" => {
-                let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = &arg.value else {
+                let Expr::Lit(ExprLit {
+                    lit: Lit::Str(s), ..
+                }) = &arg.value
+                else {
                     return Err(error(
                         span,
-                        format!("#[{name}]: `crate` takes the runtime crate's path as a string, as in `crate = \"weft_runtime\"`"),
+                        format!(
+                            "#[{name}]: `crate` takes the runtime crate's path as a string, as in `crate = \"weft_runtime\"`"
+                        ),
                     ));
                 };
                 config.krate = Some(s.parse::<syn::Path>().map_err(|_| {
-                    error(span, format!("#[{name}]: `crate = {:?}` is not a path", s.value()))
+                    error(
+                        span,
+                        format!("#[{name}]: `crate = {:?}` is not a path", s.value()),
+                    )
                 })?);
             }
             other => {
                 return Err(error(
                     arg.path.span(),
-                    format!("#[{name}]: unknown argument `{other}`; expected `worker_threads`, `io` or `crate`"),
-                ))
+                    format!(
+                        "#[{name}]: unknown argument `{other}`; expected `worker_threads`, `io` or `crate`"
+                    ),
+                ));
             }
         }
     }

@@ -17,7 +17,7 @@
 //! removed (so a failed match moves nothing), then matched for real in step 4.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote, ToTokens};
+use quote::{ToTokens, format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::{Expr, Pat, Token};
 

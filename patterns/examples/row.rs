@@ -20,7 +20,7 @@
 use std::process::exit;
 
 use weft_patterns::harness::weft_runtime;
-use weft_patterns::{case, Kind, Style};
+use weft_patterns::{Kind, Style, case};
 
 fn usage() -> ! {
     eprintln!("usage: row CASE KIND STYLE [OPS] [INFLIGHT] [WORKERS]");

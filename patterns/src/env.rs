@@ -140,7 +140,7 @@ pub use tokio_env::Tokio;
 #[cfg(feature = "tokio")]
 mod tokio_env {
     use super::*;
-    use crate::service::{count_started, file_value, outcome, step, Phase, BLOCKS, BLOCK_SIZE};
+    use crate::service::{BLOCK_SIZE, BLOCKS, Phase, count_started, file_value, outcome, step};
 
     /// tokio as an [`Env`]: the baseline a Rust user would otherwise pick.
     ///

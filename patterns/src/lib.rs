@@ -41,8 +41,8 @@ pub use case::{Case, Latch, LatchWait, Runner, Style};
 pub use env::Tokio;
 pub use env::{Env, TimedOut, Weft};
 pub use service::{
-    call, call_cb, data_file, expected, probe, step, svc, svc_cb, svc_fail, svc_fail_cb, Kind, Svc,
-    SvcError, SvcHandle, BLOCKS, BLOCK_SIZE,
+    BLOCK_SIZE, BLOCKS, Kind, Svc, SvcError, SvcHandle, call, call_cb, data_file, expected, probe,
+    step, svc, svc_cb, svc_fail, svc_fail_cb,
 };
 
 /// The value of a chain of `n` dependent calls starting from `x` (each step fed the previous

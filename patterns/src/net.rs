@@ -41,7 +41,7 @@ use parking_lot::Mutex;
 use weft::callback::{self, Callback};
 use weft::net::TcpStream;
 
-use crate::service::{count_completed, step, SvcError};
+use crate::service::{SvcError, count_completed, step};
 
 /// Bytes in a request and in a reply.
 pub const MSG: usize = 9;
@@ -322,7 +322,7 @@ fn exchange(svc: Arc<NetSvc>, c: Conn, x: u64, fail: bool, cb: impl Callback<u64
 // --- tokio ---------------------------------------------------------------------------------
 
 #[cfg(feature = "tokio")]
-pub use tokio_net::{tokio_call, tokio_svc, TokioNetCall};
+pub use tokio_net::{TokioNetCall, tokio_call, tokio_svc};
 
 #[cfg(feature = "tokio")]
 pub(crate) use tokio_net::tag_tokio_thread;

@@ -24,8 +24,8 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -292,11 +292,7 @@ pub(crate) fn count_completed() {
 pub(crate) fn outcome(kind: Kind, x: u64, fail: bool, value: u64) -> Result<u64, SvcError> {
     let _ = kind;
     count_completed();
-    if fail {
-        Err(SvcError(x))
-    } else {
-        Ok(value)
-    }
+    if fail { Err(SvcError(x)) } else { Ok(value) }
 }
 
 // --- the future ----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! Every case, every kind the contract lists: the three styles produce identical outcomes
 //! (values, errors, counts of effects), on one worker and on two.
 
-use weft_patterns::{cases, Kind, Runner};
+use weft_patterns::{Kind, Runner, cases};
 
 /// Whether a case's outcome in some style rests on timing: every timer kind, and
 /// `event_order`, whose future styles log `C` before `B` only if the worker polls the ready

@@ -17,7 +17,7 @@ use weft_patterns::patterns::{
     all_fail_fast::AllFailFast, all_settled::AllSettled, any::Any, error_chain::ErrorChain,
     race::Race, retry::Retry, timeout::Timeout,
 };
-use weft_patterns::{chain_value, expected, probe, Case, Kind, Style, SvcError, Weft};
+use weft_patterns::{Case, Kind, Style, SvcError, Weft, chain_value, expected, probe};
 
 /// Serialises the tests of this file (the probe counters are shared).
 static LOCK: Mutex<()> = Mutex::new(());

@@ -4,20 +4,20 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use weft::callback::parallel_limit;
 use weft::callback::Callback;
+use weft::callback::parallel_limit;
 use weft::promise::PromiseExt;
 use weft_patterns::harness::run_one;
 use weft_patterns::patterns::event_order::{EventOrder, Logged};
-use weft_patterns::patterns::iterate::{self, map_bounded, map_bounded_async, LIMIT};
+use weft_patterns::patterns::iterate::{self, LIMIT, map_bounded, map_bounded_async};
 use weft_patterns::patterns::load_app::{self, App, LoadApp, Run, Runs, Ui};
-use weft_patterns::patterns::mixed::{Handled, Mixed, EVENTS};
+use weft_patterns::patterns::mixed::{EVENTS, Handled, Mixed};
 use weft_patterns::patterns::promisify::{self, Fail};
 use weft_patterns::patterns::seq_vs_par::{Loaded, Par, Seq};
-use weft_patterns::{call, call_cb, expected, probe, Kind, Style, SvcError, Weft};
+use weft_patterns::{Kind, Style, SvcError, Weft, call, call_cb, expected, probe};
 
 const STYLES: [Style; 3] = [Style::Callback, Style::Combinator, Style::AsyncFn];
 

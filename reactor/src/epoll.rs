@@ -1255,10 +1255,11 @@ mod tests {
         let rflag = Arc::new(Flag(AtomicBool::new(false)));
         let rwaker = Waker::from(rflag.clone());
         let mut rfut = Box::pin(ready(e.handle(), a.clone(), libc::POLLIN));
-        assert!(rfut
-            .as_mut()
-            .poll(&mut Context::from_waker(&rwaker))
-            .is_pending());
+        assert!(
+            rfut.as_mut()
+                .poll(&mut Context::from_waker(&rwaker))
+                .is_pending()
+        );
         // Writable at once: the write wait fires, the read wait stays armed.
         let wflag = Arc::new(Flag(AtomicBool::new(false)));
         let wwaker = Waker::from(wflag.clone());
@@ -1278,10 +1279,11 @@ mod tests {
         let (r, w) = pipe();
         let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
         let mut fut = Box::pin(ready(e.handle(), r.clone(), libc::POLLIN));
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
         drop(fut);
         assert_eq!(e.shared.waiting.load(SeqCst), 0);
         // The table no longer holds the descriptor open.
@@ -1407,10 +1409,11 @@ mod tests {
         e.park(Some(Duration::from_secs(5))).unwrap();
         let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
         let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_ready());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_ready()
+        );
     }
 
     #[test]
@@ -1424,17 +1427,19 @@ mod tests {
         let seen = reg.seen();
         assert_eq!(read_some(&a), -1);
         let mut rfut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
-        assert!(rfut
-            .as_mut()
-            .poll(&mut Context::from_waker(&rwaker))
-            .is_pending());
+        assert!(
+            rfut.as_mut()
+                .poll(&mut Context::from_waker(&rwaker))
+                .is_pending()
+        );
         // Writable since the registration: the write wait returns at once.
         let wwaker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
         let mut wfut = Box::pin(reg.ready(libc::POLLOUT, None));
-        assert!(wfut
-            .as_mut()
-            .poll(&mut Context::from_waker(&wwaker))
-            .is_ready());
+        assert!(
+            wfut.as_mut()
+                .poll(&mut Context::from_waker(&wwaker))
+                .is_ready()
+        );
         assert!(!rflag.0.load(SeqCst));
         write_byte(&b);
         e.park(Some(Duration::from_secs(5))).unwrap();
@@ -1509,10 +1514,11 @@ mod tests {
         let waker = Waker::from(Arc::new(Flag(AtomicBool::new(false))));
         let seen = reg.seen();
         let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
         assert_eq!(e.shared.waiting.load(SeqCst), 1);
         drop(fut);
         assert_eq!(e.shared.waiting.load(SeqCst), 0);
@@ -1548,10 +1554,11 @@ mod tests {
         let seen = reg.seen();
         assert_eq!(read_some(&a), -1);
         let mut fut = Box::pin(reg.ready(libc::POLLIN, Some(seen)));
-        assert!(fut
-            .as_mut()
-            .poll(&mut Context::from_waker(&waker))
-            .is_pending());
+        assert!(
+            fut.as_mut()
+                .poll(&mut Context::from_waker(&waker))
+                .is_pending()
+        );
         write_byte(&b);
         // The owner does not dispatch (a long poll): once `STALL` has passed, another
         // thread takes the event.

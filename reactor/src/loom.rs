@@ -4,8 +4,8 @@
 #[cfg(not(loom))]
 pub(crate) mod sync {
     pub(crate) use parking_lot::{Condvar, Mutex, MutexGuard};
-    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
+    pub(crate) use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Blocks on `cv` until notified or `deadline` passes; returns `true` on time-out.
     pub(crate) fn wait_until(

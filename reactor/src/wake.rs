@@ -30,7 +30,7 @@
 //! weft_reactor::wake::wake(Waker::from(Arc::new(Broken)));
 //! ```
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Waker;
 
 /// Wakes (and drops) `waker`, catching a panic in its `wake` or its destructor.
@@ -57,8 +57,8 @@ pub fn guarded(f: impl FnOnce()) -> bool {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::task::{Wake, Waker};
 
     struct Panicky(AtomicUsize);

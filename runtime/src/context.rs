@@ -296,8 +296,8 @@ impl Drop for EnterRuntimeGuard {
 mod tests {
     use std::cell::RefCell;
     use std::future::poll_fn;
-    use std::panic::{catch_unwind, AssertUnwindSafe};
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::sync::{Arc, Mutex, mpsc};
     use std::task::{Poll, Waker};
 
     use super::*;

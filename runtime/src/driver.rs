@@ -29,7 +29,7 @@ use weft_reactor::epoll::{Epoll, EpollHandle, EpollUnparker};
 use weft_reactor::uring::{Uring, UringHandle, UringUnparker};
 use weft_reactor::{Driver, TimeDriver, Unpark};
 
-use crate::io::{UringMode, IO_DRIVER_ENV};
+use crate::io::{IO_DRIVER_ENV, UringMode};
 
 /// Submission-queue slots per ring (the completion queue has twice as many).
 const RING_ENTRIES: u32 = 256;

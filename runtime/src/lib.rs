@@ -81,7 +81,7 @@ pub mod sync;
 pub mod task;
 pub mod time;
 
-pub use io::{UringMode, IO_DRIVER_ENV};
+pub use io::{IO_DRIVER_ENV, UringMode};
 #[doc(hidden)]
 pub use macros::__macro_support;
 pub use metrics::{RuntimeMetrics, WorkerMetrics};

@@ -57,8 +57,8 @@ use std::time::Duration;
 
 pub use std::time::Instant;
 
-use weft_reactor::time::Key;
 use weft_reactor::TimerHandle;
+use weft_reactor::time::Key;
 
 /// Runs `f` with the wheel of the driver this thread parks on (the thread context's
 /// `timer`; none once the context is gone).

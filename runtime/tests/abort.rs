@@ -4,9 +4,9 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
 
-use common::{scaled, watchdog, DropLog, Payload, PendingForever, Signal};
+use common::{DropLog, Payload, PendingForever, Signal, scaled, watchdog};
 use weft_runtime::Runtime;
 
 fn rt(workers: usize) -> Runtime {

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::watchdog_within;
-use weft_runtime::time::{interval, sleep, timeout};
 use weft_runtime::Runtime;
+use weft_runtime::time::{interval, sleep, timeout};
 
 const LIMIT: Duration = Duration::from_secs(20);
 

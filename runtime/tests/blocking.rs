@@ -4,9 +4,9 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Barrier};
+use std::sync::{Arc, Barrier, mpsc};
 
-use common::{watchdog, Counted, DropLog, Payload};
+use common::{Counted, DropLog, Payload, watchdog};
 use weft_runtime::{Handle, Runtime};
 
 #[test]

@@ -13,11 +13,11 @@ use std::sync::mpsc::{self, Receiver};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{hang_guard, watchdog_limit, Counted, DropLog, Flag, Payload};
+use common::{Counted, DropLog, Flag, Payload, hang_guard, watchdog_limit};
 use weft_runtime::callback::{
-    self, any, defer, parallel, parallel_limit, parallel_settled, race, resolve_later, retry,
-    series, set_interval, set_timeout, timeout, waterfall, Callback, Cancel, IntervalHandle, Once,
-    Part,
+    self, Callback, Cancel, IntervalHandle, Once, Part, any, defer, parallel, parallel_limit,
+    parallel_settled, race, resolve_later, retry, series, set_interval, set_timeout, timeout,
+    waterfall,
 };
 use weft_runtime::time::Elapsed;
 use weft_runtime::{Runtime, UringMode};
@@ -72,7 +72,7 @@ impl Cancel for CountCancel {
     }
 }
 
-fn worker_name(rt_name: &str) -> impl Fn() -> bool {
+fn worker_name(rt_name: &str) -> impl Fn() -> bool + use<> {
     let prefix = format!("{rt_name}-");
     move || {
         std::thread::current()

@@ -8,13 +8,13 @@ mod common;
 use std::io::{self, ErrorKind};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use common::watchdog_limit;
+use weft_runtime::Runtime;
 use weft_runtime::callback::net;
 use weft_runtime::net::{TcpListener, TcpStream};
-use weft_runtime::Runtime;
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

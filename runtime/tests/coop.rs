@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use common::{watchdog, DropLog, Flag, Payload};
+use common::{DropLog, Flag, Payload, watchdog};
 use weft_runtime::Runtime;
 
 fn rt1() -> Runtime {

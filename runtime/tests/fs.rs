@@ -10,13 +10,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use weft_runtime::Runtime;
 use weft_runtime::fs::{self, File, OpenOptions};
 use weft_runtime::time::timeout;
-use weft_runtime::Runtime;
 
 /// Only a hang detector: no assertion compares a duration.
 const WATCHDOG: Duration = Duration::from_secs(120);

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Duration;
 
-use weft_runtime::fs::{self, File, OpenOptions};
 use weft_runtime::Runtime;
+use weft_runtime::fs::{self, File, OpenOptions};
 
 /// Every allocation of 4 KiB or more is 4 KiB-aligned in this test binary, so that a
 /// `Vec::with_capacity(4096)` satisfies `O_DIRECT`'s alignment. The rule depends only on
@@ -153,10 +153,12 @@ fn metadata_matches_std() {
             assert_eq!(ours.blocks(), theirs.blocks());
             assert_eq!(ours.ctime(), theirs.ctime());
         }
-        assert!(fs::symlink_metadata(dir.join("link"))
-            .await
-            .unwrap()
-            .is_symlink());
+        assert!(
+            fs::symlink_metadata(dir.join("link"))
+                .await
+                .unwrap()
+                .is_symlink()
+        );
         assert!(fs::metadata(dir.join("link")).await.unwrap().is_file());
 
         let f = File::open(&file).await.unwrap();

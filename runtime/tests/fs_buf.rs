@@ -10,10 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use weft_runtime::Runtime;
 use weft_runtime::buf::{IoBuf, Slice};
 use weft_runtime::fs::File;
 use weft_runtime::time::timeout;
-use weft_runtime::Runtime;
 
 mod common;
 

@@ -12,8 +12,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use weft_runtime::fs::{File, OpenOptions};
 use weft_runtime::Runtime;
+use weft_runtime::fs::{File, OpenOptions};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()

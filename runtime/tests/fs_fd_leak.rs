@@ -12,10 +12,10 @@ use std::sync::mpsc;
 use std::task::Poll;
 use std::time::Duration;
 
+use weft_runtime::Runtime;
 use weft_runtime::buf::IoBuf;
 use weft_runtime::fs::{self, File};
 use weft_runtime::time::timeout;
-use weft_runtime::Runtime;
 
 const FILES: usize = 1000;
 

@@ -6,8 +6,8 @@
 //! ring submission.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use weft_runtime::{Runtime, UringMode};
 

@@ -5,10 +5,10 @@
 mod common;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{scaled, wait_until, Counted, DropLog, Payload, Signal};
+use common::{Counted, DropLog, Payload, Signal, scaled, wait_until};
 use weft_runtime as weft;
 use weft_runtime::task::{self, JoinSet};
 

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Flag};
+use common::{Flag, wait_until};
 use weft_runtime::{Handle, Runtime};
 
 fn workers_of_current() -> Option<usize> {

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{scaled, watchdog, DropLog, Payload};
+use common::{DropLog, Payload, scaled, watchdog};
 use weft_runtime::Runtime;
 
 /// A little work that cannot be optimised away.

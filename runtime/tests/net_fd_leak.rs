@@ -11,9 +11,9 @@ mod common;
 use std::time::Duration;
 
 use common::{hang_guard, wait_until, watchdog};
+use weft_runtime::Runtime;
 use weft_runtime::net::{TcpListener, TcpStream, UdpSocket, UnixStream};
 use weft_runtime::time::timeout;
-use weft_runtime::Runtime;
 
 /// The open descriptors of this process that are sockets.
 fn open_sockets() -> usize {
@@ -44,9 +44,11 @@ fn no_socket_leaks() {
                 let c = TcpStream::connect(addr).await.unwrap();
                 let (s, _) = listener.accept().await.unwrap();
                 // Read dropped while waiting.
-                assert!(timeout(Duration::ZERO, c.read(Vec::with_capacity(8)))
-                    .await
-                    .is_err());
+                assert!(
+                    timeout(Duration::ZERO, c.read(Vec::with_capacity(8)))
+                        .await
+                        .is_err()
+                );
                 if i % 10 == 0 {
                     // A write dropped while the socket's buffers are full (nobody reads).
                     let big = vec![7u8; 32 << 20];
@@ -66,13 +68,17 @@ fn no_socket_leaks() {
             }
             drop((listener, other));
             let u = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            assert!(timeout(Duration::ZERO, u.recv(Vec::with_capacity(8)))
-                .await
-                .is_err());
+            assert!(
+                timeout(Duration::ZERO, u.recv(Vec::with_capacity(8)))
+                    .await
+                    .is_err()
+            );
             let (a, b) = UnixStream::pair().unwrap();
-            assert!(timeout(Duration::ZERO, a.read(Vec::with_capacity(8)))
-                .await
-                .is_err());
+            assert!(
+                timeout(Duration::ZERO, a.read(Vec::with_capacity(8)))
+                    .await
+                    .is_err()
+            );
             drop((u, a, b));
         });
         // The same drops on a worker, where accept, connect, reads (plain and vectored)
@@ -95,9 +101,11 @@ fn no_socket_leaks() {
                         Ok(r) => r.unwrap(),
                         Err(_) => listener.accept().await.unwrap(),
                     };
-                    assert!(timeout(Duration::ZERO, c.read(Vec::with_capacity(8)))
-                        .await
-                        .is_err());
+                    assert!(
+                        timeout(Duration::ZERO, c.read(Vec::with_capacity(8)))
+                            .await
+                            .is_err()
+                    );
                     let bufs = vec![Vec::with_capacity(4), Vec::with_capacity(4)];
                     assert!(timeout(Duration::ZERO, s.readv(bufs)).await.is_err());
                     if i % 10 == 0 {
@@ -116,9 +124,11 @@ fn no_socket_leaks() {
                 }
                 drop((listener, other));
                 let (a, b) = weft_runtime::net::UnixDatagram::pair().unwrap();
-                assert!(timeout(Duration::ZERO, a.recv(Vec::with_capacity(8)))
-                    .await
-                    .is_err());
+                assert!(
+                    timeout(Duration::ZERO, a.recv(Vec::with_capacity(8)))
+                        .await
+                        .is_err()
+                );
                 drop((a, b));
             })
             .await

@@ -11,10 +11,10 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{hang_guard, scaled, watchdog, XorShift};
+use common::{XorShift, hang_guard, scaled, watchdog};
+use weft_runtime::Runtime;
 use weft_runtime::net::{OwnedReadHalf, OwnedWriteHalf, TcpListener, TcpSocket, TcpStream};
 use weft_runtime::time::{sleep, timeout};
-use weft_runtime::Runtime;
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()
@@ -422,9 +422,11 @@ fn dropped_accept_leaves_the_listener_usable() {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
             for _ in 0..20 {
-                assert!(timeout(Duration::from_millis(1), listener.accept())
-                    .await
-                    .is_err());
+                assert!(
+                    timeout(Duration::from_millis(1), listener.accept())
+                        .await
+                        .is_err()
+                );
             }
             let c = TcpStream::connect(addr).await.unwrap();
             let (s, peer) = listener.accept().await.unwrap();

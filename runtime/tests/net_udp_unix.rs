@@ -12,8 +12,8 @@ use common::{hang_guard, watchdog};
 use std::future::Future;
 use std::sync::{Arc, Barrier};
 
-use weft_runtime::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 use weft_runtime::Runtime;
+use weft_runtime::net::{UdpSocket, UnixDatagram, UnixListener, UnixStream};
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

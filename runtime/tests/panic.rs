@@ -5,11 +5,11 @@ mod common;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 
-use common::{scaled, watchdog, DropLog, Payload, PendingForever};
+use common::{DropLog, Payload, PendingForever, scaled, watchdog};
 use weft_runtime::Runtime;
 
 fn rt(workers: usize) -> Runtime {

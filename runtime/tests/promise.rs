@@ -7,16 +7,16 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use weft_runtime::Runtime;
 use weft_runtime::callback::Callback;
 use weft_runtime::promise::{
-    all, all_settled, any, callbackify, delay, promisify, race, reject, resolve, retry,
-    AggregateError, PromiseExt,
+    AggregateError, PromiseExt, all, all_settled, any, callbackify, delay, promisify, race, reject,
+    resolve, retry,
 };
-use weft_runtime::Runtime;
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

@@ -4,10 +4,10 @@
 
 mod common;
 
-use std::future::{pending, ready, Future};
+use std::future::{Future, pending, ready};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 
 use common::{Counted, Signal};

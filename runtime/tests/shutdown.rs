@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use common::{scaled, watchdog, DropLog, Flag, Payload, PendingForever};
+use common::{DropLog, Flag, Payload, PendingForever, scaled, watchdog};
 use weft_runtime::{Handle, Runtime};
 
 fn rt(workers: usize) -> Runtime {

@@ -10,12 +10,12 @@
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use weft_runtime::signal::unix::{signal, SignalKind};
+use weft_runtime::signal::unix::{SignalKind, signal};
 use weft_runtime::{Runtime, UringMode};
 
 fn rt(workers: usize) -> Runtime {

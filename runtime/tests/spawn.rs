@@ -5,12 +5,12 @@
 mod common;
 
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 
-use common::{watchdog, DropLog, Payload, Signal};
+use common::{DropLog, Payload, Signal, watchdog};
 use weft_runtime::{Handle, Runtime};
 
 fn rt(workers: usize) -> Runtime {

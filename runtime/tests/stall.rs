@@ -14,8 +14,8 @@ use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use common::{hang_guard, wait_until, watchdog};
-use weft_runtime::time::{self, Sleep};
 use weft_runtime::Runtime;
+use weft_runtime::time::{self, Sleep};
 
 /// How long the stalling task spins before it gives up: a hang limit, far beyond the few
 /// milliseconds a take-over needs.

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use common::{scaled, watchdog, DropLog, Payload, XorShift};
+use common::{DropLog, Payload, XorShift, scaled, watchdog};
 use weft_runtime::Runtime;
 
 fn rt(workers: usize) -> Runtime {

@@ -5,8 +5,8 @@
 mod common;
 
 use common::{block_on_plain, hang_guard, poll_once, scaled, watchdog};
-use weft_runtime::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use weft_runtime::Runtime;
+use weft_runtime::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 #[test]
 fn every_receiver_gets_every_value_in_order() {

@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use common::{block_on_plain, hang_guard, poll_once, watchdog};
-use weft_runtime::sync::{Barrier, OnceCell, RwLock, SetError};
 use weft_runtime::Runtime;
+use weft_runtime::sync::{Barrier, OnceCell, RwLock, SetError};
 
 fn rt2() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

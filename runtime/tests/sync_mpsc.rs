@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{block_on_plain, hang_guard, poll_once, scaled, watchdog, DropLog, Flag, Payload};
-use weft_runtime::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
+use common::{DropLog, Flag, Payload, block_on_plain, hang_guard, poll_once, scaled, watchdog};
 use weft_runtime::Runtime;
+use weft_runtime::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()

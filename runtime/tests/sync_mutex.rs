@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-use common::{block_on_plain, hang_guard, poll_once, scaled, watchdog, Flag};
-use weft_runtime::sync::Mutex;
+use common::{Flag, block_on_plain, hang_guard, poll_once, scaled, watchdog};
 use weft_runtime::Runtime;
+use weft_runtime::sync::Mutex;
 
 fn rt(workers: usize) -> Runtime {
     Runtime::builder().worker_threads(workers).build().unwrap()
@@ -42,8 +42,7 @@ fn eight_tasks_on_two_workers_never_overlap() {
             for t in tasks {
                 t.await.unwrap();
             }
-            let v = *m.lock().await;
-            v
+            *m.lock().await
         })
     });
     assert_eq!(total, 8 * per);

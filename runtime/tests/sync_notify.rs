@@ -7,8 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use common::{hang_guard, poll_once, scaled, watchdog};
-use weft_runtime::sync::Notify;
 use weft_runtime::Runtime;
+use weft_runtime::sync::Notify;
 
 #[test]
 fn notify_one_without_waiters_stores_one_permit() {

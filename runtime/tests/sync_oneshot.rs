@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{block_on_plain, hang_guard, poll_once, scaled, watchdog, DropLog, Payload};
-use weft_runtime::sync::oneshot::{self, error::TryRecvError};
+use common::{DropLog, Payload, block_on_plain, hang_guard, poll_once, scaled, watchdog};
 use weft_runtime::Runtime;
+use weft_runtime::sync::oneshot::{self, error::TryRecvError};
 
 fn rt2() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

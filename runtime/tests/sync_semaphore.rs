@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 use common::{block_on_plain, hang_guard, poll_once, scaled, watchdog};
-use weft_runtime::sync::{Semaphore, TryAcquireError};
 use weft_runtime::Runtime;
+use weft_runtime::sync::{Semaphore, TryAcquireError};
 
 #[test]
 fn permits_never_over_issued_under_eight_threads() {

@@ -4,8 +4,8 @@
 mod common;
 
 use common::{block_on_plain, hang_guard, poll_once, watchdog};
-use weft_runtime::sync::watch;
 use weft_runtime::Runtime;
+use weft_runtime::sync::watch;
 
 #[test]
 fn changed_sees_each_new_value_once() {

@@ -3,13 +3,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use weft_runtime::time::{self, MissedTickBehavior};
 use weft_runtime::Runtime;
+use weft_runtime::time::{self, MissedTickBehavior};
 
 mod common;
 

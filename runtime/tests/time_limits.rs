@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use weft_runtime::time::{interval, interval_at, timeout, MissedTickBehavior};
 use weft_runtime::Runtime;
+use weft_runtime::time::{MissedTickBehavior, interval, interval_at, timeout};
 
 fn rt() -> Runtime {
     Runtime::builder().worker_threads(2).build().unwrap()

@@ -8,8 +8,8 @@ mod common;
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -156,7 +156,7 @@ fn file_read_waker_panic_leaves_the_worker_running() {
 
 #[test]
 fn signal_listener_waker_panic_leaves_the_poller_running() {
-    use weft_runtime::signal::unix::{signal, SignalKind};
+    use weft_runtime::signal::unix::{SignalKind, signal};
     common::hang_guard();
     watchdog_within("signal waker panic", Duration::from_secs(20), || {
         let rt = one_worker();

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::thread::ThreadId;
 
 use common::watchdog;
@@ -302,8 +302,7 @@ fn yields_and_deferred_callbacks_run_in_the_order_they_were_queued() {
                 push(&log, "t2");
                 weft_runtime::task::yield_now().await;
                 weft_runtime::task::yield_now().await;
-                let out = log.lock().unwrap().clone();
-                out
+                log.lock().unwrap().clone()
             }))
             .unwrap()
         }

@@ -13,10 +13,10 @@
 
 use std::future::Future;
 
-use weft::callback::{parallel, Callback};
-use weft::promise::{all, PromiseExt};
+use weft::callback::{Callback, parallel};
+use weft::promise::{PromiseExt, all};
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// Callback: `async.parallel` over `n` calls.

@@ -25,7 +25,7 @@ use std::future::Future;
 use weft::callback::parallel;
 use weft::promise::all;
 
-use crate::service::{call, call_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb};
 use crate::{Case, Env};
 
 /// Calls in one op.

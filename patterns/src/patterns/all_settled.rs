@@ -14,7 +14,7 @@ use std::future::Future;
 use weft::callback::parallel_settled;
 use weft::promise::all_settled;
 
-use crate::service::{call, call_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb};
 use crate::{Case, Env};
 
 /// Calls in one op.

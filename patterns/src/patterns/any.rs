@@ -20,9 +20,9 @@ use std::convert::Infallible;
 use std::future::Future;
 
 use weft::callback::any as any_cb;
-use weft::promise::{any, AggregateError, PromiseExt};
+use weft::promise::{AggregateError, PromiseExt, any};
 
-use crate::service::{call, call_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb};
 use crate::{Case, Env};
 
 /// Calls in one `any`.

@@ -10,10 +10,10 @@
 
 use std::future::Future;
 
-use weft::callback::{waterfall, Callback};
+use weft::callback::{Callback, waterfall};
 use weft::promise::PromiseExt;
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// Steps in one op.

@@ -20,13 +20,13 @@
 //! the `async fn` keeps its [`Tally`] on its own stack and lends it to the steps.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use weft::callback::waterfall;
 use weft::promise::PromiseExt;
 
-use crate::service::{call, call_cb, Kind, Svc, SvcError};
+use crate::service::{Kind, Svc, SvcError, call, call_cb};
 use crate::{Case, Env};
 
 /// Steps in the chain.

@@ -52,11 +52,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use weft::callback::set_timeout;
-use weft::promise::{all, delay, resolve, PromiseExt};
 use weft::JoinError;
+use weft::callback::set_timeout;
+use weft::promise::{PromiseExt, all, delay, resolve};
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// The future styles' `setTimeout(.., 0)`: Node's clamped delay.
@@ -193,7 +193,7 @@ pub async fn async_fn<E: Env>(
 struct Collected(Arc<Mutex<String>>);
 
 impl Collected {
-    fn console(&self) -> impl Console {
+    fn console(&self) -> impl Console + use<> {
         let log = self.0.clone();
         move |s: &'static str| log.lock().push_str(s)
     }

@@ -33,13 +33,13 @@
 //! `then`s would have no static type without boxing every step).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use weft::callback::{parallel, parallel_limit, series as callback_series, Callback};
-use weft::promise::{all, series, PromiseExt};
+use weft::callback::{Callback, parallel, parallel_limit, series as callback_series};
+use weft::promise::{PromiseExt, all, series};
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// Items per op.

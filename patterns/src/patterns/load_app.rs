@@ -45,13 +45,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use weft::callback::Callback;
 use weft::promise::PromiseExt;
 
-use crate::service::{call, call_cb, svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb, svc, svc_cb};
 use crate::{Case, Env};
 
 /// What `loadApp` loads.

@@ -64,9 +64,9 @@ use std::any::TypeId;
 use std::future::Future;
 
 use weft::callback::Callback;
-use weft::promise::{callbackify, promisify, resolve, PromiseExt, Promisified};
+use weft::promise::{PromiseExt, Promisified, callbackify, promisify, resolve};
 
-use crate::service::{call, call_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb};
 use crate::{Case, Env, Weft};
 
 /// Which call of an op fails, for the error paths (the benchmark: [`Fail::Neither`]).

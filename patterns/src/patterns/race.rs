@@ -44,7 +44,7 @@ use std::future::Future;
 use weft::callback::race as race_cb;
 use weft::promise::race;
 
-use crate::service::{call_cb, svc, Kind, SvcError};
+use crate::service::{Kind, SvcError, call_cb, svc};
 use crate::{Case, Env};
 
 /// Calls in one op.

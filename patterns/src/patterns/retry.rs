@@ -25,13 +25,13 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use weft::callback::retry as retry_cb;
-use weft::promise::{retry, PromiseExt};
+use weft::promise::{PromiseExt, retry};
 
-use crate::service::{call, call_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, call, call_cb};
 use crate::{Case, Env};
 
 /// Attempts per retry.

@@ -30,10 +30,10 @@
 
 use std::future::Future;
 
-use weft::callback::{parallel, series, Callback};
-use weft::promise::{all, PromiseExt};
+use weft::callback::{Callback, parallel, series};
+use weft::promise::{PromiseExt, all};
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// What both versions load: `{ user, orders, settings }`.

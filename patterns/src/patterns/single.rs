@@ -12,7 +12,7 @@ use std::future::Future;
 
 use weft::promise::PromiseExt;
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// Callback: `fetchData((err, data) => ...)`.

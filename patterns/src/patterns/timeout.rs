@@ -36,7 +36,7 @@ use std::time::Duration;
 use weft::callback::timeout;
 use weft::promise::PromiseExt;
 
-use crate::service::{svc, svc_cb, Kind, SvcError};
+use crate::service::{Kind, SvcError, svc, svc_cb};
 use crate::{Case, Env};
 
 /// How much longer the slow side is than the fast one.

@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 
 use io_uring::{opcode, squeue, types};
 
-use super::multishot::MultishotOperation;
 use super::CqeResult;
+use super::multishot::MultishotOperation;
 
 /// Receives what a multishot accept accepts. It must take ownership of every connection
 /// (queue it, or drop it to close it): nobody else sees them.
@@ -111,9 +111,9 @@ unsafe impl<F: AsRawFd + Send + Sync + 'static, S: AcceptSink> MultishotOperatio
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Driver;
     use crate::op::multishot::Multishot;
     use crate::uring::Uring;
-    use crate::Driver;
     use parking_lot::Mutex;
     use std::sync::Arc;
     use std::time::{Duration, Instant};

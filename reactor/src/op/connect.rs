@@ -5,8 +5,8 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
-use super::accept::RawAddr;
 use super::Operation;
+use super::accept::RawAddr;
 use crate::uring::lifecycle::CqeResult;
 
 /// `connect(fd, addr)`; the output is the connect's result. The kernel waits for a TCP

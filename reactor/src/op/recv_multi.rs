@@ -34,14 +34,14 @@
 use std::alloc::{self, Layout};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU16, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU16, Ordering};
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{IoUring, opcode, squeue, types};
 use parking_lot::Mutex;
 
-use super::multishot::MultishotOperation;
 use super::CqeResult;
+use super::multishot::MultishotOperation;
 
 /// Buffers in a ring's provided-buffer ring (a power of two).
 pub const BUFFERS: u16 = 128;
@@ -320,9 +320,9 @@ unsafe impl<F: AsRawFd + Send + Sync + 'static, S: RecvSink> MultishotOperation
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Driver;
     use crate::op::multishot::Multishot;
     use crate::uring::Uring;
-    use crate::Driver;
     use std::io::Write;
     use std::os::fd::OwnedFd;
     use std::time::{Duration, Instant};

@@ -4,9 +4,9 @@ use std::os::fd::AsRawFd;
 
 use io_uring::{opcode, squeue, types};
 
+use super::Operation;
 use super::recv::Abandoned;
 use super::sendmsg::MsgHeader;
-use super::Operation;
 use crate::buf::{BufResult, IoBufMut};
 use crate::uring::lifecycle::CqeResult;
 

@@ -35,10 +35,10 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 use std::sync::atomic::{
     AtomicBool, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
 };
-use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 

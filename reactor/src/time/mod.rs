@@ -108,9 +108,9 @@ mod wheel;
 
 use std::time::{Duration, Instant};
 
-pub use driver::{Filed, TimeDriver, TimerHandle, WeakTimerHandle, STALL_TICKS};
+pub use driver::{Filed, STALL_TICKS, TimeDriver, TimerHandle, WeakTimerHandle};
 pub use entry::Key;
-pub use wheel::{Wheel, LEVELS, RANGE, SLOTS_PER_LEVEL};
+pub use wheel::{LEVELS, RANGE, SLOTS_PER_LEVEL, Wheel};
 
 /// The length of one wheel tick: a microsecond.
 ///

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::time::Instant;
 
-use super::entry::{Key, Slab, NIL, NO_BUCKET};
 use super::Clock;
+use super::entry::{Key, NIL, NO_BUCKET, Slab};
 
 /// Bits of the tick each level consumes (256 slots per level).
 const LEVEL_BITS: u32 = 8;

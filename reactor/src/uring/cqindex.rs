@@ -13,8 +13,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{
-    fence, AtomicU32,
+    AtomicU32,
     Ordering::{Acquire, Relaxed},
+    fence,
 };
 
 /// The kernel's `struct io_uring_params` (UAPI, stable), mirrored to read the completion

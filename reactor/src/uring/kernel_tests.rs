@@ -4,13 +4,13 @@
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::task::{Poll, Wake, Waker};
 use std::time::Duration;
 
-use crate::uring::lifecycle::keep_until_complete;
 use crate::uring::Uring;
+use crate::uring::lifecycle::keep_until_complete;
 use crate::{Driver, Unpark};
 use io_uring::{opcode, types};
 
@@ -292,8 +292,8 @@ fn run_op<T: crate::op::Operation>(ring: &mut Uring, mut op: crate::op::Op<T>) -
 
 #[test]
 fn a_poll_first_recv_gets_bytes_already_queued_and_bytes_sent_later() {
-    use crate::op::recv::Recv;
     use crate::op::Op;
+    use crate::op::recv::Recv;
     use std::future::Future;
     let mut ring = ring(8);
     let (a, mut b) = std::os::unix::net::UnixStream::pair().unwrap();

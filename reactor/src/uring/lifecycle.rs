@@ -343,8 +343,8 @@ pub(crate) fn keep_until_complete<T: Send + 'static>(resources: T) -> OnAbandon 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::task::Wake;
 
     struct Count(AtomicUsize);

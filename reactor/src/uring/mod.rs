@@ -91,17 +91,17 @@ pub mod lifecycle;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{IoUring, opcode, squeue, types};
 use parking_lot::Mutex;
 
 use crate::driver::{Driver, Unpark};
 use crate::handshake::Handshake;
-use lifecycle::{CqeResult, Lifecycle, OnAbandon, Ops, Reaped, RESERVED};
+use lifecycle::{CqeResult, Lifecycle, OnAbandon, Ops, RESERVED, Reaped};
 
 const EVENTFD: u64 = RESERVED | 1;
 const CANCEL: u64 = RESERVED | 2;

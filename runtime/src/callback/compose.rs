@@ -65,7 +65,7 @@ use parking_lot::Mutex;
 use super::limit as limit_block;
 use super::race as race_block;
 use super::sequence::{self, Flow, Steps};
-use super::{gather, set_timeout, Callback, Cancel, TimeoutHandle};
+use super::{Callback, Cancel, TimeoutHandle, gather, set_timeout};
 use crate::time::Elapsed;
 
 /// Where a [`Part`] delivers: the shared state of a composite that keeps its state in an

@@ -22,7 +22,7 @@ use std::path::Path;
 use super::Callback;
 use crate::buf::{BufResult, IoBufMut};
 use crate::fs::error::with_path;
-use crate::fs::{backend, File, OpenOptions};
+use crate::fs::{File, OpenOptions, backend};
 
 /// Opens `path` read-only and calls `cb` with the [`File`]: `fs.open(path, 'r', cb)`.
 ///

@@ -341,10 +341,10 @@ where
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    use super::super::{any, parallel, parallel_settled, Callback, Part};
+    use super::super::{Callback, Part, any, parallel, parallel_settled};
 
     use super::super::test_util::Counted;
 
@@ -429,7 +429,7 @@ mod loom_tests {
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
-    use super::super::{any, parallel, Callback, Part};
+    use super::super::{Callback, Part, any, parallel};
 
     type Log<T> = Arc<Mutex<Vec<T>>>;
 

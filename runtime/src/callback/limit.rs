@@ -31,8 +31,8 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::compose::{Part, PartVTable};
 use super::Callback;
+use super::compose::{Part, PartVTable};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 
 /// Set in `state` once the composite is settled (or can never complete).
@@ -270,9 +270,9 @@ where
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::{Arc, Mutex, mpsc};
 
-    use super::super::{parallel_limit, Callback, Part};
+    use super::super::{Callback, Part, parallel_limit};
 
     use super::super::test_util::Counted;
 
@@ -416,7 +416,7 @@ mod loom_tests {
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
-    use super::super::{parallel_limit, Callback, Part};
+    use super::super::{Callback, Part, parallel_limit};
 
     #[test]
     fn loom_limit_outcomes_on_two_threads_start_the_rest_once() {

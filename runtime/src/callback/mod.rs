@@ -84,9 +84,9 @@ mod test_util;
 mod timer;
 
 pub use compose::{
-    any, parallel, parallel_limit, parallel_settled, race, retry, series, timeout, waterfall, Part,
+    Part, any, parallel, parallel_limit, parallel_settled, race, retry, series, timeout, waterfall,
 };
-pub use timer::{set_interval, set_timeout, IntervalHandle, TimeoutHandle};
+pub use timer::{IntervalHandle, TimeoutHandle, set_interval, set_timeout};
 
 use std::fmt;
 use std::ptr;

@@ -234,9 +234,9 @@ impl<T, E, C, D> Drop for Unmade<T, E, C, D> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::{mpsc, Arc};
+    use std::sync::{Arc, mpsc};
 
-    use super::super::{race, Callback, Cancel, Part};
+    use super::super::{Callback, Cancel, Part, race};
 
     /// Counts its cancels and its drops uncancelled.
     struct Handle {
@@ -363,11 +363,11 @@ mod loom_tests {
     //! loom model of the winner racing the starter for a slot: every handle is cancelled or
     //! dropped exactly once, and the final callback runs once. Run with `bash ci/loom.sh`.
 
-    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::sync::Arc;
+    use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use loom::thread;
 
-    use super::super::{race, Callback, Cancel, Part};
+    use super::super::{Callback, Cancel, Part, race};
 
     struct Counts(Arc<AtomicUsize>);
 

@@ -277,9 +277,9 @@ where
 #[cfg(all(test, not(loom)))]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::{Arc, Mutex, mpsc};
 
-    use super::super::{retry, series, waterfall, Callback, Part};
+    use super::super::{Callback, Part, retry, series, waterfall};
 
     use super::super::test_util::Counted;
 
@@ -416,7 +416,7 @@ mod loom_tests {
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
-    use super::super::{series, Callback, Part};
+    use super::super::{Callback, Part, series};
 
     #[test]
     fn loom_sequence_a_part_on_another_thread_races_the_driver() {

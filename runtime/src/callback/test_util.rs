@@ -1,7 +1,7 @@
 //! What the callback helpers' unit tests share.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 /// A payload that counts its drops, to show each value is dropped exactly once.
 pub(super) struct Counted(pub(super) Arc<AtomicUsize>);

@@ -5,7 +5,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::error::with_path;
-use super::{backend, File};
+use super::{File, backend};
 
 /// Options for opening a [`File`]: access mode, creation, truncation, permissions.
 ///

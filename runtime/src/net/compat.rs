@@ -17,7 +17,7 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use super::socket::Socket;
 use super::tcp::{OwnedReadHalf, OwnedWriteHalf, TcpStream};

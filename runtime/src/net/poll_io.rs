@@ -107,15 +107,15 @@ use std::mem::{self, MaybeUninit};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use parking_lot::Mutex;
 
+use weft_reactor::op::Op;
 use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::Recv;
 use weft_reactor::op::recv_multi::{RecvMulti, RecvSink};
 use weft_reactor::op::send::Send as SendOp;
-use weft_reactor::op::Op;
 
 use super::ring::{Budgeted, Stash, StashHook, Stashed};
 

@@ -52,7 +52,7 @@ use weft_reactor::op::accept::{RawAddr, Unclaimed};
 use weft_reactor::op::accept_multi::{self, AcceptMulti, AcceptSink};
 use weft_reactor::op::multishot::Multishot;
 use weft_reactor::op::recv::{Abandoned, Recv};
-use weft_reactor::op::{io_uring, CqeResult, Op, Operation};
+use weft_reactor::op::{CqeResult, Op, Operation, io_uring};
 
 /// Bytes that abandoned receives took from the kernel, kept for the socket's next reads
 /// (and, on a listener, connections that abandoned accepts took), and how many abandoned
@@ -347,11 +347,7 @@ fn peer_addr(fd: &OwnedFd) -> RawAddr {
             &mut peer.len,
         )
     };
-    if r == 0 {
-        peer
-    } else {
-        RawAddr::empty()
-    }
+    if r == 0 { peer } else { RawAddr::empty() }
 }
 
 /// The address `call` (`getpeername(2)` or `getsockname(2)`) writes for `fd`, or `None`

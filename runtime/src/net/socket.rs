@@ -16,12 +16,12 @@ use std::sync::{Arc, OnceLock};
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 use weft_reactor::epoll::{self, Registration, Seen};
+use weft_reactor::op::Op;
 use weft_reactor::op::accept::Accept;
 use weft_reactor::op::connect::Connect;
 use weft_reactor::op::recvmsg::RecvMsg;
 use weft_reactor::op::send::Send;
 use weft_reactor::op::sendmsg::SendMsg;
-use weft_reactor::op::Op;
 
 use crate::process::ring::Budgeted as Coop;
 
@@ -597,7 +597,7 @@ impl Socket {
                 Ok(()) => return Ok(()),
                 // Still in progress, or a full Unix backlog: finish through readiness.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINPROGRESS | libc::EALREADY)) => {
-                    return self.finish_connect(None).await
+                    return self.finish_connect(None).await;
                 }
                 Err(e) if e.raw_os_error() != Some(libc::EAGAIN) => return Err(e),
                 Err(_) => {}
@@ -614,7 +614,7 @@ impl Socket {
             match e.raw_os_error() {
                 // In progress (TCP; or interrupted, which goes on asynchronously).
                 Some(libc::EINPROGRESS) | Some(libc::EINTR) => {
-                    return self.finish_connect(seen).await
+                    return self.finish_connect(seen).await;
                 }
                 // A Unix listener's backlog is full: try again once it has room.
                 Some(libc::EAGAIN) => self.wait(libc::POLLOUT, seen).await?,
@@ -651,7 +651,7 @@ impl Socket {
                 std::future::poll_fn(|cx| self.stash.poll_accept_multi(cx, &self.fd, FLAGS));
             match multi.await {
                 Some(Ok((fd, peer))) => {
-                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)))
+                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)));
                 }
                 Some(Err(e)) => return Err(e),
                 None => {}
@@ -661,7 +661,7 @@ impl Socket {
         if let Ok(op) = Stashed::submit(op, &self.stash) {
             match op.await {
                 Ok((fd, peer)) => {
-                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)))
+                    return Ok((Socket::from_nonblocking(fd), SockAddr::from_raw(peer)));
                 }
                 Err(e) if retry_kind(&e).is_none() => return Err(e),
                 Err(_) => {}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 
-use super::addr::{each_addr, with_addr, SockAddr};
+use super::addr::{SockAddr, each_addr, with_addr};
 use super::half::owned_halves;
 use super::socket::Socket;
 

@@ -6,7 +6,7 @@ use std::os::fd::OwnedFd;
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 
-use super::addr::{each_addr, with_addr, SockAddr};
+use super::addr::{SockAddr, each_addr, with_addr};
 use super::socket::Socket;
 use super::tcp::fd_traits;
 

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use weft_reactor::buf::{BufResult, IoBuf, IoBufMut};
 
-use super::addr::{with_addr, SockAddr};
+use super::addr::{SockAddr, with_addr};
 use super::half::owned_halves;
 use super::socket::Socket;
 use super::tcp::fd_traits;

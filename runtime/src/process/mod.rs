@@ -59,7 +59,7 @@ pub(crate) mod ring;
 
 use std::ffi::OsStr;
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;

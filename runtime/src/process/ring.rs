@@ -21,9 +21,9 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
+use weft_reactor::op::Op;
 use weft_reactor::op::poll_add::PollAdd;
 use weft_reactor::op::waitid::WaitId;
-use weft_reactor::op::Op;
 
 /// A descriptor kept open by the op that names it (shared with the pipe or child).
 struct SharedFd(Arc<OwnedFd>);

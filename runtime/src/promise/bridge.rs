@@ -15,8 +15,8 @@ use std::task::{Context, Poll, Waker};
 
 use parking_lot::Mutex;
 
-use crate::callback::Callback;
 use crate::JoinHandle;
+use crate::callback::Callback;
 
 /// What the [`Resolver`] and the [`Promisified`] future share.
 enum Slot<T, E> {

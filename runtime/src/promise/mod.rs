@@ -97,11 +97,11 @@ mod retry;
 mod series;
 mod set;
 
-pub use bridge::{callbackify, promisify, Promisified, Resolver};
+pub use bridge::{Promisified, Resolver, callbackify, promisify};
 pub use ext::{Catch, Finally, Map, MapOk, PromiseExt, Then};
-pub use retry::{retry, Retry};
-pub use series::{series, Series};
-pub use set::{all, all_settled, any, race, AggregateError, All, AllSettled, Any, FutureSet, Race};
+pub use retry::{Retry, retry};
+pub use series::{Series, series};
+pub use set::{AggregateError, All, AllSettled, Any, FutureSet, Race, all, all_settled, any, race};
 
 use std::future::Ready;
 use std::time::Duration;

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use crate::loom::sync::{fence, AtomicU64, AtomicUsize, Mutex, Ordering::SeqCst};
+use crate::loom::sync::{AtomicU64, AtomicUsize, Mutex, Ordering::SeqCst, fence};
 
 const UNPARK_SHIFT: usize = 16;
 const SEARCH_MASK: usize = (1 << UNPARK_SHIFT) - 1;

@@ -11,8 +11,8 @@ pub(crate) mod worker;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::*};
 
 use crossbeam_deque::Stealer;
 use crossbeam_utils::CachePadded;

@@ -155,8 +155,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::ptr;
-use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst, fence};
 use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Steal, Worker};
@@ -164,8 +164,8 @@ use weft_reactor::Driver;
 
 use crate::driver::WorkerDriver;
 
-use super::queue::push_local;
 use super::Shared;
+use super::queue::push_local;
 use crate::task::Notified;
 
 /// What a worker thread owns.

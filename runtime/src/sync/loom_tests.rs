@@ -7,11 +7,11 @@
 //! `block_on` below would deadlock, which loom reports), an unsynchronised cell access, or a
 //! value dropped other than once.
 
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::Arc;
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 
-use super::{mpsc, oneshot, Notify};
+use super::{Notify, mpsc, oneshot};
 
 /// Polls `f` to completion on this loom thread, parking between polls; the waker unparks.
 fn block_on<F: Future>(f: F) -> F::Output {

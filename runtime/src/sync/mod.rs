@@ -81,10 +81,12 @@ pub(crate) fn block_on_thread<F: Future>(fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     let waker = Waker::from(StdArc::new(ThreadWaker(std::thread::current())));
     let mut cx = Context::from_waker(&waker);
-    crate::coop::unconstrained(|| loop {
-        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
-            return v;
+    crate::coop::unconstrained(|| {
+        loop {
+            if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+                return v;
+            }
+            std::thread::park();
         }
-        std::thread::park();
     })
 }

@@ -24,7 +24,7 @@
 //! 3. `tx_waker`: the mirror image, with `TX_TASK`, `CLOSED`, and the receiver taking it.
 
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::batch::{AcquireFuture, Sem, TryFail, MAX_PERMITS};
+use super::batch::{AcquireFuture, MAX_PERMITS, Sem, TryFail};
 
 /// A counting semaphore: `acquire` waits for a permit, dropping the permit gives it back.
 ///

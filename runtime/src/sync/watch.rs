@@ -10,8 +10,8 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicUsize, Ordering::*};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::*};
 
 use parking_lot::{RwLock, RwLockReadGuard};
 

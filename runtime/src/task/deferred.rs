@@ -53,9 +53,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::task::Waker;
 
+use super::Notified;
 use super::raw::{Header, Links, Vtable};
 use super::state::State;
-use super::Notified;
 use crate::loom::sync::UnsafeCell;
 
 #[repr(C)]
@@ -324,8 +324,8 @@ unsafe fn never_read(_: NonNull<Header>, _: *mut (), _: &Waker) {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
     struct CountDrop(Arc<AtomicUsize>);
     impl Drop for CountDrop {

@@ -8,9 +8,9 @@ use std::pin::Pin;
 use std::ptr::NonNull;
 use std::task::{Context, Poll};
 
+use super::Id;
 use super::raw::Header;
 use super::state::COMPLETE;
-use super::Id;
 
 /// An owned permission to await a spawned task's output.
 ///

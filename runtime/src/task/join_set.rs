@@ -24,7 +24,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::future::{poll_fn, Future};
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 

@@ -17,7 +17,7 @@ use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Arc, Mutex};
 use loom::thread;
 
-use super::{new_task, JoinError, JoinHandle, Notified, Schedule, Task};
+use super::{JoinError, JoinHandle, Notified, Schedule, Task, new_task};
 
 #[derive(Clone, Default)]
 struct Queue(Arc<Mutex<VecDeque<Notified>>>);
@@ -102,12 +102,14 @@ fn wake_while_running() {
         let (_, notified, mut join) = new_task(fut, q.clone(), false);
         let waker_thread = {
             let slot = slot.clone();
-            thread::spawn(move || loop {
-                if let Some(w) = slot.lock().unwrap().take() {
-                    w.wake();
-                    return;
+            thread::spawn(move || {
+                loop {
+                    if let Some(w) = slot.lock().unwrap().take() {
+                        w.wake();
+                        return;
+                    }
+                    thread::yield_now();
                 }
-                thread::yield_now();
             })
         };
         notified.run();
@@ -143,13 +145,15 @@ fn wake_after_completion() {
         let (_, notified, join) = new_task(fut, q.clone(), false);
         let t = {
             let slot = slot.clone();
-            thread::spawn(move || loop {
-                if let Some(w) = slot.lock().unwrap().take() {
-                    w.wake_by_ref();
-                    drop(w);
-                    return;
+            thread::spawn(move || {
+                loop {
+                    if let Some(w) = slot.lock().unwrap().take() {
+                        w.wake_by_ref();
+                        drop(w);
+                        return;
+                    }
+                    thread::yield_now();
                 }
-                thread::yield_now();
             })
         };
         notified.run();

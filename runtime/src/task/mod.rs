@@ -44,7 +44,7 @@ mod waker;
 
 pub use crate::blocking::spawn_blocking;
 pub use crate::coop::consume_budget;
-pub use id::{id, try_id, Id};
+pub use id::{Id, id, try_id};
 pub(crate) use join::panic_message;
 pub use join::{AbortHandle, JoinError, JoinHandle};
 pub use join_set::JoinSet;

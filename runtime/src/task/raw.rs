@@ -31,8 +31,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
-use super::state::{State, ToIdle, ToRunning, JOIN_INTEREST, JOIN_WAKER};
-use super::{waker, JoinError, Schedule, Task};
+use super::state::{JOIN_INTEREST, JOIN_WAKER, State, ToIdle, ToRunning};
+use super::{JoinError, Schedule, Task, waker};
 use crate::loom::sync::UnsafeCell;
 
 /// The part of the cell every reference points to.

@@ -34,7 +34,7 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use parking_lot::Mutex;
 
@@ -342,7 +342,7 @@ pub(crate) async fn read_exact_at<B: IoBufMut>(fd: &Fd, mut buf: B, pos: u64) ->
                         format!(
                             "end of file after {filled} of {want} bytes read from offset {pos}"
                         ),
-                    ))
+                    ));
                 }
                 Ok(n) => filled += n,
                 Err(e) => break Err(e),
@@ -370,7 +370,7 @@ pub(crate) async fn write_all_at<B: IoBuf>(fd: &Fd, buf: B, pos: u64) -> BufResu
                             "wrote nothing after {done} of {} bytes at offset {pos}",
                             bytes.len()
                         ),
-                    ))
+                    ));
                 }
                 Ok(n) => done += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -53,9 +53,9 @@ mod blocking;
 mod uring;
 
 pub(crate) use blocking::{
-    canonicalize, copy, create_dir_all, read, read_dir, read_dir_batch, read_link, read_to_string,
-    release_shared, remove_dir_all, set_len, set_path_permissions, set_permissions, spawn, write,
-    Batch, Fd, RawEntry,
+    Batch, Fd, RawEntry, canonicalize, copy, create_dir_all, read, read_dir, read_dir_batch,
+    read_link, read_to_string, release_shared, remove_dir_all, set_len, set_path_permissions,
+    set_permissions, spawn, write,
 };
 pub(crate) use uring::{
     create_dir, hard_link, metadata, path_metadata, remove_dir, remove_file, rename, symlink,
