@@ -10,6 +10,7 @@ for src in examples/*.rs; do
     compare) args=(--quick --filter single) ;;
     timer_memory) args=(weft) ;;
     soak) args=(--seconds 2) ;;
+    pattern_op) args=(single ready callback 1 1000) ;;
     *) args=() ;;
   esac
   printf -- '--- example %s\n' "$name"

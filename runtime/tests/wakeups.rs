@@ -310,6 +310,34 @@ fn yields_and_deferred_callbacks_run_in_the_order_they_were_queued() {
     assert_eq!(log, ["c1", "c2", "t1", "c3", "t2", "c4"]);
 }
 
+/// A callback deferred in a poll that then spawns a task (filling the LIFO slot) and
+/// yields runs after the spawned task and before the yielding task: the order they were
+/// queued in, with the spawn's LIFO turn first. The callback must not be moved behind the
+/// yielded task's place in line.
+#[test]
+fn a_callback_deferred_before_a_spawn_and_a_yield_runs_before_the_yielder() {
+    common::hang_guard();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let log = watchdog("callback, spawn, yield", {
+        let h = rt.handle().clone();
+        move || {
+            h.block_on(h.spawn(async {
+                let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+                let l = log.clone();
+                weft_runtime::callback::defer(move || l.lock().unwrap().push("callback"));
+                let l = log.clone();
+                let spawned = weft_runtime::spawn(async move { l.lock().unwrap().push("spawned") });
+                weft_runtime::task::yield_now().await;
+                log.lock().unwrap().push("yielder");
+                spawned.await.unwrap();
+                log.lock().unwrap().clone()
+            }))
+            .unwrap()
+        }
+    });
+    assert_eq!(log, ["spawned", "callback", "yielder"]);
+}
+
 /// Yielding tasks that share one worker are shared with a parked worker: yielded tasks
 /// wait in a list that no other worker can steal from, and a maintenance pass that finds
 /// more than one there while a worker is parked hands them to the local queue and wakes

@@ -695,9 +695,15 @@ mod tests {
             127,
             128,
             129,
+            255,
+            256,
+            257,
             4095,
             4096,
             4097,
+            65_535,
+            65_536,
+            65_537,
             (1 << 18) - 1,
             1 << 18,
             (1 << 18) + 1,
@@ -705,12 +711,29 @@ mod tests {
             1 << 24,
             (1 << 24) + 1,
             (1 << 30) + 1,
+            (1 << 32) - 1,
+            1 << 32,
+            (1 << 32) + 1,
             RANGE - 1,
             RANGE,
             RANGE + 1,
             3 * RANGE + 7,
         ];
-        let starts = [0, 1, 37, 63, 64, 4095, 4096, 100_003, RANGE - 1, RANGE + 5];
+        let starts = [
+            0,
+            1,
+            37,
+            63,
+            64,
+            255,
+            256,
+            4095,
+            4096,
+            65_536,
+            100_003,
+            RANGE - 1,
+            RANGE + 5,
+        ];
         for &start in &starts {
             for &delta in &deltas {
                 let mut wheel = Wheel::new();
@@ -751,18 +774,18 @@ mod tests {
 
     #[test]
     fn every_tick_fires_exactly_its_timers() {
-        // Timers at every tick of the first 10_000 (crossing levels 0, 1 and 2), several
+        // Timers at every tick of the first 70_000 (crossing levels 0, 1 and 2), several
         // per tick, from an unaligned start; stepping one tick at a time must fire exactly
         // the ones due at that tick.
         let start = 3;
         let mut wheel = Wheel::new();
         wheel.poll_expired(start, |_, _| unreachable!());
-        for d in (start + 1..start + 10_000).rev() {
+        for d in (start + 1..start + 70_000).rev() {
             for _ in 0..(d % 3) + 1 {
                 wheel.insert(d, d);
             }
         }
-        for now in start + 1..start + 10_000 {
+        for now in start + 1..start + 70_000 {
             let fired = fired_at(&mut wheel, now);
             assert_eq!(fired.len() as u64, (now % 3) + 1, "at {now}");
             assert!(fired.iter().all(|&d| d == now), "at {now}: {fired:?}");
@@ -862,10 +885,12 @@ mod tests {
 
     #[test]
     fn a_panicking_fire_leaves_the_rest_to_the_next_poll() {
-        // Five timers in one level-1 slot, two due at the poll; the second one's `fire`
-        // panics halfway through the slot.
+        // Five timers in one level-1 slot, three due at the poll; the second one's `fire`
+        // panics halfway through the slot. Inserted so that the slot's walk (entries are
+        // pushed at the front) meets due entries first and not-yet-due ones after the
+        // panic: the guard must re-file both kinds.
         let mut wheel = Wheel::new();
-        for d in [300u64, 301, 302, 400, 401] {
+        for d in [400u64, 401, 300, 301, 302] {
             wheel.insert(d, d);
         }
         let mut seen = Vec::new();

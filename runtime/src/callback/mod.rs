@@ -23,7 +23,7 @@
 //! and before any timer the worker has not yet fired (timers fire when the worker parks, or
 //! every `event_interval` ticks). That is the article's `A D C B`. On a runtime with one
 //! worker this is a strict FIFO; with more, idle workers steal the oldest half of a busy
-//! worker's queue (and a queue deeper than 256 entries spills its oldest half to the global
+//! worker's queue (and a queue deeper than 4 096 entries spills its oldest half to the global
 //! queue), so callbacks deferred one after the other may run out of order, and in parallel.
 //!
 //! While a composition helper ([`parallel`], [`parallel_settled`], [`any`], and the first

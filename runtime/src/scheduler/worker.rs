@@ -73,8 +73,9 @@
 //! # Wake-ups
 //!
 //! Stealable work added by a worker wakes one parked worker (if none is searching), except
-//! an entry this worker will run next anyway: one queued during a poll (a yielding task, a
-//! deferred callback) while the LIFO slot and the local queue are empty. Waking another
+//! an entry this worker will run next anyway: one queued during a poll (a deferred
+//! callback, a wake that is no yield) while the LIFO slot, the local queue and the yielded
+//! list are empty. Waking another
 //! worker for it would only hand it over: the woken worker steals what the first was about
 //! to run, and a lone task or a chain of callbacks bounces between cores (one op in flight
 //! ran 2.5x slower on two workers than on one). Such an entry goes to the core's `next`
@@ -118,9 +119,13 @@
 //! 200 tasks taking turns on one worker: 409 instructions per yield before, 357 after,
 //! callgrind). Each entry carries the count of local-queue pops at which everything that
 //! was in the local queue when it yielded has been popped; the worker takes it when that
-//! count is reached, ahead of what was queued later, so a yield still goes behind exactly
-//! the entries queued before it, and a local queue refilled on every tick cannot hold it
-//! back. With the local queue empty, the list's front runs whatever its count.
+//! count is reached, ahead of what was queued later, so a yield goes behind the entries
+//! queued before it, and a local queue refilled on every tick cannot hold it back. The
+//! count is of this worker's own pops: entries that leave the local queue otherwise
+//! (stolen, or spilled to the global queue) are not counted, so a yielded task can wait a
+//! few pops longer than the entries ahead of it, behind entries queued after it; it never
+//! runs before an entry that was queued ahead of it on this worker. With the local queue
+//! empty, the list's front runs whatever its count.
 //!
 //! The list is not stealable. At each maintenance step (step 1), if more than one task
 //! waits in it and a worker is parked, the list moves to the back of the local queue and
@@ -405,7 +410,8 @@ impl WorkerCx {
         }
         if let Some(&(_, due)) = core.yielded.front() {
             if due <= core.local_pops {
-                // Everything that was queued ahead of it has run (or was stolen).
+                // At least as many pops as there were entries ahead of it: those entries
+                // have left the local queue (run here, or stolen or spilled before).
                 let (t, _) = core.yielded.pop_front().expect("checked");
                 return (Some(t), core.yielded.is_empty() && core.local.is_empty());
             }
@@ -475,11 +481,18 @@ impl WorkerCx {
             core = self.core.borrow_mut();
         }
         self.polling.set(false);
-        if core.next.is_some() && core.lifo.is_some() && core.local.is_empty() {
+        if core.next.is_some()
+            && core.lifo.is_some()
+            && core.local.is_empty()
+            && core.yielded.is_empty()
+        {
             // The poll filled the LIFO slot after queueing `next`, which now waits behind
             // it: make it stealable (nothing else is queued, so the order is kept), but
             // wake nobody for it: this worker runs it right after the LIFO slot's task
-            // (see "Wake-ups").
+            // (see "Wake-ups"). Not with a task in the yielded list: that task yielded
+            // after `next` was queued, and its count of local pops would let it run
+            // before an entry pushed to the local queue now; in `next`, the entry runs
+            // right after the LIFO slot's task, ahead of the yielded list.
             let task = core.next.take().expect("checked");
             core.local.push(task);
         }
