@@ -152,10 +152,15 @@ impl<T: Operation> Op<T> {
     ///
     /// The entry reaches the kernel at the ring's next park or maintenance pass, batched
     /// with the ring's other submissions.
-    pub fn submit(mut op: T) -> Result<Op<T>, T> {
-        let Some(ring) = crate::uring::current() else {
-            return Err(op);
-        };
+    pub fn submit(op: T) -> Result<Op<T>, T> {
+        match crate::uring::current() {
+            Some(ring) => Self::submit_on(ring, op),
+            None => Err(op),
+        }
+    }
+
+    /// Submits `op` on `ring`, or gives it back if the ring refuses it.
+    fn submit_on(ring: UringHandle, mut op: T) -> Result<Op<T>, T> {
         let entry = op.sqe();
         // SAFETY: the entry points only into what `op` owns (the `Operation` contract);
         // the `Op` keeps `op` until the completion, or hands it to the ring's cleanup.
@@ -202,19 +207,9 @@ impl<T: Operation> Op<T> {
         let Some(ring) = crate::uring::current() else {
             return Err(arg);
         };
-        let mut op = build(arg);
-        let entry = op.sqe();
-        // SAFETY: as in `submit`: the entry points only into what `op` owns, and the `Op`
-        // keeps `op` until the completion, or hands it to the ring's cleanup.
-        match unsafe { ring.submit(entry) } {
-            Some(user_data) => Ok(Op {
-                ring,
-                user_data,
-                op: Some(op),
-            }),
-            // `current()` hands out only the calling thread's own ring, which accepts.
-            None => unreachable!("a thread's own ring refused its submission"),
-        }
+        // `current()` hands out only the calling thread's own ring, which accepts.
+        Self::submit_on(ring, build(arg))
+            .map_err(|_| unreachable!("a thread's own ring refused its submission"))
     }
 
     /// Whether the completion has been returned by `poll`.
