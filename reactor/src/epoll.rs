@@ -1486,9 +1486,18 @@ mod tests {
         let r = e.shared.ctl(libc::EPOLL_CTL_MOD, number, PERSISTENT_EVENTS);
         assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::ENOENT));
         assert!(e.shared.table.lock().is_empty());
-        drop((a, b));
-        let (a2, b2) = socketpair();
-        assert_eq!(a2.as_raw_fd(), number, "the lowest free number is reused");
+        drop(b);
+        // A new socket at the same number. Not by closing `a` and hoping the kernel hands
+        // the number out again: other tests of this process open descriptors at the same
+        // time and can take it first. `dup2` closes the old socket and puts the new one in
+        // its place in one step; `a` then owns the number, now the new socket.
+        let (fresh, b2) = socketpair();
+        // SAFETY: both numbers are open descriptors this test owns; `dup2` replaces the
+        // one `a` owns, which `a` goes on owning (and closes when dropped).
+        let r = unsafe { libc::dup2(fresh.as_raw_fd(), number) };
+        assert_eq!(r, number);
+        drop(fresh);
+        let a2 = a;
         let reg = e.handle().register_fd(&*a2).unwrap();
         e.park(Some(Duration::from_millis(1))).unwrap();
         let seen = reg.seen();
