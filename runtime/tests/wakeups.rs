@@ -20,6 +20,19 @@ fn rt2() -> Runtime {
     rt
 }
 
+/// Runs `task` as a task on a new one-worker runtime, under the hang guard and a watchdog
+/// named `what`, and returns its output: the setup of the ordering tests.
+fn on_one_worker<F>(what: &'static str, task: F) -> F::Output
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    common::hang_guard();
+    let rt = Runtime::builder().worker_threads(1).build().unwrap();
+    let h = rt.handle().clone();
+    watchdog(what, move || h.block_on(h.spawn(task)).unwrap())
+}
+
 /// How many times `now` differs from the thread last recorded in `last`.
 fn count_move(last: &mut Option<ThreadId>, moves: &mut usize) {
     let now = std::thread::current().id();
@@ -276,36 +289,27 @@ fn a_burst_of_spawns_in_one_poll_wakes_the_idle_worker_once() {
 /// first, so the two kinds still run in the order they were queued).
 #[test]
 fn yields_and_deferred_callbacks_run_in_the_order_they_were_queued() {
-    common::hang_guard();
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
-    let log = watchdog("yields and callbacks", {
-        let h = rt.handle().clone();
-        move || {
-            h.block_on(h.spawn(async {
-                let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-                let push =
-                    |log: &Arc<std::sync::Mutex<Vec<&'static str>>>, s| log.lock().unwrap().push(s);
-                for name in ["c1", "c2"] {
-                    let log = log.clone();
-                    weft_runtime::callback::defer(move || push(&log, name));
-                }
-                weft_runtime::task::yield_now().await;
-                push(&log, "t1");
-                let l = log.clone();
-                weft_runtime::callback::defer(move || {
-                    push(&l, "c3");
-                    // Queued while the task waits behind c3: the task runs first.
-                    let l2 = l.clone();
-                    weft_runtime::callback::defer(move || push(&l2, "c4"));
-                });
-                weft_runtime::task::yield_now().await;
-                push(&log, "t2");
-                weft_runtime::task::yield_now().await;
-                weft_runtime::task::yield_now().await;
-                log.lock().unwrap().clone()
-            }))
-            .unwrap()
+    let log = on_one_worker("yields and callbacks", async {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let push = |log: &Arc<std::sync::Mutex<Vec<&'static str>>>, s| log.lock().unwrap().push(s);
+        for name in ["c1", "c2"] {
+            let log = log.clone();
+            weft_runtime::callback::defer(move || push(&log, name));
         }
+        weft_runtime::task::yield_now().await;
+        push(&log, "t1");
+        let l = log.clone();
+        weft_runtime::callback::defer(move || {
+            push(&l, "c3");
+            // Queued while the task waits behind c3: the task runs first.
+            let l2 = l.clone();
+            weft_runtime::callback::defer(move || push(&l2, "c4"));
+        });
+        weft_runtime::task::yield_now().await;
+        push(&log, "t2");
+        weft_runtime::task::yield_now().await;
+        weft_runtime::task::yield_now().await;
+        log.lock().unwrap().clone()
     });
     assert_eq!(log, ["c1", "c2", "t1", "c3", "t2", "c4"]);
 }
@@ -316,24 +320,16 @@ fn yields_and_deferred_callbacks_run_in_the_order_they_were_queued() {
 /// yielded task's place in line.
 #[test]
 fn a_callback_deferred_before_a_spawn_and_a_yield_runs_before_the_yielder() {
-    common::hang_guard();
-    let rt = Runtime::builder().worker_threads(1).build().unwrap();
-    let log = watchdog("callback, spawn, yield", {
-        let h = rt.handle().clone();
-        move || {
-            h.block_on(h.spawn(async {
-                let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-                let l = log.clone();
-                weft_runtime::callback::defer(move || l.lock().unwrap().push("callback"));
-                let l = log.clone();
-                let spawned = weft_runtime::spawn(async move { l.lock().unwrap().push("spawned") });
-                weft_runtime::task::yield_now().await;
-                log.lock().unwrap().push("yielder");
-                spawned.await.unwrap();
-                log.lock().unwrap().clone()
-            }))
-            .unwrap()
-        }
+    let log = on_one_worker("callback, spawn, yield", async {
+        let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let l = log.clone();
+        weft_runtime::callback::defer(move || l.lock().unwrap().push("callback"));
+        let l = log.clone();
+        let spawned = weft_runtime::spawn(async move { l.lock().unwrap().push("spawned") });
+        weft_runtime::task::yield_now().await;
+        log.lock().unwrap().push("yielder");
+        spawned.await.unwrap();
+        log.lock().unwrap().clone()
     });
     assert_eq!(log, ["spawned", "callback", "yielder"]);
 }
