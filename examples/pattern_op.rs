@@ -11,6 +11,7 @@
 //! runtime's start and stop cancel out):
 //!
 //! ```text
+//! export WEFT_IO_DRIVER=fallback   # under valgrind a runtime on io_uring never exits
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/pattern_op single ready callback 1 100000
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/pattern_op single ready callback 1 200000
 //! ```
