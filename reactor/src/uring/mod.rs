@@ -157,6 +157,10 @@ pub(crate) fn current() -> Option<UringHandle> {
 }
 
 const IORING_ENTER_GETEVENTS: u32 = 1;
+const IORING_ENTER_SQ_WAKEUP: u32 = 2;
+
+/// The first live `SQPOLL` ring, whose submission thread later ones attach to.
+static SQPOLL_FIRST: Mutex<std::sync::Weak<Shared>> = Mutex::new(std::sync::Weak::new());
 
 struct Shared {
     /// Its submission queue is touched only by the owner thread, its completion queue only
@@ -293,6 +297,11 @@ enum SetupFlags {
     CoopTaskrun,
     /// No flags.
     Plain,
+    /// `SQPOLL`, every ring attached (`ATTACH_WQ`) to the first live one's kernel
+    /// submission thread, which then runs the task work of every ring's ops (so an owner
+    /// descheduled in user space holds no socket completion back). `WEFT_SQPOLL_IDLE_MS`
+    /// (default 1) is how long that thread polls an empty queue before it sleeps.
+    SqPoll,
 }
 
 impl SetupFlags {
@@ -300,6 +309,7 @@ impl SetupFlags {
         match std::env::var("WEFT_URING_SETUP").as_deref() {
             Ok("defer") => SetupFlags::DeferTaskrun,
             Ok("plain") => SetupFlags::Plain,
+            Ok("sqpoll") => SetupFlags::SqPoll,
             _ => SetupFlags::CoopTaskrun,
         }
     }
@@ -394,6 +404,11 @@ impl Uring {
 
     fn build(entries: u32, disabled: bool) -> io::Result<Uring> {
         let flags = SetupFlags::from_env();
+        // The ring whose submission thread a new `SQPOLL` ring shares (held for the build,
+        // so its descriptor stays open).
+        let sqpoll_first = (flags == SetupFlags::SqPoll)
+            .then(|| SQPOLL_FIRST.lock().upgrade())
+            .flatten();
         let builder = |full: bool| {
             let mut b = IoUring::builder();
             b.setup_cqsize(entries * 2);
@@ -410,6 +425,16 @@ impl Uring {
                         b.setup_coop_taskrun().setup_taskrun_flag();
                     }
                     SetupFlags::Plain => {}
+                    SetupFlags::SqPoll => {
+                        let idle = std::env::var("WEFT_SQPOLL_IDLE_MS")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(1);
+                        b.setup_sqpoll(idle);
+                        if let Some(first) = &sqpoll_first {
+                            b.setup_attach_wq(first.ring.as_raw_fd());
+                        }
+                    }
                 }
             }
             if disabled {
@@ -439,7 +464,7 @@ impl Uring {
         let cq_index = cqstats::enabled()
             .then(|| cqindex::CqIndex::new(ring.as_raw_fd(), ring.params()).ok())
             .flatten();
-        Ok(Uring {
+        let uring = Uring {
             shared: Arc::new(Shared {
                 ring,
                 owner: std::sync::OnceLock::new(),
@@ -461,7 +486,11 @@ impl Uring {
             eventfd_buf: Box::new(0),
             reaped: Vec::new(),
             actions: Vec::new(),
-        })
+        };
+        if uring.shared.ring.params().is_setup_sqpoll() && sqpoll_first.is_none() {
+            *SQPOLL_FIRST.lock() = Arc::downgrade(&uring.shared);
+        }
+        Ok(uring)
     }
 
     /// A handle for polling and abandoning this ring's ops from any thread.
@@ -598,15 +627,14 @@ impl Uring {
             _ => {
                 // SAFETY: owner thread; the queue view lives only for this statement.
                 let pending = unsafe { self.shared.ring.submission_shared() }.len() as u32;
+                let flags = IORING_ENTER_GETEVENTS | self.shared.sq_wakeup_flag();
                 // SAFETY: `enter` with no argument struct; the SQEs it submits were pushed
                 // under `push`'s contract.
                 unsafe {
-                    self.shared.ring.submitter().enter::<libc::sigset_t>(
-                        pending,
-                        0,
-                        IORING_ENTER_GETEVENTS,
-                        None,
-                    )
+                    self.shared
+                        .ring
+                        .submitter()
+                        .enter::<libc::sigset_t>(pending, 0, flags, None)
                 }
             }
         };
@@ -660,7 +688,9 @@ impl Driver for Uring {
             let must_enter = {
                 // SAFETY: owner thread; one queue view, dropped at the end of this block.
                 let sq = unsafe { shared.ring.submission_shared() };
-                !sq.is_empty() || sq.taskrun() || sq.cq_overflow()
+                // An `SQPOLL` ring's thread takes the queue by itself unless it sleeps.
+                let queued = !sq.is_empty() && (!shared.sqpoll() || sq.need_wakeup());
+                queued || sq.taskrun() || sq.cq_overflow()
             };
             if must_enter {
                 self.enter(0, None);
@@ -809,6 +839,26 @@ impl Shared {
 
     fn is_owner(&self) -> bool {
         self.owner.get() == Some(&std::thread::current().id())
+    }
+
+    /// Whether the ring was set up `SQPOLL` (a kernel thread takes its submissions).
+    fn sqpoll(&self) -> bool {
+        self.ring.params().is_setup_sqpoll()
+    }
+
+    /// `IORING_ENTER_SQ_WAKEUP` if this is an `SQPOLL` ring whose thread sleeps, else 0.
+    /// Owner thread only, with no submission-queue view alive.
+    fn sq_wakeup_flag(&self) -> u32 {
+        if !self.sqpoll() {
+            return 0;
+        }
+        // SAFETY: the owner's one queue view, for this statement only (`need_wakeup`
+        // fences the tail it published before reading the flag).
+        if unsafe { self.ring.submission_shared() }.need_wakeup() {
+            IORING_ENTER_SQ_WAKEUP
+        } else {
+            0
+        }
     }
 
     /// Pushes an SQE, making room by submitting when the submission queue is full.
