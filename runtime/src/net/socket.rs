@@ -56,6 +56,14 @@ pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 /// Whether a syscall that failed with `e` should be retried after readiness (`Some(true)`),
 /// at once (`Some(false)`, `EINTR`), or not at all.
 fn retry_kind(e: &io::Error) -> Option<bool> {
+    // The raw code first: every socket loop's `EAGAIN` comes here, and decoding an OS
+    // error's kind is a table walk.
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => return Some(true),
+        Some(libc::EINTR) => return Some(false),
+        Some(_) => return None,
+        None => {}
+    }
     match e.kind() {
         io::ErrorKind::WouldBlock => Some(true),
         io::ErrorKind::Interrupted => Some(false),
