@@ -295,13 +295,16 @@ impl Socket {
                     }
                 }
             };
-            match r {
+            // As `wait_retry`, without its future: this is every read's loop.
+            match r.map_err(|e| (retry_kind(&e), e)) {
                 Ok(n) => return (Ok(n), buf),
-                Err(e) => {
-                    if let Err(e) = self.wait_retry(e, libc::POLLIN, seen).await {
+                Err((Some(true), _)) => {
+                    if let Err(e) = self.wait(libc::POLLIN, seen).await {
                         return (Err(e), buf);
                     }
                 }
+                Err((Some(false), _)) => {}
+                Err((None, e)) => return (Err(e), buf),
             }
         }
     }
@@ -456,13 +459,16 @@ impl Socket {
                     }
                 }
             };
-            match r {
+            // As `wait_retry`, without its future: this is every write's loop.
+            match r.map_err(|e| (retry_kind(&e), e)) {
                 Ok(n) => return (Ok(n), buf),
-                Err(e) => {
-                    if let Err(e) = self.wait_retry(e, libc::POLLOUT, seen).await {
+                Err((Some(true), _)) => {
+                    if let Err(e) = self.wait(libc::POLLOUT, seen).await {
                         return (Err(e), buf);
                     }
                 }
+                Err((Some(false), _)) => {}
+                Err((None, e)) => return (Err(e), buf),
             }
         }
     }
