@@ -203,6 +203,7 @@ impl<T: Operation> Op<T> {
     /// let back = Op::submit_with(7u8, |_| Nop).unwrap_err();
     /// assert_eq!(back, 7);
     /// ```
+    #[inline]
     pub fn submit_with<A>(arg: A, build: impl FnOnce(A) -> T) -> Result<Op<T>, A> {
         let Some(ring) = crate::uring::current() else {
             return Err(arg);
@@ -251,6 +252,7 @@ impl<T: Operation> std::fmt::Debug for Op<T> {
 }
 
 /// Whether the calling thread owns a ring, so that [`Op::submit`] would submit there.
+#[inline]
 pub fn can_submit() -> bool {
     crate::uring::current().is_some()
 }

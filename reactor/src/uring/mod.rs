@@ -148,10 +148,19 @@ thread_local! {
 
 /// The ring the calling thread owns, if it has one that is still alive: where
 /// [`Op`](crate::op::Op) submits.
+///
+/// Inlined, so that a thread without a ring (a fallback worker) learns so from one
+/// thread-local load at every socket op it would submit.
+#[inline]
 pub(crate) fn current() -> Option<UringHandle> {
     if !HAD_RING.with(std::cell::Cell::get) {
         return None;
     }
+    current_ring()
+}
+
+/// [`current`] on a thread that was given a ring.
+fn current_ring() -> Option<UringHandle> {
     let shared = OWN_RING.with(|o| o.borrow().upgrade())?;
     shared.is_owner().then_some(UringHandle { shared })
 }

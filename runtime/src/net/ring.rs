@@ -44,7 +44,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Weak;
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use parking_lot::Mutex;
 use weft_reactor::buf::{BufResult, IoBufMut};
@@ -64,6 +64,11 @@ pub(crate) struct Stash {
     /// Whether the last ring receive left the socket empty (its completion lacked
     /// `IORING_CQE_F_SOCK_NONEMPTY`), so that the next one waits for readiness first.
     drained: AtomicBool,
+    /// Whether the stash holds bytes or counts an abandoned receive in flight: written
+    /// (`Release`) under `inner`'s lock by every change to either, so that a read that
+    /// finds it clear (`Acquire`) has nothing to take or wait for and skips the lock.
+    /// Accepted connections are not counted: accepts always lock.
+    busy: AtomicBool,
 }
 
 #[derive(Default)]
@@ -98,6 +103,9 @@ pub(crate) const ACCEPT_QUEUE_CAP: usize = 64;
 impl Stash {
     /// Ready once no abandoned receive is still in the kernel.
     pub(crate) fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if !self.busy.load(Acquire) {
+            return Poll::Ready(());
+        }
         let mut s = self.inner.lock();
         if s.in_flight == 0 {
             Poll::Ready(())
@@ -116,19 +124,34 @@ impl Stash {
         start: usize,
         peek: bool,
     ) -> Poll<Option<usize>> {
+        if !self.busy.load(Acquire) {
+            return Poll::Ready(None);
+        }
         let mut s = self.inner.lock();
         if s.in_flight != 0 {
             s.waiters.push(cx.waker().clone());
             return Poll::Pending;
         }
-        Poll::Ready(Self::take_locked(&mut s, buf, start, peek))
+        let n = Self::take_locked(&mut s, buf, start, peek);
+        self.publish(&s);
+        Poll::Ready(n)
+    }
+
+    /// Records in `busy` whether `s` (this stash's locked state) holds bytes or counts
+    /// an abandoned receive; called under the lock after each change to either.
+    fn publish(&self, s: &StashInner) {
+        self.busy
+            .store(!s.bytes.is_empty() || s.in_flight != 0, Release);
     }
 
     /// Copies stashed bytes into `buf` from byte `start` up to its `bytes_total()` and
     /// records them initialised (removing them from the stash unless `peek`); how many, or
     /// `None` if the stash is empty.
     pub(crate) fn take<B: IoBufMut>(&self, buf: &mut B, start: usize, peek: bool) -> Option<usize> {
-        Self::take_locked(&mut self.inner.lock(), buf, start, peek)
+        let mut s = self.inner.lock();
+        let n = Self::take_locked(&mut s, buf, start, peek);
+        self.publish(&s);
+        n
     }
 
     fn take_locked<B: IoBufMut>(
@@ -164,7 +187,9 @@ impl Stash {
 
     /// Appends bytes that poll reads received and did not return (`poll_io.rs`).
     pub(crate) fn put(&self, bytes: &[u8]) {
-        self.inner.lock().bytes.extend_from_slice(bytes);
+        let mut s = self.inner.lock();
+        s.bytes.extend_from_slice(bytes);
+        self.publish(&s);
     }
 
     /// Puts back, ahead of the stashed bytes, bytes that a poll read took from the stash
@@ -172,6 +197,7 @@ impl Stash {
     pub(crate) fn put_front(&self, bytes: &[u8]) {
         let mut s = self.inner.lock();
         s.bytes.splice(0..0, bytes.iter().copied());
+        self.publish(&s);
     }
 
     /// The oldest connection an abandoned accept took, if any.
@@ -241,7 +267,9 @@ impl Stash {
     /// An op was abandoned while still in the kernel (or a multishot receive released
     /// to the stash, `poll_io.rs`).
     pub(crate) fn abandoned(&self) {
-        self.inner.lock().in_flight += 1;
+        let mut s = self.inner.lock();
+        s.in_flight += 1;
+        self.publish(&s);
     }
 
     /// An abandoned receive completed, having received `bytes` (maybe none).
@@ -250,6 +278,7 @@ impl Stash {
             let mut s = self.inner.lock();
             s.bytes.extend_from_slice(bytes);
             s.in_flight -= 1;
+            self.publish(&s);
             std::mem::take(&mut s.waiters)
         };
         for w in waiters {

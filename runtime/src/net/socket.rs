@@ -56,6 +56,14 @@ pub(crate) fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
 /// Whether a syscall that failed with `e` should be retried after readiness (`Some(true)`),
 /// at once (`Some(false)`, `EINTR`), or not at all.
 fn retry_kind(e: &io::Error) -> Option<bool> {
+    // The raw code first: every socket loop's `EAGAIN` comes here, and decoding an OS
+    // error's kind is a table walk.
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) => return Some(true),
+        Some(libc::EINTR) => return Some(false),
+        Some(_) => return None,
+        None => {}
+    }
     match e.kind() {
         io::ErrorKind::WouldBlock => Some(true),
         io::ErrorKind::Interrupted => Some(false),
@@ -287,13 +295,16 @@ impl Socket {
                     }
                 }
             };
-            match r {
+            // As `wait_retry`, without its future: this is every read's loop.
+            match r.map_err(|e| (retry_kind(&e), e)) {
                 Ok(n) => return (Ok(n), buf),
-                Err(e) => {
-                    if let Err(e) = self.wait_retry(e, libc::POLLIN, seen).await {
+                Err((Some(true), _)) => {
+                    if let Err(e) = self.wait(libc::POLLIN, seen).await {
                         return (Err(e), buf);
                     }
                 }
+                Err((Some(false), _)) => {}
+                Err((None, e)) => return (Err(e), buf),
             }
         }
     }
@@ -448,13 +459,16 @@ impl Socket {
                     }
                 }
             };
-            match r {
+            // As `wait_retry`, without its future: this is every write's loop.
+            match r.map_err(|e| (retry_kind(&e), e)) {
                 Ok(n) => return (Ok(n), buf),
-                Err(e) => {
-                    if let Err(e) = self.wait_retry(e, libc::POLLOUT, seen).await {
+                Err((Some(true), _)) => {
+                    if let Err(e) = self.wait(libc::POLLOUT, seen).await {
                         return (Err(e), buf);
                     }
                 }
+                Err((Some(false), _)) => {}
+                Err((None, e)) => return (Err(e), buf),
             }
         }
     }
