@@ -10,13 +10,16 @@
 //!
 //! - `one`: a single task, one op after another (the `single/ready` row at 1 in flight);
 //! - `yield`: 200 tasks that share the ops, so every self-wake re-queues behind the other
-//!   tasks (`scheduler/yield_many`);
+//!   tasks, spawned from a task (so onto its worker);
+//! - `yield_remote`: the same 200 tasks spawned from outside the runtime, through the global
+//!   queue, as `scheduler/yield_many` spawns them;
 //! - `burst`: a task spawns 1 000 tasks of one op each and waits for them all, again and
 //!   again (the shape of `mixed/ready` at 1 in flight: one emit spawns 1 000 handlers).
 //!
 //! It prints nanoseconds per op, and the parks, steals and spills per 1 000 ops (how often a
 //! worker went idle, how many tasks one took from another, and how often a push found a
-//! local queue over its bound and moved the older half to the global queue). For instructions per op, run it
+//! local queue over its bound and moved the older half to the global queue), and each
+//! worker's share of the polls (how evenly the workers split the ops). For instructions per op, run it
 //! under callgrind with two op counts and divide the difference of the totals by the
 //! difference of the counts (the runtime's start and stop cancel out):
 //!
@@ -84,42 +87,66 @@ fn main() {
         .build()
         .expect("runtime");
     let before = rt.metrics().total();
-    let elapsed = rt.block_on(async move {
-        weft::spawn(async move {
-            let start = Instant::now();
-            match mode.as_str() {
-                "one" => ops(ops_n).await,
-                "yield" => {
-                    let hs: Vec<_> = (0..YIELD_TASKS)
-                        .map(|_| weft::spawn(ops(ops_n / YIELD_TASKS)))
-                        .collect();
-                    for h in hs {
-                        h.await.expect("a yielding task");
-                    }
-                }
-                "burst" => {
-                    for _ in 0..ops_n / BURST {
-                        let hs: Vec<_> = (0..BURST).map(|_| weft::spawn(ops(1))).collect();
+    let polls_before: Vec<u64> = rt.metrics().workers().iter().map(|w| w.polls).collect();
+    let elapsed = if mode == "yield_remote" {
+        let start = Instant::now();
+        let hs: Vec<_> = (0..YIELD_TASKS)
+            .map(|_| rt.spawn(ops(ops_n / YIELD_TASKS)))
+            .collect();
+        for h in hs {
+            rt.block_on(h).expect("a yielding task");
+        }
+        start.elapsed()
+    } else {
+        rt.block_on(async move {
+            weft::spawn(async move {
+                let start = Instant::now();
+                match mode.as_str() {
+                    "one" => ops(ops_n).await,
+                    "yield" => {
+                        let hs: Vec<_> = (0..YIELD_TASKS)
+                            .map(|_| weft::spawn(ops(ops_n / YIELD_TASKS)))
+                            .collect();
                         for h in hs {
-                            h.await.expect("a burst task");
+                            h.await.expect("a yielding task");
                         }
                     }
+                    "burst" => {
+                        for _ in 0..ops_n / BURST {
+                            let hs: Vec<_> = (0..BURST).map(|_| weft::spawn(ops(1))).collect();
+                            for h in hs {
+                                h.await.expect("a burst task");
+                            }
+                        }
+                    }
+                    other => panic!("MODE {other:?}: expected one, yield, yield_remote or burst"),
                 }
-                other => panic!("MODE {other:?}: expected one, yield or burst"),
-            }
-            start.elapsed()
+                start.elapsed()
+            })
+            .await
+            .expect("the task")
         })
-        .await
-        .expect("the task")
-    });
+    };
     let after = rt.metrics().total();
+    let polls: Vec<u64> = rt.metrics().workers().iter().map(|w| w.polls).collect();
+    let polled: Vec<u64> = polls
+        .iter()
+        .zip(&polls_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    let all = polled.iter().sum::<u64>().max(1) as f64;
+    let shares: Vec<String> = polled
+        .iter()
+        .map(|&p| format!("{:.0}%", p as f64 * 100.0 / all))
+        .collect();
     let per_k = |n: u64| n as f64 * 1000.0 / ops_n as f64;
     println!(
         "{ops_n} ready ops on {workers} worker(s): {:.1} ns/op, {:.2} parks, {:.2} steals and \
-         {:.2} spills per 1 000 ops",
+         {:.2} spills per 1 000 ops; polls per worker {}",
         elapsed.as_nanos() as f64 / ops_n as f64,
         per_k(after.parks - before.parks),
         per_k(after.steals - before.steals),
         per_k(after.overflows - before.overflows),
+        shares.join("/"),
     );
 }
