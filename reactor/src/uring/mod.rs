@@ -297,7 +297,7 @@ fn probe_enter(ring: &IoUring) -> io::Result<()> {
 /// task work (posting completions) at the owner's next return from the kernel rather than
 /// interrupting it, and tied with `DeferTaskrun` on random reads while still posting
 /// completions for an owner stalled in user space, so that another thread can reap them —
-/// is the default. `WEFT_URING_SETUP=defer|coop|plain` selects another, for measurement.
+/// is the default. `WEFT_URING_SETUP=defer|coop|plain|sqpoll` selects another, for measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SetupFlags {
     /// `SINGLE_ISSUER | DEFER_TASKRUN | TASKRUN_FLAG` (Linux 6.1+).
@@ -306,10 +306,12 @@ enum SetupFlags {
     CoopTaskrun,
     /// No flags.
     Plain,
-    /// `SQPOLL`, every ring attached (`ATTACH_WQ`) to the first live one's kernel
-    /// submission thread, which then runs the task work of every ring's ops (so an owner
+    /// `SQPOLL` (Linux 5.11+; refused or older, the ring has no flags), every ring
+    /// attached (`ATTACH_WQ`) to the kernel submission thread of the process's first live
+    /// `SQPOLL` ring, which then runs the task work of every ring's ops (so an owner
     /// descheduled in user space holds no socket completion back). `WEFT_SQPOLL_IDLE_MS`
-    /// (default 1) is how long that thread polls an empty queue before it sleeps.
+    /// (milliseconds; default 1, also for a value that does not parse) is how long that
+    /// thread polls an empty queue before it sleeps.
     SqPoll,
 }
 
@@ -413,11 +415,11 @@ impl Uring {
 
     fn build(entries: u32, disabled: bool) -> io::Result<Uring> {
         let flags = SetupFlags::from_env();
-        // The ring whose submission thread a new `SQPOLL` ring shares (held for the build,
-        // so its descriptor stays open).
-        let sqpoll_first = (flags == SetupFlags::SqPoll)
-            .then(|| SQPOLL_FIRST.lock().upgrade())
-            .flatten();
+        // The first live `SQPOLL` ring, whose submission thread a new one shares: locked
+        // for the whole build, so that rings built at once on two threads share one thread
+        // too, and held (`first`), so that its descriptor stays open for `ATTACH_WQ`.
+        let mut sqpoll_slot = (flags == SetupFlags::SqPoll).then(|| SQPOLL_FIRST.lock());
+        let sqpoll_first = sqpoll_slot.as_ref().and_then(|first| first.upgrade());
         let builder = |full: bool| {
             let mut b = IoUring::builder();
             b.setup_cqsize(entries * 2);
@@ -453,11 +455,23 @@ impl Uring {
         };
         let ring = builder(true)
             .or_else(|e| {
-                // Kernels before 6.1 reject DEFER_TASKRUN with EINVAL: try plain flags.
-                if e.raw_os_error() == Some(libc::EINVAL) {
+                // Kernels before 6.1 reject DEFER_TASKRUN with EINVAL: try plain flags. A
+                // refused `SQPOLL` (EPERM for an unprivileged process before 5.11) is no
+                // reason to give the ring up either.
+                if e.raw_os_error() == Some(libc::EINVAL) || flags == SetupFlags::SqPoll {
                     builder(false)
                 } else {
                     Err(e)
+                }
+            })
+            .and_then(|ring| {
+                // Before 5.11 an `SQPOLL` ring takes only registered descriptors, and
+                // weft's ops name plain ones: such a ring would fail every op with EBADF.
+                let p = ring.params();
+                if p.is_setup_sqpoll() && !p.is_feature_sqpoll_nonfixed() {
+                    builder(false)
+                } else {
+                    Ok(ring)
                 }
             })
             .map_err(explain_setup_error)?;
@@ -496,8 +510,11 @@ impl Uring {
             reaped: Vec::new(),
             actions: Vec::new(),
         };
-        if uring.shared.ring.params().is_setup_sqpoll() && sqpoll_first.is_none() {
-            *SQPOLL_FIRST.lock() = Arc::downgrade(&uring.shared);
+        if let Some(first) = &mut sqpoll_slot
+            && uring.shared.ring.params().is_setup_sqpoll()
+            && sqpoll_first.is_none()
+        {
+            **first = Arc::downgrade(&uring.shared);
         }
         Ok(uring)
     }
@@ -601,7 +618,7 @@ impl Uring {
                 return;
             }
             match shared.ring.submit() {
-                Ok(_) => {}
+                Ok(_) => shared.wait_for_sq_room(),
                 // SAFETY: the caller holds `cq`; no queue view is alive.
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => unsafe {
                     shared.collect(reaped, actions)
@@ -861,12 +878,24 @@ impl Shared {
         if !self.sqpoll() {
             return 0;
         }
-        // SAFETY: the owner's one queue view, for this statement only (`need_wakeup`
-        // fences the tail it published before reading the flag).
+        // SAFETY: the owner's one queue view, for this statement only. The tail that the
+        // kernel thread must see was published when the pushes' views were dropped, and
+        // `need_wakeup` fences before it reads the flag.
         if unsafe { self.ring.submission_shared() }.need_wakeup() {
             IORING_ENTER_SQ_WAKEUP
         } else {
             0
+        }
+    }
+
+    /// On an `SQPOLL` ring, after a full submission queue was handed over: waits until
+    /// the kernel's submission thread has taken some of it (`IORING_ENTER_SQ_WAIT`), where
+    /// retrying the push at once would spin against the thread it waits for. Elsewhere
+    /// the `submit` that came before made the room, and this does nothing.
+    fn wait_for_sq_room(&self) {
+        if self.sqpoll() {
+            // An error (EINTR) only makes the caller's loop try again.
+            let _ = self.ring.submitter().squeue_wait();
         }
     }
 
@@ -887,7 +916,7 @@ impl Shared {
             // up (the kernel keeps overflowed ones, IORING_FEAT_NODROP, so none is lost):
             // reap, then try again.
             match self.ring.submit() {
-                Ok(_) => {}
+                Ok(_) => self.wait_for_sq_room(),
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                     let mut actions = Vec::new();
                     let cq = self.cq.lock();
@@ -962,6 +991,13 @@ impl UringHandle {
             return 0;
         }
         let to_submit = shared.ring.params().sq_entries();
+        // An `SQPOLL` ring's kernel thread takes the SQEs, and ignores `to_submit`: wake it
+        // in case it sleeps (a wake-up of an awake thread costs nothing more).
+        let flags = if shared.sqpoll() {
+            IORING_ENTER_SQ_WAKEUP
+        } else {
+            0
+        };
         // SAFETY: no argument struct; the kernel submits only the SQEs the owner published
         // (pushed under `push`'s contract), and this thread touches no queue memory. On a
         // `SINGLE_ISSUER` ring the kernel refuses (EEXIST) and nothing happens.
@@ -969,7 +1005,7 @@ impl UringHandle {
             shared
                 .ring
                 .submitter()
-                .enter::<libc::sigset_t>(to_submit, 0, 0, None)
+                .enter::<libc::sigset_t>(to_submit, 0, flags, None)
         };
         let mut actions = Vec::new();
         // SAFETY: `cq` is held; no queue view is alive on this thread.

@@ -89,11 +89,12 @@
 //! `WEFT_SPAN_TRACE=1` prints, once a second, the percentiles of how long a poll write's
 //! `SEND` took from being queued to its completion being seen by the writer ([`span`]).
 //! On the hyper example under `wrk -c64` (2 workers, 2-core machine at load average 10
-//! from other builds) its median was 128 to 1 023 µs and its p99 2 to 16 ms, and handing
+//! from other builds) its median was 127 to 1 023 µs and its p99 2 to 16 ms, and handing
 //! the queued `SEND`s to the kernel right after the poll that queued them (an
 //! `io_uring_enter` per such poll, tried as a scheduler option) left that p99 where it
-//! was while it cost 20 to 30% more server CPU per request: the slow spans are the wait
-//! for the worker's thread to get a CPU back, not the wait for its next submission.
+//! was while it cost 20 to 30% more server CPU per request than the default in the same
+//! rounds: the slow spans are the wait for the worker's thread to get a CPU back, not the
+//! wait for its next submission.
 //!
 //! # Without a ring
 //!

@@ -64,9 +64,10 @@ pub(crate) struct Stash {
     /// Whether the last ring receive left the socket empty (its completion lacked
     /// `IORING_CQE_F_SOCK_NONEMPTY`), so that the next one waits for readiness first.
     drained: AtomicBool,
-    /// Whether the stash holds bytes or counts an abandoned receive in flight: written
-    /// (`Release`) under `inner`'s lock by every change to either, so that a read that
-    /// finds it clear (`Acquire`) has nothing to take or wait for and skips the lock.
+    /// Whether the stash holds bytes or counts an abandoned op (receive or accept) in
+    /// flight: written (`Release`) under `inner`'s lock by every change to either, so that
+    /// a read that finds it clear (`Acquire`) has nothing to take or wait for and skips
+    /// the lock.
     /// Accepted connections are not counted: accepts always lock.
     busy: AtomicBool,
 }
