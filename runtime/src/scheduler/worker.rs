@@ -55,6 +55,7 @@
 //!   without a bound, or later than needed) one is woken, which parks again with the
 //!   bound. Each side writes first (the wheel's earliest or the ring's counts; the idle
 //!   count) and reads the other's after a `SeqCst` fence, so one of the two sees the other.
+//!   A runtime's only worker skips this check: no other worker exists to take over.
 //!
 //! The cost: while another worker has a timer pending, an idle worker wakes once per
 //! deadline on that wheel plus 2 ms (at most once per 2 ms per watched wheel) to look,
@@ -256,6 +257,9 @@ pub(crate) struct WorkerCx {
     /// This worker's ring's submission count (or its epoll's count of first waits) as
     /// last seen after a poll.
     seen_submitted: Cell<u64>,
+    /// Whether this is the runtime's only worker: then no other worker can take over its
+    /// wheel or ring, and `watch_own_wheel` has nobody to make sure of.
+    alone: bool,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
     /// Set when a wake during `in_driver` queued stealable work: one parked worker is to be
@@ -300,6 +304,7 @@ fn countdown(left: &mut u32, every: u32) -> bool {
 
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
+    let alone = shared.remotes.len() == 1;
     let cx = WorkerCx {
         shared,
         index,
@@ -308,6 +313,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         polling: Cell::new(false),
         seen_earliest: Cell::new(u64::MAX),
         seen_submitted: Cell::new(0),
+        alone,
         in_driver: Cell::new(false),
         notify_owed: Cell::new(false),
         notified_in_poll: Cell::new(false),
@@ -505,6 +511,10 @@ impl WorkerCx {
     /// stall.
     #[inline]
     fn watch_own_wheel(&self) {
+        if self.alone {
+            // No parked worker exists to wake: the only one is running this.
+            return;
+        }
         let me = &self.shared.remotes[self.index];
         let earliest = me.timer.earliest_tick().unwrap_or(u64::MAX);
         if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
