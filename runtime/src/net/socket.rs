@@ -5,8 +5,8 @@
 //! and through readiness and a non-blocking syscall elsewhere; datagrams always take the
 //! second way. Readiness on the fallback is the socket's persistent registration with the
 //! epoll of the worker that first waited on it (`weft_reactor::epoll::Registration`):
-//! each loop reads its event count before the syscall and, on `EAGAIN`, waits through
-//! `wait_retry`, which clears only the readiness that syscall saw.
+//! each loop reads its event count before the syscall and, on `EAGAIN`, waits for
+//! readiness (`wait`), clearing only the readiness that syscall saw.
 
 use std::io;
 use std::mem::{self, ManuallyDrop};
@@ -176,9 +176,11 @@ impl Socket {
         }
     }
 
-    /// The tail of every readiness loop, after a try (begun after `seen`) failed with
-    /// `e`: `Ok` to try again, at once (`EINTR`) or once the socket reports one of
-    /// `events` (`WouldBlock`); `Err` to give up with `e` (or the wait's error).
+    /// The tail of the vectored loops and of `retry`, after a try (begun after `seen`)
+    /// failed with `e`: `Ok` to try again, at once (`EINTR`) or once the socket reports
+    /// one of `events` (`WouldBlock`); `Err` to give up with `e` (or the wait's error).
+    /// The plain read and write loops, every fallback read's and write's path, match on
+    /// `retry_kind` in place instead, without this future's layer around `wait`.
     async fn wait_retry(&self, e: io::Error, events: i16, seen: Option<Seen>) -> io::Result<()> {
         match retry_kind(&e) {
             Some(true) => self.wait(events, seen).await,
