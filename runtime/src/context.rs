@@ -3,7 +3,7 @@
 //! Per-thread state is two structs declared together: [`Context`], the `Copy` values in
 //! `Cell`s (the worker pointer, the polled task, the budget, the task-id range, ...), and
 //! [`Resources`], the values that own something and must be dropped with the thread (the
-//! current runtimes' handles, the thread's wheel handle, the deferred-cell cache,
+//! current runtimes' handles, the thread's wheel handle, the small-block cache,
 //! `block_on`'s parker). Each field is owned by the module its doc names, which reaches it
 //! through the field's accessor method, inside [`with`] or [`with_resources`]. Both are
 //! built by `const` expressions, so nothing is lazily initialised; and `Context` has no
@@ -15,7 +15,7 @@
 //!
 //! - **Every access goes through [`with`] or [`with_resources`], which return `None` once
 //!   the thread's thread-locals are being destroyed**, and every accessor then answers as
-//!   on a thread outside any runtime: no current handle, no wheel, no cell cache, a parker
+//!   on a thread outside any runtime: no current handle, no wheel, no block cache, a parker
 //!   made for the call. (`Context` itself is never destroyed, so `with` always answers;
 //!   callers treat it as fallible all the same.) Nothing panics for want of the context: a
 //!   `Waker`, a `JoinHandle` or a `Handle` dropped by another thread-local's destructor
@@ -84,8 +84,8 @@ pub(crate) struct Resources {
     current: RefCell<Vec<(u64, Handle)>>,
     /// `time.rs`: the wheel of the driver this thread parks on, if any.
     timer: RefCell<Option<TimerHandle>>,
-    /// `task/deferred.rs`: the free blocks of the deferred-cell cache.
-    deferred_cache: RefCell<crate::task::deferred::Cache>,
+    /// `task/pool.rs`: the free blocks of the small-block cache.
+    block_cache: RefCell<crate::task::pool::Cache>,
     /// `park.rs`: `block_on`'s parker and its waker, made on the thread's first `block_on`.
     parker: OnceCell<crate::park::Parker>,
 }
@@ -112,7 +112,7 @@ thread_local! {
         Resources {
             current: RefCell::new(Vec::new()),
             timer: RefCell::new(None),
-            deferred_cache: RefCell::new(crate::task::deferred::Cache::new()),
+            block_cache: RefCell::new(crate::task::pool::Cache::new()),
             parker: OnceCell::new(),
         }
     };
@@ -204,8 +204,8 @@ impl Resources {
 
     /// See the field.
     #[inline(always)]
-    pub(crate) fn deferred_cache(&self) -> &RefCell<crate::task::deferred::Cache> {
-        &self.deferred_cache
+    pub(crate) fn block_cache(&self) -> &RefCell<crate::task::pool::Cache> {
+        &self.block_cache
     }
 
     /// See the field.
@@ -331,7 +331,7 @@ mod tests {
                 drop(guard);
                 // A wake from here goes to the global queue (no worker, no poll).
                 waker.expect("the task left its waker").wake();
-                // A spawn (task id, schedule), a defer (cell cache), a `block_on` (parker,
+                // A spawn (task id, schedule), a defer (block cache), a `block_on` (parker,
                 // runtime guard, budget) and a cooperative leaf (`JoinHandle`).
                 let (tx, rx) = mpsc::channel();
                 h.defer(move || tx.send(7).unwrap());

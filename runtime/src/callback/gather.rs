@@ -31,6 +31,7 @@ use std::ptr::NonNull;
 
 use super::compose::{Part, PartVTable};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::task::pool;
 
 /// Set in `state` once the final callback has been taken by an early outcome.
 const SETTLED: usize = 1 << (usize::BITS - 1);
@@ -169,8 +170,8 @@ where
         // The count is zero, and our AcqRel `fetch_sub` saw every other part's release:
         // their slot writes and rule take happened before what follows.
         // SAFETY: the count is zero: no part holds a claim and no new one is made, so we
-        // own the block, which `start` made with `Box::into_raw`.
-        let g = unsafe { Box::from_raw(this.as_ptr()) };
+        // own the block, which `start` made with `Owned::into_raw`.
+        let g = unsafe { pool::Owned::from_raw(this) };
         if prev & SETTLED != 0 {
             return;
         }
@@ -229,15 +230,14 @@ where
     Op: FnMut(usize, Part<T, E>),
 {
     debug_assert!(n > 0 && n < SETTLED);
-    let block = Box::new(Gather::<T, E, R> {
+    let block = pool::Owned::new(Gather::<T, E, R> {
         state: AtomicUsize::new(n),
         slots: Slots::new(n),
         first: std::ptr::null(),
         rule: UnsafeCell::new(Some(rule)),
         _te: PhantomData,
     });
-    // SAFETY: `Box::into_raw` is never null.
-    let g = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
+    let g = pool::Owned::into_raw(block);
     // SAFETY: the block is ours alone until the first part is made, below; it stays where
     // it is until freed, so the slots' address does too.
     unsafe { (*g.as_ptr()).first = (*g.as_ptr()).slots.get().as_ptr() };

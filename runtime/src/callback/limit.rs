@@ -34,6 +34,7 @@ use std::ptr::NonNull;
 use super::Callback;
 use super::compose::{Part, PartVTable};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::task::pool;
 
 /// Set in `state` once the composite is settled (or can never complete).
 const SETTLED: usize = 1 << (usize::BITS - 1);
@@ -187,8 +188,8 @@ where
             return;
         }
         // SAFETY: the count is zero and our AcqRel `fetch_sub` saw every other release: the
-        // block is ours alone, made by `Box::into_raw` in `start`.
-        let block = unsafe { Box::from_raw(this.as_ptr()) };
+        // block is ours alone, made by `Owned::into_raw` in `start`.
+        let block = unsafe { pool::Owned::from_raw(this) };
         if prev & SETTLED != 0 {
             return;
         }
@@ -250,7 +251,7 @@ where
 {
     debug_assert!(n > 0 && limit > 0 && n < SETTLED - 1);
     let first = limit.min(n);
-    let block = Box::new(Block {
+    let block = pool::Owned::new(Block {
         state: AtomicUsize::new(n + 1),
         credits: AtomicUsize::new(first),
         next: UnsafeCell::new(0),
@@ -259,8 +260,7 @@ where
         done: UnsafeCell::new(Some(done)),
         _e: PhantomData,
     });
-    // SAFETY: `Box::into_raw` is never null.
-    let this = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
+    let this = pool::Owned::into_raw(block);
     // The first wave's deferred callbacks go to the queue as one entry
     // (`callback::batched`).
     // SAFETY: we made the block with `first` credits, so we drive, on the `+ 1` claim.

@@ -25,6 +25,7 @@ use std::ptr::NonNull;
 use super::compose::{Part, PartVTable};
 use super::{Callback, Cancel};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::task::pool;
 
 /// Set in `state` once the race is settled.
 const SETTLED: usize = 1 << (usize::BITS - 1);
@@ -160,8 +161,8 @@ impl<T, E, C, D> Drop for Claim<T, E, C, D> {
         if prev & !SETTLED == 1 {
             // The last claim: every other party's accesses happened before our AcqRel
             // `fetch_sub`, and nobody makes a new claim.
-            // SAFETY: the block is ours alone, made by `Box::into_raw` in `start`.
-            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+            // SAFETY: the block is ours alone, made by `Owned::into_raw` in `start`.
+            drop(unsafe { pool::Owned::from_raw(self.0) });
         }
     }
 }
@@ -180,14 +181,13 @@ where
         return drop(done);
     }
     debug_assert!(n < SETTLED - 1);
-    let block = Box::new(Block::<T, E, C, D> {
+    let block = pool::Owned::new(Block::<T, E, C, D> {
         state: AtomicUsize::new(n + 1),
         done: UnsafeCell::new(Some(done)),
         slots: Slots::new(n),
         _te: PhantomData,
     });
-    // SAFETY: `Box::into_raw` is never null.
-    let this = unsafe { NonNull::new_unchecked(Box::into_raw(block)) };
+    let this = pool::Owned::into_raw(block);
     // The starter's claim: the block lives until the loop is done with its slots.
     let starter = Claim(this);
     // The claims of the parts not made yet (if `op` unwinds, they are given up here).

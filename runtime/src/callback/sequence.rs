@@ -36,6 +36,7 @@ use std::ptr::NonNull;
 
 use super::compose::{Part, PartVTable};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
+use crate::task::pool;
 
 /// What a sequential helper does after an outcome.
 pub(super) enum Flow<I, O> {
@@ -88,14 +89,14 @@ where
     E: Send + 'static,
     S: Steps<T, E>,
 {
-    let block = Box::new(Block {
+    let block = pool::Owned::new(Block {
         state: AtomicUsize::new(IN_START),
         steps: UnsafeCell::new(Some(steps)),
         mailbox: UnsafeCell::new(None),
         _te: PhantomData,
     });
-    // SAFETY: `Box::into_raw` is never null; the block is ours alone (no part exists yet).
-    unsafe { drive(NonNull::new_unchecked(Box::into_raw(block)), first) }
+    // SAFETY: the block is ours alone (no part exists yet).
+    unsafe { drive(pool::Owned::into_raw(block), first) }
 }
 
 impl<T, E, S> Block<T, E, S>
@@ -156,8 +157,8 @@ where
                 unsafe { drive(this, flow) }
             }
             // Dropped uncalled, or the operation function panicked: the composite never
-            // completes. SAFETY: the block is ours, made by `Box::into_raw`.
-            _ => drop(unsafe { Box::from_raw(this.as_ptr()) }),
+            // completes. SAFETY: the block is ours, made by `Owned::into_raw`.
+            _ => drop(unsafe { pool::Owned::from_raw(this) }),
         }
     }
 
@@ -202,9 +203,9 @@ impl<T, E, S> Drop for Unwinding<T, E, S> {
             .compare_exchange(IN_START, ABANDONED, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
-            // The part delivered already: the block is ours, made by `Box::into_raw`.
+            // The part delivered already: the block is ours, made by `Owned::into_raw`.
             // SAFETY: nobody touches it after a delivery but the driver, which is us.
-            drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+            drop(unsafe { pool::Owned::from_raw(self.0) });
         }
     }
 }
@@ -224,9 +225,9 @@ where
     loop {
         match flow {
             Flow::Finish(out) => {
-                // SAFETY: the block is ours, made by `Box::into_raw`; freed before the
+                // SAFETY: the block is ours, made by `Owned::into_raw`; freed before the
                 // final callback runs, so a panic there leaks nothing.
-                let block = unsafe { Box::from_raw(this.as_ptr()) };
+                let block = unsafe { pool::Owned::from_raw(this) };
                 let steps = block.steps.with_mut(|p| {
                     // SAFETY: we own the block.
                     unsafe { (*p).take() }
@@ -263,7 +264,7 @@ where
                             }
                             None => {
                                 // SAFETY: as in `take_over`: the composite never completes.
-                                drop(unsafe { Box::from_raw(this.as_ptr()) });
+                                drop(unsafe { pool::Owned::from_raw(this) });
                                 return;
                             }
                         }

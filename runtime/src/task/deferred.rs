@@ -27,16 +27,9 @@
 //!
 //! # The cell cache
 //!
-//! A composite callback queues many cells at once (`parallel` over 100 `ready` operations
-//! defers 100 closures before the first runs), more than the allocator's per-thread cache
-//! holds, so each cell went through `malloc`'s slow path and its consolidation: about 40%
-//! of the instructions of such a composite. Cells of up to 256 bytes are therefore carved
-//! in three size classes and recycled through a per-thread free list of each class (the
-//! thread context's `deferred_cache`, `context.rs`)
-//! (bounded, so that a thread that only runs what others defer does not hoard memory): the
-//! thread that runs a cell keeps its block for the next `defer`. Larger cells, and threads
-//! whose cache is gone (thread-local destruction), use the global allocator directly. A
-//! block is always returned to the global allocator with the layout it was allocated with.
+//! Cells come from the small-block cache (`pool.rs`): a composite callback queues many
+//! cells at once, more than the allocator's per-thread cache holds, and the thread that
+//! runs a cell keeps its block for the next `defer`.
 //!
 //! While a cell's closure runs, its block (of a class) is the thread's *spare* (the thread
 //! context's `deferred_spare`): a `defer` from the closure of a cell of the same class
@@ -47,15 +40,14 @@
 //! before. So the slot is set only when empty, and emptied by the run that set it, or by
 //! the `defer` that takes the block: a spare is owned by the slot alone.
 
-use std::alloc::{self, Layout};
 use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::NonNull;
 use std::task::Waker;
 
-use super::Notified;
 use super::raw::{Header, Links, Vtable};
 use super::state::State;
+use super::{Notified, pool};
 use crate::loom::sync::UnsafeCell;
 
 #[repr(C)]
@@ -77,93 +69,16 @@ impl<F: FnOnce() + Send + 'static> VtableFor<F> {
     };
 }
 
-/// Block sizes of the cell cache (all aligned to [`CLASS_ALIGN`]).
-const CLASSES: [usize; 3] = [64, 128, 256];
-const CLASS_ALIGN: usize = 16;
-/// Free blocks kept per class and thread.
-const CACHE_PER_CLASS: usize = 256;
-
-/// The layout a `Deferred<F>` cell is allocated with: its class's block, or its own.
-struct CellLayout<F>(std::marker::PhantomData<F>);
-
-impl<F> CellLayout<F> {
-    const OWN: Layout = Layout::new::<Deferred<F>>();
-    /// The cache class of the cell, if it fits one.
-    const CLASS: Option<usize> = {
-        let mut i = 0;
-        let mut found = None;
-        while i < CLASSES.len() {
-            if found.is_none() && Self::OWN.size() <= CLASSES[i] && Self::OWN.align() <= CLASS_ALIGN
-            {
-                found = Some(i);
-            }
-            i += 1;
-        }
-        found
-    };
-    const LAYOUT: Layout = match Self::CLASS {
-        // The class sizes are non-zero multiples of the power-of-two alignment.
-        Some(c) => match Layout::from_size_align(CLASSES[c], CLASS_ALIGN) {
-            Ok(l) => l,
-            Err(_) => panic!("bad class layout"),
-        },
-        None => Self::OWN,
-    };
-}
-
-/// Free blocks of each class, owned by this thread.
-pub(crate) struct Cache {
-    free: [Vec<NonNull<u8>>; CLASSES.len()],
-}
-
-impl Cache {
-    /// An empty cache.
-    pub(crate) const fn new() -> Cache {
-        Cache {
-            free: [Vec::new(), Vec::new(), Vec::new()],
-        }
-    }
-}
-
-impl Drop for Cache {
-    fn drop(&mut self) {
-        for (c, blocks) in self.free.iter_mut().enumerate() {
-            let layout = class_layout(c);
-            for b in blocks.drain(..) {
-                // SAFETY: every cached block was allocated by the global allocator with its
-                // class's layout (`alloc_cell`) and is owned by the cache alone.
-                unsafe { alloc::dealloc(b.as_ptr(), layout) };
-            }
-        }
-    }
-}
-
-fn class_layout(c: usize) -> Layout {
-    Layout::from_size_align(CLASSES[c], CLASS_ALIGN).expect("class layouts are valid")
-}
-
 /// A block for a `Deferred<F>`: the spare block of the cell this thread is running if it
-/// is of the class, else one from this thread's cache if it has one of the class.
+/// is of the class, else one from the small-block cache (`pool.rs`).
 #[inline]
 fn alloc_cell<F>() -> NonNull<Deferred<F>> {
-    if let Some(c) = CellLayout::<F>::CLASS {
+    if let Some(c) = pool::Class::<Deferred<F>>::CLASS {
         if let Some(block) = take_spare(c) {
             return block.cast();
         }
-        let cached =
-            crate::context::with_resources(|cx| cx.deferred_cache().borrow_mut().free[c].pop())
-                .flatten();
-        if let Some(block) = cached {
-            return block.cast();
-        }
     }
-    let layout = CellLayout::<F>::LAYOUT;
-    // SAFETY: the layout has a non-zero size (a cell holds at least its header).
-    let p = unsafe { alloc::alloc(layout) };
-    match NonNull::new(p) {
-        Some(p) => p.cast(),
-        None => alloc::handle_alloc_error(layout),
-    }
+    pool::alloc::<Deferred<F>>()
 }
 
 /// The thread's spare block (see `run`) if it is of class `c`, taken out.
@@ -180,47 +95,6 @@ fn take_spare(c: usize) -> Option<NonNull<u8>> {
         Some(p)
     })
     .flatten()
-}
-
-/// Gives back the block of a cell whose contents were moved out or dropped.
-///
-/// # Safety
-/// `ptr` came from `alloc_cell::<F>()`, nothing in it is used again, and it is freed once.
-unsafe fn free_cell<F>(ptr: NonNull<Deferred<F>>) {
-    match CellLayout::<F>::CLASS {
-        // SAFETY: the block is of class `c` (`alloc_cell`), and the caller's contract.
-        Some(c) => unsafe { free_block(ptr.cast(), c) },
-        // SAFETY: allocated by the global allocator with this layout (`alloc_cell`); the
-        // caller frees it once.
-        None => unsafe { alloc::dealloc(ptr.as_ptr().cast(), CellLayout::<F>::LAYOUT) },
-    }
-}
-
-/// Gives back a free block of class `c`: to this thread's cache, or to the allocator.
-///
-/// # Safety
-/// `block` was allocated with `class_layout(c)` (by `alloc_cell`), nothing in it is used
-/// again, and it is freed once.
-unsafe fn free_block(block: NonNull<u8>, c: usize) {
-    {
-        let kept = crate::context::with_resources(|cx| {
-            let mut cache = cx.deferred_cache().borrow_mut();
-            let free = &mut cache.free[c];
-            if free.len() < CACHE_PER_CLASS {
-                free.push(block);
-                true
-            } else {
-                false
-            }
-        })
-        .unwrap_or(false);
-        if kept {
-            return;
-        }
-    }
-    // SAFETY: allocated by the global allocator with the class's layout; the caller frees
-    // it once.
-    unsafe { alloc::dealloc(block.as_ptr(), class_layout(c)) };
 }
 
 /// Whether the entry is a deferred callback's (a task's id is never 0).
@@ -242,7 +116,7 @@ pub(crate) fn new<F: FnOnce() + Send + 'static>(f: F) -> Notified {
     };
     let block = alloc_cell::<F>();
     // SAFETY: the block is fresh or recycled (nothing else refers to it), and large and
-    // aligned enough for a `Deferred<F>` (`CellLayout`).
+    // aligned enough for a `Deferred<F>` (`pool::Class`).
     unsafe { block.as_ptr().write(cell) };
     let ptr = block.cast::<Header>();
     // SAFETY: the cell is live with one reference, which the entry takes (invariant 1);
@@ -261,7 +135,7 @@ unsafe fn run<F: FnOnce() + Send + 'static>(ptr: NonNull<Header>) {
         std::ptr::drop_in_place(&raw mut (*cell.as_ptr()).header);
         ManuallyDrop::into_inner(std::ptr::read(&raw const (*cell.as_ptr()).f))
     };
-    let spare = match CellLayout::<F>::CLASS {
+    let spare = match pool::Class::<Deferred<F>>::CLASS {
         Some(c) => crate::context::with(|cx| {
             let slot = cx.deferred_spare();
             let free = slot.get().0.is_null();
@@ -274,9 +148,9 @@ unsafe fn run<F: FnOnce() + Send + 'static>(ptr: NonNull<Header>) {
         None => false,
     };
     if !spare {
-        // SAFETY: the block came from `alloc_cell::<F>` in `new`, and nothing in it is used
-        // again.
-        unsafe { free_cell(cell) };
+        // SAFETY: the block came from `alloc_cell::<F>` in `new` (a spare is a block of the
+        // cell's class, so `pool::alloc`'s), and nothing in it is used again.
+        unsafe { pool::free(cell) };
         let _ = panic::catch_unwind(AssertUnwindSafe(f));
         return;
     }
@@ -290,7 +164,7 @@ unsafe fn run<F: FnOnce() + Send + 'static>(ptr: NonNull<Header>) {
     if let Some(left) = NonNull::new(left) {
         // SAFETY: a spare is a free block of its class, owned by the slot alone (a `defer`
         // that takes it clears the slot), moved out of it here and freed once.
-        unsafe { free_block(left, class) };
+        unsafe { pool::free_block(left, class) };
     }
 }
 
@@ -304,8 +178,9 @@ unsafe fn dealloc<F>(ptr: NonNull<Header>) {
         std::ptr::drop_in_place(&raw mut (*cell.as_ptr()).header);
         ManuallyDrop::into_inner(std::ptr::read(&raw const (*cell.as_ptr()).f))
     };
-    // SAFETY: the block came from `alloc_cell::<F>` in `new`, and nothing in it is used again.
-    unsafe { free_cell(cell) };
+    // SAFETY: the block came from `alloc_cell::<F>` in `new` (so from `pool::alloc`, or a
+    // spare of the same class), and nothing in it is used again.
+    unsafe { pool::free(cell) };
     let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(f)));
 }
 

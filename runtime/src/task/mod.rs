@@ -37,6 +37,7 @@ mod id;
 mod join;
 mod join_set;
 pub(crate) mod list;
+pub(crate) mod pool;
 pub(crate) mod raw;
 pub(crate) mod state;
 mod task_local;

@@ -1,0 +1,324 @@
+//! The small-block cache: per-thread free lists of blocks in three size classes, for the
+//! short-lived heap blocks the callback style makes by the hundred (deferred cells, the one
+//! block of each composite helper).
+//!
+//! A composite callback queues many cells at once (`parallel` over 100 `ready` operations
+//! defers 100 closures before the first runs), more than the allocator's per-thread cache
+//! holds, so each cell went through `malloc`'s slow path and its consolidation: about 40%
+//! of the instructions of such a composite. And a sequential composite (`series` of three
+//! `ready` calls) made its block with `malloc` and freed it with `free`: about 150
+//! instructions a composite, against about 20 for a trip through this cache.
+//!
+//! Blocks of up to 256 bytes (and alignment up to 16) are carved in three size classes and
+//! recycled through a per-thread free list of each class (the thread context's
+//! `block_cache`, `context.rs`), bounded, so that a thread that only frees what others
+//! allocate does not hoard memory: the thread that frees a block keeps it for its next
+//! allocation of the class. Larger blocks, and threads whose cache is gone (thread-local
+//! destruction), use the global allocator directly.
+//!
+//! # Invariant
+//!
+//! A block is always returned to the global allocator with the layout it was allocated
+//! with: a cached block with its class's layout ([`class_layout`]), any other with its
+//! type's own. Which one is a pure function of the type ([`Class`]), so the code that
+//! frees a block computes the same answer as the code that allocated it.
+
+use std::alloc::{self, Layout};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+/// Block sizes of the cache (all aligned to [`CLASS_ALIGN`]).
+const CLASSES: [usize; 3] = [64, 128, 256];
+const CLASS_ALIGN: usize = 16;
+/// Free blocks kept per class and thread.
+const CACHE_PER_CLASS: usize = 256;
+
+/// Free blocks of each class, owned by this thread.
+pub(crate) struct Cache {
+    free: [Vec<NonNull<u8>>; CLASSES.len()],
+}
+
+impl Cache {
+    /// An empty cache.
+    pub(crate) const fn new() -> Cache {
+        Cache {
+            free: [Vec::new(), Vec::new(), Vec::new()],
+        }
+    }
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        for (c, blocks) in self.free.iter_mut().enumerate() {
+            let layout = class_layout(c);
+            for b in blocks.drain(..) {
+                // SAFETY: every cached block was allocated by the global allocator with its
+                // class's layout (`alloc`) and is owned by the cache alone.
+                unsafe { alloc::dealloc(b.as_ptr(), layout) };
+            }
+        }
+    }
+}
+
+/// The layout of class `c`'s blocks.
+fn class_layout(c: usize) -> Layout {
+    Layout::from_size_align(CLASSES[c], CLASS_ALIGN).expect("class layouts are valid")
+}
+
+/// Where a block for a `T` comes from: a class of the cache, or the allocator with `T`'s
+/// own layout.
+pub(crate) struct Class<T>(PhantomData<T>);
+
+impl<T> Class<T> {
+    const OWN: Layout = Layout::new::<T>();
+    /// The cache class of a `T`'s block, if it fits one.
+    pub(crate) const CLASS: Option<usize> = {
+        let mut i = 0;
+        let mut found = None;
+        while i < CLASSES.len() {
+            if found.is_none()
+                && Self::OWN.size() <= CLASSES[i]
+                && Self::OWN.align() <= CLASS_ALIGN
+                && Self::OWN.size() > 0
+            {
+                found = Some(i);
+            }
+            i += 1;
+        }
+        found
+    };
+    const LAYOUT: Layout = match Self::CLASS {
+        // The class sizes are non-zero multiples of the power-of-two alignment.
+        Some(c) => match Layout::from_size_align(CLASSES[c], CLASS_ALIGN) {
+            Ok(l) => l,
+            Err(_) => panic!("bad class layout"),
+        },
+        None => Self::OWN,
+    };
+}
+
+/// An uninitialised block for a `T`: from this thread's cache if it has one of `T`'s
+/// class, else from the global allocator.
+///
+/// # Panics
+///
+/// If `T` is zero-sized (no caller allocates one).
+#[inline]
+pub(crate) fn alloc<T>() -> NonNull<T> {
+    assert!(size_of::<T>() > 0, "pool blocks hold something");
+    if let Some(c) = Class::<T>::CLASS {
+        let cached =
+            crate::context::with_resources(|cx| cx.block_cache().borrow_mut().free[c].pop())
+                .flatten();
+        if let Some(block) = cached {
+            return block.cast();
+        }
+    }
+    let layout = Class::<T>::LAYOUT;
+    // SAFETY: the layout has a non-zero size (asserted above).
+    let p = unsafe { alloc::alloc(layout) };
+    match NonNull::new(p) {
+        Some(p) => p.cast(),
+        None => alloc::handle_alloc_error(layout),
+    }
+}
+
+/// Gives back a block whose contents were moved out or dropped.
+///
+/// # Safety
+/// `ptr` came from [`alloc::<T>`](alloc), nothing in it is used again, and it is freed once.
+#[inline]
+pub(crate) unsafe fn free<T>(ptr: NonNull<T>) {
+    match Class::<T>::CLASS {
+        // SAFETY: the block is of class `c` (`alloc`), and the caller's contract.
+        Some(c) => unsafe { free_block(ptr.cast(), c) },
+        // SAFETY: allocated by the global allocator with this layout (`alloc`); the caller
+        // frees it once.
+        None => unsafe { alloc::dealloc(ptr.as_ptr().cast(), Class::<T>::LAYOUT) },
+    }
+}
+
+/// Moves `value` into a block of its own: [`alloc`] and a write.
+#[inline]
+pub(crate) fn boxed<T>(value: T) -> NonNull<T> {
+    let p = alloc::<T>();
+    // SAFETY: the block is fresh or recycled (nothing else refers to it), and large and
+    // aligned enough for a `T` (`Class`).
+    unsafe { p.as_ptr().write(value) };
+    p
+}
+
+/// A `T` in a block from [`alloc`], owned: what `Box` is for the global allocator. The
+/// composite helpers make their one block with [`Owned::new`], hand it around as the raw
+/// pointer of [`Owned::into_raw`], and whoever ends up owning it takes it back with
+/// [`Owned::from_raw`] and drops it.
+pub(crate) struct Owned<T>(NonNull<T>);
+
+impl<T> Owned<T> {
+    /// Moves `value` into a block of its own.
+    #[inline]
+    pub(crate) fn new(value: T) -> Owned<T> {
+        Owned(boxed(value))
+    }
+
+    /// The block, no longer owned by this handle.
+    #[inline]
+    pub(crate) fn into_raw(this: Owned<T>) -> NonNull<T> {
+        std::mem::ManuallyDrop::new(this).0
+    }
+
+    /// Owns the block again.
+    ///
+    /// # Safety
+    /// `ptr` came from [`Owned::into_raw`] and is taken back once.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: NonNull<T>) -> Owned<T> {
+        Owned(ptr)
+    }
+}
+
+impl<T> std::ops::Deref for Owned<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the block holds a live `T` for as long as this handle owns it.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl<T> std::ops::DerefMut for Owned<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and the handle is the block's only owner.
+        unsafe { self.0.as_mut() }
+    }
+}
+
+impl<T> Drop for Owned<T> {
+    fn drop(&mut self) {
+        /// Frees the block after the value's drop, even if that drop unwinds.
+        struct Free<T>(NonNull<T>);
+        impl<T> Drop for Free<T> {
+            fn drop(&mut self) {
+                // SAFETY: the value is dropped (or unwinding out of its drop); the block
+                // came from `alloc::<T>` and this is its one free.
+                unsafe { free(self.0) }
+            }
+        }
+        let free = Free(self.0);
+        // SAFETY: the block holds a live `T`, dropped once, here.
+        unsafe { std::ptr::drop_in_place(free.0.as_ptr()) };
+    }
+}
+
+/// Gives back a free block of class `c`: to this thread's cache, or to the allocator.
+///
+/// # Safety
+/// `block` was allocated with `class_layout(c)` (by `alloc`), nothing in it is used
+/// again, and it is freed once.
+pub(crate) unsafe fn free_block(block: NonNull<u8>, c: usize) {
+    {
+        let kept = crate::context::with_resources(|cx| {
+            let mut cache = cx.block_cache().borrow_mut();
+            let free = &mut cache.free[c];
+            if free.len() < CACHE_PER_CLASS {
+                free.push(block);
+                true
+            } else {
+                false
+            }
+        })
+        .unwrap_or(false);
+        if kept {
+            return;
+        }
+    }
+    // SAFETY: allocated by the global allocator with the class's layout; the caller frees
+    // it once.
+    unsafe { alloc::dealloc(block.as_ptr(), class_layout(c)) };
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    /// Blocks of every class and of none (too big, over-aligned), more alive at once than
+    /// the cache keeps, freed on this thread and on another: each value comes back intact
+    /// and is dropped once.
+    #[test]
+    fn blocks_of_every_size_round_trip_intact() {
+        #[derive(Clone, Copy)]
+        #[repr(align(64))]
+        struct Aligned([u8; 64]);
+
+        fn check<P: Copy + Send + 'static>(payload: P, read: fn(&P) -> u8, expect: u8) {
+            let drops = Arc::new(AtomicUsize::new(0));
+            for round in 0..3 {
+                let blocks: Vec<_> = (0..300)
+                    .map(|_| {
+                        super::Owned::into_raw(super::Owned::new((
+                            payload,
+                            CountDrop(drops.clone()),
+                        )))
+                    })
+                    .collect();
+                let (here, there): (Vec<_>, Vec<_>) = blocks
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| i % 3 != round);
+                for (_, b) in here {
+                    // SAFETY: from `into_raw` above, taken back once.
+                    let o = unsafe { super::Owned::from_raw(b) };
+                    assert_eq!(read(&(*o).0), expect);
+                    drop(o);
+                }
+                // Freed on another thread: into that thread's cache.
+                let there: Vec<_> = there
+                    .into_iter()
+                    .map(|(_, b)| b.as_ptr() as usize)
+                    .collect();
+                std::thread::spawn(move || {
+                    for b in there {
+                        let b = std::ptr::NonNull::new(b as *mut (P, CountDrop)).unwrap();
+                        // SAFETY: as above; the value is `Send`.
+                        let o = unsafe { super::Owned::from_raw(b) };
+                        assert_eq!(read(&(*o).0), expect);
+                        drop(o);
+                    }
+                })
+                .join()
+                .unwrap();
+            }
+            assert_eq!(drops.load(SeqCst), 900);
+        }
+        check(7u8, |p| *p, 7);
+        check([9u8; 80], |p| p[79], 9);
+        check([5u8; 200], |p| p[199], 5);
+        check([3u8; 1000], |p| p[999], 3);
+        check(Aligned([4; 64]), |p| p.0[63], 4);
+    }
+
+    #[test]
+    fn an_owned_block_drops_its_value_once_through_a_raw_round_trip() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let owned = super::Owned::new(([1u8; 100], CountDrop(drops.clone())));
+        assert_eq!((*owned).0[99], 1);
+        let raw = super::Owned::into_raw(owned);
+        assert_eq!(drops.load(SeqCst), 0);
+        // SAFETY: from `into_raw` just above, taken back once.
+        let mut owned = unsafe { super::Owned::from_raw(raw) };
+        (*owned).0[0] = 2;
+        assert_eq!((*owned).0[0], 2);
+        drop(owned);
+        assert_eq!(drops.load(SeqCst), 1);
+    }
+}
