@@ -472,23 +472,39 @@ impl Cancel for SvcHandle {
 /// });
 /// assert_eq!(rx.recv().unwrap(), Ok(expected(Kind::Ready, 5)));
 /// ```
+#[inline]
 pub fn svc_cb(kind: Kind, x: u64, cb: impl Callback<u64, SvcError>) -> SvcHandle {
     call_cb(kind, x, false, cb)
 }
 
 /// [`svc_cb`] that fails with `SvcError(x)` after the same path and time.
+#[inline]
 pub fn svc_fail_cb(kind: Kind, x: u64, cb: impl Callback<u64, SvcError>) -> SvcHandle {
     call_cb(kind, x, true, cb)
 }
 
 /// [`svc_cb`] or [`svc_fail_cb`], by `fail`.
+///
+/// As with [`Svc`], a `ready` call is built by a small inlined path (its deferred closure
+/// holds the callback, `x` and `fail`, nothing else), and every other kind starts out of
+/// line.
+#[inline]
 pub fn call_cb(kind: Kind, x: u64, fail: bool, cb: impl Callback<u64, SvcError>) -> SvcHandle {
     count_started();
     match kind {
         Kind::Ready => {
-            callback::defer(move || cb.call(outcome(kind, x, fail, step(x))));
+            callback::defer(move || cb.call(outcome(Kind::Ready, x, fail, step(x))));
             SvcHandle::Running
         }
+        _ => start_cb(kind, x, fail, cb),
+    }
+}
+
+/// A callback call of any kind but `ready`, started: the timer set, the read made.
+#[inline(never)]
+fn start_cb(kind: Kind, x: u64, fail: bool, cb: impl Callback<u64, SvcError>) -> SvcHandle {
+    match kind {
+        Kind::Ready => unreachable!("a ready call starts inline"),
         Kind::Timer(d) => SvcHandle::Timer(callback::set_timeout(d, move || {
             cb.call(outcome(kind, x, fail, step(x)))
         })),

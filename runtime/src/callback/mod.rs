@@ -89,6 +89,8 @@ pub use compose::{
 pub use timer::{IntervalHandle, TimeoutHandle, set_interval, set_timeout};
 
 use std::fmt;
+use std::mem::MaybeUninit;
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
@@ -154,8 +156,9 @@ impl<C: Cancel> Cancel for Option<C> {
 /// behind the tasks and callbacks already queued there, and runs on the next pass of the
 /// scheduler — never inline. From `block_on`, an entered thread (or a worker of another
 /// runtime that entered this one) it goes to the global queue. It costs one allocation (the
-/// closure and a 32-byte queue header) and no atomic read-modify-write on a worker. See
-/// [the ordering rules](self#ordering).
+/// closure and a 32-byte queue header, recycled per thread) and no atomic read-modify-write
+/// on a worker; while a composition helper starts its operations, it is a write into that
+/// helper's batch instead. See [the ordering rules](self#ordering).
 ///
 /// # Panics
 ///
@@ -182,7 +185,7 @@ where
         // SAFETY: non-null, it is the innermost live `batched` frame's batch on this thread:
         // untouched by others while its `start` runs (we are inside it), unmoved until that
         // frame's `Flush` resets it (see `batched`).
-        unsafe { (*batch).push(crate::task::deferred::new(f)) };
+        unsafe { (*batch).push(f) };
         return;
     }
     defer_now(f)
@@ -218,73 +221,169 @@ fn set_current_batch(batch: *mut Batch) {
     let _ = crate::context::with(|cx| cx.callback_batch().set(batch));
 }
 
-/// Batches of up to this many callbacks keep them inside the batch (and, when flushed,
-/// inside the one queue entry that runs them): no list to allocate and free for the usual
-/// composite of a few operations.
-const INLINE_CALLS: usize = 4;
-
 /// The callbacks one [`batched`] start has deferred so far.
+///
+/// The first is a deferred cell of its own, as a `defer` outside a batch makes, so that a
+/// batch of one costs what that `defer` would. The rest are written one after another into
+/// `arena`, each as an [`ArenaEntry`] followed by the closure itself: one buffer per batch
+/// instead of a cell per callback, and no cell to take from and give back to the cache
+/// for each. When the batch is flushed, one queue entry takes the first cell and the
+/// buffer and runs them all, in order (see [`Calls`]).
 pub(crate) struct Batch {
-    /// The first callbacks, while there are at most [`INLINE_CALLS`] and `spill` is empty.
-    inline: [Option<Notified>; INLINE_CALLS],
-    inline_len: usize,
-    /// Every callback, in order, once there are more than [`INLINE_CALLS`].
-    spill: Vec<Notified>,
-    /// How many to make room for when spilling: the operations the helper starts.
+    first: Option<Notified>,
+    /// Entries and closures, in words. Every closure is at most word-aligned (`push` boxes
+    /// any other into a cell first), and starts on the word after its entry.
+    arena: Vec<MaybeUninit<u64>>,
+    /// How many callbacks to make room for at once: the operations the helper starts.
     expect: usize,
+}
+
+/// The head of one closure in a batch's arena.
+#[repr(C)]
+struct ArenaEntry {
+    /// Runs (`true`) or drops (`false`) the closure that follows, consuming it.
+    call: unsafe fn(*mut MaybeUninit<u64>, bool),
+    /// The closure's size in words.
+    words: usize,
+}
+
+/// Words an [`ArenaEntry`] takes.
+const ENTRY_WORDS: usize = size_of::<ArenaEntry>() / size_of::<u64>();
+
+/// Runs or drops the `F` at `at`.
+///
+/// # Safety
+/// `at` holds an `F` written by [`Batch::push`], not yet consumed; it is consumed here.
+unsafe fn call_entry<F: FnOnce() + Send + 'static>(at: *mut MaybeUninit<u64>, run: bool) {
+    // SAFETY: the caller's contract: a live `F`, moved out once.
+    let f = unsafe { at.cast::<F>().read() };
+    if run {
+        // A panicking callback is contained, as `deferred::run` contains one: the panic hook
+        // has printed it, and the callbacks after it still run.
+        let _ = panic::catch_unwind(AssertUnwindSafe(f));
+    } else {
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || drop(f)));
+    }
 }
 
 impl Batch {
     fn new(expect: usize) -> Batch {
         Batch {
-            inline: [const { None }; INLINE_CALLS],
-            inline_len: 0,
-            spill: Vec::new(),
+            first: None,
+            arena: Vec::new(),
             expect,
         }
     }
 
-    fn push(&mut self, call: Notified) {
-        if self.spill.is_empty() {
-            if self.inline_len < INLINE_CALLS {
-                self.inline[self.inline_len] = Some(call);
-                self.inline_len += 1;
-                return;
-            }
-            // One allocation per batch, made only past the inline callbacks.
-            self.spill.reserve_exact(self.expect.max(2 * INLINE_CALLS));
-            self.spill
-                .extend(self.inline.iter_mut().filter_map(Option::take));
-            self.inline_len = 0;
+    /// Collects `f`, after everything collected so far.
+    fn push<F: FnOnce() + Send + 'static>(&mut self, f: F) {
+        if self.first.is_none() && self.arena.is_empty() {
+            self.first = Some(crate::task::deferred::new(f));
+            return;
         }
-        self.spill.push(call);
+        if align_of::<F>() > align_of::<u64>() {
+            return self.push_cell(crate::task::deferred::new(f));
+        }
+        let words = size_of::<F>().div_ceil(size_of::<u64>());
+        if self.arena.capacity() == 0 {
+            // One allocation for the usual batch: room for every operation's callback.
+            self.arena
+                .reserve_exact(self.expect.max(2) * (ENTRY_WORDS + words));
+        }
+        self.arena.reserve(ENTRY_WORDS + words);
+        let at = self.arena.len();
+        // SAFETY: `reserve` made room for the entry and the closure past `len`; the buffer
+        // is word-aligned, as are `ArenaEntry` and (checked above) `F`; `set_len` covers
+        // only what was written (`MaybeUninit` words need no initialisation).
+        unsafe {
+            let base = self.arena.as_mut_ptr().add(at);
+            base.cast::<ArenaEntry>().write(ArenaEntry {
+                call: call_entry::<F>,
+                words,
+            });
+            base.add(ENTRY_WORDS).cast::<F>().write(f);
+            self.arena.set_len(at + ENTRY_WORDS + words);
+        }
+    }
+
+    /// Collects a call already in a cell (a flushed inner batch's only one).
+    fn push_cell(&mut self, call: Notified) {
+        if self.first.is_none() && self.arena.is_empty() {
+            self.first = Some(call);
+            return;
+        }
+        self.push(move || call.run())
     }
 
     /// Queues the collected callbacks as one entry (one alone as itself), in order.
     fn flush(&mut self) {
-        if !self.spill.is_empty() {
-            let calls = std::mem::take(&mut self.spill);
-            // Into the outer batch, if there is one, so the order stays that of the
-            // `defer` calls.
-            return defer(move || {
-                for call in calls {
-                    // Each call catches its own panic, so the rest still run.
-                    call.run();
-                }
-            });
+        let first = self.first.take();
+        if self.arena.is_empty() {
+            if let Some(call) = first {
+                queue(call);
+            }
+            return;
         }
-        match std::mem::replace(&mut self.inline_len, 0) {
-            0 => {}
-            1 => queue(self.inline[0].take().expect("one call")),
-            _ => {
-                let calls = std::mem::replace(&mut self.inline, [const { None }; INLINE_CALLS]);
-                defer(move || {
-                    for call in calls.into_iter().flatten() {
-                        call.run();
-                    }
-                })
+        let calls = Calls {
+            arena: std::mem::take(&mut self.arena),
+            next: 0,
+        };
+        // Into the outer batch, if there is one, so the order stays that of the `defer`
+        // calls.
+        defer(move || {
+            if let Some(call) = first {
+                // The call catches its own panic, so the rest still run.
+                call.run();
+            }
+            calls.run();
+        })
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        // Only a batch that was never flushed holds calls still: drop them, once each.
+        drop(Calls {
+            arena: std::mem::take(&mut self.arena),
+            next: 0,
+        });
+    }
+}
+
+/// The arena of a flushed [`Batch`], run entry by entry; dropped unrun (at shutdown), it
+/// drops the closures it still holds.
+struct Calls {
+    arena: Vec<MaybeUninit<u64>>,
+    /// The word of the next entry to run or drop.
+    next: usize,
+}
+
+impl Calls {
+    fn run(mut self) {
+        self.each(true);
+    }
+
+    /// Runs or drops every entry from `next` on.
+    fn each(&mut self, run: bool) {
+        while self.next < self.arena.len() {
+            let at = self.next;
+            // SAFETY: `next` is at an entry (`Batch::push` wrote them back to back and
+            // `next` steps over each with its own size), and the closure after it is
+            // unconsumed: `next` moves past it before it is called, so however the call
+            // ends, nobody consumes it again.
+            unsafe {
+                let base = self.arena.as_mut_ptr().add(at);
+                let entry = base.cast::<ArenaEntry>().read();
+                self.next = at + ENTRY_WORDS + entry.words;
+                (entry.call)(base.add(ENTRY_WORDS), run);
             }
         }
+    }
+}
+
+impl Drop for Calls {
+    fn drop(&mut self) {
+        self.each(false);
     }
 }
 
@@ -325,7 +424,7 @@ fn queue(call: Notified) {
     let batch = current_batch();
     if !batch.is_null() {
         // SAFETY: as in `defer`: the innermost live `batched` frame's batch.
-        unsafe { (*batch).push(call) };
+        unsafe { (*batch).push_cell(call) };
         return;
     }
     let mut call = Some(call);
@@ -433,5 +532,103 @@ impl<T, E> fmt::Debug for Once<T, E> {
 impl<T: 'static, E: 'static> Callback<T, E> for Once<T, E> {
     fn call(self, result: Result<T, E>) {
         Once::call(&self, result);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::{Arc, Mutex};
+
+    use super::{Batch, Calls};
+
+    struct CountDrop(Arc<AtomicUsize>);
+    impl Drop for CountDrop {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    #[repr(align(32))]
+    struct Aligned([u8; 32]);
+
+    /// Pushes closures of many sizes (none, small, large, over-aligned) into a batch; each
+    /// logs its index and the payload it carries.
+    fn fill(batch: &mut Batch, log: &Arc<Mutex<Vec<(usize, u8)>>>, drops: &Arc<AtomicUsize>) {
+        for i in 0..40 {
+            let (l, d) = (log.clone(), CountDrop(drops.clone()));
+            match i % 4 {
+                0 => batch.push(move || {
+                    let _d = d;
+                    l.lock().unwrap().push((i, 0))
+                }),
+                1 => {
+                    let p = [i as u8; 3];
+                    batch.push(move || {
+                        let _d = d;
+                        l.lock().unwrap().push((i, p[2]))
+                    })
+                }
+                2 => {
+                    let p = [i as u8; 300];
+                    batch.push(move || {
+                        let _d = d;
+                        l.lock().unwrap().push((i, p[299]))
+                    })
+                }
+                _ => {
+                    let p = Aligned([i as u8; 32]);
+                    batch.push(move || {
+                        let _d = d;
+                        assert_eq!(&raw const p as usize % 32, 0);
+                        l.lock().unwrap().push((i, p.0[31]))
+                    })
+                }
+            }
+        }
+    }
+
+    fn expected() -> Vec<(usize, u8)> {
+        (0..40)
+            .map(|i| (i, if i % 4 == 0 { 0 } else { i as u8 }))
+            .collect()
+    }
+
+    /// A batch's calls, of every size and alignment, run once each, in the order pushed,
+    /// with their captures intact; a panicking one does not stop the rest.
+    #[test]
+    fn a_batch_runs_every_call_once_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut batch = Batch::new(40);
+        fill(&mut batch, &log, &drops);
+        batch.push(|| panic!("[expected] a batched callback panics"));
+        let l = log.clone();
+        batch.push(move || l.lock().unwrap().push((99, 99)));
+        let first = batch.first.take().expect("the first call is a cell");
+        first.run();
+        Calls {
+            arena: std::mem::take(&mut batch.arena),
+            next: 0,
+        }
+        .run();
+        let mut want = expected();
+        want.push((99, 99));
+        assert_eq!(*log.lock().unwrap(), want);
+        assert_eq!(drops.load(SeqCst), 40);
+    }
+
+    /// A batch dropped unrun (a runtime shut down with it queued) drops each call once and
+    /// runs none.
+    #[test]
+    fn a_batch_dropped_unrun_drops_every_call_once() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let drops = Arc::new(AtomicUsize::new(0));
+        let mut batch = Batch::new(4);
+        fill(&mut batch, &log, &drops);
+        drop(batch);
+        assert!(log.lock().unwrap().is_empty());
+        assert_eq!(drops.load(SeqCst), 40);
     }
 }
