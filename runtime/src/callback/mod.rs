@@ -542,12 +542,7 @@ mod tests {
 
     use super::{Batch, Calls};
 
-    struct CountDrop(Arc<AtomicUsize>);
-    impl Drop for CountDrop {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use crate::task::pool::tests::CountDrop;
 
     #[derive(Clone, Copy)]
     #[repr(align(32))]

@@ -202,12 +202,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    struct CountDrop(Arc<AtomicUsize>);
-    impl Drop for CountDrop {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, SeqCst);
-        }
-    }
+    use crate::task::pool::tests::CountDrop;
 
     #[test]
     fn run_calls_once_and_drops_captures_once() {

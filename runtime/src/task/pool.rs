@@ -240,11 +240,13 @@ pub(crate) unsafe fn free_block(block: NonNull<u8>, c: usize) {
 }
 
 #[cfg(all(test, not(loom)))]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
-    struct CountDrop(Arc<AtomicUsize>);
+    /// Counts its drops: the crate's unit tests use it to check that a value is dropped
+    /// exactly once.
+    pub(crate) struct CountDrop(pub(crate) Arc<AtomicUsize>);
     impl Drop for CountDrop {
         fn drop(&mut self) {
             self.0.fetch_add(1, SeqCst);
