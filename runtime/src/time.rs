@@ -38,7 +38,7 @@
 //! does not drift however long it runs.
 //!
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
-//! pinning. Its 40 bytes and the 40 of its wheel entry are the memory per timer. Filing
+//! pinning. Its 32 bytes and the 40 of its wheel entry are the memory per timer. Filing
 //! a timer takes its wheel's lock once, and so does dropping one that is still pending; a
 //! sleep that ran its course completes without the lock or a clock read (its wheel's last
 //! firing pass is known to have fired it at or after its deadline:
@@ -58,7 +58,7 @@ use std::time::Duration;
 pub use std::time::Instant;
 
 use weft_reactor::TimerHandle;
-use weft_reactor::time::Key;
+use weft_reactor::time::{Key, duration_nanos, from_nanos, nanos_to_tick, to_nanos};
 
 /// Runs `f` with the wheel of the driver this thread parks on (the thread context's
 /// `timer`; none once the context is gone).
@@ -186,11 +186,23 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// long enough that the poll almost always comes before the deadline (see
 /// [`UNCHECKED_FIRST_POLL`]).
 fn sleep_for(duration: Duration) -> Sleep {
-    let mut sleep = sleep_until(deadline_after(duration));
-    if duration >= UNCHECKED_FIRST_POLL {
-        sleep.mark = UNCHECKED;
+    Sleep {
+        deadline: now_nanos().saturating_add(duration_nanos(duration)),
+        entry: None,
+        mark: if duration >= UNCHECKED_FIRST_POLL {
+            UNCHECKED
+        } else {
+            0
+        },
     }
-    sleep
+}
+
+/// The current instant as [`Sleep::deadline`] keeps it.
+fn now_nanos() -> i64 {
+    // `base` first, so that an instant read now is never before it (`to_nanos` then takes
+    // its first branch).
+    weft_reactor::time::base();
+    to_nanos(Instant::now())
 }
 
 /// The shortest `sleep` (or `timeout`) duration whose first poll files its timer without
@@ -204,7 +216,7 @@ const UNCHECKED_FIRST_POLL: Duration = Duration::from_millis(1);
 /// Waits until `deadline`.
 pub fn sleep_until(deadline: Instant) -> Sleep {
     Sleep {
-        deadline,
+        deadline: to_nanos(deadline),
         entry: None,
         mark: 0,
     }
@@ -213,14 +225,16 @@ pub fn sleep_until(deadline: Instant) -> Sleep {
 /// The future of [`sleep`] and [`sleep_until`].
 #[must_use = "futures do nothing unless polled"]
 pub struct Sleep {
-    deadline: Instant,
+    /// The deadline, in nanoseconds since the wheels' time base (`weft_reactor::time::
+    /// to_nanos`): one word, and a wheel tick in a division (`nanos_to_tick`).
+    deadline: i64,
     /// The wheel the timer is filed in and its key; `None` until a poll files it.
     entry: Option<(TimerHandle, Key)>,
     /// With an `entry`: its `Filed::fired_by`, the wheel time by which it has certainly
     /// fired, so that a sleep that ran its course completes and drops without the wheel's
     /// lock or a clock read. Without: [`ELAPSED`] once a poll saw the deadline pass,
     /// [`UNCHECKED`] before the first poll of a long enough `sleep`, else 0. (One word for
-    /// both keeps a `Sleep` at 40 bytes.)
+    /// both keeps a `Sleep` at 32 bytes.)
     mark: u64,
 }
 
@@ -232,9 +246,10 @@ const ELAPSED: u64 = 1;
 const UNCHECKED: u64 = 2;
 
 impl Sleep {
-    /// When it completes.
+    /// When it completes: the instant it was given (a deadline more than about 292 years
+    /// from the process's start reads as that far off).
     pub fn deadline(&self) -> Instant {
-        self.deadline
+        from_nanos(self.deadline)
     }
 
     /// Whether the deadline has been seen to pass (by a poll).
@@ -245,10 +260,10 @@ impl Sleep {
     /// Moves the deadline (earlier or later), re-arming a sleep that has completed.
     pub fn reset(self: Pin<&mut Self>, deadline: Instant) {
         let this = self.get_mut();
-        this.deadline = deadline;
+        this.deadline = to_nanos(deadline);
         this.mark = 0;
         if let Some((h, key)) = &this.entry {
-            match h.refile(*key, deadline) {
+            match h.refile_at(*key, nanos_to_tick(this.deadline)) {
                 Some(fired_by) => this.mark = fired_by,
                 None => this.entry = None,
             }
@@ -278,7 +293,7 @@ impl Future for Sleep {
             // done, with neither the lock nor the clock.
             Some((h, _)) if h.has_passed(this.mark) => (false, false),
             Some((h, key)) => {
-                if Instant::now() < this.deadline {
+                if now_nanos() < this.deadline {
                     (true, !h.update_waker(*key, cx.waker()))
                 } else {
                     (false, false)
@@ -286,7 +301,7 @@ impl Future for Sleep {
             }
             None if this.mark == UNCHECKED => {
                 let h = current_timer();
-                match h.file_unless_due(this.deadline, cx.waker()) {
+                match h.file_unless_due_at(nanos_to_tick(this.deadline), cx.waker()) {
                     Some(filed) => {
                         this.entry = Some((h, filed.key));
                         this.mark = filed.fired_by;
@@ -297,13 +312,13 @@ impl Future for Sleep {
                 }
             }
             None => {
-                let pending = !this.is_elapsed() && Instant::now() < this.deadline;
+                let pending = !this.is_elapsed() && now_nanos() < this.deadline;
                 (pending, pending)
             }
         };
         if file {
             let h = current_timer();
-            let filed = h.file(this.deadline, cx.waker().clone());
+            let filed = h.file_at(nanos_to_tick(this.deadline), cx.waker().clone());
             this.entry = Some((h, filed.key));
             this.mark = filed.fired_by;
         }
@@ -326,7 +341,7 @@ impl Drop for Sleep {
 impl fmt::Debug for Sleep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Sleep")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.deadline())
             .field("elapsed", &self.is_elapsed())
             .finish()
     }
@@ -439,7 +454,7 @@ impl<F: fmt::Debug> fmt::Debug for Timeout<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeout")
             .field("future", &self.future)
-            .field("deadline", &self.sleep.deadline)
+            .field("deadline", &self.sleep.deadline())
             .finish()
     }
 }

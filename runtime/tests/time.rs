@@ -368,10 +368,10 @@ fn shutdown_drops_tasks_sleeping_forever() {
 }
 
 #[test]
-fn a_sleep_is_40_bytes() {
+fn a_sleep_is_32_bytes() {
     // With its 40-byte wheel entry, the memory per registered timer (timer_memory).
     if cfg!(target_pointer_width = "64") {
-        assert_eq!(std::mem::size_of::<time::Sleep>(), 40);
+        assert_eq!(std::mem::size_of::<time::Sleep>(), 32);
     }
 }
 

@@ -146,7 +146,7 @@ impl<D: Driver> TimeDriver<D> {
                     parked_until: 0,
                     closed: false,
                 }),
-                clock: Clock::new(),
+                clock: Clock::process(),
                 unpark,
                 heartbeat: AtomicU64::new(0),
                 owner_parked: AtomicBool::new(false),
@@ -326,7 +326,12 @@ impl TimerHandle {
     /// of the wheel's time, so that [`has_fired`](TimerHandle::has_fired) can later tell,
     /// without the lock, that it fired.
     pub fn file(&self, deadline: Instant, waker: Waker) -> Filed {
-        let tick = self.shared.clock.deadline_to_tick(deadline);
+        self.file_at(self.shared.clock.deadline_to_tick(deadline), waker)
+    }
+
+    /// [`file`](TimerHandle::file) for a deadline given as a tick of this wheel's clock,
+    /// [`Clock::process`] (from [`nanos_to_tick`](super::nanos_to_tick)).
+    pub fn file_at(&self, tick: u64, waker: Waker) -> Filed {
         let mut locked = self.shared.locked.lock();
         let ahead = tick > locked.wheel.elapsed();
         let key = locked.wheel.insert(tick, waker);
@@ -357,7 +362,13 @@ impl TimerHandle {
     /// [`file`](TimerHandle::file) does (it wakes `waker` at once), since its time says
     /// nothing about the clock.
     pub fn file_unless_due(&self, deadline: Instant, waker: &Waker) -> Option<Filed> {
-        let tick = self.shared.clock.deadline_to_tick(deadline);
+        self.file_unless_due_at(self.shared.clock.deadline_to_tick(deadline), waker)
+    }
+
+    /// [`file_unless_due`](TimerHandle::file_unless_due) for a deadline given as a tick of
+    /// this wheel's clock, [`Clock::process`] (from
+    /// [`nanos_to_tick`](super::nanos_to_tick)).
+    pub fn file_unless_due_at(&self, tick: u64, waker: &Waker) -> Option<Filed> {
         let mut locked = self.shared.locked.lock();
         if locked.closed {
             drop(locked);
@@ -421,7 +432,12 @@ impl TimerHandle {
     /// [`reset`](TimerHandle::reset), returning (when the timer was pending) its new
     /// [`Filed::fired_by`].
     pub fn refile(&self, key: Key, deadline: Instant) -> Option<u64> {
-        let tick = self.shared.clock.deadline_to_tick(deadline);
+        self.refile_at(key, self.shared.clock.deadline_to_tick(deadline))
+    }
+
+    /// [`refile`](TimerHandle::refile) for a deadline given as a tick of this wheel's clock,
+    /// [`Clock::process`] (from [`nanos_to_tick`](super::nanos_to_tick)).
+    pub fn refile_at(&self, key: Key, tick: u64) -> Option<u64> {
         let mut locked = self.shared.locked.lock();
         let ahead = tick > locked.wheel.elapsed();
         if !locked.wheel.reset(key, tick) {
@@ -445,7 +461,7 @@ impl TimerHandle {
         Some(self.shared.earliest.load(Relaxed)).filter(|&t| t != u64::MAX)
     }
 
-    /// The wheel's clock (ticks are its microseconds).
+    /// The wheel's clock (ticks are its microseconds): [`Clock::process`].
     pub fn clock(&self) -> Clock {
         self.shared.clock
     }

@@ -14,7 +14,10 @@
 //!
 //! # Time
 //!
-//! Time is a `u64` count of 1 µs *ticks* ([`TICK`]) since a [`Clock`]'s start `Instant`.
+//! Time is a `u64` count of 1 µs *ticks* ([`TICK`]) since a [`Clock`]'s start `Instant`;
+//! every [`TimeDriver`] counts from one process-wide start ([`base`], [`Clock::process`]), so
+//! a deadline kept as nanoseconds since it ([`to_nanos`]) becomes a tick without [`Instant`]
+//! arithmetic ([`nanos_to_tick`]).
 //! Conversions round so that a timer never fires early: a deadline rounds **up**
 //! ([`Clock::deadline_to_tick`]) and the current time rounds **down** ([`Clock::now_tick`]),
 //! so `now_tick(now) >= deadline_to_tick(deadline)` implies `now >= deadline`; and since a
@@ -106,6 +109,7 @@ mod driver;
 mod entry;
 mod wheel;
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use driver::{Filed, STALL_TICKS, TimeDriver, TimerHandle, WeakTimerHandle};
@@ -138,6 +142,73 @@ fn whole_ticks(secs: u64, ticks: u64) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The instant every [`TimeDriver`]'s clock counts from ([`Clock::process`]): fixed the
+/// first time anything asks for it, the same on every thread of the process (and in a
+/// forked child, whose monotonic clock is its parent's).
+///
+/// A deadline kept as nanoseconds since this base ([`to_nanos`]) is one word rather than an
+/// [`Instant`]'s two, and maps to a driver's tick with no clock read and no
+/// [`Instant`] arithmetic ([`nanos_to_tick`]).
+pub fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// `t` as nanoseconds since [`base`], negative before it; exact within about 292 years
+/// either side, saturating beyond. [`from_nanos`] maps it back.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use weft_reactor::time::{from_nanos, to_nanos};
+///
+/// let t = Instant::now() + Duration::from_nanos(1_234_567);
+/// assert_eq!(from_nanos(to_nanos(t)), t);
+/// let past = Instant::now() - Duration::from_millis(3); // possibly before the base
+/// assert_eq!(from_nanos(to_nanos(past)), past);
+/// ```
+pub fn to_nanos(t: Instant) -> i64 {
+    let base = base();
+    match t.checked_duration_since(base) {
+        Some(after) => duration_nanos(after),
+        None => -duration_nanos(base.duration_since(t)),
+    }
+}
+
+/// `d` in nanoseconds, saturating at `i64::MAX` (about 292 years); in 64-bit arithmetic,
+/// not `Duration::as_nanos`'s 128 bits.
+#[inline]
+pub fn duration_nanos(d: Duration) -> i64 {
+    const NANOS_PER_SEC: u64 = 1_000_000_000;
+    let nanos = d
+        .as_secs()
+        .checked_mul(NANOS_PER_SEC)
+        .and_then(|n| n.checked_add(u64::from(d.subsec_nanos())));
+    nanos
+        .and_then(|n| i64::try_from(n).ok())
+        .unwrap_or(i64::MAX)
+}
+
+/// The instant [`to_nanos`] mapped to `nanos` (saturating at what [`Instant`] can hold).
+pub fn from_nanos(nanos: i64) -> Instant {
+    let base = base();
+    let offset = Duration::from_nanos(nanos.unsigned_abs());
+    let t = if nanos >= 0 {
+        base.checked_add(offset)
+    } else {
+        base.checked_sub(offset)
+    };
+    t.unwrap_or(base)
+}
+
+/// The first tick of [`Clock::process`] at or after the instant `nanos` ([`to_nanos`]) names:
+/// what [`Clock::deadline_to_tick`] gives for that instant, in a few integer operations.
+/// An instant before the base is tick 0.
+pub fn nanos_to_tick(nanos: i64) -> u64 {
+    u64::try_from(nanos).map_or(0, |n| n.div_ceil(u64::from(TICK_NANOS)))
+}
+
 /// Maps [`Instant`]s to wheel ticks of one microsecond ([`TICK`]) counted from a fixed start.
 ///
 /// Rounding never lets a timer fire early: deadlines round up, "now" rounds down. Instants
@@ -151,6 +222,12 @@ impl Clock {
     /// A clock whose tick 0 is the current instant.
     pub fn new() -> Self {
         Self::with_start(Instant::now())
+    }
+
+    /// The clock of every [`TimeDriver`]: tick 0 is [`base`], so that [`nanos_to_tick`]
+    /// converts a deadline to its ticks.
+    pub fn process() -> Self {
+        Self::with_start(base())
     }
 
     /// A clock whose tick 0 is `start`.
@@ -247,6 +324,35 @@ mod tests {
             );
             assert!(at - deadline < TICK, "{nanos} ns: held back a whole tick");
         }
+    }
+
+    #[test]
+    fn nanos_since_the_base_round_trip_and_give_the_process_clocks_ticks() {
+        let clock = Clock::process();
+        assert_eq!(clock.start(), base());
+        let now = Instant::now();
+        let ns = Duration::from_nanos;
+        for t in [
+            now,
+            now + ns(1),
+            now + ns(999),
+            now + ns(1_000),
+            now + ns(1_001),
+            now + Duration::from_secs(86_400 * 365 * 30),
+        ] {
+            let n = to_nanos(t);
+            assert_eq!(from_nanos(n), t);
+            assert_eq!(nanos_to_tick(n), clock.deadline_to_tick(t), "{t:?}");
+        }
+        // Before the base: exact, negative, tick 0 (due).
+        if let Some(past) = base().checked_sub(ns(2_500)) {
+            assert_eq!(to_nanos(past), -2_500);
+            assert_eq!(from_nanos(-2_500), past);
+            assert_eq!(nanos_to_tick(-2_500), 0);
+        }
+        assert_eq!(to_nanos(base()), 0);
+        assert_eq!(nanos_to_tick(1), 1);
+        assert_eq!(nanos_to_tick(i64::MAX), (i64::MAX as u64).div_ceil(1_000));
     }
 
     #[test]
