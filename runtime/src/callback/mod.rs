@@ -249,6 +249,10 @@ struct ArenaEntry {
 
 /// Words an [`ArenaEntry`] takes.
 const ENTRY_WORDS: usize = size_of::<ArenaEntry>() / size_of::<u64>();
+const _: () = assert!(
+    size_of::<ArenaEntry>() % size_of::<u64>() == 0
+        && align_of::<ArenaEntry>() <= align_of::<u64>()
+);
 
 /// Runs or drops the `F` at `at`.
 ///
@@ -287,8 +291,13 @@ impl Batch {
         let words = size_of::<F>().div_ceil(size_of::<u64>());
         if self.arena.capacity() == 0 {
             // One allocation for the usual batch: room for every operation's callback.
-            self.arena
-                .reserve_exact(self.expect.max(2) * (ENTRY_WORDS + words));
+            // (The first callback is the cell in `first`.)
+            self.arena.reserve_exact(
+                self.expect
+                    .saturating_sub(1)
+                    .max(1)
+                    .saturating_mul(ENTRY_WORDS + words),
+            );
         }
         self.arena.reserve(ENTRY_WORDS + words);
         let at = self.arena.len();
@@ -352,6 +361,9 @@ impl Drop for Batch {
 
 /// The arena of a flushed [`Batch`], run entry by entry; dropped unrun (at shutdown), it
 /// drops the closures it still holds.
+///
+/// `Send` (it rides the run queues to any worker) because every closure in it is: `push`
+/// takes only `FnOnce() + Send + 'static`.
 struct Calls {
     arena: Vec<MaybeUninit<u64>>,
     /// The word of the next entry to run or drop.

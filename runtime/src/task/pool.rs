@@ -100,12 +100,10 @@ impl<T> Class<T> {
 /// An uninitialised block for a `T`: from this thread's cache if it has one of `T`'s
 /// class, else from the global allocator.
 ///
-/// # Panics
-///
-/// If `T` is zero-sized (no caller allocates one).
+/// A zero-sized `T` does not compile (no caller allocates one).
 #[inline]
 pub(crate) fn alloc<T>() -> NonNull<T> {
-    assert!(size_of::<T>() > 0, "pool blocks hold something");
+    const { assert!(size_of::<T>() > 0, "pool blocks hold something") };
     if let Some(c) = Class::<T>::CLASS {
         let cached =
             crate::context::with_resources(|cx| cx.block_cache().borrow_mut().free[c].pop())
