@@ -379,10 +379,10 @@ impl Calls {
     fn each(&mut self, run: bool) {
         while self.next < self.arena.len() {
             let at = self.next;
-            // SAFETY: `next` is at an entry (`Batch::push` wrote them back to back and
-            // `next` steps over each with its own size), and the closure after it is
-            // unconsumed: `next` moves past it before it is called, so however the call
-            // ends, nobody consumes it again.
+            // `Batch::push` wrote the entries back to back; `next` steps over each with its
+            // own size, and moves past a closure before it is called, so however the call
+            // ends, nobody consumes that closure again.
+            // SAFETY: `next` is at an entry whose closure is unconsumed (above).
             unsafe {
                 let base = self.arena.as_mut_ptr().add(at);
                 let entry = base.cast::<ArenaEntry>().read();
