@@ -73,6 +73,11 @@ pub(crate) struct Context {
     /// `task/deferred.rs`: the block of the deferred cell this thread is running, with its
     /// size class, while its closure runs (null when none, or when a `defer` took it).
     deferred_spare: Cell<(*mut u8, usize)>,
+    /// `callback/held.rs`: the claims on a gather's block this thread holds, to give up
+    /// together.
+    held_claims: Cell<crate::callback::Held>,
+    /// `callback/held.rs`: whether a scope that holds claims is open on this thread.
+    held_open: Cell<bool>,
 }
 
 /// The owned state weft keeps per thread, dropped with it; see the module docs.
@@ -106,6 +111,8 @@ thread_local! {
             in_io_job: Cell::new(false),
             callback_batch: Cell::new(std::ptr::null_mut()),
             deferred_spare: Cell::new((std::ptr::null_mut(), 0)),
+            held_claims: Cell::new(crate::callback::Held::NONE),
+            held_open: Cell::new(false),
         }
     };
     static RESOURCES: Resources = const {
@@ -192,6 +199,18 @@ impl Context {
     #[inline(always)]
     pub(crate) fn deferred_spare(&self) -> &Cell<(*mut u8, usize)> {
         &self.deferred_spare
+    }
+
+    /// See the field.
+    #[inline(always)]
+    pub(crate) fn held_claims(&self) -> &Cell<crate::callback::Held> {
+        &self.held_claims
+    }
+
+    /// See the field.
+    #[inline(always)]
+    pub(crate) fn held_open(&self) -> &Cell<bool> {
+        &self.held_open
     }
 }
 

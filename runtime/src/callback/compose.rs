@@ -70,19 +70,54 @@ use crate::time::Elapsed;
 
 /// Where a [`Part`] delivers: the shared state of a composite that keeps its state in an
 /// `Arc` ([`timeout`]).
-trait Sink<T, E>: Send + Sync {
+///
+/// # Safety
+///
+/// The implementor is `repr(C)` and its first field points to
+/// `<Self as ArcVTable<T, E>>::VTABLE` (what [`Part`] delivers through).
+unsafe trait Sink<T, E>: Send + Sync {
     fn settle(self: Arc<Self>, index: usize, result: Result<T, E>);
 }
 
-/// How a [`Part`] reaches its composite: two functions over a type-erased pointer (carried by
-/// value: two words, no `'static` bound on `T` and `E`), so that the part of a composite
-/// with its own block (`gather.rs`, `limit.rs`, `race.rs`, `sequence.rs`) carries no
-/// reference count of its own, while [`timeout`]'s keeps its `Arc`'s.
+/// How a [`Part`] reaches its composite: two functions over a type-erased pointer, so that
+/// the part of a composite with its own block (`gather.rs`, `limit.rs`, `race.rs`,
+/// `sequence.rs`) carries no reference count of its own, while [`timeout`]'s keeps its
+/// `Arc`'s.
+///
+/// The composite's state starts with a pointer to its `PartVTable`, a promoted constant
+/// (every such state is `repr(C)` with it as its first field), and a part carries only the pointer to the state
+/// and its index: two words, passed and returned in registers. With the vtable inside the
+/// part (four words), every call that handed a part on went through memory, and a copy
+/// loaded it back whole before its stores had retired: on this machine that stall was the
+/// largest single cost of a `ready` callback composite.
 pub(super) struct PartVTable<T, E> {
     /// Delivers the outcome of part `index` and gives up the part's claim on the state.
     pub(super) settle: unsafe fn(NonNull<()>, usize, Result<T, E>),
     /// Gives up the claim of part `index`, dropped uncalled.
     pub(super) release: unsafe fn(NonNull<()>, usize),
+}
+
+/// Where a composite's [`PartVTable`] is: the first field of every state a [`Part`] points
+/// to. It points to a promoted constant, so it is valid for the whole program whatever `T`
+/// and `E` are (a `&'static` would need them `'static`).
+#[repr(transparent)]
+pub(super) struct PartsAt<T, E>(*const PartVTable<T, E>);
+
+// SAFETY: it points to an immutable constant of function pointers, valid for ever: reading
+// it from any thread is sound.
+unsafe impl<T, E> Send for PartsAt<T, E> {}
+// SAFETY: as for `Send`.
+unsafe impl<T, E> Sync for PartsAt<T, E> {}
+
+impl<T, E> PartsAt<T, E> {
+    /// Points to `vtable`.
+    pub(super) const fn new(vtable: &'static PartVTable<T, E>) -> Self
+    where
+        T: 'static,
+        E: 'static,
+    {
+        PartsAt(vtable)
+    }
 }
 
 impl<T, E> Clone for PartVTable<T, E> {
@@ -99,8 +134,8 @@ impl<T, E> Copy for PartVTable<T, E> {}
 /// since calling consumes it. Dropping it uncalled means the operation never finished: the
 /// composite then never completes, as a Node callback that is never called.
 pub struct Part<T, E> {
-    state: NonNull<()>,
-    vtable: PartVTable<T, E>,
+    /// The composite's state, whose first field is the vtable to deliver through.
+    state: NonNull<PartsAt<T, E>>,
     index: usize,
 }
 
@@ -118,24 +153,30 @@ impl<T, E> Part<T, E> {
         self.index
     }
 
-    /// A part that delivers through `vtable`.
+    /// A part that delivers through the vtable `state` starts with.
     ///
     /// # Safety
     ///
-    /// `state` carries one claim, given up by exactly one call of `vtable.settle` or
-    /// `vtable.release` with `state` and `index`; those functions may be called from any
-    /// thread, once.
+    /// `state` points to a `repr(C)` value whose first field points to a `PartVTable<T, E>`
+    /// that lives as long as the program (a promoted constant), never changed while a part
+    /// points there; it carries one claim, given up by
+    /// exactly one call of that vtable's `settle` or `release` with `state` and `index`;
+    /// those functions may be called from any thread, once.
     #[inline]
-    pub(super) unsafe fn from_raw(
-        state: NonNull<()>,
-        vtable: PartVTable<T, E>,
-        index: usize,
-    ) -> Self {
+    pub(super) unsafe fn from_raw(state: NonNull<()>, index: usize) -> Self {
         Part {
-            state,
-            vtable,
+            state: state.cast(),
             index,
         }
+    }
+
+    /// The vtable the part delivers through.
+    #[inline]
+    fn vtable(&self) -> &PartVTable<T, E> {
+        // SAFETY: the claim the part carries keeps the state alive, and its first field
+        // points to the vtable, which lives for ever and which nobody changes (`from_raw`'s
+        // contract).
+        unsafe { &*(*self.state.as_ptr()).0 }
     }
 }
 
@@ -144,7 +185,7 @@ impl<T: Send + 'static, E: Send + 'static> Callback<T, E> for Part<T, E> {
     fn call(self, result: Result<T, E>) {
         let this = std::mem::ManuallyDrop::new(self);
         // SAFETY: the part's claim, given up here once: `this` is not dropped.
-        unsafe { (this.vtable.settle)(this.state, this.index, result) }
+        unsafe { (this.vtable().settle)(this.state.cast(), this.index, result) }
     }
 }
 
@@ -152,7 +193,7 @@ impl<T, E> Drop for Part<T, E> {
     fn drop(&mut self) {
         // SAFETY: the part's claim, given up here once: it was never called (calling
         // forgets the part).
-        unsafe { (self.vtable.release)(self.state, self.index) }
+        unsafe { (self.vtable().release)(self.state.cast(), self.index) }
     }
 }
 
@@ -202,15 +243,10 @@ impl<T, E, S: Sink<T, E>> ArcVTable<T, E> for S {
 
 fn part<T, E, S: Sink<T, E> + 'static>(sink: &Arc<S>, index: usize) -> Part<T, E> {
     let raw = Arc::into_raw(sink.clone()).cast_mut().cast::<()>();
-    // SAFETY: `into_raw` is never null; the part owns the strong count just made, which
+    // SAFETY: `into_raw` is never null and points to the `S`, which starts with its
+    // vtable (`Sink`'s contract); the part owns the strong count just made, which
     // `ArcParts` gives back once, from any thread (`S: Send + Sync`).
-    unsafe {
-        Part::from_raw(
-            NonNull::new_unchecked(raw),
-            <S as ArcVTable<T, E>>::VTABLE,
-            index,
-        )
-    }
+    unsafe { Part::from_raw(NonNull::new_unchecked(raw), index) }
 }
 
 // --- parallel ------------------------------------------------------------------------------
@@ -591,7 +627,10 @@ where
 
 // --- timeout -------------------------------------------------------------------------------
 
+#[repr(C)]
 struct Timeout<T, E, C, D> {
+    /// What the part delivers through (see [`Sink`]).
+    parts: PartsAt<T, E>,
     st: Mutex<TimeoutState<C, D>>,
     _te: std::marker::PhantomData<fn(T, E)>,
 }
@@ -604,7 +643,8 @@ struct TimeoutState<C, D> {
     elapsed: bool,
 }
 
-impl<T, E, C, D> Sink<T, E> for Timeout<T, E, C, D>
+// SAFETY: `Timeout` is `repr(C)` with `parts` first, and `timeout` sets it to the vtable.
+unsafe impl<T, E, C, D> Sink<T, E> for Timeout<T, E, C, D>
 where
     T: Send + 'static,
     E: Send + 'static,
@@ -664,6 +704,7 @@ where
     D: Callback<Result<T, E>, Elapsed>,
 {
     let sink = Arc::new(Timeout {
+        parts: PartsAt::new(&<Timeout<T, E, C, D> as ArcVTable<T, E>>::VTABLE),
         st: Mutex::new(TimeoutState {
             done: Some(done),
             cancel: None,

@@ -1,6 +1,7 @@
 //! The gather behind [`parallel`](super::parallel), [`parallel_settled`](super::parallel_settled)
-//! and [`any`](super::any): `n` parts settle into per-index slots with one atomic
-//! read-modify-write each, and no lock.
+//! and [`any`](super::any): `n` parts settle into per-index slots with at most one atomic
+//! read-modify-write each, and no lock; parts settled back to back on one thread share one
+//! (`held.rs`).
 //!
 //! # The invariant
 //!
@@ -8,8 +9,9 @@
 //! in a slice of their own) and the final callback (inside a [`Rule`]). `state`'s low bits
 //! count the parts that still hold a claim on the block: it starts at `n`, and each part
 //! gives its claim up exactly once — by settling or by being
-//! dropped uncalled — with one `fetch_sub`. Whoever takes the count to zero owns the block
-//! and frees it. So:
+//! dropped uncalled — with one `fetch_sub`, or by handing it to its thread, which gives up
+//! the claims it holds on the block with one `fetch_sub` later (`held.rs`). Whoever takes
+//! the count to zero owns the block and frees it. So:
 //!
 //! - slot `i` is written only by part `i` (each part settles at most once: calling consumes
 //!   it), before its `fetch_sub` (AcqRel); the last releaser reads every slot after its
@@ -29,7 +31,7 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::compose::{Part, PartVTable};
+use super::compose::{Part, PartVTable, PartsAt};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::task::pool;
 
@@ -80,7 +82,10 @@ impl<S> Slots<S> {
     }
 }
 
+#[repr(C)]
 struct Gather<T, E, R: Rule<T, E>> {
+    /// What the parts deliver through (first: see `Part::from_raw`).
+    parts: PartsAt<T, E>,
     /// Parts holding a claim on this block, plus [`SETTLED`].
     state: AtomicUsize,
     slots: Slots<R::Slot>,
@@ -139,8 +144,31 @@ where
                 }
             }
         }
-        // SAFETY: our claim, given up once, here.
-        unsafe { Self::release(this, 1) }
+        // SAFETY: our claim, given up once: now, or later together with the claims this
+        // thread holds on the block (`held.rs`). Claims are made only by `start`, and the
+        // ones it has not handed out yet are counted too, so the count read below is never
+        // below the claims held here.
+        let now = unsafe {
+            super::held::give_up(
+                this.cast(),
+                || g.state.load(Ordering::Acquire) & !SETTLED,
+                Self::release_claims,
+            )
+        };
+        if now > 0 {
+            // SAFETY: the claims `give_up` hands back to us (ours, and any it held).
+            unsafe { Self::release(this, now) }
+        }
+    }
+
+    /// Gives up `k` claims: [`release`](Self::release) for `held.rs`.
+    ///
+    /// # Safety
+    ///
+    /// As for `release`.
+    unsafe fn release_claims(this: NonNull<()>, k: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { Self::release(this.cast(), k) }
     }
 
     /// Part `index` was dropped uncalled: its slot stays empty.
@@ -231,6 +259,7 @@ where
 {
     debug_assert!(n > 0 && n < SETTLED);
     let block = pool::Owned::new(Gather::<T, E, R> {
+        parts: PartsAt::new(&Gather::<T, E, R>::VTABLE),
         state: AtomicUsize::new(n),
         slots: Slots::new(n),
         first: std::ptr::null(),
@@ -248,9 +277,10 @@ where
         for i in 0..n {
             unstarted.left -= 1;
             // SAFETY: the claim of part `i` moves from `unstarted` to the part: the block
-            // lives while it is held, the gather's vtable frees it, and `T`, `E` and the
-            // rule are `Send`, so the part may go to any thread.
-            let part = unsafe { Part::from_raw(g.cast(), Gather::<T, E, R>::VTABLE, i) };
+            // (`repr(C)`, its vtable first) lives while it is held, the gather's vtable
+            // frees it, and `T`, `E` and the rule are `Send`, so the part may go to any
+            // thread.
+            let part = unsafe { Part::from_raw(g.cast(), i) };
             op(i, part);
         }
     })

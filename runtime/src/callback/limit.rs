@@ -32,7 +32,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use super::Callback;
-use super::compose::{Part, PartVTable};
+use super::compose::{Part, PartVTable, PartsAt};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::task::pool;
 
@@ -42,7 +42,10 @@ const SETTLED: usize = 1 << (usize::BITS - 1);
 /// The one heap block of a `parallel_limit`: the state word, the free-place counter, the
 /// slots written once and the operation function; who drives and who frees it is the
 /// module's "The invariant".
+#[repr(C)]
 struct Block<T, E, Op, D> {
+    /// What the parts deliver through (first: see `Part::from_raw`).
+    parts: PartsAt<T, E>,
     /// Claims plus [`SETTLED`].
     state: AtomicUsize,
     /// Free places in the window not yet served; whoever raises it from 0 drives.
@@ -160,7 +163,7 @@ where
                 b.next.with_mut(|p| unsafe { *p = next + 1 });
                 // SAFETY: the claim of index `next` moves to its part, which gives it up
                 // once through the vtable, from any thread (`T`, `E`, `Op`, `D` are `Send`).
-                let part = unsafe { Part::from_raw(this.cast(), Self::VTABLE, next) };
+                let part = unsafe { Part::from_raw(this.cast(), next) };
                 // SAFETY: the operation function is the driver's alone.
                 b.op.with_mut(|op| unsafe { (*op)(next, part) });
             }
@@ -252,6 +255,7 @@ where
     debug_assert!(n > 0 && limit > 0 && n < SETTLED - 1);
     let first = limit.min(n);
     let block = pool::Owned::new(Block {
+        parts: PartsAt::new(&Block::<T, E, Op, D>::VTABLE),
         state: AtomicUsize::new(n + 1),
         credits: AtomicUsize::new(first),
         next: UnsafeCell::new(0),

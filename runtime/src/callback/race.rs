@@ -22,7 +22,7 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::compose::{Part, PartVTable};
+use super::compose::{Part, PartVTable, PartsAt};
 use super::{Callback, Cancel};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::task::pool;
@@ -84,7 +84,10 @@ impl<C> Slots<C> {
 
 /// The one heap block of a race: the claim count, the slots and the final callback; freed
 /// by the last claim given up (module docs, "The invariant").
+#[repr(C)]
 struct Block<T, E, C, D> {
+    /// What the parts deliver through (first: see `Part::from_raw`).
+    parts: PartsAt<T, E>,
     /// Claims (parts and the starter) plus [`SETTLED`].
     state: AtomicUsize,
     /// Taken by the winner.
@@ -182,6 +185,7 @@ where
     }
     debug_assert!(n < SETTLED - 1);
     let block = pool::Owned::new(Block::<T, E, C, D> {
+        parts: PartsAt::new(&Block::<T, E, C, D>::VTABLE),
         state: AtomicUsize::new(n + 1),
         done: UnsafeCell::new(Some(done)),
         slots: Slots::new(n),
@@ -196,7 +200,7 @@ where
         unmade.1 -= 1;
         // SAFETY: the claim of part `i` moves to the part; the block's vtable gives it up
         // once, from any thread (`T`, `E`, `C` and `D` are `Send`).
-        let part = unsafe { Part::from_raw(this.cast(), Block::<T, E, C, D>::VTABLE, i) };
+        let part = unsafe { Part::from_raw(this.cast(), i) };
         let c = op(i, part);
         // SAFETY: the starter's claim keeps the block alive; `i < n`.
         let slot = unsafe { &this.as_ref().slots.get()[i] };

@@ -34,7 +34,7 @@
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
-use super::compose::{Part, PartVTable};
+use super::compose::{Part, PartVTable, PartsAt};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
 use crate::task::pool;
 
@@ -72,7 +72,10 @@ const ABANDONED: usize = 3;
 /// The one heap block of a sequential composite: its state word, the running part's
 /// mailbox and the user's values. Who may touch which field, and who frees it, is the
 /// module's "The invariant".
+#[repr(C)]
 struct Block<T, E, S> {
+    /// What the running part delivers through (first: see `Part::from_raw`).
+    parts: PartsAt<T, E>,
     state: AtomicUsize,
     /// `None` only while the final callback is being taken out.
     steps: UnsafeCell<Option<S>>,
@@ -90,6 +93,7 @@ where
     S: Steps<T, E>,
 {
     let block = pool::Owned::new(Block {
+        parts: PartsAt::new(&Block::<T, E, S>::VTABLE),
         state: AtomicUsize::new(IN_START),
         steps: UnsafeCell::new(Some(steps)),
         mailbox: UnsafeCell::new(None),
@@ -242,7 +246,7 @@ where
                 // SAFETY: the block carries one claim, the running part's: it is given up
                 // by one delivery (`settle` or `release`), from any thread (the steps and
                 // outcomes are `Send`).
-                let part = unsafe { Part::from_raw(this.cast(), Block::<T, E, S>::VTABLE, index) };
+                let part = unsafe { Part::from_raw(this.cast(), index) };
                 let guard = Unwinding(this);
                 b_steps(this, |s| s.start(index, input, part));
                 std::mem::forget(guard);
