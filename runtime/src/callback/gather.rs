@@ -144,10 +144,10 @@ where
                 }
             }
         }
-        // SAFETY: our claim, given up once: now, or later together with the claims this
-        // thread holds on the block (`held.rs`). Claims are made only by `start`, and the
-        // ones it has not handed out yet are counted too, so the count read below is never
-        // below the claims held here.
+        // Our claim goes now, or later with the others this thread holds on the block
+        // (`held.rs`). Claims are made only by `start`, and those it has not handed out yet
+        // are counted too, so the count read below is never below the claims held here.
+        // SAFETY: our claim, given up once, by `give_up` or by us below.
         let now = unsafe {
             super::held::give_up(
                 this.cast(),
@@ -276,10 +276,10 @@ where
     super::batched(n, || {
         for i in 0..n {
             unstarted.left -= 1;
+            // The block is `repr(C)` with its vtable first, as a part needs.
             // SAFETY: the claim of part `i` moves from `unstarted` to the part: the block
-            // (`repr(C)`, its vtable first) lives while it is held, the gather's vtable
-            // frees it, and `T`, `E` and the rule are `Send`, so the part may go to any
-            // thread.
+            // lives while it is held, the gather's vtable frees it, and `T`, `E` and the
+            // rule are `Send`, so the part may go to any thread.
             let part = unsafe { Part::from_raw(g.cast(), i) };
             op(i, part);
         }
