@@ -92,7 +92,7 @@ where
     E: Send + 'static,
     S: Steps<T, E>,
 {
-    let block = pool::Owned::new(Block {
+    let block = pool::Owned::new_with(|| Block {
         parts: PartsAt::new(&Block::<T, E, S>::VTABLE),
         state: AtomicUsize::new(IN_START),
         steps: UnsafeCell::new(Some(steps)),

@@ -159,6 +159,18 @@ impl<T> Owned<T> {
         Owned(boxed(value))
     }
 
+    /// Makes `make()`'s value in a block of its own: the block is taken first, so that the
+    /// value can be built in it rather than built aside and copied in (a copy of a value
+    /// just stored loads it back before its stores have retired: a stall on this machine).
+    #[inline]
+    pub(crate) fn new_with(make: impl FnOnce() -> T) -> Owned<T> {
+        let p = alloc::<T>();
+        // SAFETY: as in `boxed`: the block is ours alone, and fits a `T`. If `make`
+        // unwinds, the block is lost to the cache (a leak of one block, never unsound).
+        unsafe { p.as_ptr().write(make()) };
+        Owned(p)
+    }
+
     /// The block, no longer owned by this handle.
     #[inline]
     pub(crate) fn into_raw(this: Owned<T>) -> NonNull<T> {
