@@ -19,7 +19,8 @@
 //! settles the composite takes it out and calls it. No helper takes a lock or counts
 //! references per part: [`parallel`], [`parallel_settled`] and [`any`] are gathers
 //! (`gather.rs`) in which each part writes its own slot and counts down once with an atomic
-//! operation, and the last part (or the first that settles early) takes the callback;
+//! operation (or, settled back to back with others on one thread, shares one:
+//! `held.rs`), and the last part (or the first that settles early) takes the callback;
 //! [`parallel_limit`] is such a gather whose starts are handed between threads by a counter
 //! of free places (`limit.rs`); [`race`] lets the first outcome take it with one atomic
 //! operation (`race.rs`); [`series`], [`waterfall`] and [`retry`] pass their one block

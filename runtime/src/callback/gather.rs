@@ -123,9 +123,10 @@ where
                 // SAFETY: `index < n`, and `first` points to the block's `n` slots, alive
                 // while we hold our claim.
                 let cell = unsafe { &*g.first.add(index) };
+                // The `fetch_sub` that gives up our claim (ours below, or this thread's
+                // later: `held.rs`) releases this write; the last releaser's acquires it.
                 // SAFETY: only part `index` writes slot `index`, and it settles once; the
-                // slot is read only by the last releaser, after this write (our `fetch_sub`
-                // below releases it, theirs acquires it).
+                // slot is read only by the last releaser, after this write.
                 cell.with_mut(|p| unsafe { *p = Some(slot) });
             }
             Err(early) => {
@@ -146,12 +147,13 @@ where
         }
         // Our claim goes now, or later with the others this thread holds on the block
         // (`held.rs`). Claims are made only by `start`, and those it has not handed out yet
-        // are counted too, so the count read below is never below the claims held here.
-        // SAFETY: our claim, given up once, by `give_up` or by us below.
+        // are counted too, so the count is never below the claims held here.
+        // SAFETY: our claim, given up once, by `give_up` or by us below; `state` is the count.
         let now = unsafe {
             super::held::give_up(
                 this.cast(),
-                || g.state.load(Ordering::Acquire) & !SETTLED,
+                NonNull::from(&g.state),
+                !SETTLED,
                 Self::release_claims,
             )
         };

@@ -21,15 +21,22 @@
 //! - or when a part of another block settles here (the held claims are given up first,
 //!   then that part's claim is held instead), or when the scope closes.
 //!
-//! So where every part settles on one thread, nothing changes but the number of atomic
-//! operations. Where some settle elsewhere, the part on another thread that would have been
-//! last may leave claims held here, and the composite then finishes when this thread gives
-//! them up: at the latest when its entry returns. A claim held is a claim, so the block
-//! stays alive meanwhile. Outside a scope, and for parts dropped uncalled or settling the
-//! composite early, claims are given up one by one as before.
+//! So where every part settles on one thread, no composite finishes at another moment:
+//! only the number of atomic operations changes. Where some settle elsewhere, the part on
+//! another thread that would have been last may leave claims held here, and the composite
+//! then finishes when this thread gives them up: at the latest when its entry returns. (So
+//! a callback must not block its worker waiting for a composite that earlier callbacks of
+//! the same entry settled: it would wait for itself. Blocking a worker in a callback is
+//! wrong anyway; this makes it a deadlock in that one case.) A claim held is a claim, so
+//! the block stays alive meanwhile. Outside a scope, and for parts dropped uncalled or
+//! settling the composite early, claims are given up one by one as before; a composite
+//! left incomplete by a dropped part then drops its final callback when the claims held
+//! on it are given up.
 
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+
+use crate::loom::sync::{AtomicUsize, Ordering};
 
 /// Gives up `n` claims on a block: the gather's `release`, type-erased.
 pub(super) type ReleaseFn = unsafe fn(NonNull<()>, usize);
@@ -69,7 +76,8 @@ fn give_up_held(held: Held) {
 }
 
 /// While it lives, parts settled on this thread hold their claims (see the module docs);
-/// when it drops, the claims held are given up and the thread's previous setting restored.
+/// when it drops, the claims held are given up (an inner scope gives up those an outer one
+/// held, earlier than the outer would) and the open flag is set back to what it was.
 pub(super) struct Scope {
     outer_open: bool,
 }
@@ -98,24 +106,35 @@ impl Drop for Scope {
 /// now with `release` (its own, or its own and those held here), or 0 if the claim is now
 /// held by this thread.
 ///
-/// `counted` reads (acquire) how many claims the block still counts.
+/// `state` is the block's claim count (`mask` selects the count in it). It is read with a
+/// plain load: once the parts are out it only falls, so any value read is at least the
+/// current count, which is at least the claims held here; equality means every claim left
+/// is ours, and the `fetch_sub` that gives them up (acquire-release) is what orders the
+/// slots.
+///
+/// Claims held on another block are given up here first, after the thread's record is
+/// updated and with nothing borrowed from either block: the final callback this may run
+/// can settle parts of `block` itself.
 ///
 /// # Safety
 ///
-/// The caller holds one claim on the live block `block`, which this call takes over; no new
-/// claim on it is made any more; `release(block, n)` gives up `n` claims, from this thread,
-/// once.
+/// The caller holds one claim on the live block `block`, which this call takes over, and
+/// `state` is that block's count; no new claim on it is made any more; `release(block, n)`
+/// gives up `n` claims, from this thread, once.
 #[inline]
 pub(super) unsafe fn give_up(
     block: NonNull<()>,
-    counted: impl FnOnce() -> usize,
+    state: NonNull<AtomicUsize>,
+    mask: usize,
     release: ReleaseFn,
 ) -> usize {
     enum Step {
         Now(usize),
         Held,
-        HeldSwitched(Held),
+        Switched(Held),
     }
+    // SAFETY: our claim keeps the block, and so its count, alive.
+    let counted = || unsafe { state.as_ref() }.load(Ordering::Relaxed) & mask;
     let step = crate::context::with(|cx| {
         if !cx.held_open().get() {
             return Step::Now(1);
@@ -124,7 +143,12 @@ pub(super) unsafe fn give_up(
         let mut held = slot.get();
         if held.block == block.as_ptr().cast_const() {
             held.claims += 1;
-            if counted() == held.claims {
+            let counted = counted();
+            debug_assert!(
+                counted >= held.claims,
+                "a gather counts fewer claims than this thread holds on it"
+            );
+            if counted == held.claims {
                 // Every claim left is held here: the last part, which finishes it now.
                 slot.set(Held::NONE);
                 return Step::Now(held.claims);
@@ -133,7 +157,7 @@ pub(super) unsafe fn give_up(
             return Step::Held;
         }
         if counted() == 1 {
-            // Ours is the last claim: nothing to wait for.
+            // Ours is the last claim: nothing to wait for (what is held stays held).
             return Step::Now(1);
         }
         slot.set(Held {
@@ -141,19 +165,20 @@ pub(super) unsafe fn give_up(
             claims: 1,
             release: Some(release),
         });
-        Step::HeldSwitched(held)
+        Step::Switched(held)
     });
     match step {
-        // No context (the thread is exiting): give it up now.
-        None => 1,
         Some(Step::Now(n)) => n,
         Some(Step::Held) => 0,
-        Some(Step::HeldSwitched(before)) => {
-            // The claims held on another block go first, now that none of its parts
-            // settled last here; ours stays held.
+        Some(Step::Switched(before)) => {
+            // The claims held on another block go, now that its last part did not settle
+            // here; ours stays held.
             give_up_held(before);
             0
         }
+        // `Context` has no destructor, so the thread-local is never gone while the thread
+        // runs code; were it, the claim would simply be given up now.
+        None => 1,
     }
 }
 
@@ -308,5 +333,160 @@ mod tests {
         );
         rt.block_on(async {});
         assert!(rx.try_recv().is_err(), "finished twice");
+    }
+
+    fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("never arrived")
+    }
+
+    /// A part dropped uncalled in a batch that holds claims: the composite never completes,
+    /// and its final callback is dropped once, uncalled.
+    #[test]
+    fn a_part_dropped_uncalled_while_claims_are_held_drops_the_callback_once() {
+        use super::super::test_util::Counted;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let rt = one_worker();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        let (c, d) = (calls.clone(), Counted(drops.clone()));
+        rt.handle().defer(move || {
+            parallel(
+                5,
+                move |i, part: Part<usize, ()>| {
+                    let tx = tx.clone();
+                    defer(move || {
+                        if i == 2 {
+                            drop(part)
+                        } else {
+                            part.call(Ok(i))
+                        }
+                        if i == 4 {
+                            tx.send(()).unwrap();
+                        }
+                    });
+                },
+                move |_: Result<Vec<usize>, ()>| {
+                    let _d = d;
+                    c.fetch_add(1, SeqCst);
+                },
+            );
+        });
+        recv(&rx);
+        assert_eq!(calls.load(SeqCst), 0, "an incomplete composite finished");
+        assert_eq!(
+            drops.load(SeqCst),
+            1,
+            "the final callback was not dropped once"
+        );
+    }
+
+    /// An early outcome in a batch that holds claims: the final callback is called once, at
+    /// once, and the values the other parts delivered are each dropped once.
+    #[test]
+    fn an_early_outcome_while_claims_are_held_calls_once_and_frees_every_value() {
+        use super::super::test_util::Counted;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let rt = one_worker();
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (tx, rx) = mpsc::channel();
+        let dr = drops.clone();
+        rt.handle().defer(move || {
+            let tx2 = tx.clone();
+            parallel(
+                5,
+                move |i, part: Part<Counted, usize>| {
+                    let (d, tx) = (dr.clone(), tx2.clone());
+                    defer(move || {
+                        if i == 1 {
+                            part.call(Err(i))
+                        } else {
+                            part.call(Ok(Counted(d)))
+                        }
+                        if i == 4 {
+                            tx.send(None).unwrap();
+                        }
+                    });
+                },
+                move |r: Result<Vec<Counted>, usize>| tx.send(Some(r.err())).unwrap(),
+            );
+        });
+        assert_eq!(recv(&rx), Some(Some(1)), "the early error");
+        assert_eq!(recv(&rx), None, "the last callback");
+        assert!(rx.try_recv().is_err(), "called twice");
+        assert_eq!(
+            drops.load(SeqCst),
+            4,
+            "a delivered value was not dropped once"
+        );
+    }
+
+    /// The final callback of a gather whose claims are given up when another gather's part
+    /// switches in settles the last part of that other gather: both finish once, in place.
+    #[test]
+    fn a_final_callback_run_by_a_switch_may_settle_the_gather_switched_to() {
+        let rt = one_worker();
+        let (tx, rx) = mpsc::channel();
+        rt.handle().defer(move || {
+            let stash: Arc<Mutex<Vec<Part<usize, ()>>>> = Arc::default();
+            let (s, t) = (stash.clone(), tx.clone());
+            parallel(
+                2,
+                move |_, part| s.lock().unwrap().push(part),
+                move |r: Result<Vec<usize>, ()>| t.send(("b", r)).unwrap(),
+            );
+            let mut b: Vec<_> = std::mem::take(&mut *stash.lock().unwrap());
+            let b1 = b.pop().unwrap();
+            let b0 = b.pop().unwrap();
+            let (s, t) = (stash.clone(), tx.clone());
+            parallel(
+                2,
+                move |_, part| s.lock().unwrap().push(part),
+                move |r: Result<Vec<usize>, ()>| {
+                    t.send(("a", r)).unwrap();
+                    // B's last claim: B0's is held by this thread.
+                    b1.call(Ok(11));
+                },
+            );
+            let mut a: Vec<_> = std::mem::take(&mut *stash.lock().unwrap());
+            let a1 = a.pop().unwrap();
+            let a0 = a.pop().unwrap();
+            let mut first = Some((a0, a1, b0));
+            let t = tx.clone();
+            parallel(
+                super::super::HOLD_FROM,
+                move |i, outer: Part<usize, ()>| {
+                    let parts = first.take();
+                    defer(move || {
+                        if let Some((a0, a1, b0)) = parts {
+                            // A0 held; A1 settles elsewhere, leaving A's last claim held
+                            // here; B0 switches in and gives it up, so A finishes, and
+                            // its callback settles B1.
+                            a0.call(Ok(0));
+                            std::thread::spawn(move || a1.call(Ok(1))).join().unwrap();
+                            b0.call(Ok(10));
+                        }
+                        outer.call(Ok(i));
+                    });
+                },
+                move |r: Result<Vec<usize>, ()>| {
+                    t.send(("outer", r.map(|v| v.len()).map(|n| vec![n])))
+                        .unwrap()
+                },
+            );
+        });
+        let mut got: Vec<_> = (0..3).map(|_| recv(&rx)).collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("a", Ok(vec![0, 1])),
+                ("b", Ok(vec![10, 11])),
+                ("outer", Ok(vec![super::super::HOLD_FROM])),
+            ]
+        );
+        rt.block_on(async {});
+        assert!(rx.try_recv().is_err(), "a composite finished twice");
     }
 }

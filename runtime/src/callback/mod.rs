@@ -35,7 +35,8 @@
 //! task they wake) may run before those callbacks; everything queued before the helper was
 //! called runs before them. A gather settled by such a run of callbacks finishes in the
 //! call of its last part, as anywhere else; if one of its parts settles on another thread
-//! meanwhile, it may finish only when that run of callbacks is over.
+//! meanwhile, it may finish only when that run of callbacks is over, so a callback must not
+//! block its worker waiting for such a composite.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
