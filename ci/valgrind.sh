@@ -34,12 +34,16 @@ export WEFT_IO_DRIVER="${WEFT_IO_DRIVER:-fallback}"
 # callback: deferred closures behind task headers (task/deferred.rs), timer wakers and the
 # composite helpers' shared state. sync_*: the oneshot cells, the mpsc buffers and the
 # wait lists of the locks, with drop-counting payloads.
-read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callback sync_oneshot sync_mpsc sync_mutex sync_semaphore sync_misc}"
+# lib: weft-runtime's own unit tests of the callback helpers' blocks (`callback::`: the
+# gather and its held claims, the sequence hand-off, the race, the batch arena).
+read -r -a TESTS <<< "${WEFT_VALGRIND_TESTS:-stress shutdown abort panic callback sync_oneshot sync_mpsc sync_mutex sync_semaphore sync_misc lib}"
 
 # Build, and map each test target's name to its executable. One JSON object per line; the
 # test targets are the artifacts with "kind":["test"] and a non-null executable.
 targets=()
-for t in "${TESTS[@]}"; do targets+=(--test "$t"); done
+for t in "${TESTS[@]}"; do
+  if [[ "$t" == lib ]]; then targets+=(--lib); else targets+=(--test "$t"); fi
+done
 json="$(cargo test --workspace --release --no-run --message-format=json "${targets[@]}")"
 
 declare -A exe=()
@@ -57,6 +61,10 @@ list_tests() {
 while IFS=$'\t' read -r name path; do
   exe["$name"]="$path"
 done < <(printf '%s\n' "$json" | list_tests)
+# The runtime's unit-test executable: its lib target's, built with `"test":true`.
+lib_exe="$(printf '%s\n' "$json" | grep '"reason":"compiler-artifact"' | grep '"name":"weft_runtime"' |
+  grep '"test":true' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)"
+if [[ -n "$lib_exe" ]]; then exe[lib]="$lib_exe"; fi
 
 status=0
 for t in "${TESTS[@]}"; do
@@ -65,6 +73,8 @@ for t in "${TESTS[@]}"; do
     echo "valgrind.sh: no test executable for '$t'" >&2
     exit 1
   fi
+  filter=()
+  if [[ "$t" == lib ]]; then filter=(callback::); fi
   printf '\n=== valgrind: %s (%s)\n' "$t" "$bin"
   # --fair-sched: the tests hand work between threads that spin-wait briefly.
   if valgrind \
@@ -74,7 +84,7 @@ for t in "${TESTS[@]}"; do
       --show-leak-kinds=definite \
       --fair-sched=yes \
       --quiet \
-      "$bin" --test-threads=2 "$@"; then
+      "$bin" --test-threads=2 "${filter[@]}" "$@"; then
     echo "=== valgrind: $t: clean"
   else
     rc=$?
