@@ -753,6 +753,12 @@ impl EpollHandle {
         self.shared.registered.load(Relaxed)
     }
 
+    /// The word [`registered`](Self::registered) reads, for a caller that watches it after
+    /// every poll and keeps the reference: it lives as long as the epoll.
+    pub fn registered_word(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.shared.registered
+    }
+
     /// When another thread should next look at this epoll in case its owner stalls: the
     /// owner's last dispatch plus [`STALL`]; `None` with no wait registered, or while the
     /// owner waits in the kernel (it dispatches what becomes ready). Read without a lock.

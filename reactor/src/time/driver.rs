@@ -455,6 +455,13 @@ impl TimerHandle {
         drop(waker);
     }
 
+    /// The word [`earliest_tick`](Self::earliest_tick) reads (`u64::MAX`: none), for a
+    /// caller that watches it after every poll and keeps the reference: it lives as long as
+    /// the wheel.
+    pub fn earliest_word(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.shared.earliest
+    }
+
     /// The earliest pending deadline's tick, read without the lock: never later than the
     /// true one (`None`: no timer pending, as far as the owner last knew).
     pub fn earliest_tick(&self) -> Option<u64> {

@@ -938,6 +938,12 @@ impl UringHandle {
         self.shared.submitted.load(Relaxed)
     }
 
+    /// The word [`submitted`](Self::submitted) reads, for a caller that watches it after
+    /// every poll and keeps the reference: it lives as long as the ring.
+    pub fn submitted_word(&self) -> &std::sync::atomic::AtomicU64 {
+        &self.shared.submitted
+    }
+
     fn count_submit(&self) {
         let c = &self.shared.submitted;
         // Owner-only writer: a load and a store, no locked instruction.

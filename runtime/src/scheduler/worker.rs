@@ -160,7 +160,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst, fence};
 use std::time::{Duration, Instant};
@@ -170,8 +170,8 @@ use weft_reactor::Driver;
 
 use crate::driver::WorkerDriver;
 
-use super::Shared;
 use super::queue::push_local;
+use super::{Remote, Shared};
 use crate::task::Notified;
 
 /// What a worker thread owns.
@@ -260,6 +260,8 @@ pub(crate) struct WorkerCx {
     /// Whether this is the runtime's only worker: then no other worker can take over its
     /// wheel or ring, and `watch_own_wheel` has nobody to make sure of.
     alone: bool,
+    /// The words `watch_own_wheel` reads after every poll, found once.
+    watched: Watched,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
     /// Set when a wake during `in_driver` queued stealable work: one parked worker is to be
@@ -268,6 +270,35 @@ pub(crate) struct WorkerCx {
     /// Whether the running queue entry has already notified a parked worker: the rest of
     /// its stealable pushes wake nobody (see "Wake-ups").
     notified_in_poll: Cell<bool>,
+}
+
+/// Where the words a worker watches after each poll are (`watch_own_wheel`): its wheel's
+/// earliest deadline, its ring's submission count and its epoll's count of first waits.
+/// Found once at the worker's start rather than through `shared.remotes[index]` and each
+/// handle on every poll (about 25 instructions a poll, on a runtime of several workers).
+///
+/// # Invariants
+///
+/// Each pointer is to a word inside a handle of this worker's `Remote`, which the
+/// `WorkerCx`'s `Arc<Shared>` keeps alive and never replaces; the words are atomics, read
+/// here only.
+struct Watched {
+    earliest: NonNull<AtomicU64>,
+    ring: Option<NonNull<AtomicU64>>,
+    epoll: Option<NonNull<AtomicU64>>,
+}
+
+impl Watched {
+    fn of(me: &Remote) -> Watched {
+        Watched {
+            earliest: NonNull::from(me.timer.earliest_word()),
+            ring: me.ring.as_ref().map(|r| NonNull::from(r.submitted_word())),
+            epoll: me
+                .epoll
+                .as_ref()
+                .map(|e| NonNull::from(e.registered_word())),
+        }
+    }
 }
 
 /// The shortest park a watcher makes when a take-over deadline has passed but the
@@ -305,6 +336,7 @@ fn countdown(left: &mut u32, every: u32) -> bool {
 /// The body of worker thread `index`.
 pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
     let alone = shared.remotes.len() == 1;
+    let watched = Watched::of(&shared.remotes[index]);
     let cx = WorkerCx {
         shared,
         index,
@@ -314,6 +346,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         seen_earliest: Cell::new(u64::MAX),
         seen_submitted: Cell::new(0),
         alone,
+        watched,
         in_driver: Cell::new(false),
         notify_owed: Cell::new(false),
         notified_in_poll: Cell::new(false),
@@ -515,21 +548,28 @@ impl WorkerCx {
             // No parked worker exists to wake: the only one is running this.
             return;
         }
-        let me = &self.shared.remotes[self.index];
-        let earliest = me.timer.earliest_tick().unwrap_or(u64::MAX);
+        let w = &self.watched;
+        // SAFETY: a word of this worker's own handles, alive as long as `self.shared`
+        // (`Watched`'s invariants).
+        let earliest = unsafe { w.earliest.as_ref() }.load(Relaxed);
         if self.seen_earliest.replace(earliest) != earliest && earliest != u64::MAX {
+            let me = &self.shared.remotes[self.index];
             self.ensure_watcher(|| me.timer.takeover_deadline());
         }
-        if let Some(ring) = &me.ring {
-            let submitted = ring.submitted();
+        if let Some(word) = w.ring {
+            // SAFETY: as above.
+            let submitted = unsafe { word.as_ref() }.load(Relaxed);
             if self.seen_submitted.replace(submitted) != submitted {
-                self.ensure_watcher(|| ring.takeover_deadline());
+                let ring = self.shared.remotes[self.index].ring.as_ref();
+                self.ensure_watcher(|| ring.and_then(|r| r.takeover_deadline()));
             }
         }
-        if let Some(epoll) = &me.epoll {
-            let registered = epoll.registered();
+        if let Some(word) = w.epoll {
+            // SAFETY: as above.
+            let registered = unsafe { word.as_ref() }.load(Relaxed);
             if self.seen_submitted.replace(registered) != registered {
-                self.ensure_watcher(|| epoll.takeover_deadline());
+                let epoll = self.shared.remotes[self.index].epoll.as_ref();
+                self.ensure_watcher(|| epoll.and_then(|e| e.takeover_deadline()));
             }
         }
     }
