@@ -25,7 +25,7 @@
 //! - **A field is a `Cell` wherever its value is `Copy`.** A `RefCell` field is borrowed
 //!   only inside its accessor's caller for a few statements that run no user code and reach
 //!   no other access to the same field; a value taken out of one (a replaced `Handle` or
-//!   `TimerHandle`) is dropped after the borrow ends.
+//!   `LocalTimerHandle`) is dropped after the borrow ends.
 //! - **Guards restore what they found** (`SetCurrentGuard`, `EnterRuntimeGuard`, the
 //!   budget's reset, the task poll guard, the thread timer guard, the worker pointer's
 //!   reset), so they nest and unwind cleanly; a guard that drops during destruction does
@@ -33,7 +33,7 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 
-use weft_reactor::TimerHandle;
+use weft_reactor::time::LocalTimerHandle;
 
 use crate::scheduler::Handle;
 
@@ -87,8 +87,9 @@ pub(crate) struct Resources {
     /// `spawn` use. A guard removes its own entry, wherever it is, so guards may drop in any
     /// order.
     current: RefCell<Vec<(u64, Handle)>>,
-    /// `time.rs`: the wheel of the driver this thread parks on, if any.
-    timer: RefCell<Option<TimerHandle>>,
+    /// `time.rs`: the wheel of the driver this thread parks on, if any, with its stock of
+    /// spare references for the timers filed in it from this thread.
+    timer: RefCell<Option<LocalTimerHandle>>,
     /// `task/pool.rs`: the free blocks of the small-block cache.
     block_cache: RefCell<crate::task::pool::Cache>,
     /// `park.rs`: `block_on`'s parker and its waker, made on the thread's first `block_on`.
@@ -217,7 +218,7 @@ impl Context {
 impl Resources {
     /// See the field.
     #[inline(always)]
-    pub(crate) fn timer(&self) -> &RefCell<Option<TimerHandle>> {
+    pub(crate) fn timer(&self) -> &RefCell<Option<LocalTimerHandle>> {
         &self.timer
     }
 

@@ -39,7 +39,12 @@
 //!
 //! [`Sleep`] is `Unpin` (no intrusive list node lives in it), so it can be polled without
 //! pinning. Its 32 bytes and the 40 of its wheel entry are the memory per timer. Filing
-//! a timer takes its wheel's lock once, and so does dropping one that is still pending; a
+//! a timer takes its wheel's lock once. Dropping one that is still pending takes it once
+//! too, except on the worker that owns its wheel, where the cancel joins a batch carried
+//! out under one lock per `weft_reactor::time::CANCEL_BATCH` cancels, and before the worker
+//! next parks or fires its wheel (a cancelled timer that comes due first fires, waking its
+//! task once for nothing). On that worker a timer's handle to the wheel also comes from,
+//! and goes back to, a stock of references kept without atomics (`LocalTimerHandle`). A
 //! sleep that ran its course completes without the lock or a clock read (its wheel's last
 //! firing pass is known to have fired it at or after its deadline:
 //! `TimerHandle::has_passed`). The clock is read once when a `sleep` or `timeout` is
@@ -58,20 +63,24 @@ use std::time::Duration;
 pub use std::time::Instant;
 
 use weft_reactor::TimerHandle;
-use weft_reactor::time::{Key, duration_nanos, from_nanos, nanos_to_tick, to_nanos};
+use weft_reactor::time::LocalTimerHandle;
+use weft_reactor::time::{
+    Key, duration_nanos, from_nanos, nanos_to_tick, now_nanos_early, now_nanos_late, to_nanos,
+};
 
 /// Runs `f` with the wheel of the driver this thread parks on (the thread context's
 /// `timer`; none once the context is gone).
-fn with_timer<R>(f: impl FnOnce(&RefCell<Option<TimerHandle>>) -> R) -> Option<R> {
+fn with_timer<R>(f: impl FnOnce(&RefCell<Option<LocalTimerHandle>>) -> R) -> Option<R> {
     crate::context::with_resources(|r| f(r.timer()))
 }
 
 /// Makes `handle` this thread's wheel until the guard drops.
 pub(crate) fn set_thread_timer(handle: TimerHandle) -> ThreadTimerGuard {
-    ThreadTimerGuard(with_timer(|t| t.borrow_mut().replace(handle)).flatten())
+    let local = LocalTimerHandle::new(handle);
+    ThreadTimerGuard(with_timer(|t| t.borrow_mut().replace(local)).flatten())
 }
 
-pub(crate) struct ThreadTimerGuard(Option<TimerHandle>);
+pub(crate) struct ThreadTimerGuard(Option<LocalTimerHandle>);
 
 impl Drop for ThreadTimerGuard {
     fn drop(&mut self) {
@@ -86,7 +95,9 @@ impl Drop for ThreadTimerGuard {
 /// workers, reached through a handle that unparks it if needed.
 #[track_caller]
 pub(crate) fn current_timer() -> TimerHandle {
-    if let Some(h) = with_timer(|t| t.borrow().clone()).flatten() {
+    // The thread's own wheel: a handle from its stock, with no atomic operation when a
+    // timer dropped on this thread gave one back.
+    if let Some(h) = with_timer(|t| t.borrow().as_ref().map(LocalTimerHandle::get)).flatten() {
         return h;
     }
     let remote =
@@ -99,6 +110,37 @@ pub(crate) fn current_timer() -> TimerHandle {
             crate::scheduler::NO_RUNTIME
         ),
     }
+}
+
+/// Drops a timer's handle `h`, cancelling its timer `cancel` first if given: on the thread
+/// that owns the wheel, through its `LocalTimerHandle` (the handle back to the stock, the
+/// cancel into the batch: no atomic operation), elsewhere directly.
+#[inline]
+fn release(h: TimerHandle, cancel: Option<Key>) {
+    let mut h = Some(h);
+    let kept = with_timer(|t| match t.try_borrow() {
+        Ok(t) => t
+            .as_ref()
+            .is_some_and(|local| local.recycle(&mut h, cancel)),
+        Err(_) => false,
+    });
+    if kept != Some(true) {
+        if let (Some(h), Some(key)) = (&h, cancel) {
+            h.cancel(key);
+        }
+    }
+}
+
+/// Carries out the cancels this thread's `LocalTimerHandle` has queued (a worker, before
+/// it parks or fires its wheel).
+pub(crate) fn flush_thread_cancels() {
+    with_timer(|t| {
+        if let Ok(t) = t.try_borrow() {
+            if let Some(local) = &*t {
+                local.flush_cancels();
+            }
+        }
+    });
 }
 
 /// The wheel for timers polled after their runtime shut down: one per process, fired by a
@@ -187,7 +229,9 @@ pub fn sleep(duration: Duration) -> Sleep {
 /// [`UNCHECKED_FIRST_POLL`]).
 fn sleep_for(duration: Duration) -> Sleep {
     Sleep {
-        deadline: now_nanos().saturating_add(duration_nanos(duration)),
+        // Never before `Instant::now() + duration` (a few tens of nanoseconds after it at
+        // most), so the sleep never completes early.
+        deadline: now_nanos_late().saturating_add(duration_nanos(duration)),
         entry: None,
         mark: if duration >= UNCHECKED_FIRST_POLL {
             UNCHECKED
@@ -195,14 +239,6 @@ fn sleep_for(duration: Duration) -> Sleep {
             0
         },
     }
-}
-
-/// The current instant as [`Sleep::deadline`] keeps it.
-fn now_nanos() -> i64 {
-    // `base` first, so that an instant read now is never before it (`to_nanos` then takes
-    // its first branch).
-    weft_reactor::time::base();
-    to_nanos(Instant::now())
 }
 
 /// The shortest `sleep` (or `timeout`) duration whose first poll files its timer without
@@ -247,7 +283,10 @@ const UNCHECKED: u64 = 2;
 
 impl Sleep {
     /// When it completes: the instant it was given (a deadline more than about 292 years
-    /// from the process's start reads as that far off).
+    /// from the process's start reads as that far off); for [`sleep`] and [`timeout`],
+    /// `duration` after the clock read at creation, or up to a few tens of nanoseconds
+    /// later (the deadline is rounded toward late, never early: see
+    /// `weft_reactor::time::now_nanos_late`).
     pub fn deadline(&self) -> Instant {
         from_nanos(self.deadline)
     }
@@ -274,9 +313,11 @@ impl Sleep {
         if let Some((h, key)) = self.entry.take() {
             // A timer that has certainly fired is no longer in the wheel: nothing to take
             // out, and no lock to take (the common end of a sleep that ran its course).
-            if !h.has_fired(self.mark) {
-                h.cancel(key);
-            }
+            // A timer that has certainly fired is no longer in the wheel: nothing to take
+            // out. Otherwise, on the thread that owns the wheel, the cancel joins a batch
+            // carried out under one lock (see `LocalTimerHandle`).
+            let cancel = (!h.has_fired(self.mark)).then_some(key);
+            release(h, cancel);
         }
     }
 }
@@ -293,7 +334,7 @@ impl Future for Sleep {
             // done, with neither the lock nor the clock.
             Some((h, _)) if h.has_passed(this.mark) => (false, false),
             Some((h, key)) => {
-                if now_nanos() < this.deadline {
+                if now_nanos_early() < this.deadline {
                     (true, !h.update_waker(*key, cx.waker()))
                 } else {
                     (false, false)
@@ -312,7 +353,7 @@ impl Future for Sleep {
                 }
             }
             None => {
-                let pending = !this.is_elapsed() && now_nanos() < this.deadline;
+                let pending = !this.is_elapsed() && now_nanos_early() < this.deadline;
                 (pending, pending)
             }
         };

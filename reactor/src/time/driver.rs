@@ -20,6 +20,13 @@
 //!    timers ever unpark it: an awake owner re-reads the wheel before its next park anyway.
 //!    No handle needs to know which thread it is on.
 //!
+//! # The owner's own timers
+//!
+//! On the owner's thread a [`LocalTimerHandle`] hands out handles from a stock of spare
+//! references (kept without atomics) and queues the cancels of timers dropped there, to
+//! carry them out in batches under one lock (its user flushes the batch before the owner
+//! parks: weft's workers do, in `park_driver`).
+//!
 //! # Take-over of a stalled wheel
 //!
 //! An owner that runs one task for a long time without yielding fires nothing meanwhile.
@@ -263,6 +270,158 @@ impl<D: Driver> Driver for TimeDriver<D> {
     }
 }
 
+/// One thread's own [`TimerHandle`] (a worker's to the wheel it parks on), with a stock of
+/// spare strong references to the wheel and a batch of cancels, so that handing out a
+/// handle, taking one back and cancelling a timer on this thread cost no atomic operation.
+///
+/// [`get`](LocalTimerHandle::get) hands out a handle for a timer to keep (from the stock,
+/// or by an ordinary clone when it is empty); [`recycle`](LocalTimerHandle::recycle) takes
+/// a handle to the same wheel back into the stock instead of dropping it, and queues the
+/// cancel of its timer if it has one. The stock only ever holds references that handles
+/// gave back, so it is as large as the most timers this thread has held at once; dropping
+/// the `LocalTimerHandle` releases them. A handle from `get` is an ordinary
+/// [`TimerHandle`]: it may be dropped on any thread.
+///
+/// Queued cancels are carried out under one lock of the wheel per [`CANCEL_BATCH`], by
+/// [`flush_cancels`](LocalTimerHandle::flush_cancels) (which the owner calls before it
+/// parks, so that no cancelled timer sets its park timeout), and on drop. Until then a
+/// cancelled timer is still in the wheel: if it comes due first, it fires, waking its
+/// waker once for nothing.
+///
+/// Neither `Send` nor `Sync`: the stock and the batch are kept without atomics.
+pub struct LocalTimerHandle {
+    handle: TimerHandle,
+    /// From `Arc::into_raw` of a clone of `handle`'s `Arc`, whose reference this owns too.
+    raw: *const Shared,
+    /// Strong references to `raw` owned by this stock, besides its own one.
+    spare: std::cell::Cell<usize>,
+    /// Timers to cancel at the next flush.
+    cancels: std::cell::RefCell<Vec<Key>>,
+    /// The wakers the last flush took out, kept to reuse the allocation.
+    dropped: std::cell::RefCell<Vec<Waker>>,
+}
+
+/// How many cancels a [`LocalTimerHandle`] queues before it carries them out.
+pub const CANCEL_BATCH: usize = 32;
+
+impl LocalTimerHandle {
+    /// A local handle to `handle`'s wheel, with an empty stock.
+    pub fn new(handle: TimerHandle) -> Self {
+        let raw = Arc::into_raw(handle.shared.clone());
+        LocalTimerHandle {
+            handle,
+            raw,
+            spare: std::cell::Cell::new(0),
+            cancels: std::cell::RefCell::new(Vec::new()),
+            dropped: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The handle, borrowed.
+    #[inline]
+    pub fn handle(&self) -> &TimerHandle {
+        &self.handle
+    }
+
+    /// A handle to the wheel for a timer to keep: from the stock if it has one (no atomic
+    /// operation), else a clone.
+    #[inline]
+    pub fn get(&self) -> TimerHandle {
+        let spare = self.spare.get();
+        if spare == 0 {
+            return self.handle.clone();
+        }
+        self.spare.set(spare - 1);
+        // SAFETY: the stock owned `spare` (> 0) strong references to `raw`, which came from
+        // `Arc::into_raw`; one of them now passes to the returned handle, and `spare` was
+        // lowered by one to match, so every reference is still owned exactly once.
+        let shared = unsafe { Arc::from_raw(self.raw) };
+        TimerHandle { shared }
+    }
+
+    /// Takes `handle` into the stock if it is a handle to this wheel (leaving `None`), so
+    /// that its reference is kept rather than released, and queues the cancel of its timer
+    /// `cancel` if given; returns whether it did. Any other handle is left in place, and
+    /// `cancel` is then the caller's to carry out.
+    #[inline]
+    pub fn recycle(&self, handle: &mut Option<TimerHandle>, cancel: Option<Key>) -> bool {
+        let Some(h) = handle.take_if(|h| std::ptr::eq(Arc::as_ptr(&h.shared), self.raw)) else {
+            return false;
+        };
+        // The reference passes to the stock: `spare` is raised by one to match.
+        let _ = Arc::into_raw(h.shared);
+        self.spare.set(self.spare.get() + 1);
+        if let Some(key) = cancel {
+            let full = match self.cancels.try_borrow_mut() {
+                Ok(mut cancels) => {
+                    cancels.push(key);
+                    cancels.len() >= CANCEL_BATCH
+                }
+                // Only reachable from a waker's drop inside a flush: cancel at once.
+                Err(_) => {
+                    self.handle.cancel(key);
+                    false
+                }
+            };
+            if full {
+                self.flush_cancels();
+            }
+        }
+        true
+    }
+
+    /// Carries out the queued cancels, under one lock of the wheel; the wakers they take
+    /// out are dropped after it is released.
+    pub fn flush_cancels(&self) {
+        let Ok(mut cancels) = self.cancels.try_borrow_mut() else {
+            return;
+        };
+        if cancels.is_empty() {
+            return;
+        }
+        let mut dropped = self
+            .dropped
+            .try_borrow_mut()
+            .map(|mut d| std::mem::take(&mut *d))
+            .unwrap_or_default();
+        let mut locked = self.handle.shared.locked.lock();
+        for key in cancels.drain(..) {
+            if let Some(w) = locked.wheel.cancel(key) {
+                dropped.push(w);
+            }
+        }
+        drop(locked);
+        drop(cancels);
+        // Dropping a waker may run arbitrary code, which may cancel more: no borrow is held.
+        dropped.clear();
+        if let Ok(mut d) = self.dropped.try_borrow_mut() {
+            if d.capacity() == 0 {
+                *d = dropped;
+            }
+        }
+    }
+}
+
+impl Drop for LocalTimerHandle {
+    fn drop(&mut self) {
+        self.flush_cancels();
+        for _ in 0..=self.spare.get() {
+            // SAFETY: the stock owns `spare` strong references to `raw` and one more of its
+            // own, all from `Arc::into_raw` of this `Arc`; each is released once, here, and
+            // `raw` is not used again.
+            unsafe { Arc::decrement_strong_count(self.raw) };
+        }
+    }
+}
+
+impl fmt::Debug for LocalTimerHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalTimerHandle")
+            .field("spare", &self.spare.get())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A timer filed by [`TimerHandle::file`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Filed {
@@ -396,6 +555,7 @@ impl TimerHandle {
     /// the clock read then was at or past the deadline. Like
     /// [`has_fired`](TimerHandle::has_fired), one atomic load; unlike it, `false` once the
     /// wheel has closed (closing fires timers early, before their deadlines).
+    #[inline]
     pub fn has_passed(&self, fired_by: u64) -> bool {
         let through = self.shared.fired_through.load(Acquire);
         fired_by <= through && through != u64::MAX
@@ -405,6 +565,7 @@ impl TimerHandle {
     /// wheel's firing passes have reached that tick (or the wheel closed), so its entry is
     /// gone and its key names nothing (cancelling it would be a no-op). One atomic load,
     /// no lock. `false` does not mean that it has not fired.
+    #[inline]
     pub fn has_fired(&self, fired_by: u64) -> bool {
         fired_by <= self.shared.fired_through.load(Acquire)
     }
@@ -762,6 +923,60 @@ mod tests {
         assert_eq!(closed.fired_by, u64::MAX);
         assert_eq!(c3.0.load(SeqCst), 1, "woken at once");
         assert!(h.is_empty());
+    }
+
+    #[test]
+    fn a_local_handle_stocks_references_and_batches_cancels() {
+        let mut d = TimeDriver::new(ThreadParker::new());
+        let h = d.handle();
+        let local = LocalTimerHandle::new(d.handle());
+        let strong = || Arc::strong_count(&h.shared);
+        let base = strong();
+        // An empty stock clones; a handle given back is kept, not released.
+        let a = local.get();
+        assert_eq!(strong(), base + 1);
+        let (c, w) = counter();
+        let filed = a.file(Instant::now() + Duration::from_secs(60), w);
+        let mut a = Some(a);
+        assert!(local.recycle(&mut a, Some(filed.key)));
+        assert!(a.is_none());
+        assert_eq!(strong(), base + 1, "the reference went to the stock");
+        // The cancel is queued, not yet carried out.
+        assert_eq!(h.len(), 1);
+        local.flush_cancels();
+        assert!(h.is_empty());
+        // The stock hands its reference out again, without a clone.
+        let b = local.get();
+        assert_eq!(strong(), base + 1);
+        // A handle to another wheel is left to the caller.
+        let other = TimeDriver::new(ThreadParker::new());
+        let mut o = Some(other.handle());
+        assert!(!local.recycle(&mut o, None));
+        assert!(o.is_some());
+        // A full batch is carried out at once.
+        let mut keys = Vec::new();
+        for _ in 0..CANCEL_BATCH {
+            let (_c, w) = counter();
+            keys.push(b.register(Instant::now() + Duration::from_secs(60), w));
+        }
+        assert_eq!(h.len(), CANCEL_BATCH);
+        for key in keys {
+            let mut one = Some(local.get());
+            assert!(local.recycle(&mut one, Some(key)));
+        }
+        assert!(h.is_empty(), "the batch filled and was carried out");
+        drop(b);
+        // Dropping the local handle flushes and releases its whole stock.
+        let (_c, w) = counter();
+        let last = h.register(Instant::now() + Duration::from_secs(60), w);
+        let mut one = Some(local.get());
+        assert!(local.recycle(&mut one, Some(last)));
+        assert_eq!(h.len(), 1);
+        drop(local);
+        assert!(h.is_empty());
+        assert_eq!(strong(), base - 2, "its own two references too");
+        d.park(Some(Duration::ZERO)).unwrap();
+        assert_eq!(c.0.load(SeqCst), 0, "a cancelled timer never fired");
     }
 
     #[test]

@@ -17,7 +17,10 @@
 //! Time is a `u64` count of 1 µs *ticks* ([`TICK`]) since a [`Clock`]'s start `Instant`;
 //! every [`TimeDriver`] counts from one process-wide start ([`base`], [`Clock::process`]), so
 //! a deadline kept as nanoseconds since it ([`to_nanos`]) becomes a tick without [`Instant`]
-//! arithmetic ([`nanos_to_tick`]).
+//! arithmetic ([`nanos_to_tick`]). The current time in those nanoseconds comes from the raw
+//! monotonic clock `Instant` itself reads, without building an `Instant`: as a bound that
+//! is never early for a deadline ([`now_nanos_late`]) or never late for asking whether one
+//! has passed ([`now_nanos_early`]); the two lie a few tens of nanoseconds apart.
 //! Conversions round so that a timer never fires early: a deadline rounds **up**
 //! ([`Clock::deadline_to_tick`]) and the current time rounds **down** ([`Clock::now_tick`]),
 //! so `now_tick(now) >= deadline_to_tick(deadline)` implies `now >= deadline`; and since a
@@ -112,7 +115,9 @@ mod wheel;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-pub use driver::{Filed, STALL_TICKS, TimeDriver, TimerHandle, WeakTimerHandle};
+pub use driver::{
+    CANCEL_BATCH, Filed, LocalTimerHandle, STALL_TICKS, TimeDriver, TimerHandle, WeakTimerHandle,
+};
 pub use entry::Key;
 pub use wheel::{LEVELS, RANGE, SLOTS_PER_LEVEL, Wheel};
 
@@ -149,9 +154,97 @@ fn whole_ticks(secs: u64, ticks: u64) -> u64 {
 /// A deadline kept as nanoseconds since this base ([`to_nanos`]) is one word rather than an
 /// [`Instant`]'s two, and maps to a driver's tick with no clock read and no
 /// [`Instant`] arithmetic ([`nanos_to_tick`]).
+#[inline]
 pub fn base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(Instant::now)
+    base_and_raw().instant
+}
+
+/// [`base`], and where it lies on the raw monotonic clock that [`Instant`] reads.
+struct Base {
+    instant: Instant,
+    /// The raw clock's nanoseconds read just before `instant` was taken: at or before it.
+    raw_before: i64,
+    /// The raw clock's nanoseconds read just after: at or after it.
+    raw_after: i64,
+}
+
+#[inline]
+fn base_and_raw() -> &'static Base {
+    static BASE: OnceLock<Base> = OnceLock::new();
+    BASE.get_or_init(|| {
+        // The narrowest of a few brackets `raw_before <= instant <= raw_after`, so that the
+        // two bounds of `now_nanos_*` are tens of nanoseconds apart, not a preemption.
+        let mut best: Option<Base> = None;
+        for _ in 0..8 {
+            let raw_before = raw_now();
+            let instant = Instant::now();
+            let raw_after = raw_now();
+            let b = Base {
+                instant,
+                raw_before,
+                raw_after,
+            };
+            if best
+                .as_ref()
+                .is_none_or(|p| b.raw_after - b.raw_before < p.raw_after - p.raw_before)
+            {
+                best = Some(b);
+            }
+        }
+        best.expect("eight tries")
+    })
+}
+
+/// The clock [`Instant::now`] reads, in nanoseconds: on Linux `CLOCK_MONOTONIC`, which is
+/// the clock std documents for `Instant` there, read without building an `Instant`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[inline]
+// `time_t` and `c_long` are `i32` on 32-bit targets.
+#[allow(clippy::unnecessary_cast)]
+fn raw_now() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration, and
+    // CLOCK_MONOTONIC is a clock every Linux kernel has (std's `Instant::now` reads it and
+    // treats failure as impossible, as this does).
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    debug_assert_eq!(rc, 0);
+    (ts.tv_sec as i64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as i64)
+}
+
+/// Elsewhere the raw clock is not known to be `Instant`'s: nanoseconds through `Instant`
+/// itself, since its first read (which `Base`'s bracket then locates like any other).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[inline]
+fn raw_now() -> i64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    let start = *START.get_or_init(Instant::now);
+    duration_nanos(Instant::now().saturating_duration_since(start))
+}
+
+/// The current instant as nanoseconds since [`base`] ([`to_nanos`]), **never earlier** than
+/// `to_nanos(Instant::now())` read at the same moment, and later by at most a few tens of
+/// nanoseconds (the bracket [`base`] was located in on the raw clock). For deadlines:
+/// `now_nanos_late() + d` is at or after `Instant::now() + d`, so a timer at it never fires
+/// early. Cheaper than `to_nanos(Instant::now())`: one clock read and a subtraction, no
+/// [`Instant`] arithmetic.
+#[inline]
+pub fn now_nanos_late() -> i64 {
+    let b = base_and_raw();
+    raw_now() - b.raw_before
+}
+
+/// Like [`now_nanos_late`], but **never later** than `to_nanos(Instant::now())` read at the
+/// same moment: for asking whether a deadline has passed (`now_nanos_early() >= deadline`
+/// implies that it has).
+#[inline]
+pub fn now_nanos_early() -> i64 {
+    let b = base_and_raw();
+    raw_now() - b.raw_after
 }
 
 /// `t` as nanoseconds since [`base`], negative before it; exact within about 292 years
@@ -168,6 +261,7 @@ pub fn base() -> Instant {
 /// let past = Instant::now() - Duration::from_millis(3); // possibly before the base
 /// assert_eq!(from_nanos(to_nanos(past)), past);
 /// ```
+#[inline]
 pub fn to_nanos(t: Instant) -> i64 {
     let base = base();
     match t.checked_duration_since(base) {
@@ -205,6 +299,7 @@ pub fn from_nanos(nanos: i64) -> Instant {
 /// The first tick of [`Clock::process`] at or after the instant `nanos` ([`to_nanos`]) names:
 /// what [`Clock::deadline_to_tick`] gives for that instant, in a few integer operations.
 /// An instant before the base is tick 0.
+#[inline]
 pub fn nanos_to_tick(nanos: i64) -> u64 {
     u64::try_from(nanos).map_or(0, |n| n.div_ceil(u64::from(TICK_NANOS)))
 }
@@ -353,6 +448,25 @@ mod tests {
         assert_eq!(to_nanos(base()), 0);
         assert_eq!(nanos_to_tick(1), 1);
         assert_eq!(nanos_to_tick(i64::MAX), (i64::MAX as u64).div_ceil(1_000));
+    }
+
+    #[test]
+    fn the_raw_clock_brackets_instant_now() {
+        // Read in this order, the early bound, the `Instant` and the late bound lie in
+        // order: a raw clock other than `Instant`'s (or a mislocated base) breaks it.
+        for _ in 0..1_000 {
+            let early = now_nanos_early();
+            let exact = to_nanos(Instant::now());
+            let late = now_nanos_late();
+            assert!(early <= exact && exact <= late, "{early} {exact} {late}");
+        }
+        let b = base_and_raw();
+        assert!(b.raw_before <= b.raw_after);
+        // A deadline from the late bound is never before the same from `Instant::now()`.
+        let d = Duration::from_micros(250);
+        let before = Instant::now();
+        let deadline = now_nanos_late() + duration_nanos(d);
+        assert!(from_nanos(deadline) >= before + d);
     }
 
     #[test]

@@ -712,6 +712,9 @@ impl WorkerCx {
     /// once, when the park returns. A park that fired timers does not block (see
     /// `TimeDriver`), so the notification is not held back behind a sleep.
     fn park_driver(&self, timeout: Option<Duration>) {
+        // Timers dropped here since the last park leave the wheel before it fires or sets
+        // the park timeout.
+        crate::time::flush_thread_cancels();
         let mut driver = self
             .core
             .borrow_mut()
