@@ -73,8 +73,9 @@
 //!
 //! # Wake-ups
 //!
-//! Stealable work added by a worker wakes one parked worker (if none is searching), except
-//! an entry this worker will run next anyway: one queued during a poll (a deferred
+//! Stealable work added by a worker wakes one parked worker (if none is searching; a
+//! runtime's only worker does not look, since no other worker exists), except an entry
+//! this worker will run next anyway: one queued during a poll (a deferred
 //! callback, a wake that is no yield) while the LIFO slot, the local queue and the yielded
 //! list are empty. Waking another
 //! worker for it would only hand it over: the woken worker steals what the first was about
