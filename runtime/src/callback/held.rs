@@ -202,6 +202,11 @@ mod tests {
             .expect("runtime")
     }
 
+    fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("never arrived")
+    }
+
     /// Held claims change nothing a thread can see: the gather finishes in its last part's
     /// call, before a callback queued behind that part in the same batch.
     #[test]
@@ -233,8 +238,7 @@ mod tests {
                 move |r: Result<Vec<usize>, ()>| push(&l3, format!("done {:?}", r.unwrap())),
             );
         });
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("the last callback never ran");
+        recv(&rx);
         assert_eq!(
             *log.lock().unwrap(),
             ["part 0", "part 1", "part 2", "done [0, 10, 20]", "after"]
@@ -276,12 +280,7 @@ mod tests {
                 move |r: Result<Vec<usize>, ()>| tx.send(("outer", r)).unwrap(),
             );
         });
-        let mut got: Vec<_> = (0..3)
-            .map(|_| {
-                rx.recv_timeout(std::time::Duration::from_secs(10))
-                    .expect("never finished")
-            })
-            .collect();
+        let mut got: Vec<_> = (0..3).map(|_| recv(&rx)).collect();
         got.sort();
         assert_eq!(
             got,
@@ -326,18 +325,9 @@ mod tests {
                 move |r: Result<Vec<usize>, ()>| tx2.send(r).unwrap(),
             );
         });
-        assert_eq!(
-            rx.recv_timeout(std::time::Duration::from_secs(10))
-                .expect("never finished"),
-            Ok(vec![0, 1, 2, 3, 4])
-        );
+        assert_eq!(recv(&rx), Ok(vec![0, 1, 2, 3, 4]));
         rt.block_on(async {});
         assert!(rx.try_recv().is_err(), "finished twice");
-    }
-
-    fn recv<T>(rx: &mpsc::Receiver<T>) -> T {
-        rx.recv_timeout(std::time::Duration::from_secs(10))
-            .expect("never arrived")
     }
 
     /// A part dropped uncalled in a batch that holds claims: the composite never completes,
