@@ -232,15 +232,13 @@ fn set_current_batch(batch: *mut Batch) {
 ///
 /// The first is a deferred cell of its own, as a `defer` outside a batch makes, so that a
 /// batch of one costs what that `defer` would. The rest are written one after another into
-/// `arena`, each as an [`ArenaEntry`] followed by the closure itself: one buffer per batch
-/// instead of a cell per callback, and no cell to take from and give back to the cache
-/// for each. When the batch is flushed, one queue entry takes the first cell and the
-/// buffer and runs them all, in order (see [`Calls`]).
+/// `arena`, each as an [`ArenaEntry`] followed by the closure itself: no cell per callback,
+/// and no cell to take from and give back to the cache for each. When the batch is
+/// flushed, one queue entry takes the first cell and the arena and runs them all, in order
+/// (see [`Calls`]).
 pub(crate) struct Batch {
     first: Option<Notified>,
-    /// Entries and closures, in words. Every closure is at most word-aligned (`push` boxes
-    /// any other into a cell first), and starts on the word after its entry.
-    arena: Vec<MaybeUninit<u64>>,
+    arena: Arena,
     /// How many callbacks to make room for at once: the operations the helper starts.
     expect: usize,
     /// How many callbacks are in `arena`.
@@ -252,6 +250,92 @@ pub(crate) struct Batch {
 /// it saves do, so a smaller batch goes without: `par/ready` (three parts) measured about
 /// 5% slower with it, `all_100/ready` about 17% faster.
 const HOLD_FROM: usize = 4;
+
+/// Words of the block an [`Arena`] takes from the block cache (`pool.rs`) for a small
+/// batch: room for the callbacks after the first of a composite of up to six parts (an
+/// entry and a four-word closure each, as `par` and `all_3` defer), so that a small
+/// composite's batch costs a cached block, not a `malloc` and a `free`.
+const BLOCK_WORDS: usize = 32;
+
+/// The block of [`BLOCK_WORDS`].
+type Block = [MaybeUninit<u64>; BLOCK_WORDS];
+
+/// The entries and closures of a batch, in words, back to back: in a block of the cache
+/// while the batch is expected to be small and fits it, else in a heap buffer.
+///
+/// # Invariants
+///
+/// - `words` is null (and `len`, `cap` 0); or the block (`in_block`), from
+///   `pool::alloc::<Block>`, with `cap` = [`BLOCK_WORDS`]; or a heap buffer, the buffer
+///   of a `Vec<MaybeUninit<u64>>` of capacity `cap`. The arena owns either, and its drop
+///   frees it.
+/// - `words[..len]` holds whole entries back to back, each an [`ArenaEntry`] followed by
+///   its closure on the next word, written by [`Batch::push`] (`len <= cap`). Every closure
+///   is at most word-aligned (`push` boxes any other into a cell first). An arena that
+///   outgrows its block moves its words to the heap, which moves the closures: Rust values
+///   may be moved.
+/// - Moving the arena moves neither the block nor the buffer, so `words` stays valid.
+struct Arena {
+    words: *mut MaybeUninit<u64>,
+    len: usize,
+    cap: usize,
+    in_block: bool,
+}
+
+// SAFETY: the arena owns its words (nothing else refers to them) and they hold only
+// closures that are `Send` (`Batch::push` takes only `FnOnce() + Send + 'static`); the
+// block or buffer may be freed from any thread (`pool::free`, the global allocator).
+unsafe impl Send for Arena {}
+
+impl Arena {
+    const fn new() -> Arena {
+        Arena {
+            words: ptr::null_mut(),
+            len: 0,
+            cap: 0,
+            in_block: false,
+        }
+    }
+
+    /// The heap buffer as the `Vec` it came from, of length `len`; the arena forgets it.
+    ///
+    /// # Safety
+    /// The words are in a heap buffer (`!in_block`, not null); the caller owns the `Vec`
+    /// until it hands it back with [`set_heap`](Self::set_heap) or drops it.
+    unsafe fn take_heap(&mut self) -> Vec<MaybeUninit<u64>> {
+        // SAFETY: the invariant: a `Vec<MaybeUninit<u64>>`'s buffer of capacity `cap`, with
+        // `len <= cap` words written (`MaybeUninit` words need no initialisation).
+        let v = unsafe { Vec::from_raw_parts(self.words, self.len, self.cap) };
+        self.words = ptr::null_mut();
+        self.cap = 0;
+        v
+    }
+
+    /// Makes `v`'s buffer the arena's words; `len` stays.
+    fn set_heap(&mut self, v: Vec<MaybeUninit<u64>>) {
+        let mut v = std::mem::ManuallyDrop::new(v);
+        self.words = v.as_mut_ptr();
+        self.cap = v.capacity();
+        self.in_block = false;
+    }
+}
+
+impl Drop for Arena {
+    fn drop(&mut self) {
+        // The closures in it were consumed or dropped by `Calls` (a `Batch` hands its arena
+        // to one before it goes); what is left is the memory.
+        let Some(words) = ptr::NonNull::new(self.words) else {
+            return;
+        };
+        if self.in_block {
+            // SAFETY: the block came from `pool::alloc::<Block>` and is freed once, here.
+            unsafe { crate::task::pool::free(words.cast::<Block>()) }
+        } else {
+            // SAFETY: a heap buffer (the invariant), dropped once, here.
+            drop(unsafe { self.take_heap() });
+        }
+    }
+}
 
 /// The head of one closure in a batch's arena.
 #[repr(C)]
@@ -289,7 +373,7 @@ impl Batch {
     fn new(expect: usize) -> Batch {
         Batch {
             first: None,
-            arena: Vec::new(),
+            arena: Arena::new(),
             expect,
             in_arena: 0,
         }
@@ -303,50 +387,79 @@ impl Batch {
     /// third of `all_fail_fast/ready`'s callback time on this machine).
     #[inline]
     fn push<F: FnOnce() + Send + 'static>(&mut self, f: F) {
-        if self.first.is_none() && self.arena.is_empty() {
+        if self.first.is_none() && self.arena.len == 0 {
             self.first = Some(crate::task::deferred::new(f));
             return;
         }
         if align_of::<F>() > align_of::<u64>() {
             return self.push_cell(crate::task::deferred::new(f));
         }
-        let words = size_of::<F>().div_ceil(size_of::<u64>());
-        if self.arena.capacity() - self.arena.len() < ENTRY_WORDS + words {
-            self.make_room(ENTRY_WORDS + words);
-        }
-        let at = self.arena.len();
-        // SAFETY: `make_room` left room for the entry and the closure past `len`; the
-        // buffer is word-aligned, as are `ArenaEntry` and (checked above) `F`; `set_len`
-        // covers only what was written (`MaybeUninit` words need no initialisation).
+        let need = ENTRY_WORDS + size_of::<F>().div_ceil(size_of::<u64>());
+        let a = &mut self.arena;
+        let base = if a.len + need <= a.cap {
+            let at = a.len;
+            a.len = at + need;
+            // SAFETY: `at + need <= cap`: the entry fits the words, which are ours.
+            unsafe { a.words.add(at) }
+        } else {
+            self.make_room(need)
+        };
+        // SAFETY: `base` starts `need` words reserved above for this entry alone; the words
+        // are word-aligned, as are `ArenaEntry` and (checked above) `F`.
         unsafe {
-            let base = self.arena.as_mut_ptr().add(at);
             base.cast::<ArenaEntry>().write(ArenaEntry {
                 call: call_entry::<F>,
-                words,
+                words: need - ENTRY_WORDS,
             });
             base.add(ENTRY_WORDS).cast::<F>().write(f);
-            self.arena.set_len(at + ENTRY_WORDS + words);
         }
         self.in_arena += 1;
     }
 
-    /// Makes room for `words` more words: at the first closure, room for one per operation
-    /// the helper starts (the first callback is the cell in `first`), so that the usual
-    /// batch allocates once.
+    /// Reserves `need` words for an entry that does not fit the arena's room, and returns
+    /// where they start. A batch's first entry in the arena takes a block of the cache if
+    /// one per operation the helper starts fits it (the first callback is the cell in
+    /// `first`), else the heap, with room for one per operation, so that the usual batch
+    /// allocates once. A batch that outgrows its block moves to the heap.
     #[cold]
     #[inline(never)]
-    fn make_room(&mut self, words: usize) {
-        if self.arena.capacity() == 0 {
-            let all = self.expect.saturating_sub(1).max(1).saturating_mul(words);
-            self.arena.reserve_exact(all.max(words));
+    fn make_room(&mut self, need: usize) -> *mut MaybeUninit<u64> {
+        let per_op = self.expect.saturating_sub(1).max(1);
+        let a = &mut self.arena;
+        if a.words.is_null() && per_op.saturating_mul(need) <= BLOCK_WORDS {
+            a.words = crate::task::pool::alloc::<Block>().as_ptr().cast();
+            a.cap = BLOCK_WORDS;
+            a.in_block = true;
+        } else if a.words.is_null() {
+            a.set_heap(Vec::with_capacity(per_op.saturating_mul(need)));
+        } else if a.in_block {
+            let mut v = Vec::with_capacity(2 * (a.len + need));
+            // SAFETY: the new buffer has room for `len` words and does not overlap the
+            // block; `set_len` covers the words just copied.
+            unsafe {
+                ptr::copy_nonoverlapping(a.words, v.as_mut_ptr(), a.len);
+                v.set_len(a.len);
+            }
+            let block = a.words;
+            a.set_heap(v);
+            // SAFETY: the block came from `pool::alloc::<Block>`; its closures now live in
+            // the heap buffer, and the arena no longer refers to it.
+            unsafe { crate::task::pool::free(ptr::NonNull::new_unchecked(block.cast::<Block>())) }
         } else {
-            self.arena.reserve(words);
+            // SAFETY: the words are a heap buffer, handed back just below.
+            let mut v = unsafe { a.take_heap() };
+            v.reserve(need);
+            a.set_heap(v);
         }
+        let at = a.len;
+        a.len = at + need;
+        // SAFETY: the room is there now: `at + need <= cap`.
+        unsafe { a.words.add(at) }
     }
 
     /// Collects a call already in a cell (a flushed inner batch's only one).
     fn push_cell(&mut self, call: Notified) {
-        if self.first.is_none() && self.arena.is_empty() {
+        if self.first.is_none() && self.arena.len == 0 {
             self.first = Some(call);
             return;
         }
@@ -356,7 +469,7 @@ impl Batch {
     /// Queues the collected callbacks as one entry (one alone as itself), in order.
     fn flush(&mut self) {
         let first = self.first.take();
-        if self.arena.is_empty() {
+        if self.arena.len == 0 {
             if let Some(call) = first {
                 queue(call);
             }
@@ -364,21 +477,19 @@ impl Batch {
         }
         let hold = first.is_some() as usize + std::mem::take(&mut self.in_arena) >= HOLD_FROM;
         let calls = Calls {
-            arena: std::mem::take(&mut self.arena),
+            arena: std::mem::replace(&mut self.arena, Arena::new()),
             next: 0,
+        };
+        let flushed = Flushed { hold, first, calls };
+        const {
+            assert!(
+                crate::task::deferred::pooled::<Flushed>(),
+                "a flushed batch fits a cached deferred cell"
+            )
         };
         // Into the outer batch, if there is one, so the order stays that of the `defer`
         // calls.
-        defer(move || {
-            // The parts these calls settle hold their claims on a gather's block, to give
-            // them up together (`held.rs`).
-            let _held = hold.then(held::Scope::enter);
-            if let Some(call) = first {
-                // The call catches its own panic, so the rest still run.
-                call.run();
-            }
-            calls.run();
-        })
+        defer(move || flushed.run())
     }
 }
 
@@ -386,9 +497,29 @@ impl Drop for Batch {
     fn drop(&mut self) {
         // Only a batch that was never flushed holds calls still: drop them, once each.
         drop(Calls {
-            arena: std::mem::take(&mut self.arena),
+            arena: std::mem::replace(&mut self.arena, Arena::new()),
             next: 0,
         });
+    }
+}
+
+/// A flushed [`Batch`], as one queue entry runs it.
+struct Flushed {
+    /// Whether the parts these calls settle hold their claims on a gather's block, to give
+    /// them up together (`held.rs`).
+    hold: bool,
+    first: Option<Notified>,
+    calls: Calls,
+}
+
+impl Flushed {
+    fn run(self) {
+        let _held = self.hold.then(held::Scope::enter);
+        if let Some(call) = self.first {
+            // The call catches its own panic, so the rest still run.
+            call.run();
+        }
+        self.calls.run();
     }
 }
 
@@ -398,7 +529,7 @@ impl Drop for Batch {
 /// `Send` (it rides the run queues to any worker) because every closure in it is: `push`
 /// takes only `FnOnce() + Send + 'static`.
 struct Calls {
-    arena: Vec<MaybeUninit<u64>>,
+    arena: Arena,
     /// The word of the next entry to run or drop.
     next: usize,
 }
@@ -410,14 +541,15 @@ impl Calls {
 
     /// Runs or drops every entry from `next` on.
     fn each(&mut self, run: bool) {
-        while self.next < self.arena.len() {
+        while self.next < self.arena.len {
             let at = self.next;
-            // `Batch::push` wrote the entries back to back; `next` steps over each with its
-            // own size, and moves past a closure before it is called, so however the call
-            // ends, nobody consumes that closure again.
-            // SAFETY: `next` is at an entry whose closure is unconsumed (above).
+            // `Batch::push` wrote the entries back to back; `next`
+            // steps over each with its own size, and moves past a closure before it is
+            // called, so however the call ends, nobody consumes that closure again.
+            // SAFETY: `next` is at an entry whose closure is unconsumed (above), inside the
+            // arena's words (`at < len`).
             unsafe {
-                let base = self.arena.as_mut_ptr().add(at);
+                let base = self.arena.words.add(at);
                 let entry = base.cast::<ArenaEntry>().read();
                 self.next = at + ENTRY_WORDS + entry.words;
                 (entry.call)(base.add(ENTRY_WORDS), run);
@@ -585,7 +717,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::{Arc, Mutex};
 
-    use super::{Batch, Calls};
+    use super::{Arena, Batch, Calls};
 
     use crate::task::pool::tests::CountDrop;
 
@@ -636,27 +768,65 @@ mod tests {
     }
 
     /// A batch's calls, of every size and alignment, run once each, in the order pushed,
-    /// with their captures intact; a panicking one does not stop the rest.
+    /// with their captures intact; a panicking one does not stop the rest. Whatever the
+    /// batch expected: in the heap from the start (40), in a block it outgrows (3), or a
+    /// batch that expected one call.
     #[test]
     fn a_batch_runs_every_call_once_in_order() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let drops = Arc::new(AtomicUsize::new(0));
-        let mut batch = Batch::new(40);
-        fill(&mut batch, &log, &drops);
-        batch.push(|| panic!("[expected] a batched callback panics"));
-        let l = log.clone();
-        batch.push(move || l.lock().unwrap().push((99, 99)));
-        let first = batch.first.take().expect("the first call is a cell");
-        first.run();
-        Calls {
-            arena: std::mem::take(&mut batch.arena),
-            next: 0,
+        for expect in [40, 3, 1] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mut batch = Batch::new(expect);
+            fill(&mut batch, &log, &drops);
+            batch.push(|| panic!("[expected] a batched callback panics"));
+            let l = log.clone();
+            batch.push(move || l.lock().unwrap().push((99, 99)));
+            let first = batch.first.take().expect("the first call is a cell");
+            first.run();
+            Calls {
+                arena: std::mem::replace(&mut batch.arena, Arena::new()),
+                next: 0,
+            }
+            .run();
+            let mut want = expected();
+            want.push((99, 99));
+            assert_eq!(*log.lock().unwrap(), want, "expecting {expect}");
+            assert_eq!(drops.load(SeqCst), 40, "expecting {expect}");
         }
-        .run();
-        let mut want = expected();
-        want.push((99, 99));
-        assert_eq!(*log.lock().unwrap(), want);
-        assert_eq!(drops.load(SeqCst), 40);
+    }
+
+    /// A small batch stays in its block: its calls run in order, and a batch dropped unrun
+    /// there drops each once.
+    #[test]
+    fn a_small_batch_runs_from_its_block_or_drops_from_it() {
+        for run in [true, false] {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let drops = Arc::new(AtomicUsize::new(0));
+            let mut batch = Batch::new(3);
+            for i in 0..3 {
+                let (l, d) = (log.clone(), CountDrop(drops.clone()));
+                batch.push(move || {
+                    let _d = d;
+                    l.lock().unwrap().push(i)
+                });
+            }
+            assert!(batch.arena.in_block, "two small calls go to a block");
+            let first = batch.first.take().expect("the first call is a cell");
+            let calls = Calls {
+                arena: std::mem::replace(&mut batch.arena, Arena::new()),
+                next: 0,
+            };
+            if run {
+                first.run();
+                calls.run();
+                assert_eq!(*log.lock().unwrap(), [0, 1, 2]);
+            } else {
+                drop(first);
+                drop(calls);
+                assert!(log.lock().unwrap().is_empty());
+            }
+            assert_eq!(drops.load(SeqCst), 3, "run: {run}");
+        }
     }
 
     /// A batch dropped unrun (a runtime shut down with it queued) drops each call once and

@@ -97,6 +97,12 @@ fn take_spare(c: usize) -> Option<NonNull<u8>> {
     .flatten()
 }
 
+/// Whether a deferred cell for an `F` comes from the block cache (`pool.rs`), not from
+/// the allocator: for the assertions of callers that keep their closures that small.
+pub(crate) const fn pooled<F>() -> bool {
+    pool::Class::<Deferred<F>>::CLASS.is_some()
+}
+
 /// Whether the entry is a deferred callback's (a task's id is never 0).
 #[inline]
 pub(crate) fn is_deferred(entry: &Notified) -> bool {
