@@ -182,7 +182,7 @@ impl<C: Cancel> Cancel for Option<C> {
 /// assert_eq!(rx.recv().unwrap(), "ran later");
 /// ```
 #[track_caller]
-#[inline]
+#[inline(always)]
 pub fn defer<F>(f: F)
 where
     F: FnOnce() + Send + 'static,
