@@ -63,10 +63,10 @@ use std::time::Duration;
 pub use std::time::Instant;
 
 use weft_reactor::TimerHandle;
-use weft_reactor::time::LocalTimerHandle;
 use weft_reactor::time::{
     Key, duration_nanos, from_nanos, nanos_to_tick, now_nanos_early, now_nanos_late, to_nanos,
 };
+use weft_reactor::time::{LocalTimerHandle, WeakTimerHandle};
 
 /// Runs `f` with the wheel of the driver this thread parks on (the thread context's
 /// `timer`; none once the context is gone).
@@ -129,6 +129,20 @@ fn release(h: TimerHandle, cancel: Option<Key>) {
             h.cancel(key);
         }
     }
+}
+
+/// Files `waker` at `delay` from now (never early) in the wheel [`current_timer`] picks, and
+/// returns that wheel's weak handle and the timer's key: `callback::set_timeout`'s filing.
+/// The deadline is read as a `Sleep`'s is (raw clock nanoseconds, no [`Instant`]
+/// arithmetic), and the strong handle goes back to this thread's stock: about 130 of the
+/// instructions each callback timer cost (`race/ready` sets and cancels two per op).
+pub(crate) fn file_after(delay: Duration, waker: std::task::Waker) -> (WeakTimerHandle, Key) {
+    let h = current_timer();
+    let deadline = now_nanos_late().saturating_add(duration_nanos(delay));
+    let key = h.file_at(nanos_to_tick(deadline), waker).key;
+    let weak = h.downgrade();
+    release(h, None);
+    (weak, key)
 }
 
 /// Carries out the cancels this thread's `LocalTimerHandle` has queued (a worker, before

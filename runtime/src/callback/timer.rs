@@ -247,16 +247,15 @@ where
             crate::scheduler::NO_RUNTIME
         )
     };
-    let timer = crate::time::current_timer();
     let shot = Arc::new(OneShot {
         taken: AtomicBool::new(false),
         f: UnsafeCell::new(ManuallyDrop::new(f)),
         rt,
     });
-    let key = timer.register(crate::time::deadline_after(delay), ShotWaker::waker(&shot));
+    let (timer, key) = crate::time::file_after(delay, ShotWaker::waker(&shot));
     TimeoutHandle {
         slot: shot,
-        timer: timer.downgrade(),
+        timer,
         key,
     }
 }
