@@ -249,6 +249,12 @@ fn set_current_batch(batch: *mut Batch) {
 pub(crate) struct Batch {
     first: Option<Notified>,
     arena: Arena,
+    /// Words written to the arena: kept here while the batch fills, where `push` finds it
+    /// without going through the arena's pointer, and written to its head when the arena
+    /// is handed on (`Batch::seal`).
+    len: usize,
+    /// Words the arena's buffer has room for (0 without one).
+    cap: usize,
     /// How many callbacks to make room for at once: the operations the helper starts.
     expect: usize,
     /// How many callbacks are in `arena`.
@@ -264,71 +270,84 @@ pub(crate) struct Batch {
 const HOLD_FROM: usize = 2;
 
 /// Words of the block an [`Arena`] takes from the block cache (`pool.rs`) for a small
-/// batch: room for the callbacks after the first of a composite of up to six parts (an
-/// entry and a four-word closure each, as `par` and `all_3` defer), so that a small
-/// composite's batch costs a cached block, not a `malloc` and a `free`.
+/// batch, its [`ArenaHead`] included: room for the callbacks after the first of a
+/// composite of up to five parts (an entry and a four-word closure each, as `par` and
+/// `all_3` defer), so that a small composite's batch costs a cached block, not a `malloc`
+/// and a `free`.
 const BLOCK_WORDS: usize = 32;
 
 /// The block of [`BLOCK_WORDS`].
 type Block = [MaybeUninit<u64>; BLOCK_WORDS];
 
-/// The entries and closures of a batch, in words, back to back: in a block of the cache
-/// while the batch is expected to be small and fits it, else in a heap buffer.
-///
-/// # Invariants
-///
-/// - `words` is null (and `len`, `cap` 0); or the block (`in_block`), from
-///   `pool::alloc::<Block>`, with `cap` = [`BLOCK_WORDS`]; or a heap buffer, the buffer
-///   of a `Vec<MaybeUninit<u64>>` of capacity `cap`. The arena owns either, and its drop
-///   frees it.
-/// - `words[..len]` holds whole entries back to back, each an [`ArenaEntry`] followed by
-///   its closure on the next word, written by [`Batch::push`] (`len <= cap`). Every closure
-///   is at most word-aligned (`push` boxes any other into a cell first). An arena that
-///   outgrows its block moves its words to the heap, which moves the closures: Rust values
-///   may be moved.
-/// - Moving the arena moves neither the block nor the buffer, so `words` stays valid.
-struct Arena {
-    words: *mut MaybeUninit<u64>,
+/// The start of an arena's buffer: how much of it is written, and what it is.
+#[repr(C)]
+struct ArenaHead {
+    /// Words written after the head.
     len: usize,
+    /// Words after the head.
     cap: usize,
+    /// Whether the buffer is a block of the cache (else from the global allocator).
     in_block: bool,
 }
 
-// SAFETY: the arena owns its words (nothing else refers to them) and they hold only
+/// Words an [`ArenaHead`] takes.
+const HEAD_WORDS: usize = size_of::<ArenaHead>().div_ceil(size_of::<u64>());
+const _: () = assert!(align_of::<ArenaHead>() <= align_of::<u64>() && HEAD_WORDS < BLOCK_WORDS);
+
+/// The entries and closures of a batch, in words, back to back, in one buffer that starts
+/// with its [`ArenaHead`]: a block of the cache while the batch is expected to be small and
+/// fits it, else a buffer of the global allocator. The arena itself is one pointer, so
+/// handing it from the batch to its queue entry moves one word. (It was four, and that
+/// copy, a 16-byte load of words `push` had just stored one by one, stalled on the
+/// stores: 11% of `any/ready`'s callback time in `perf`.)
+///
+/// # Invariants
+///
+/// - `head` is null, or the start of a buffer this arena owns and its drop frees: a block
+///   from `pool::alloc::<Block>` (`in_block`, `cap` = `BLOCK_WORDS - HEAD_WORDS`), or an
+///   allocation of the global allocator with [`Arena::layout`]`(cap)`.
+/// - The `len` words after the head hold whole entries back to back, each an
+///   [`ArenaEntry`] followed by its closure on the next word, written by [`Batch::push`]
+///   (`len <= cap`). While a batch fills its arena, the batch's own `len` is the count
+///   and the head's is brought up to it when the batch lets the arena go. Every closure is at most word-aligned (`push` boxes any other into a
+///   cell first). An arena that outgrows its buffer moves its words to a larger one, which
+///   moves the closures: Rust values may be moved.
+struct Arena {
+    head: *mut ArenaHead,
+}
+
+// SAFETY: the arena owns its buffer (nothing else refers to it) and the words hold only
 // closures that are `Send` (`Batch::push` takes only `FnOnce() + Send + 'static`); the
-// block or buffer may be freed from any thread (`pool::free`, the global allocator).
+// buffer may be freed from any thread (`pool::free`, the global allocator).
 unsafe impl Send for Arena {}
 
 impl Arena {
     const fn new() -> Arena {
         Arena {
-            words: ptr::null_mut(),
-            len: 0,
-            cap: 0,
-            in_block: false,
+            head: ptr::null_mut(),
         }
     }
 
-    /// The heap buffer as the `Vec` it came from, of length `len`; the arena forgets it.
-    ///
-    /// # Safety
-    /// The words are in a heap buffer (`!in_block`, not null); the caller owns the `Vec`
-    /// until it hands it back with [`set_heap`](Self::set_heap) or drops it.
-    unsafe fn take_heap(&mut self) -> Vec<MaybeUninit<u64>> {
-        // SAFETY: the invariant: a `Vec<MaybeUninit<u64>>`'s buffer of capacity `cap`, with
-        // `len <= cap` words written (`MaybeUninit` words need no initialisation).
-        let v = unsafe { Vec::from_raw_parts(self.words, self.len, self.cap) };
-        self.words = ptr::null_mut();
-        self.cap = 0;
-        v
+    /// Words written (0 for an arena without a buffer).
+    #[inline]
+    fn len(&self) -> usize {
+        // SAFETY: a non-null head is the live start of our buffer.
+        unsafe { self.head.as_ref() }.map_or(0, |h| h.len)
     }
 
-    /// Makes `v`'s buffer the arena's words; `len` stays.
-    fn set_heap(&mut self, v: Vec<MaybeUninit<u64>>) {
-        let mut v = std::mem::ManuallyDrop::new(v);
-        self.words = v.as_mut_ptr();
-        self.cap = v.capacity();
-        self.in_block = false;
+    /// The first word after the head of the buffer at `head`.
+    ///
+    /// # Safety
+    /// `head` is the non-null head of an arena's buffer.
+    #[inline]
+    unsafe fn words(head: *mut ArenaHead) -> *mut MaybeUninit<u64> {
+        // SAFETY: the buffer holds `HEAD_WORDS` words of head and then its words.
+        unsafe { head.cast::<MaybeUninit<u64>>().add(HEAD_WORDS) }
+    }
+
+    /// The layout of a heap buffer with `cap` words after its head.
+    fn layout(cap: usize) -> std::alloc::Layout {
+        std::alloc::Layout::array::<u64>(HEAD_WORDS + cap).expect("a batch's arena fits memory")
     }
 }
 
@@ -336,15 +355,18 @@ impl Drop for Arena {
     fn drop(&mut self) {
         // The closures in it were consumed or dropped by `Calls` (a `Batch` hands its arena
         // to one before it goes); what is left is the memory.
-        let Some(words) = ptr::NonNull::new(self.words) else {
+        let Some(head) = ptr::NonNull::new(self.head) else {
             return;
         };
-        if self.in_block {
-            // SAFETY: the block came from `pool::alloc::<Block>` and is freed once, here.
-            unsafe { crate::task::pool::free(words.cast::<Block>()) }
-        } else {
-            // SAFETY: a heap buffer (the invariant), dropped once, here.
-            drop(unsafe { self.take_heap() });
+        // SAFETY: the invariant: our live buffer, of the kind and size its head says; it is
+        // freed once, here.
+        unsafe {
+            let h = head.as_ref();
+            if h.in_block {
+                crate::task::pool::free(head.cast::<Block>());
+            } else {
+                std::alloc::dealloc(head.as_ptr().cast(), Arena::layout(h.cap));
+            }
         }
     }
 }
@@ -386,9 +408,24 @@ impl Batch {
         Batch {
             first: None,
             arena: Arena::new(),
+            len: 0,
+            cap: 0,
             expect,
             in_arena: 0,
         }
+    }
+
+    /// The arena, its head's count brought up to date, for a [`Calls`] to run or drop; the
+    /// batch keeps none.
+    fn seal(&mut self) -> Arena {
+        let arena = std::mem::replace(&mut self.arena, Arena::new());
+        // SAFETY: a non-null head is the live start of the arena's buffer, ours alone.
+        if let Some(h) = unsafe { arena.head.as_mut() } {
+            h.len = self.len;
+        }
+        self.len = 0;
+        self.cap = 0;
+        arena
     }
 
     /// Collects `f`, after everything collected so far.
@@ -399,7 +436,7 @@ impl Batch {
     /// third of `all_fail_fast/ready`'s callback time on this machine).
     #[inline]
     fn push<F: FnOnce() + Send + 'static>(&mut self, f: F) {
-        if self.first.is_none() && self.arena.len == 0 {
+        if self.first.is_none() && self.arena.head.is_null() {
             self.first = Some(crate::task::deferred::new(f));
             return;
         }
@@ -407,12 +444,12 @@ impl Batch {
             return self.push_cell(crate::task::deferred::new(f));
         }
         let need = ENTRY_WORDS + size_of::<F>().div_ceil(size_of::<u64>());
-        let a = &mut self.arena;
-        let base = if a.len + need <= a.cap {
-            let at = a.len;
-            a.len = at + need;
-            // SAFETY: `at + need <= cap`: the entry fits the words, which are ours.
-            unsafe { a.words.add(at) }
+        let base = if self.len + need <= self.cap {
+            let at = self.len;
+            self.len = at + need;
+            // SAFETY: `cap > 0`, so the arena has a buffer, and `at + need <= cap`: the
+            // entry fits it.
+            unsafe { Arena::words(self.arena.head).add(at) }
         } else {
             self.make_room(need)
         };
@@ -431,47 +468,68 @@ impl Batch {
     /// Reserves `need` words for an entry that does not fit the arena's room, and returns
     /// where they start. A batch's first entry in the arena takes a block of the cache if
     /// one per operation the helper starts fits it (the first callback is the cell in
-    /// `first`), else the heap, with room for one per operation, so that the usual batch
-    /// allocates once. A batch that outgrows its block moves to the heap.
+    /// `first`), else a heap buffer, with room for one per operation, so that the usual
+    /// batch allocates once. A batch that outgrows its buffer moves to one twice as large.
     #[cold]
     #[inline(never)]
     fn make_room(&mut self, need: usize) -> *mut MaybeUninit<u64> {
+        const IN_BLOCK: usize = BLOCK_WORDS - HEAD_WORDS;
         let per_op = self.expect.saturating_sub(1).max(1);
-        let a = &mut self.arena;
-        if a.words.is_null() && per_op.saturating_mul(need) <= BLOCK_WORDS {
-            a.words = crate::task::pool::alloc::<Block>().as_ptr().cast();
-            a.cap = BLOCK_WORDS;
-            a.in_block = true;
-        } else if a.words.is_null() {
-            a.set_heap(Vec::with_capacity(per_op.saturating_mul(need)));
-        } else if a.in_block {
-            let mut v = Vec::with_capacity(2 * (a.len + need));
-            // SAFETY: the new buffer has room for `len` words and does not overlap the
-            // block; `set_len` covers the words just copied.
+        let old = self.arena.head;
+        let len = self.len;
+        if old.is_null() && per_op.saturating_mul(need) <= IN_BLOCK {
+            let head = crate::task::pool::alloc::<Block>()
+                .cast::<ArenaHead>()
+                .as_ptr();
+            // SAFETY: a fresh block, ours, large enough for the head.
             unsafe {
-                ptr::copy_nonoverlapping(a.words, v.as_mut_ptr(), a.len);
-                v.set_len(a.len);
-            }
-            let block = a.words;
-            a.set_heap(v);
-            // SAFETY: the block came from `pool::alloc::<Block>`; its closures now live in
-            // the heap buffer, and the arena no longer refers to it.
-            unsafe { crate::task::pool::free(ptr::NonNull::new_unchecked(block.cast::<Block>())) }
+                head.write(ArenaHead {
+                    len: 0,
+                    cap: IN_BLOCK,
+                    in_block: true,
+                })
+            };
+            self.arena.head = head;
+            self.cap = IN_BLOCK;
         } else {
-            // SAFETY: the words are a heap buffer, handed back just below.
-            let mut v = unsafe { a.take_heap() };
-            v.reserve(need);
-            a.set_heap(v);
+            let cap = if old.is_null() {
+                per_op.saturating_mul(need)
+            } else {
+                len.saturating_add(need).saturating_mul(2)
+            };
+            let layout = Arena::layout(cap);
+            // SAFETY: the layout has a non-zero size (the head's words at least).
+            let new = unsafe { std::alloc::alloc(layout) }.cast::<ArenaHead>();
+            if new.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            // SAFETY: a fresh buffer of `HEAD_WORDS + cap` words, ours; the old one's
+            // `len` words (if any) are copied over before it is freed, and nothing refers
+            // to them there any more (the arena moves to `new` below).
+            unsafe {
+                new.write(ArenaHead {
+                    len: 0,
+                    cap,
+                    in_block: false,
+                });
+                if !old.is_null() {
+                    ptr::copy_nonoverlapping(Arena::words(old), Arena::words(new), len);
+                }
+            }
+            // The old buffer goes with the old arena's drop, its closures now moved.
+            drop(std::mem::replace(&mut self.arena, Arena { head: new }));
+            self.cap = cap;
         }
-        let at = a.len;
-        a.len = at + need;
-        // SAFETY: the room is there now: `at + need <= cap`.
-        unsafe { a.words.add(at) }
+        // `len + need <= cap` in each case (`need <= IN_BLOCK` for a block, as
+        // `per_op >= 1`).
+        self.len = len + need;
+        // SAFETY: the arena has a buffer now, with room for the entry at `len`.
+        unsafe { Arena::words(self.arena.head).add(len) }
     }
 
     /// Collects a call already in a cell (a flushed inner batch's only one).
     fn push_cell(&mut self, call: Notified) {
-        if self.first.is_none() && self.arena.len == 0 {
+        if self.first.is_none() && self.arena.head.is_null() {
             self.first = Some(call);
             return;
         }
@@ -481,7 +539,7 @@ impl Batch {
     /// Queues the collected callbacks as one entry (one alone as itself), in order.
     fn flush(&mut self) {
         let first = self.first.take();
-        if self.arena.len == 0 {
+        if self.arena.head.is_null() {
             if let Some(call) = first {
                 queue(call);
             }
@@ -489,7 +547,7 @@ impl Batch {
         }
         let hold = first.is_some() as usize + std::mem::take(&mut self.in_arena) >= HOLD_FROM;
         let calls = Calls {
-            arena: std::mem::replace(&mut self.arena, Arena::new()),
+            arena: self.seal(),
             next: 0,
         };
         let flushed = Flushed { hold, first, calls };
@@ -509,7 +567,7 @@ impl Drop for Batch {
     fn drop(&mut self) {
         // Only a batch that was never flushed holds calls still: drop them, once each.
         drop(Calls {
-            arena: std::mem::replace(&mut self.arena, Arena::new()),
+            arena: self.seal(),
             next: 0,
         });
     }
@@ -553,15 +611,15 @@ impl Calls {
 
     /// Runs or drops every entry from `next` on.
     fn each(&mut self, run: bool) {
-        while self.next < self.arena.len {
+        while self.next < self.arena.len() {
             let at = self.next;
             // `Batch::push` wrote the entries back to back; `next`
             // steps over each with its own size, and moves past a closure before it is
             // called, so however the call ends, nobody consumes that closure again.
             // SAFETY: `next` is at an entry whose closure is unconsumed (above), inside the
-            // arena's words (`at < len`).
+            // arena's words (`at < len`, so the head is not null).
             unsafe {
-                let base = self.arena.words.add(at);
+                let base = Arena::words(self.arena.head).add(at);
                 let entry = base.cast::<ArenaEntry>().read();
                 self.next = at + ENTRY_WORDS + entry.words;
                 (entry.call)(base.add(ENTRY_WORDS), run);
@@ -729,7 +787,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::{Arc, Mutex};
 
-    use super::{Arena, Batch, Calls};
+    use super::{Batch, Calls};
 
     use crate::task::pool::tests::CountDrop;
 
@@ -796,7 +854,7 @@ mod tests {
             let first = batch.first.take().expect("the first call is a cell");
             first.run();
             Calls {
-                arena: std::mem::replace(&mut batch.arena, Arena::new()),
+                arena: batch.seal(),
                 next: 0,
             }
             .run();
@@ -822,10 +880,12 @@ mod tests {
                     l.lock().unwrap().push(i)
                 });
             }
-            assert!(batch.arena.in_block, "two small calls go to a block");
+            // SAFETY: the batch has an arena (two calls after the first), alive.
+            let in_block = unsafe { (*batch.arena.head).in_block };
+            assert!(in_block, "two small calls go to a block");
             let first = batch.first.take().expect("the first call is a cell");
             let calls = Calls {
-                arena: std::mem::replace(&mut batch.arena, Arena::new()),
+                arena: batch.seal(),
                 next: 0,
             };
             if run {
