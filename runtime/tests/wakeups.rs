@@ -134,6 +134,72 @@ fn a_chain_of_deferred_callbacks_is_not_bounced_between_workers() {
     );
 }
 
+/// A callback that defers a few callbacks of its own (a bounded composite's window:
+/// `parallel_limit` keeps 8 going) wakes nobody: the worker runs them within a few
+/// callbacks. Before, every one woke the idle worker, which stole half of them.
+#[test]
+fn a_few_callbacks_deferred_by_a_callback_wake_nobody() {
+    common::hang_guard();
+    let rt = rt2();
+    let before = rt.metrics().total().parks;
+
+    struct Window {
+        rounds: usize,
+        left: Arc<AtomicUsize>,
+        moves: Arc<std::sync::Mutex<(Option<ThreadId>, usize)>>,
+        done: mpsc::Sender<usize>,
+    }
+    fn part(w: Window) {
+        {
+            let mut m = w.moves.lock().unwrap();
+            let (mut last, mut moves) = *m;
+            count_move(&mut last, &mut moves);
+            *m = (last, moves);
+        }
+        if w.left.fetch_sub(1, SeqCst) > 1 {
+            return;
+        }
+        // The last of the round: busy, then the next round of 8, from this callback.
+        busy();
+        if w.rounds == 0 {
+            let moves = w.moves.lock().unwrap().1;
+            w.done.send(moves).unwrap();
+            return;
+        }
+        w.left.store(8, SeqCst);
+        for _ in 0..8 {
+            let w = Window {
+                rounds: w.rounds - 1,
+                left: w.left.clone(),
+                moves: w.moves.clone(),
+                done: w.done.clone(),
+            };
+            weft_runtime::callback::defer(move || part(w));
+        }
+    }
+
+    let (tx, rx) = mpsc::channel();
+    rt.handle().defer(move || {
+        part(Window {
+            rounds: ROUNDS,
+            left: Arc::new(AtomicUsize::new(1)),
+            moves: Arc::default(),
+            done: tx,
+        })
+    });
+    let moves = watchdog("rounds of 8 callbacks", move || rx.recv().unwrap());
+    let parks = rt.metrics().total().parks - before;
+    assert!(
+        parks <= (ROUNDS / 20) as u64,
+        "the idle worker was woken and parked again {parks} times in {ROUNDS} rounds \
+         ({moves} moves)"
+    );
+    assert!(
+        moves <= ROUNDS / 20,
+        "the callbacks moved between workers {moves} times in {ROUNDS} rounds of 8"
+    );
+}
+
 /// A poll that queues a deferred callback and then fills the LIFO slot (a callback style
 /// resolving a promise: the callback, then the task it wakes) queues two entries that its
 /// worker runs next, one after the other; waking the idle worker for the second only

@@ -113,6 +113,20 @@
 //! wakes nobody: it goes behind entries that each had their chance to wake a worker when
 //! they were queued, and this worker was running it.
 //!
+//! Nor does a callback that a running deferred callback defers while fewer than
+//! `SPREAD_CALLBACKS_FROM` (16) entries are in the local queue: this worker reaches it
+//! within a few callbacks, sooner than a woken worker would, and a woken worker only split
+//! a composite's callbacks between two cores. `parallel_limit` keeps 8 operations going,
+//! each settled part starting the next from its callback; on two workers every new
+//! callback woke the idle worker, which stole half, and `iterate_bounded/ready` ran 3.7x
+//! slower in the callback style than in `async fn` (`compare --quick`; `pattern_op` A/B on
+//! two workers with this rule: 0.52 of the time). Callbacks deferred from a task's poll
+//! still wake a worker as above, as does a burst of 16 or more (a listener's 1 000
+//! handlers). The price: a callback that blocks its worker holds up to 15 callbacks queued
+//! behind it until it returns (or until a parked worker wakes for a timer or a stalled
+//! ring and steals them), where they would have been taken at once. Callbacks that block
+//! their thread stall the runtime anyway, as they stall Node's event loop.
+//!
 //! # Yielded tasks
 //!
 //! A task whose poll ended woken goes to the worker's *yielded* list, a private `VecDeque`,
@@ -268,6 +282,8 @@ pub(crate) struct WorkerCx {
     /// instructions of every queue entry. Points into this worker's `Remote`, which the
     /// `Arc<Shared>` above keeps alive and never replaces.
     counters: NonNull<crate::metrics::WorkerCounters>,
+    /// Whether the running queue entry is a deferred callback (see "Wake-ups").
+    in_callback: Cell<bool>,
     /// Whether this worker is in its driver's park (firing timers, reaping completions).
     in_driver: Cell<bool>,
     /// Set when a wake during `in_driver` queued stealable work: one parked worker is to be
@@ -306,6 +322,10 @@ impl Watched {
         }
     }
 }
+
+/// A deferred callback queued with fewer than this many entries in the local queue wakes
+/// no parked worker (see "Wake-ups").
+const SPREAD_CALLBACKS_FROM: usize = 16;
 
 /// The shortest park a watcher makes when a take-over deadline has passed but the
 /// take-over found nothing to do (the owner was parked, or held its wheel's lock).
@@ -355,6 +375,7 @@ pub(crate) fn run(shared: Arc<Shared>, index: usize, core: Box<Core>) {
         alone,
         watched,
         counters,
+        in_callback: Cell::new(false),
         in_driver: Cell::new(false),
         notify_owed: Cell::new(false),
         notified_in_poll: Cell::new(false),
@@ -515,6 +536,8 @@ impl WorkerCx {
         self.polling.set(true);
         self.notified_in_poll.set(false);
         crate::context::with(|cx| cx.repoll_hint().set(alone));
+        self.in_callback
+            .set(crate::task::deferred::is_deferred(&task));
         // A task's poll takes a fresh budget itself (`task/waker.rs`); a deferred callback,
         // which polls nothing, runs with none.
         task.run();
@@ -526,6 +549,7 @@ impl WorkerCx {
             drop(core);
             bump(&self.counters().polls, 1);
             self.notified_in_poll.set(false);
+            self.in_callback.set(true);
             self.watch_own_wheel();
             next.run();
             core = self.core.borrow_mut();
@@ -844,11 +868,19 @@ impl WorkerCx {
             config.local_capacity,
         );
         bump(&counters.overflows, (moved > 0) as u64);
+        let queued = core.local.len();
         drop(core);
         // Alone, there is no other worker to wake (and the check's fence costs about 6 ns:
         // 11% of `iterate_bounded/ready`'s callback time on one worker, where every
         // callback past the first goes through the deque).
         if self.alone || (self.polling.get() && self.notified_in_poll.replace(true)) {
+            return;
+        }
+        if is_yield && self.in_callback.get() && queued < SPREAD_CALLBACKS_FROM {
+            // A callback deferred by a callback, with few queued here: this worker reaches
+            // it soon (see "Wake-ups"), and a woken worker would only split a composite's
+            // callbacks between two cores.
+            self.notified_in_poll.set(false);
             return;
         }
         self.shared.notify_parked();
