@@ -273,11 +273,16 @@ const HOLD_FROM: usize = 2;
 /// batch, its [`ArenaHead`] included: room for the callbacks after the first of a
 /// composite of up to five parts (an entry and a four-word closure each, as `par` and
 /// `all_3` defer), so that a small composite's batch costs a cached block, not a `malloc`
-/// and a `free`.
-const BLOCK_WORDS: usize = 32;
+/// and a `free`. 31 words, so that the block fits the cache's largest class whether that
+/// is 248 or 256 bytes (asserted below).
+const BLOCK_WORDS: usize = 31;
 
 /// The block of [`BLOCK_WORDS`].
 type Block = [MaybeUninit<u64>; BLOCK_WORDS];
+const _: () = assert!(
+    crate::task::pool::Class::<Block>::CLASS.is_some(),
+    "an arena's block comes from the block cache"
+);
 
 /// The start of an arena's buffer: how much of it is written, and what it is.
 #[repr(C)]
