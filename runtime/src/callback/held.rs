@@ -109,8 +109,8 @@ impl Drop for Scope {
 /// `state` is the block's claim count (`mask` selects the count in it). It is read with a
 /// plain load: once the parts are out it only falls, so any value read is at least the
 /// current count, which is at least the claims held here; equality means every claim left
-/// is ours, and the `fetch_sub` that gives them up (acquire-release) is what orders the
-/// slots.
+/// is ours, and the release that gives them up (the block's acquire load, or its
+/// acquire-release `fetch_sub`: `Gather::release`) is what orders the slots.
 ///
 /// Claims held on another block are given up here first, after the thread's record is
 /// updated and with nothing borrowed from either block: the final callback this may run
