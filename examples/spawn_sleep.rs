@@ -3,8 +3,12 @@
 //! awaits every handle in order; R rounds.
 //!
 //! ```text
-//! cargo run --release --example spawn_sleep -- [N] [ROUNDS] [sleep|nosleep]
+//! cargo run --release --example spawn_sleep -- [N] [ROUNDS] [sleep|plain|nosleep]
 //! ```
+//!
+//! `sleep` (the default) sleeps until a deadline it reads the clock for and reports the worst
+//! lateness; `plain` is the bench's task exactly (the same future, so the same cell size:
+//! `sleep(1 + i % 10 ms)`, no clock read of its own, so no lateness is reported).
 //!
 //! Instruction counts per task: run under callgrind with `WEFT_IO_DRIVER=fallback` at N and
 //! 2N and divide the difference of the totals by N.
@@ -15,7 +19,18 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
     let rounds: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let sleep = args.next().is_none_or(|m| m != "nosleep");
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mode {
+        Sleep,
+        Plain,
+        NoSleep,
+    }
+    let mode = match args.next().as_deref() {
+        None | Some("sleep") => Mode::Sleep,
+        Some("plain") => Mode::Plain,
+        Some("nosleep") => Mode::NoSleep,
+        Some(other) => panic!("unknown mode {other:?}: sleep, plain or nosleep"),
+    };
     let workers = std::env::var("WEFT_BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -27,10 +42,25 @@ fn main() {
     for round in 0..rounds {
         let start = Instant::now();
         let (spawned, worst) = rt.block_on(async move {
+            if mode == Mode::Plain {
+                // Its own future, so that the task cell is the bench's size.
+                let hs: Vec<_> = (0..n)
+                    .map(|i| {
+                        weft::spawn(async move {
+                            weft::time::sleep(Duration::from_millis(1 + i % 10)).await
+                        })
+                    })
+                    .collect();
+                let spawned = start.elapsed();
+                for h in hs {
+                    h.await.expect("task");
+                }
+                return (spawned, 0);
+            }
             let hs: Vec<_> = (0..n)
                 .map(|i| {
                     weft::spawn(async move {
-                        if !sleep {
+                        if mode == Mode::NoSleep {
                             return 0;
                         }
                         let deadline = Instant::now() + Duration::from_millis(1 + i % 10);
