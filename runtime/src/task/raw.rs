@@ -378,7 +378,15 @@ fn can_read_output<F: Future, S>(cell: &Cell<F, S>, waker: &Waker) -> bool {
 unsafe fn drop_output<F: Future, S>(ptr: NonNull<Header>) {
     // SAFETY: the JoinHandle holds a reference.
     let cell = unsafe { cell::<F, S>(ptr) };
-    // The handle owns the completed output (invariant 2).
+    // The handle owns the completed output (invariant 2). A handle that returned it (the
+    // common end of an await) left nothing to drop: no write, no unwind guard.
+    let consumed = cell.stage.with(|stage| {
+        // SAFETY: as above, the stage is the handle's alone.
+        matches!(unsafe { &*stage }, Stage::Consumed)
+    });
+    if consumed {
+        return;
+    }
     set_stage(cell, Stage::Consumed);
 }
 
