@@ -118,6 +118,13 @@ impl<T> Slab<T> {
             let entry = &mut self.entries[index as usize];
             debug_assert!(entry.value.is_none(), "free list holds an occupied entry");
             self.free = entry.next;
+            // The next free entry is cold (entries are freed in firing order, anywhere in
+            // the slab), and timers are filed in bursts: ask for it now, so that the next
+            // `alloc` does not wait for its link.
+            if let Some(next) = self.entries.get(self.free as usize) {
+                crate::hint::prefetch(next);
+            }
+            let entry = &mut self.entries[index as usize];
             entry.deadline = deadline;
             entry.value = Some(value);
             entry.prev = NIL;
