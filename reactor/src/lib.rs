@@ -4,8 +4,8 @@
 //! ([`driver`]), the timer wheel ([`time`]), the io_uring ring ([`uring`]), the op layer
 //! over it ([`op`]: one op future, one file per opcode, public as `weft::op` for opcodes
 //! weft does not wrap), the owned-buffer traits the ops take ([`buf`]), the fallback's
-//! epoll driver with its readiness waits ([`epoll`]) and the guarded waking of user
-//! wakers ([`wake`]). It knows nothing of the scheduler:
+//! epoll driver with its readiness waits ([`epoll`]), the guarded waking of user
+//! wakers ([`wake`]) and a cache hint for loops over cold blocks ([`hint`]). It knows nothing of the scheduler:
 //! only a [`Driver`] with `park(timeout)`, an [`Unpark`] handle, [`std::task::Waker`],
 //! completion callbacks and [`op::Op`] futures cross the line to `weft-runtime`.
 //!
@@ -33,6 +33,7 @@ pub mod buf;
 pub mod driver;
 pub mod epoll;
 mod handshake;
+pub mod hint;
 mod loom;
 pub mod op;
 pub mod time;

@@ -58,7 +58,8 @@
 //!
 //! # Storage and memory per timer
 //!
-//! Timers live in a slab (a `Vec` of entries plus a free list) and are threaded into
+//! Timers live in a slab (a `Vec` of entries plus a stack of the vacant ones' indices) and
+//! are threaded into
 //! intrusive doubly-linked lists, one per bucket, by `u32` index — no allocation per timer
 //! once the slab has grown, O(1) insert and cancel, and no `unsafe`. A [`Key`] is an index and
 //! a generation (8 bytes, `Copy`); the generation changes whenever a slot is freed, so
@@ -68,7 +69,8 @@
 //! One slab entry is **40 bytes** on 64-bit targets for `T = usize`, `T = Waker` and
 //! `T = Box<dyn FnOnce()>` alike: deadline 8, `Option<T>` 16, two links 8, generation 4,
 //! bucket tag 2, padding 2 (the `size_of_entry` test asserts it). A wheel also has a fixed
-//! ~20 KiB of list heads. The slab does not shrink; freed entries are reused.
+//! ~20 KiB of list heads. The slab does not shrink; freed entries are reused, their
+//! indices kept on the stack (4 bytes a vacant entry).
 //!
 //! # Examples
 //!

@@ -70,9 +70,10 @@ pub(crate) struct Shared {
     config: Config,
     /// Whether the workers park on io_uring (and file ops may use their rings).
     io_uring: bool,
-    remote_schedules: AtomicU64,
-    /// Tasks spawned from threads that are not workers (workers count their own).
-    remote_spawns: AtomicU64,
+    /// Written on every spawn and wake from a thread that is not a worker: a line of its
+    /// own, so that those writes do not evict what the workers read on every task (the
+    /// owned-task list's shards sat next to them).
+    remote: CachePadded<RemoteCounts>,
     /// Workers still running; the runtime's drop waits on `exited`.
     running: Mutex<usize>,
     exited: Condvar,
@@ -80,6 +81,16 @@ pub(crate) struct Shared {
     built_in: crate::fork::BuiltIn,
     /// This runtime's number, unique in the process; see [`Handle::id`].
     id: u64,
+}
+
+/// What threads that are not workers schedule (workers count their own).
+#[derive(Default)]
+struct RemoteCounts {
+    /// Tasks spawned.
+    spawns: AtomicU64,
+    /// Wakes and deferred callbacks: the other remote schedules, so that a spawn counts
+    /// with one atomic operation ([`Shared::remote_schedules`] adds the two).
+    others: AtomicU64,
 }
 
 /// The next runtime's [`Handle::id`].
@@ -200,8 +211,8 @@ impl Handle {
                     cx.schedule_local(notified, false)
                 }
                 _ => {
-                    self.shared.remote_spawns.fetch_add(1, Relaxed);
-                    self.shared.schedule_remote(notified)
+                    self.shared.remote.spawns.fetch_add(1, Relaxed);
+                    self.shared.push_remote(notified)
                 }
             });
         }
@@ -348,8 +359,7 @@ impl Shared {
             blocking,
             config,
             io_uring,
-            remote_schedules: AtomicU64::new(0),
-            remote_spawns: AtomicU64::new(0),
+            remote: CachePadded::new(RemoteCounts::default()),
             running: Mutex::new(0),
             exited: Condvar::new(),
             built_in: crate::fork::BuiltIn::here()?,
@@ -389,12 +399,12 @@ impl Shared {
 
     /// Tasks spawned or woken from threads that are not this runtime's workers.
     pub(crate) fn remote_schedules(&self) -> u64 {
-        self.remote_schedules.load(Relaxed)
+        self.remote.spawns.load(Relaxed) + self.remote.others.load(Relaxed)
     }
 
     /// Tasks spawned from threads that are not workers (workers count their own).
     pub(crate) fn remote_spawns(&self) -> u64 {
-        self.remote_spawns.load(Relaxed)
+        self.remote.spawns.load(Relaxed)
     }
 
     /// Whether this is a forked child of the process the runtime was built in.
@@ -443,7 +453,12 @@ impl Shared {
 
     /// From a thread that is not one of this runtime's workers.
     pub(crate) fn schedule_remote(&self, task: Notified) {
-        self.remote_schedules.fetch_add(1, Relaxed);
+        self.remote.others.fetch_add(1, Relaxed);
+        self.push_remote(task);
+    }
+
+    /// [`Shared::schedule_remote`] without the count (a spawn, counted as one).
+    fn push_remote(&self, task: Notified) {
         self.inject.push(task);
         // No fence: the push's last RMW pairs with the parker's (`has_remote_work`).
         if let Some(index) = self.idle.worker_to_notify_after_push() {

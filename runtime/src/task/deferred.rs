@@ -7,7 +7,7 @@
 //! with a `Header` whose vtable runs the closure instead of polling a future.
 //!
 //! ```text
-//! Deferred<F> (repr(C), one Box):
+//! Deferred<F> (repr(C), one block):
 //!   Header { state (one reference: the queue entry's), vtable, unused links, id 0 }
 //!   F
 //! ```
