@@ -211,10 +211,11 @@ where
         if prev & !SETTLED != k {
             return;
         }
-        // The count is zero, and our AcqRel `fetch_sub` saw every other part's release:
-        // their slot writes and rule take happened before what follows.
-        // SAFETY: the count is zero: no part holds a claim and no new one is made, so we
-        // own the block, which `start` made with `Owned::into_raw`.
+        // Every claim left was ours and is given up here, and our AcqRel `fetch_sub` (or
+        // acquire load) synchronized with every other part's release: their slot writes
+        // and rule take happened before what follows.
+        // SAFETY: no other part holds a claim and no new one is made, so we own the block,
+        // which `start` made with `Owned::into_raw`.
         let g = unsafe { pool::Owned::from_raw(this) };
         if prev & SETTLED != 0 {
             return;

@@ -11,7 +11,8 @@
 //! batch becomes (`Batch::flush`). While such an entry runs, it opens a [`Scope`], and a
 //! part settled inside it does not give its claim up: it adds it to the claims this thread
 //! *holds* on that block (the context's `held_claims`: one block, a count and how to give
-//! them up). The held claims are given up with one `fetch_sub`:
+//! them up). The held claims are given up with at most one `fetch_sub` (none when they
+//! are the last claims on the block: `Gather::release`):
 //!
 //! - at once, by the part that finds every claim still counted on the block held here
 //!   (the count equals the held ones, its own included): it is the last, and the composite
@@ -109,8 +110,8 @@ impl Drop for Scope {
 /// `state` is the block's claim count (`mask` selects the count in it). It is read with a
 /// plain load: once the parts are out it only falls, so any value read is at least the
 /// current count, which is at least the claims held here; equality means every claim left
-/// is ours, and the release that gives them up (the block's acquire load, or its
-/// acquire-release `fetch_sub`: `Gather::release`) is what orders the slots.
+/// is ours, and the operation that gives them up (`Gather::release`: its acquire load of
+/// the count, or its acquire-release `fetch_sub`) is what orders the slots.
 ///
 /// Claims held on another block are given up here first, after the thread's record is
 /// updated and with nothing borrowed from either block: the final callback this may run
@@ -217,8 +218,7 @@ mod tests {
         let l = log.clone();
         rt.handle().defer(move || {
             let (l2, l3) = (l.clone(), l.clone());
-            // With the callback after them, a batch that holds claims.
-            const { assert!(super::super::HOLD_FROM <= 4) };
+            // With the callback after them, a batch that holds claims (any with an arena).
             parallel(
                 3,
                 move |i, part: Part<usize, ()>| {
@@ -249,7 +249,7 @@ mod tests {
     /// composite finishes once, with every value in order.
     #[test]
     fn interleaved_parts_of_several_gathers_finish_each_once() {
-        const N: usize = super::super::HOLD_FROM;
+        const N: usize = 4;
         let rt = one_worker();
         let (tx, rx) = mpsc::channel();
         rt.handle().defer(move || {
@@ -416,6 +416,8 @@ mod tests {
     /// switches in settles the last part of that other gather: both finish once, in place.
     #[test]
     fn a_final_callback_run_by_a_switch_may_settle_the_gather_switched_to() {
+        /// Parts of the gather whose batch holds the claims.
+        const OUTER: usize = 4;
         let rt = one_worker();
         let (tx, rx) = mpsc::channel();
         rt.handle().defer(move || {
@@ -445,7 +447,7 @@ mod tests {
             let mut first = Some((a0, a1, b0));
             let t = tx.clone();
             parallel(
-                super::super::HOLD_FROM,
+                OUTER,
                 move |i, outer: Part<usize, ()>| {
                     let parts = first.take();
                     defer(move || {
@@ -473,7 +475,7 @@ mod tests {
             [
                 ("a", Ok(vec![0, 1])),
                 ("b", Ok(vec![10, 11])),
-                ("outer", Ok(vec![super::super::HOLD_FROM])),
+                ("outer", Ok(vec![OUTER])),
             ]
         );
         rt.block_on(async {});

@@ -246,6 +246,15 @@ fn set_current_batch(batch: *mut Batch) {
 /// and no cell to take from and give back to the cache for each. When the batch is
 /// flushed, one queue entry takes the first cell and the arena and runs them all, in order
 /// (see [`Calls`]).
+///
+/// # Invariants
+///
+/// - `cap` is 0 exactly when `arena` has no buffer, and otherwise its buffer's capacity;
+///   `len <= cap` (`push`'s fast path writes at `len` on these alone).
+/// - While the batch fills, `len` is the count of words written and the head's own count
+///   is stale; [`seal`](Batch::seal) brings it up to date as the arena leaves the batch.
+/// - `first` is `Some` whenever the arena has a buffer: the first callback always goes to
+///   `first`.
 pub(crate) struct Batch {
     first: Option<Notified>,
     arena: Arena,
@@ -257,24 +266,14 @@ pub(crate) struct Batch {
     cap: usize,
     /// How many callbacks to make room for at once: the operations the helper starts.
     expect: usize,
-    /// How many callbacks are in `arena`.
-    in_arena: usize,
 }
-
-/// A flushed batch of at least this many callbacks holds the claims its parts give up
-/// (`held.rs`); a batch of one has nothing to hold together. Holding from four, as first
-/// set, left `par/ready` and `all_3/ready` (three parts) a `fetch_sub` per part. With the
-/// small batch in a cached block and the closures built in place, holding measured faster
-/// for them too: best of 9 interleaved runs, `par` 0.93, `all_3` 0.94, `any` 0.89 of the
-/// time with four; `all_100/ready` is about 17% faster with holding than without.
-const HOLD_FROM: usize = 2;
 
 /// Words of the block an [`Arena`] takes from the block cache (`pool.rs`) for a small
 /// batch, its [`ArenaHead`] included: room for the callbacks after the first of a
 /// composite of up to five parts (an entry and a four-word closure each, as `par` and
 /// `all_3` defer), so that a small composite's batch costs a cached block, not a `malloc`
-/// and a `free`. 31 words, so that the block fits the cache's largest class whether that
-/// is 248 or 256 bytes (asserted below).
+/// and a `free`. 31 words: the cache's largest class is 248 bytes, and the assertion below
+/// keeps the block in it.
 const BLOCK_WORDS: usize = 31;
 
 /// The block of [`BLOCK_WORDS`].
@@ -314,9 +313,10 @@ const _: () = assert!(align_of::<ArenaHead>() <= align_of::<u64>() && HEAD_WORDS
 /// - The `len` words after the head hold whole entries back to back, each an
 ///   [`ArenaEntry`] followed by its closure on the next word, written by [`Batch::push`]
 ///   (`len <= cap`). While a batch fills its arena, the batch's own `len` is the count
-///   and the head's is brought up to it when the batch lets the arena go. Every closure is at most word-aligned (`push` boxes any other into a
-///   cell first). An arena that outgrows its buffer moves its words to a larger one, which
-///   moves the closures: Rust values may be moved.
+///   and the head's is brought up to it when the batch lets the arena go. Every closure
+///   is at most word-aligned (`push` boxes any other into a cell first). An arena that
+///   outgrows its buffer moves its words to a larger one, which moves the closures: Rust
+///   values may be moved.
 struct Arena {
     head: *mut ArenaHead,
 }
@@ -416,7 +416,6 @@ impl Batch {
             len: 0,
             cap: 0,
             expect,
-            in_arena: 0,
         }
     }
 
@@ -467,7 +466,6 @@ impl Batch {
             });
             base.add(ENTRY_WORDS).cast::<F>().write(f);
         }
-        self.in_arena += 1;
     }
 
     /// Reserves `need` words for an entry that does not fit the arena's room, and returns
@@ -550,12 +548,13 @@ impl Batch {
             }
             return;
         }
-        let hold = first.is_some() as usize + std::mem::take(&mut self.in_arena) >= HOLD_FROM;
         let calls = Calls {
             arena: self.seal(),
             next: 0,
         };
-        let flushed = Flushed { hold, first, calls };
+        let flushed = Flushed { first, calls };
+        // The cell holds the closure `move || flushed.run()`, which captures `flushed` alone
+        // and so has its size and alignment.
         const {
             assert!(
                 crate::task::deferred::pooled::<Flushed>(),
@@ -578,18 +577,23 @@ impl Drop for Batch {
     }
 }
 
-/// A flushed [`Batch`], as one queue entry runs it.
+/// A flushed [`Batch`] of two callbacks or more, as one queue entry runs it.
+///
+/// The parts its calls settle hold their claims on a gather's block, to give them up
+/// together (`held.rs`). Holding was first kept for batches of four or more, as `par/ready`
+/// and `all_3/ready` (three parts) measured 5% slower holding; once a small batch's arena
+/// was a cached block and closures were built in place, holding measured faster for them
+/// too (best of 9 interleaved runs: `par` 0.93, `all_3` 0.94, `any` 0.89 of the time with
+/// four), and every batch with an arena holds. `all_100/ready` is about 17% faster holding
+/// than not.
 struct Flushed {
-    /// Whether the parts these calls settle hold their claims on a gather's block, to give
-    /// them up together (`held.rs`).
-    hold: bool,
     first: Option<Notified>,
     calls: Calls,
 }
 
 impl Flushed {
     fn run(self) {
-        let _held = self.hold.then(held::Scope::enter);
+        let _held = held::Scope::enter();
         if let Some(call) = self.first {
             // The call catches its own panic, so the rest still run.
             call.run();
@@ -618,9 +622,9 @@ impl Calls {
     fn each(&mut self, run: bool) {
         while self.next < self.arena.len() {
             let at = self.next;
-            // `Batch::push` wrote the entries back to back; `next`
-            // steps over each with its own size, and moves past a closure before it is
-            // called, so however the call ends, nobody consumes that closure again.
+            // `Batch::push` wrote the entries back to back; `next` steps over each with its
+            // own size, and moves past a closure before it is called, so however the call
+            // ends, nobody consumes that closure again.
             // SAFETY: `next` is at an entry whose closure is unconsumed (above), inside the
             // arena's words (`at < len`, so the head is not null).
             unsafe {
@@ -870,11 +874,11 @@ mod tests {
         }
     }
 
-    /// A small batch stays in its block: its calls run in order, and a batch dropped unrun
-    /// there drops each once.
+    /// A small batch stays in its block: its calls run in order, and one dropped unrun
+    /// there, handed to its queue entry or never flushed, drops each once.
     #[test]
     fn a_small_batch_runs_from_its_block_or_drops_from_it() {
-        for run in [true, false] {
+        for how in ["run", "drop the entry", "drop the batch"] {
             let log = Arc::new(Mutex::new(Vec::new()));
             let drops = Arc::new(AtomicUsize::new(0));
             let mut batch = Batch::new(3);
@@ -888,21 +892,26 @@ mod tests {
             // SAFETY: the batch has an arena (two calls after the first), alive.
             let in_block = unsafe { (*batch.arena.head).in_block };
             assert!(in_block, "two small calls go to a block");
-            let first = batch.first.take().expect("the first call is a cell");
-            let calls = Calls {
-                arena: batch.seal(),
-                next: 0,
-            };
-            if run {
-                first.run();
-                calls.run();
-                assert_eq!(*log.lock().unwrap(), [0, 1, 2]);
-            } else {
-                drop(first);
-                drop(calls);
-                assert!(log.lock().unwrap().is_empty());
+            match how {
+                "run" | "drop the entry" => {
+                    let first = batch.first.take().expect("the first call is a cell");
+                    let calls = Calls {
+                        arena: batch.seal(),
+                        next: 0,
+                    };
+                    if how == "run" {
+                        first.run();
+                        calls.run();
+                    } else {
+                        drop(first);
+                        drop(calls);
+                    }
+                }
+                _ => drop(batch),
             }
-            assert_eq!(drops.load(SeqCst), 3, "run: {run}");
+            let want: &[i32] = if how == "run" { &[0, 1, 2] } else { &[] };
+            assert_eq!(*log.lock().unwrap(), want, "{how}");
+            assert_eq!(drops.load(SeqCst), 3, "{how}");
         }
     }
 

@@ -89,8 +89,9 @@
 //! resolving a promise queues both, the callback and the task it wakes; waking a worker
 //! for the second made `promisify/ready` at one in flight bounce between the workers, a
 //! wake-up every few ops). So the entries nobody is told about are the LIFO slot's and one
-//! more, which a running worker takes next; the parking protocol (step 6) is unchanged,
-//! since a worker parks only with its slots and queue empty.
+//! more, which a running worker takes next, and (below) up to 15 callbacks deferred by
+//! callbacks; the parking protocol (step 6) is unchanged, since a worker parks only with
+//! its slots and queue empty.
 //!
 //! A task that wakes itself and would land in the `next` slot (nothing else queued, no
 //! maintenance or global-queue turn due at the next tick) is not queued at all: its poll
@@ -124,8 +125,10 @@
 //! still wake a worker as above, as does a burst of 16 or more (a listener's 1 000
 //! handlers). The price: a callback that blocks its worker holds up to 15 callbacks queued
 //! behind it until it returns (or until a parked worker wakes for a timer or a stalled
-//! ring and steals them), where they would have been taken at once. Callbacks that block
-//! their thread stall the runtime anyway, as they stall Node's event loop.
+//! ring and steals them), where they would have been taken at once; so a callback that
+//! blocks waiting for one of the callbacks it deferred waits for itself, on any number of
+//! workers, as it does on one. Callbacks that block their thread stall the runtime anyway,
+//! as they stall Node's event loop.
 //!
 //! # Yielded tasks
 //!
@@ -555,6 +558,7 @@ impl WorkerCx {
             core = self.core.borrow_mut();
         }
         self.polling.set(false);
+        self.in_callback.set(false);
         if core.next.is_some()
             && core.lifo.is_some()
             && core.local.is_empty()
