@@ -127,6 +127,31 @@ fn all_returns_values_in_input_order() {
     });
 }
 
+/// An array's outputs are moved out of their slots once each: every output reaches the
+/// caller and is dropped once, with the array it came in, and none is dropped in the set.
+#[test]
+fn all_of_an_array_moves_each_output_out_once() {
+    let rt = rt();
+    rt.block_on(async {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let out = all([
+            ready_after_one(Ok::<_, ()>((0, DropGuard(drops.clone())))),
+            yield_then(3, Ok((1, DropGuard(drops.clone())))),
+            yield_then(0, Ok((2, DropGuard(drops.clone())))),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            drops.load(SeqCst),
+            0,
+            "an output was dropped inside the set"
+        );
+        assert_eq!(out.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 1, 2]);
+        drop(out);
+        assert_eq!(drops.load(SeqCst), 3);
+    });
+}
+
 #[test]
 fn all_of_a_hundred_vec_futures_keeps_input_order() {
     let rt = rt();
