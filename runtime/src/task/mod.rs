@@ -193,9 +193,12 @@ where
     }
 }
 
-/// The size of the one allocation a task with future `F` takes on a multi-thread runtime.
+/// The size of the one cell a task with future `F` takes on a multi-thread runtime.
 ///
-/// The scheduler stored in each cell is one `Arc` (8 bytes).
+/// The scheduler stored in each cell is one `Arc` (8 bytes). A cell that fits a class of
+/// the per-thread block cache (up to 248 bytes) takes a block of that class, usually one
+/// a finished task gave back, and no call to the allocator; a larger one is one
+/// allocation of this size.
 ///
 /// ```
 /// let size = weft_runtime::task::allocation_size::<std::future::Ready<()>>();
