@@ -872,19 +872,18 @@ impl WorkerCx {
             config.local_capacity,
         );
         bump(&counters.overflows, (moved > 0) as u64);
-        let queued = core.local.len();
+        // A callback deferred by a callback, with few queued here: this worker reaches it
+        // soon (see "Wake-ups"), and a woken worker would only split a composite's
+        // callbacks between two cores. The queue's length is read only for such a callback.
+        let soon = is_yield
+            && self.in_callback.get()
+            && !self.alone
+            && core.local.len() < SPREAD_CALLBACKS_FROM;
         drop(core);
         // Alone, there is no other worker to wake (and the check's fence costs about 6 ns:
         // 11% of `iterate_bounded/ready`'s callback time on one worker, where every
         // callback past the first goes through the deque).
-        if self.alone || (self.polling.get() && self.notified_in_poll.replace(true)) {
-            return;
-        }
-        if is_yield && self.in_callback.get() && queued < SPREAD_CALLBACKS_FROM {
-            // A callback deferred by a callback, with few queued here: this worker reaches
-            // it soon (see "Wake-ups"), and a woken worker would only split a composite's
-            // callbacks between two cores.
-            self.notified_in_poll.set(false);
+        if self.alone || soon || (self.polling.get() && self.notified_in_poll.replace(true)) {
             return;
         }
         self.shared.notify_parked();
