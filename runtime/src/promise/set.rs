@@ -76,38 +76,36 @@ impl<F: Future, const N: usize> FutureSet for [F; N] {
     type Collection<T> = [T; N];
     type Slots = [MaybeDone<F>; N];
 
-    /// A plain loop, as [`collect`](FutureSet::collect) below, for the same reason
-    /// (`array::map` is that machinery too: 44 of `par/ready`'s instructions).
     #[inline]
     fn into_slots(self) -> Self::Slots {
         let futures = std::mem::ManuallyDrop::new(self);
-        let mut slots = [const { std::mem::MaybeUninit::<MaybeDone<F>>::uninit() }; N];
-        for (slot, future) in slots.iter_mut().zip(futures.iter()) {
-            // SAFETY: each future is read out once, and `futures` is never dropped, so
-            // each is owned by its slot alone; nothing in the loop can unwind.
-            slot.write(MaybeDone::Pending(unsafe { std::ptr::read(future) }));
-        }
-        // SAFETY: the loop wrote all `N` slots; `[MaybeUninit<X>; N]` and `[X; N]` have the
-        // same layout.
-        unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(slots)) }
+        // SAFETY: each index is read once, and `futures` is never dropped, so each future is
+        // owned by its slot alone.
+        array_of(|i| MaybeDone::Pending(unsafe { std::ptr::read(&futures[i]) }))
     }
 
-    /// A plain loop into `MaybeUninit` slots: `std::array::from_fn` goes through the
-    /// standard library's fallible-array machinery, whose closure wrapper the compiler
-    /// stopped inlining here after unrelated changes elsewhere in the crate (`par/ready`
-    /// `async fn`: 736 → 825 instructions per op, 69 of them that wrapper).
     #[inline]
     fn collect<T>(slots: &mut [MaybeDone<F>], mut f: impl FnMut(&mut MaybeDone<F>) -> T) -> [T; N] {
         assert_eq!(slots.len(), N, "a set's slots are as many as its futures");
-        let mut out = [const { std::mem::MaybeUninit::<T>::uninit() }; N];
-        for (o, slot) in out.iter_mut().zip(slots.iter_mut()) {
-            o.write(f(slot));
-        }
-        // SAFETY: the loop wrote all `N` elements (`slots` has `N`, asserted above); if `f`
-        // unwinds, the elements written so far are leaked, never read. `[MaybeUninit<T>; N]`
-        // and `[T; N]` have the same layout.
-        unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(out)) }
+        array_of(|i| f(&mut slots[i]))
     }
+}
+
+/// `[f(0), f(1), .., f(N - 1)]`, built by a plain loop into `MaybeUninit` slots, for an
+/// array set's slots and outputs. `std::array::from_fn` and `array::map` go through the
+/// standard library's fallible-array machinery, whose closure wrapper the compiler stopped
+/// inlining here after unrelated changes elsewhere in the crate (`par/ready` `async fn`:
+/// 736 → 825 instructions per op, 69 of them that wrapper and 44 `try_map`). If `f`
+/// unwinds, the elements built so far are leaked, never read or dropped twice.
+#[inline]
+fn array_of<T, const N: usize>(mut f: impl FnMut(usize) -> T) -> [T; N] {
+    let mut out = [const { std::mem::MaybeUninit::<T>::uninit() }; N];
+    for (i, o) in out.iter_mut().enumerate() {
+        o.write(f(i));
+    }
+    // SAFETY: the loop wrote all `N` elements; `[MaybeUninit<T>; N]` and `[T; N]` have the
+    // same layout, and the `ManuallyDrop` keeps the originals from being dropped.
+    unsafe { std::mem::transmute_copy(&std::mem::ManuallyDrop::new(out)) }
 }
 
 impl<F: Future> FutureSet for Vec<F> {
