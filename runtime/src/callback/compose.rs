@@ -57,7 +57,7 @@
 //! ```
 
 use std::fmt;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -454,9 +454,19 @@ where
         }
     }
 
-    fn finish(self, out: Self::Out) {
-        let SeriesSteps { op, done, .. } = self;
-        drop(op);
+    type Done = D;
+
+    unsafe fn take_done(this: *mut Self) -> D {
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
+        // field is dropped or moved out once.
+        unsafe {
+            ptr::drop_in_place(&raw mut (*this).op);
+            ptr::drop_in_place(&raw mut (*this).values);
+            ptr::read(&raw const (*this).done)
+        }
+    }
+
+    fn finish(done: D, out: Self::Out) {
         done.call(out)
     }
 }
@@ -517,9 +527,18 @@ where
         }
     }
 
-    fn finish(self, out: Self::Out) {
-        let WaterfallSteps { op, done, .. } = self;
-        drop(op);
+    type Done = D;
+
+    unsafe fn take_done(this: *mut Self) -> D {
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
+        // field is dropped or moved out once.
+        unsafe {
+            ptr::drop_in_place(&raw mut (*this).op);
+            ptr::read(&raw const (*this).done)
+        }
+    }
+
+    fn finish(done: D, out: Self::Out) {
         done.call(out)
     }
 }
@@ -594,9 +613,18 @@ where
         }
     }
 
-    fn finish(self, out: Self::Out) {
-        let RetrySteps { op, done, .. } = self;
-        drop(op);
+    type Done = D;
+
+    unsafe fn take_done(this: *mut Self) -> D {
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
+        // field is dropped or moved out once.
+        unsafe {
+            ptr::drop_in_place(&raw mut (*this).op);
+            ptr::read(&raw const (*this).done)
+        }
+    }
+
+    fn finish(done: D, out: Self::Out) {
         done.call(out)
     }
 }

@@ -32,7 +32,7 @@
 //! one load by the part; there is no allocation per step.
 
 use std::marker::PhantomData;
-use std::ptr::NonNull;
+use std::ptr::{self, NonNull};
 
 use super::compose::{Part, PartVTable, PartsAt};
 use crate::loom::sync::{AtomicUsize, Ordering, UnsafeCell};
@@ -56,8 +56,21 @@ pub(super) trait Steps<T, E>: Send + 'static {
     fn start(&mut self, index: usize, input: Self::Input, part: Part<T, E>);
     /// Folds in the outcome of operation `index`.
     fn next(&mut self, index: usize, result: Result<T, E>) -> Flow<Self::Input, Self::Out>;
+    /// What the final callback is called through (the user's `done`).
+    type Done;
+    /// Reads the final callback out of the steps at `this` and drops the rest of them in
+    /// place, field by field.
+    ///
+    /// Moving the whole steps out of the block instead copied them in 16-byte loads of
+    /// words the last [`next`](Self::next) had just stored one by one (the emptied values,
+    /// the attempt count), a store-forwarding stall at the end of every composite.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to live steps that nobody uses or drops after this call.
+    unsafe fn take_done(this: *mut Self) -> Self::Done;
     /// Calls the final callback.
-    fn finish(self, out: Self::Out);
+    fn finish(done: Self::Done, out: Self::Out);
 }
 
 /// The driver is in the operation function; the part has not delivered.
@@ -229,15 +242,25 @@ where
     loop {
         match flow {
             Flow::Finish(out) => {
+                // SAFETY: the block is live (made by `run`).
+                let b = unsafe { this.as_ref() };
+                let done = b.steps.with_mut(|p| {
+                    // SAFETY: we own the block, so nobody else touches its steps; they are
+                    // `Some` until this arm, which runs once. `take_done` leaves them
+                    // moved out and dropped, so the slot is overwritten with `None`
+                    // without a drop. (A panic in one of their drops leaks the block: no
+                    // `Owned` holds it yet, so nothing is dropped twice.)
+                    unsafe {
+                        let steps: *mut S = (*p).as_mut().expect("steps taken");
+                        let done = S::take_done(steps);
+                        ptr::write(p, None);
+                        done
+                    }
+                });
                 // SAFETY: the block is ours, made by `Owned::into_raw`; freed before the
                 // final callback runs, so a panic there leaks nothing.
-                let block = unsafe { pool::Owned::from_raw(this) };
-                let steps = block.steps.with_mut(|p| {
-                    // SAFETY: we own the block.
-                    unsafe { (*p).take() }
-                });
-                drop(block);
-                return steps.expect("steps taken").finish(out);
+                drop(unsafe { pool::Owned::from_raw(this) });
+                return S::finish(done, out);
             }
             Flow::Start(index, input) => {
                 // SAFETY: we own the block: the previous step's part has delivered.
