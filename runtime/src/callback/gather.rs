@@ -275,7 +275,7 @@ where
     Op: FnMut(usize, Part<T, E>),
 {
     debug_assert!(n > 0 && n < SETTLED);
-    let block = pool::Owned::new(Gather::<T, E, R> {
+    let block = pool::Owned::new_with(|| Gather::<T, E, R> {
         parts: PartsAt::new(&Gather::<T, E, R>::VTABLE),
         state: AtomicUsize::new(n),
         slots: Slots::new(n),
