@@ -419,6 +419,21 @@ where
 // loop. So no step starts inside the previous one's call, a chain of synchronous operations
 // runs in constant stack, and nothing needs a runtime.
 
+/// The shared end of the sequential helpers' `take_done`: drops the operation function in
+/// place and reads the final callback out.
+///
+/// # Safety
+///
+/// Both point to live fields of steps that nobody uses or drops after this call.
+#[inline(always)]
+unsafe fn drop_op_take_done<Op, D>(op: *mut Op, done: *const D) -> D {
+    // SAFETY: the caller's contract: each field is dropped or moved out once.
+    unsafe {
+        ptr::drop_in_place(op);
+        ptr::read(done)
+    }
+}
+
 struct SeriesSteps<T, Op, D> {
     op: Op,
     done: D,
@@ -457,12 +472,11 @@ where
     type Done = D;
 
     unsafe fn take_done(this: *mut Self) -> D {
-        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
-        // field is dropped or moved out once.
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so its
+        // values are dropped once.
         unsafe {
-            ptr::drop_in_place(&raw mut (*this).op);
             ptr::drop_in_place(&raw mut (*this).values);
-            ptr::read(&raw const (*this).done)
+            drop_op_take_done(&raw mut (*this).op, &raw const (*this).done)
         }
     }
 
@@ -530,12 +544,8 @@ where
     type Done = D;
 
     unsafe fn take_done(this: *mut Self) -> D {
-        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
-        // field is dropped or moved out once.
-        unsafe {
-            ptr::drop_in_place(&raw mut (*this).op);
-            ptr::read(&raw const (*this).done)
-        }
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after.
+        unsafe { drop_op_take_done(&raw mut (*this).op, &raw const (*this).done) }
     }
 
     fn finish(done: D, out: Self::Out) {
@@ -616,12 +626,8 @@ where
     type Done = D;
 
     unsafe fn take_done(this: *mut Self) -> D {
-        // SAFETY: the caller's contract: `this` is live and nobody uses it after, so each
-        // field is dropped or moved out once.
-        unsafe {
-            ptr::drop_in_place(&raw mut (*this).op);
-            ptr::read(&raw const (*this).done)
-        }
+        // SAFETY: the caller's contract: `this` is live and nobody uses it after.
+        unsafe { drop_op_take_done(&raw mut (*this).op, &raw const (*this).done) }
     }
 
     fn finish(done: D, out: Self::Out) {

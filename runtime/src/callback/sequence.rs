@@ -245,11 +245,12 @@ where
                 // SAFETY: the block is live (made by `run`).
                 let b = unsafe { this.as_ref() };
                 let done = b.steps.with_mut(|p| {
+                    // `take_done` leaves the steps moved out and dropped, so the slot is
+                    // overwritten with `None` without a drop. (A panic in one of their
+                    // drops leaks the block: no `Owned` holds it yet, so nothing is
+                    // dropped twice.)
                     // SAFETY: we own the block, so nobody else touches its steps; they are
-                    // `Some` until this arm, which runs once. `take_done` leaves them
-                    // moved out and dropped, so the slot is overwritten with `None`
-                    // without a drop. (A panic in one of their drops leaks the block: no
-                    // `Owned` holds it yet, so nothing is dropped twice.)
+                    // `Some` until this arm, which runs once.
                     unsafe {
                         let steps: *mut S = (*p).as_mut().expect("steps taken");
                         let done = S::take_done(steps);
